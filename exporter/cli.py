@@ -1,0 +1,90 @@
+"""`interactive-export`: parses options and calls `export.export_model`; nothing more.
+
+Exit codes: 0 done, 1 usage or input error (one line on stderr), 3 verification failed.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import InterActiveError, VerificationError
+from .verify import Report
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Export a CNN with the InterActive backward pass to ONNX, verified against autograd.")
+console = Console(stderr=True)
+
+
+@app.callback()
+def _root() -> None:
+    """Export a CNN with the InterActive backward pass to ONNX, verified against autograd."""
+
+
+def print_report(report: Report) -> None:
+    table = Table(title=report.label, title_justify="left", show_lines=False)
+    for column in ("output", "cosine", "rel L2", "max abs", "top-1 / top-5", "result"):
+        table.add_column(column, justify="left" if column == "output" else "right", no_wrap=True)
+    for row in report.rows():
+        table.add_row(*row, style=None if row[-1] == "pass" else "bold red")
+    Console(width=max(Console().width, 110)).print(table)
+
+
+def fail(message: str, code: int = 1) -> None:
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def vgg19(
+    weights: Optional[str] = typer.Option(None, "--weights", help="torchvision .pth state dict, MatConvNet .mat, "
+                                          "or 'random'. Default: torchvision's cache (vgg19-dcbb9e9d.pth)."),
+    seed: int = typer.Option(0, "--seed", help="seed for --weights random"),
+    config: str = typer.Option("last", "--config", help="'last' (T = fc7) or 'next' (T = t+1)"),
+    p: float = typer.Option(2.0, "--p", help="norm of the layer score, 1 or 2 in the paper"),
+    head: str = typer.Option("both", "--head", help="features | imagenet | both"),
+    out: Path = typer.Option(Path("engines"), "--out", help="folder for the .onnx model and its manifest"),
+    seed_scale: float = typer.Option(1.0, "--seed-scale", help="constant factor on the seed gradient "
+                                     "(loss scaling; gamma is defined up to a positive scale)"),
+    verify: bool = typer.Option(True, "--verify/--no-verify", help="compare with the autograd reference"),
+    verify_image: list[Path] = typer.Option([], "--verify-image", help="photos to verify on "
+                                            "(default: scikit-image's 'chelsea')"),
+    width_divisor: int = typer.Option(1, "--width-divisor", help="divide every channel count (fast tests)",
+                                      hidden=True),
+) -> None:
+    """Export VGG-19 (fully convolutional) with the InterActive graph."""
+    export("vgg19", weights, seed, config, p, head, out, seed_scale, verify, tuple(verify_image), width_divisor)
+
+
+def export(model, weights, seed, config, p, head, out, seed_scale, verify, verify_images, width_divisor) -> None:
+    from .export import ExportRequest, export_model
+
+    request = ExportRequest(model=model, weights=weights, seed=seed, config=config, p=p, head=head, out=out,
+                            seed_scale=seed_scale, verify=verify, width_divisor=width_divisor,
+                            verify_images=verify_images)
+    try:
+        path, manifest = export_model(request, log=lambda m: console.print(m, highlight=False),
+                                      print_report=print_report)
+    except VerificationError as exc:
+        fail(str(exc), code=3)
+    except InterActiveError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        fail("interrupted", code=130)
+    Console().print(f"wrote {path} and {path.with_suffix('.json')}", highlight=False)
+
+
+def main() -> None:
+    try:
+        app()
+    except BrokenPipeError:  # pragma: no cover
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
