@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import platform
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, replace
@@ -19,7 +18,7 @@ import numpy as np
 from . import __version__
 from .errors import SpecError
 from .imaging import bucket_for, prepare, sample_photo
-from .manifest import Manifest, manifest_path_for, sha256_file
+from .manifest import Manifest, manifest_path_for, sha256_file, temporary_beside
 from .outputs import output_layer, output_names, output_shape
 from .spec import ModelSpec, Preprocessing
 from .verify import Bounds, Report, compare
@@ -80,13 +79,11 @@ def export_onnx(graph, path: Path, sample) -> None:
     dynamic = {"image": {0: "batch", 2: "height", 3: "width"}}
     for name in graph.output_names:
         dynamic[name] = {0: "batch", 2: f"{name}.height", 3: f"{name}.width"} if name.endswith("gamma") else {0: "batch"}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(handle)
+    temporary = temporary_beside(path)
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
-            torch.onnx.export(graph, (sample,), temporary, dynamo=False, input_names=["image"],
+            torch.onnx.export(graph, (sample,), str(temporary), dynamo=False, input_names=["image"],
                               output_names=graph.output_names, dynamic_axes=dynamic, opset_version=OPSET,
                               do_constant_folding=True)
         os.replace(temporary, path)

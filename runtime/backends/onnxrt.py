@@ -1,0 +1,56 @@
+"""ONNX Runtime: CUDA execution provider when onnxruntime-gpu has one, else CPU."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from exporter.errors import BackendUnavailable
+
+from .base import Runner
+
+
+def choose_providers(device: str) -> list[str]:
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    if "CUDAExecutionProvider" in available:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    if device == "cuda":
+        raise BackendUnavailable(
+            "ONNX Runtime has no CUDA provider here: pip install 'interactive-trt[gpu]' (onnxruntime-gpu) "
+            "on a machine with an NVIDIA GPU, or use --device cpu"
+        )
+    return ["CPUExecutionProvider"]
+
+
+class OnnxRuntimeRunner(Runner):
+    name = "onnxruntime"
+
+    def __init__(self, model, device: str = "auto", threads: int = 0):
+        super().__init__(model)
+        self.device, self.threads, self.session = device, threads, None
+
+    def activate_impl(self) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if self.threads:
+            options.intra_op_num_threads = self.threads
+        providers = choose_providers(self.device)
+        try:
+            self.session = ort.InferenceSession(str(self.model.onnx_path), options, providers=providers)
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own Fail/InvalidGraph types
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise BackendUnavailable(f"{self.model.onnx_path}: ONNX Runtime cannot load it ({first})") from None
+        self.providers = self.session.get_providers()
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def infer_impl(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        values = self.session.run(self.output_names, {self.model.manifest.input_name: image})
+        return dict(zip(self.output_names, values))
+
+    def deactivate_impl(self) -> None:
+        self.session = None

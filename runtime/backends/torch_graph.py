@@ -1,0 +1,66 @@
+"""The explicit InterActive graph on PyTorch, with the weights read back from the ONNX file, so the
+torch backend needs nothing the ONNX path does not have. Imported only when asked for."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from exporter.errors import BackendUnavailable, ManifestError
+
+from .base import Runner
+
+
+def weights_from_onnx(model):
+    import onnx
+    from onnx import numpy_helper
+
+    from exporter.weights import Weights
+
+    proto = onnx.load(str(model.onnx_path))
+    initializers = {item.name: item for item in proto.graph.initializer}
+    arrays = {}
+    for layer in model.manifest.model.conv_layers():
+        try:
+            weight = numpy_helper.to_array(initializers[f"{layer.name}__weight"])
+            bias = numpy_helper.to_array(initializers[f"{layer.name}__bias"])
+        except KeyError:
+            raise ManifestError(f"{model.onnx_path}: no weights for layer {layer.name!r} in the ONNX file") from None
+        arrays[layer.name] = (np.ascontiguousarray(weight), np.ascontiguousarray(bias))
+    weights = Weights(arrays=arrays, source=str(model.onnx_path))
+    if weights.digest != model.manifest.weights_sha256:
+        raise ManifestError(f"{model.onnx_path}: weights digest differs from the manifest's; re-export")
+    return weights
+
+
+class TorchGraphRunner(Runner):
+    name = "torch"
+
+    def __init__(self, model, device: str = "auto"):
+        super().__init__(model)
+        self.device = device
+
+    def activate_impl(self) -> None:
+        try:
+            import torch
+        except ImportError:
+            raise BackendUnavailable("the torch backend needs PyTorch: pip install 'interactive-trt[torch]'") from None
+        from exporter.graph import InterActiveGraph
+
+        manifest = self.model.manifest
+        if self.device == "auto":
+            self.torch_device = "cuda" if torch.cuda.is_available() else "cpu"
+        else:
+            self.torch_device = self.device
+        self.graph = InterActiveGraph(manifest.model, weights_from_onnx(self.model), config=manifest.config,
+                                      p=manifest.p, head=manifest.head, seed_scale=manifest.seed_scale,
+                                      interactive=manifest.interactive).eval().to(self.torch_device)
+        self._torch = torch
+
+    def infer_impl(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        torch = self._torch
+        with torch.inference_mode():
+            outputs = self.graph.named_outputs(torch.from_numpy(image).to(self.torch_device))
+        return {name: value.float().cpu().numpy() for name, value in outputs.items()}
+
+    def deactivate_impl(self) -> None:
+        self.graph = None

@@ -1,0 +1,96 @@
+"""Decode ahead on worker threads, group images by input resolution (bucket), run full batches.
+
+Images of one bucket share an engine shape; a bucket's batch is run when it is full and the rest
+at the end, so memory holds at most batch_size-1 images per bucket while decoding runs ahead.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import numpy as np
+
+from exporter.errors import ImageError, InterActiveError
+from exporter.imaging import bucket_for, load_rgb, prepare
+from exporter.spec import ModelSpec
+
+from .inputs import Failure, ImageInput
+
+
+@dataclass
+class Prepared:
+    item: ImageInput
+    rgb: np.ndarray
+    size: tuple[int, int]
+    tensor: np.ndarray
+
+
+@dataclass
+class Result:
+    item: ImageInput
+    rgb: np.ndarray
+    size: tuple[int, int]
+    outputs: dict[str, np.ndarray]
+
+
+def prepare_image(item: ImageInput, spec: ModelSpec, size: tuple[int, int] | None) -> Prepared:
+    rgb = load_rgb(item.path)
+    target = size or bucket_for(rgb.shape[0], rgb.shape[1], spec.resize)
+    return Prepared(item, rgb, target, prepare(rgb, target, spec.preprocessing))
+
+
+def batched_inference(runner, spec: ModelSpec, items: Iterable[ImageInput], *, batch_size: int = 4,
+                      workers: int = 2, size: tuple[int, int] | None = None,
+                      on_result: Callable[[Result], None], on_failure: Callable[[Failure], None]) -> None:
+    if size is not None:
+        spec.spatial_sizes(*size)
+    pending: dict[tuple[int, int], list[Prepared]] = defaultdict(list)
+    input_name = runner.model.manifest.input_name
+
+    def flush(bucket: tuple[int, int]) -> None:
+        group = pending.pop(bucket, [])
+        if not group:
+            return
+        batch = np.stack([p.tensor for p in group])
+        try:
+            outputs = runner.infer({input_name: batch})
+        except InterActiveError as exc:
+            for prepared in group:
+                on_failure(Failure(str(prepared.item.path), f"inference failed: {exc}"))
+            return
+        for index, prepared in enumerate(group):
+            per_image = {name: value[index] for name, value in outputs.items()}
+            on_result(Result(prepared.item, prepared.rgb, prepared.size, per_image))
+
+    lookahead = max(2 * workers, batch_size * 2)
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="decode") as pool:
+        queue: deque = deque()
+        iterator = iter(items)
+        exhausted = False
+        while True:
+            while not exhausted and len(queue) < lookahead:
+                try:
+                    item = next(iterator)
+                except StopIteration:
+                    exhausted = True
+                    break
+                queue.append((item, pool.submit(prepare_image, item, spec, size)))
+            if not queue:
+                break
+            item, future = queue.popleft()
+            try:
+                prepared = future.result()
+            except ImageError as exc:
+                on_failure(Failure(str(item.path), str(exc).removeprefix(f"{item.path}: ")))
+                continue
+            except Exception as exc:  # noqa: BLE001 - a decoder bug must not end the run
+                on_failure(Failure(str(item.path), f"cannot prepare image ({type(exc).__name__}: {exc})"))
+                continue
+            pending[prepared.size].append(prepared)
+            if len(pending[prepared.size]) >= batch_size:
+                flush(prepared.size)
+        for bucket in list(pending):
+            flush(bucket)

@@ -1,0 +1,154 @@
+"""The explicit InterActive graph against the torch.autograd reference: the project's main check."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from exporter.graph import InterActiveGraph, first_argmax_masks
+from exporter.reference import AutogradReference, connection_gamma
+from exporter.spec import Layer
+from exporter.verify import rel_l2
+
+REL_L2 = 1e-5  # fp32, same arithmetic order on both sides except the backward pass itself
+
+
+def assert_all_close(got: dict, expected: dict, bound: float = REL_L2):
+    assert list(got) == list(expected)
+    errors = {name: rel_l2(got[name].numpy(), expected[name].numpy()) for name in expected}
+    bad = {name: err for name, err in errors.items() if not err <= bound}
+    assert not bad, f"outputs over rel L2 {bound}: {bad}"
+    for name, value in expected.items():
+        if name.endswith("gamma") and not name.startswith("imagenet"):
+            assert float(value.abs().sum()) > 0, f"{name} is identically zero: the check would be vacuous"
+
+
+@pytest.mark.parametrize("config", ["last", "next"])
+@pytest.mark.parametrize("p", [1.0, 2.0])
+def test_graph_equals_autograd_on_noise(small_spec, small_weights, config, p):
+    image = torch.from_numpy(np.random.default_rng(3).standard_normal((2, 3, 224, 256), dtype=np.float32))
+    graph = InterActiveGraph(small_spec, small_weights, config=config, p=p)
+    reference = AutogradReference(small_spec, small_weights, config=config, p=p)
+    with torch.no_grad():
+        got = graph.named_outputs(image)
+    assert_all_close(got, reference(image))
+
+
+@pytest.mark.parametrize("name", ["chelsea", "astronaut", "coffee", "camera"])
+def test_graph_equals_autograd_on_real_photos(small_spec, small_weights, photo_batches, name):
+    image = torch.from_numpy(photo_batches[name])
+    graph = InterActiveGraph(small_spec, small_weights, config="last", p=2)
+    reference = AutogradReference(small_spec, small_weights, config="last", p=2)
+    with torch.no_grad():
+        got = graph.named_outputs(image)
+    assert_all_close(got, reference(image))
+
+
+def test_photos_have_exact_pool_ties_that_a_naive_routing_would_duplicate(small_spec, small_weights, photo_batches):
+    """Flat regions give tied windows; routing to every tied position breaks gradient mass."""
+    graph = InterActiveGraph(small_spec, small_weights)
+    with torch.no_grad():
+        acts, _ = graph.run_forward(torch.from_numpy(photo_batches["astronaut"]))
+    x = acts["conv1_2"]
+    windows = x.unfold(2, 2, 2).unfold(3, 2, 2).reshape(*x.shape[:2], x.shape[2] // 2, x.shape[3] // 2, 4)
+    peak = windows.amax(-1, keepdim=True)
+    tied = ((windows == peak).sum(-1) > 1) & (peak.squeeze(-1) > 0)
+    assert int(tied.sum()) > 1000
+    grad_out = torch.rand_like(acts["pool1"])
+    routed = graph.pool_input_grad(small_spec.layer("pool1"), x, grad_out)
+    naive = (x == F.interpolate(acts["pool1"], scale_factor=2, mode="nearest")).float() * \
+        F.interpolate(grad_out, scale_factor=2, mode="nearest")
+    assert torch.allclose(routed.sum(), grad_out.sum(), rtol=1e-5)
+    assert float(naive.sum()) > float(grad_out.sum()) * 1.001
+
+
+@pytest.mark.parametrize("kernel, stride", [(2, 2), (3, 2), (3, 1)])
+def test_pool_routing_matches_autograd_with_ties(small_spec, small_weights, kernel, stride):
+    """Non-overlapping and overlapping windows, with many exact ties (quantised values)."""
+    rng = np.random.default_rng(kernel * 10 + stride)
+    side = 2 * 7 + 1 if kernel == 3 else 16
+    x = torch.from_numpy(rng.integers(0, 3, size=(2, 3, side, side)).astype(np.float32)).requires_grad_(True)
+    layer = Layer("pool", "maxpool", ("image",), 3, kernel=kernel, stride=stride)
+    pooled = F.max_pool2d(x, kernel, stride)
+    grad_out = torch.from_numpy(rng.random(pooled.shape, dtype=np.float32))
+    (expected,) = torch.autograd.grad(pooled, x, grad_out)
+    graph = InterActiveGraph(small_spec, small_weights)
+    if kernel != stride:
+        graph.register_buffer("pool__scatter", graph._scatter_kernel(
+            Layer("pool", "maxpool", ("conv1_1",), small_spec.channels_of("conv1_1"), kernel=kernel, stride=stride)
+        )[: 3 * kernel * kernel])
+    got = graph.pool_input_grad(layer, x.detach(), grad_out)
+    # overlapping windows add at shared positions in another order: allow float rounding only
+    assert torch.allclose(got, expected, rtol=0, atol=1e-6)
+    assert torch.equal(got != 0, expected != 0)
+    assert torch.allclose(got.sum(), grad_out.sum())
+
+
+def test_first_argmax_masks_pick_exactly_one_per_window():
+    windows = [torch.tensor([1.0, 2.0, 5.0]), torch.tensor([1.0, 5.0, 5.0]), torch.tensor([1.0, 2.0, 5.0])]
+    masks = torch.stack(first_argmax_masks(windows))
+    assert masks.tolist() == [[1, 0, 1], [0, 1, 0], [0, 0, 0]]
+
+
+@pytest.mark.parametrize("kernel, padding", [(3, 1), (7, 0), (1, 0)])
+def test_connection_sum_equals_gradient_of_all_ones_conv(small_spec, small_weights, kernel, padding):
+    """INTERACTIVE.md: gamma equals the input gradient of <G, conv(X, all-ones)>."""
+    rng = np.random.default_rng(kernel)
+    x = torch.from_numpy(rng.random((2, 5, 12, 12), dtype=np.float32))
+    successor = Layer("s", "conv", ("image",), 6, kernel=kernel, padding=padding, in_channels=5)
+    out_side = 12 + 2 * padding - kernel + 1
+    layer_score = torch.from_numpy(rng.standard_normal((2, 6, out_side, out_side), dtype=np.float32))
+    graph = InterActiveGraph(small_spec, small_weights)
+    got = graph.connection_sum(successor, layer_score)
+    assert got.shape == (2, 1, 12, 12)
+    assert rel_l2(got.numpy(), connection_gamma(x, successor, layer_score).numpy()) < 1e-6
+
+
+def test_p1_layer_score_is_constant_at_the_top(small_spec, small_weights):
+    """Eq. (5) with p = 1: the seed is 1/(W H) everywhere (then masked by fc7's ReLU)."""
+    graph = InterActiveGraph(small_spec, small_weights, config="next", p=1)
+    image = torch.from_numpy(np.random.default_rng(0).standard_normal((1, 3, 224, 224), dtype=np.float32))
+    with torch.no_grad():
+        acts, _ = graph.run_forward(image)
+        scores = graph.layer_scores_next(acts)
+    fc7 = scores["fc7"]
+    assert set(torch.unique(fc7).tolist()) <= {0.0, 1.0}  # fc7 is 1x1 at 224: 1/(WH) = 1
+
+
+def test_seed_scale_scales_gamma_and_leaves_imagenet_scores(small_spec, small_weights, photo_batches):
+    image = torch.from_numpy(photo_batches["coffee"])
+    with torch.no_grad():
+        one = InterActiveGraph(small_spec, small_weights, seed_scale=1.0).named_outputs(image)
+        big = InterActiveGraph(small_spec, small_weights, seed_scale=1024.0).named_outputs(image)
+    assert torch.allclose(big["pool3.gamma"], one["pool3.gamma"] * 1024, rtol=1e-5)
+    assert torch.allclose(big["imagenet.scores_interactive"], one["imagenet.scores_interactive"], rtol=1e-5)
+    assert torch.allclose(big["imagenet.gamma"], one["imagenet.gamma"], rtol=1e-5)
+
+
+def test_interactive_scores_differ_from_original(small_spec, small_weights, photo_batches):
+    """A broken re-weighting that silently used gamma = 1 would make the two heads equal."""
+    with torch.no_grad():
+        out = InterActiveGraph(small_spec, small_weights).named_outputs(torch.from_numpy(photo_batches["chelsea"]))
+    assert not torch.allclose(out["imagenet.scores_orig"], out["imagenet.scores_interactive"])
+    assert torch.allclose(out["imagenet.gamma"].mean(dim=(2, 3)), torch.ones(1, 1), rtol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bucket, config, p", [((224, 224), "last", 2.0), ((416, 640), "last", 1.0)])
+def test_full_size_vgg19_graph_equals_autograd(photos, bucket, config, p):
+    from exporter.imaging import prepare
+    from exporter.vgg import vgg19_spec
+    from exporter.weights import random_weights
+
+    spec = vgg19_spec()
+    weights = random_weights(spec, seed=7)
+    if bucket == (224, 224):
+        image = np.random.default_rng(5).standard_normal((2, 3, 224, 224), dtype=np.float32)
+    else:
+        image = prepare(photos["chelsea"], bucket, spec.preprocessing)[None]
+    image = torch.from_numpy(image)
+    graph = InterActiveGraph(spec, weights, config=config, p=p)
+    with torch.no_grad():
+        got = graph.named_outputs(image)
+    del graph
+    assert_all_close(got, AutogradReference(spec, weights, config=config, p=p)(image))

@@ -1,0 +1,63 @@
+import pytest
+
+from exporter.errors import SpecError
+from exporter.spec import Layer, ModelSpec
+from exporter.vgg import PAPER_LAYERS, vgg19_spec
+
+# INTERACTIVE.md, "The paper's nine layers and their successors"
+EXPECTED_SUCCESSORS = {
+    "pool1": "conv2_1", "pool2": "conv3_1", "conv3_3": "conv3_4", "pool3": "conv4_1", "conv4_3": "conv4_4",
+    "pool4": "conv5_1", "conv5_3": "conv5_4", "pool5": "fc6", "fc6": "fc7",
+}
+
+
+def test_successors_are_derived_from_the_table():
+    spec = vgg19_spec()
+    assert spec.feature_layers == PAPER_LAYERS
+    assert {t: [s.name for s in spec.successors(t)] for t in PAPER_LAYERS} == {
+        t: [s] for t, s in EXPECTED_SUCCESSORS.items()}
+
+
+def test_paper_dimensions_add_up_to_6848():
+    spec = vgg19_spec()
+    assert sum(spec.channels_of(t) for t in PAPER_LAYERS) == 6848
+
+
+def test_torchvision_keys_follow_the_layer_table():
+    layers = vgg19_spec().by_name
+    assert layers["conv1_1"].weight_key == "features.0"
+    assert layers["conv3_4"].weight_key == "features.16"
+    assert layers["conv5_4"].weight_key == "features.34"
+    assert layers["fc6"].weight_key == "classifier.0" and layers["fc6"].kernel == 7
+    assert layers["fc8"].weight_key == "classifier.6" and not layers["fc8"].relu
+
+
+def test_spatial_sizes_at_a_non_square_bucket():
+    sizes = vgg19_spec().spatial_sizes(416, 640)
+    assert sizes["pool1"] == (208, 320)
+    assert sizes["pool5"] == (13, 20)
+    assert sizes["fc6"] == sizes["fc8"] == (7, 14)
+
+
+@pytest.mark.parametrize("size, message", [((500, 512), "multiples of 32"), ((192, 512), "at least 224")])
+def test_spatial_sizes_refuse_bad_sizes(size, message):
+    with pytest.raises(SpecError, match=message):
+        vgg19_spec().spatial_sizes(*size)
+
+
+def test_spec_round_trips_through_its_dict():
+    spec = vgg19_spec(width_divisor=4)
+    assert ModelSpec.from_dict(spec.to_dict()) == spec
+
+
+def test_a_feature_layer_without_successor_is_refused():
+    layers = (Layer("conv", "conv", ("image",), 4, kernel=3, padding=1, in_channels=3),
+              Layer("pool", "maxpool", ("conv",), 4, kernel=2, stride=2))
+    with pytest.raises(SpecError, match="no successor"):
+        ModelSpec("toy", layers, feature_layers=("pool",), last_layer="conv", head_logits="conv")
+
+
+def test_layers_out_of_order_are_refused():
+    layers = (Layer("b", "conv", ("a",), 4, in_channels=4), Layer("a", "conv", ("image",), 4, in_channels=3))
+    with pytest.raises(SpecError, match="topological"):
+        ModelSpec("toy", layers, feature_layers=("a",), last_layer="b", head_logits="b")
