@@ -1,0 +1,115 @@
+"""ONNX export end to end on the width-reduced VGG-19: files, manifest, ONNX Runtime agreement."""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from exporter.errors import VerificationError
+from exporter.export import ExportRequest, export_model, run_onnxruntime
+from exporter.graph import InterActiveGraph
+from exporter.manifest import load_manifest, sha256_file
+from exporter.reference import AutogradReference
+from exporter.verify import Bounds, compare, cosine
+
+ORT_MIN_COSINE = 0.9999
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    out = tmp_path_factory.mktemp("export")
+    request = ExportRequest(weights="random", seed=0, width_divisor=8, out=out)
+    path, manifest = export_model(request, log=lambda m: None)
+    return path, manifest, request
+
+
+def test_files_and_manifest(exported, small_spec, small_weights):
+    path, manifest, _ = exported
+    assert path.name == "vgg19-w8_last_p2_both.onnx"
+    on_disk = load_manifest(path.with_suffix(".json"))
+    assert on_disk.onnx_sha256 == sha256_file(path)
+    assert on_disk.weights_sha256 == small_weights.digest
+    assert on_disk.model == small_spec
+    assert on_disk.config == "last" and on_disk.p == 2.0 and on_disk.head == "both"
+    assert on_disk.verification["passed"] is True
+    assert {"torch", "onnx", "onnxruntime", "interactive-trt"} <= set(on_disk.tool_versions)
+    names = on_disk.output_names
+    assert names[:5] == ["pool1.gamma", "pool1.interactive_avg", "pool1.interactive_max", "pool1.orig_avg",
+                         "pool1.orig_max"]
+    assert names[-3:] == ["imagenet.scores_orig", "imagenet.scores_interactive", "imagenet.gamma"]
+    assert len(names) == 9 * 5 + 3
+    shapes = {o["name"]: o["shape"] for o in on_disk.outputs}
+    assert shapes["fc6.orig_avg"] == ["batch", 512] and shapes["imagenet.scores_orig"] == ["batch", 1000]
+    labels = [r["label"] for r in on_disk.verification["reports"]]
+    assert any("chelsea" in label and "onnxruntime" in label for label in labels)
+
+
+def test_onnx_graph_has_no_autograd_and_dynamic_axes(exported):
+    path, _, _ = exported
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto)
+    ops = {node.op_type for node in proto.graph.node}
+    assert {"ConvTranspose", "DepthToSpace", "Greater"} <= ops
+    assert not any(node.domain not in ("", "ai.onnx") for node in proto.graph.node)
+    dims = proto.graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param or d.dim_value for d in dims] == ["batch", 3, "height", "width"]
+
+
+@pytest.mark.parametrize("name", ["chelsea", "astronaut", "coffee", "camera"])
+def test_onnxruntime_equals_pytorch_on_photos(exported, small_spec, small_weights, photo_batches, name):
+    path, manifest, _ = exported
+    batch = photo_batches[name]
+    expected = AutogradReference(small_spec, small_weights)(torch.from_numpy(batch))
+    got = run_onnxruntime(path, batch, manifest.output_names)
+    worst = {k: cosine(got[k], v.numpy()) for k, v in expected.items()}
+    assert min(worst.values()) >= ORT_MIN_COSINE, {k: c for k, c in worst.items() if c < ORT_MIN_COSINE}
+    top_ref = np.argsort(-expected["imagenet.scores_interactive"].numpy()[0])[:5]
+    top_got = np.argsort(-got["imagenet.scores_interactive"][0])[:5]
+    assert top_ref[0] == top_got[0]
+
+
+def test_one_model_serves_every_bucket_and_batch(exported, small_spec, small_weights):
+    path, manifest, _ = exported
+    graph = InterActiveGraph(small_spec, small_weights)
+    for shape in [(3, 3, 224, 224), (1, 3, 288, 448), (2, 3, 512, 256)]:
+        batch = np.random.default_rng(sum(shape)).standard_normal(shape, dtype=np.float32)
+        got = run_onnxruntime(path, batch, manifest.output_names)
+        with torch.no_grad():
+            expected = {k: v.numpy() for k, v in graph.named_outputs(torch.from_numpy(batch)).items()}
+        report = compare("ort", got, expected, Bounds(min_cosine=ORT_MIN_COSINE))
+        assert report.passed, report.failures
+        assert got["pool2.gamma"].shape == (shape[0], 1, shape[2] // 4, shape[3] // 4)
+
+
+def test_export_fails_listing_every_output_that_misses(exported, monkeypatch, small_spec, small_weights, tmp_path):
+    """A wrong reference (another seed scale) must fail verification, naming the outputs."""
+    import exporter.export as export_module
+
+    original = export_module.verify_export
+
+    def tampered(spec, weights, request, graph, onnx_path, log):
+        from dataclasses import replace
+        return original(spec, weights, replace(request, seed_scale=2.0), graph, onnx_path, log)
+
+    monkeypatch.setattr(export_module, "verify_export", tampered)
+    request = ExportRequest(weights="random", width_divisor=8, out=tmp_path)
+    with pytest.raises(VerificationError, match=r"pool1\.gamma.*pool2\.gamma") as info:
+        export_model(request, log=lambda m: None)
+    assert len(info.value.report.failures) >= 9
+    manifest = json.loads((tmp_path / "vgg19-w8_last_p2_both.json").read_text())
+    assert manifest["verification"]["passed"] is False
+
+
+def test_next_config_and_features_head_export(tmp_path, small_spec, small_weights, photo_batches):
+    request = ExportRequest(weights="random", width_divisor=8, out=tmp_path, config="next", p=1.0,
+                            head="features", verify=False)
+    path, manifest = export_model(request, log=lambda m: None)
+    assert path.name == "vgg19-w8_next_p1_features.onnx"
+    assert not any(name.startswith("imagenet") for name in manifest.output_names)
+    batch = photo_batches["coffee"]
+    got = run_onnxruntime(path, batch, manifest.output_names)
+    expected = AutogradReference(small_spec, small_weights, config="next", p=1.0, head="features")(
+        torch.from_numpy(batch))
+    assert min(cosine(got[k], v.numpy()) for k, v in expected.items()) >= ORT_MIN_COSINE

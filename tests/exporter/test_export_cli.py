@@ -1,0 +1,37 @@
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def export(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "exporter.cli", "vgg19", *map(str, args)], capture_output=True,
+                          text=True, cwd=REPO, env=env, timeout=600)
+
+
+def test_missing_default_weights_is_one_clear_line(tmp_path):
+    import os
+
+    env = {**os.environ, "TORCH_HOME": str(tmp_path)}
+    result = export("--out", tmp_path, env=env)
+    assert result.returncode == 1
+    assert "vgg19-dcbb9e9d.pth" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_missing_weights_file(tmp_path):
+    result = export("--weights", tmp_path / "nope.pth", "--out", tmp_path)
+    assert result.returncode == 1 and "nope.pth: weights file not found" in result.stderr
+
+
+def test_bad_config(tmp_path):
+    result = export("--weights", "random", "--width-divisor", "8", "--config", "middle", "--out", tmp_path)
+    assert result.returncode == 1 and "config 'middle'" in result.stderr
+
+
+def test_export_prints_the_verification_table(tmp_path):
+    result = export("--weights", "random", "--width-divisor", "8", "--out", tmp_path, "--p", "1")
+    assert result.returncode == 0, result.stderr
+    assert "onnxruntime vs autograd, scikit-image chelsea 416x640" in result.stdout
+    assert "pool5.gamma" in result.stdout and "FAIL" not in result.stdout
+    assert (tmp_path / "vgg19-w8_last_p1_both.onnx").is_file()
