@@ -55,7 +55,7 @@ def infer(
     paths: list[str] = typer.Argument(..., help="images, folders (searched recursively) or globs"),
     engine: Path = typer.Option(..., "--engine", help="exported model: .onnx file, its .json manifest, "
                                 "or a folder holding one model (and its TensorRT engines)"),
-    backend: str = typer.Option("onnxruntime", "--backend", help="onnxruntime | tensorrt | torch"),
+    backend: str = typer.Option("onnxruntime", "--backend", help="onnxruntime | torch"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
     out: Optional[Path] = typer.Option(None, "--out", help="write <image>.npz (features and gamma maps) here"),
     heatmaps: bool = typer.Option(False, "--heatmaps", help="also write <image>.<layer>.png overlays"),
