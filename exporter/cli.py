@@ -61,6 +61,23 @@ def vgg19(
     export("vgg19", weights, seed, config, p, head, out, seed_scale, verify, tuple(verify_image), width_divisor)
 
 
+@app.command("squeezenet1.1")
+def squeezenet11(
+    weights: Optional[str] = typer.Option(None, "--weights", help="folder of .npy weights (ONNX model zoo "
+                                          "layout), torchvision's squeezenet1_1 .pth, or 'random'"),
+    seed: int = typer.Option(0, "--seed", help="seed for --weights random"),
+    config: str = typer.Option("last", "--config", help="'last' (T = last fire output) or 'next' (T = t+1)"),
+    p: float = typer.Option(2.0, "--p", help="norm of the layer score, 1 or 2 in the paper"),
+    head: str = typer.Option("both", "--head", help="features | imagenet | both"),
+    out: Path = typer.Option(Path("engines"), "--out", help="folder for the .onnx model and its manifest"),
+    seed_scale: float = typer.Option(1.0, "--seed-scale", help="constant factor on the seed gradient"),
+    verify: bool = typer.Option(True, "--verify/--no-verify", help="compare with the autograd reference"),
+    verify_image: list[Path] = typer.Option([], "--verify-image", help="photos to verify on"),
+) -> None:
+    """Export SqueezeNet 1.1 (fire modules, overlapping pools) with the InterActive graph."""
+    export("squeezenet1.1", weights, seed, config, p, head, out, seed_scale, verify, tuple(verify_image), 1)
+
+
 def export(model, weights, seed, config, p, head, out, seed_scale, verify, verify_images, width_divisor) -> None:
     from .export import ExportRequest, export_model
 

@@ -30,9 +30,10 @@ ONNXRUNTIME_BOUNDS = Bounds(min_cosine=0.9999, max_rel_l2=None, top1_agreement=1
 
 
 def model_spec(model: str, width_divisor: int = 1) -> ModelSpec:
+    from .squeezenet import squeezenet11_spec
     from .vgg import vgg19_spec
 
-    builders = {"vgg19": lambda: vgg19_spec(width_divisor=width_divisor)}
+    builders = {"vgg19": lambda: vgg19_spec(width_divisor=width_divisor), "squeezenet1.1": squeezenet11_spec}
     if model not in builders:
         raise SpecError(f"unknown model {model!r}; known: {', '.join(sorted(builders))}")
     return builders[model]()

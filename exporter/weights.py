@@ -17,7 +17,7 @@ import numpy as np
 from .errors import WeightsError
 from .spec import ModelSpec
 
-TORCHVISION_FILES = {"vgg19": "vgg19-dcbb9e9d.pth"}
+TORCHVISION_FILES = {"vgg19": "vgg19-dcbb9e9d.pth", "squeezenet1.1": "squeezenet1_1-b8a52dc0.pth"}
 
 
 @dataclass
@@ -168,15 +168,37 @@ def matconvnet_mean(path: Path) -> tuple[float, float, float]:
     return (float(mean[0]), float(mean[1]), float(mean[2]))
 
 
+def load_npy_folder(path: Path, spec: ModelSpec) -> Weights:
+    """A folder of `*conv{i}_weight.npy` / `*conv{i}_bias.npy`, numbered in the table's conv order
+    (the ONNX model zoo's layout, e.g. squeezenet0_conv0_weight.npy)."""
+    arrays, missing = {}, []
+    for index, layer in enumerate(spec.conv_layers()):
+        found = [sorted(path.glob(f"*conv{index}_{part}.npy")) for part in ("weight", "bias")]
+        if not all(found):
+            missing.append(f"conv{index} ({layer.name})")
+            continue
+        try:
+            weight, bias = (np.load(files[0], allow_pickle=False).astype(np.float32) for files in found)
+        except (OSError, ValueError) as exc:
+            raise WeightsError(f"{found[0][0]}: not a readable .npy array ({exc})") from None
+        arrays[layer.name] = (np.ascontiguousarray(weight), np.ascontiguousarray(bias.reshape(-1)))
+    if missing:
+        raise WeightsError(f"{path}: no .npy weights for {', '.join(missing)}")
+    weights = Weights(arrays=arrays, source=str(path))
+    weights.check(spec, origin=str(path))
+    return weights
+
+
 def load_weights(source: str | None, spec: ModelSpec, seed: int = 0) -> Weights:
-    """Resolve --weights: 'random', a .pth/.pt state dict, a MatConvNet .mat, or torchvision's cache."""
+    """Resolve --weights: 'random', a .pth/.pt state dict, a MatConvNet .mat, a folder of .npy files,
+    or torchvision's cache."""
     if source == "random":
         return random_weights(spec, seed)
     path = Path(source) if source else default_weights_path(spec)
     if not path.exists():
         raise WeightsError(f"{path}: weights file not found")
     if path.is_dir():
-        raise WeightsError(f"{path}: is a folder; {spec.name} takes a .pth state dict or a MatConvNet .mat file")
+        return load_npy_folder(path, spec)
     if path.suffix.lower() == ".mat":
         return load_matconvnet_weights(path, spec)
     return load_state_dict_weights(path, spec)
