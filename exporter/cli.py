@@ -5,7 +5,6 @@ Exit codes: 0 done, 1 usage or input error (one line on stderr), 3 verification 
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -13,12 +12,22 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .cli_support import fail, run_app
 from .errors import InterActiveError, VerificationError
 from .verify import Report
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Export a CNN with the InterActive backward pass to ONNX, verified against autograd.")
 console = Console(stderr=True)
+
+SEED = typer.Option(0, "--seed", help="seed for --weights random")
+P = typer.Option(2.0, "--p", help="norm of the layer score, 1 or 2 in the paper")
+HEAD = typer.Option("both", "--head", help="features | imagenet | both")
+OUT = typer.Option(Path("engines"), "--out", help="folder for the .onnx model and its manifest")
+SEED_SCALE = typer.Option(1.0, "--seed-scale", help="constant factor on the seed gradient (loss scaling; "
+                          "gamma is defined up to a positive scale)")
+VERIFY = typer.Option(True, "--verify/--no-verify", help="compare with the autograd reference")
+VERIFY_IMAGE = typer.Option([], "--verify-image", help="photos to verify on (default: scikit-image's 'chelsea')")
 
 
 @app.callback()
@@ -35,25 +44,18 @@ def print_report(report: Report) -> None:
     Console(width=max(Console().width, 110)).print(table)
 
 
-def fail(message: str, code: int = 1) -> None:
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
 @app.command()
 def vgg19(
     weights: Optional[str] = typer.Option(None, "--weights", help="torchvision .pth state dict, MatConvNet .mat, "
                                           "or 'random'. Default: torchvision's cache (vgg19-dcbb9e9d.pth)."),
-    seed: int = typer.Option(0, "--seed", help="seed for --weights random"),
+    seed: int = SEED,
     config: str = typer.Option("last", "--config", help="'last' (T = fc7) or 'next' (T = t+1)"),
-    p: float = typer.Option(2.0, "--p", help="norm of the layer score, 1 or 2 in the paper"),
-    head: str = typer.Option("both", "--head", help="features | imagenet | both"),
-    out: Path = typer.Option(Path("engines"), "--out", help="folder for the .onnx model and its manifest"),
-    seed_scale: float = typer.Option(1.0, "--seed-scale", help="constant factor on the seed gradient "
-                                     "(loss scaling; gamma is defined up to a positive scale)"),
-    verify: bool = typer.Option(True, "--verify/--no-verify", help="compare with the autograd reference"),
-    verify_image: list[Path] = typer.Option([], "--verify-image", help="photos to verify on "
-                                            "(default: scikit-image's 'chelsea')"),
+    p: float = P,
+    head: str = HEAD,
+    out: Path = OUT,
+    seed_scale: float = SEED_SCALE,
+    verify: bool = VERIFY,
+    verify_image: list[Path] = VERIFY_IMAGE,
     width_divisor: int = typer.Option(1, "--width-divisor", help="divide every channel count (fast tests)",
                                       hidden=True),
 ) -> None:
@@ -65,14 +67,14 @@ def vgg19(
 def squeezenet11(
     weights: Optional[str] = typer.Option(None, "--weights", help="folder of .npy weights (ONNX model zoo "
                                           "layout), torchvision's squeezenet1_1 .pth, or 'random'"),
-    seed: int = typer.Option(0, "--seed", help="seed for --weights random"),
+    seed: int = SEED,
     config: str = typer.Option("last", "--config", help="'last' (T = last fire output) or 'next' (T = t+1)"),
-    p: float = typer.Option(2.0, "--p", help="norm of the layer score, 1 or 2 in the paper"),
-    head: str = typer.Option("both", "--head", help="features | imagenet | both"),
-    out: Path = typer.Option(Path("engines"), "--out", help="folder for the .onnx model and its manifest"),
-    seed_scale: float = typer.Option(1.0, "--seed-scale", help="constant factor on the seed gradient"),
-    verify: bool = typer.Option(True, "--verify/--no-verify", help="compare with the autograd reference"),
-    verify_image: list[Path] = typer.Option([], "--verify-image", help="photos to verify on"),
+    p: float = P,
+    head: str = HEAD,
+    out: Path = OUT,
+    seed_scale: float = SEED_SCALE,
+    verify: bool = VERIFY,
+    verify_image: list[Path] = VERIFY_IMAGE,
 ) -> None:
     """Export SqueezeNet 1.1 (fire modules, overlapping pools) with the InterActive graph."""
     export("squeezenet1.1", weights, seed, config, p, head, out, seed_scale, verify, tuple(verify_image), 1)
@@ -97,10 +99,7 @@ def export(model, weights, seed, config, p, head, out, seed_scale, verify, verif
 
 
 def main() -> None:
-    try:
-        app()
-    except BrokenPipeError:  # pragma: no cover
-        sys.exit(1)
+    run_app(app)
 
 
 if __name__ == "__main__":

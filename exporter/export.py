@@ -19,7 +19,7 @@ from . import __version__
 from .errors import SpecError
 from .imaging import bucket_for, prepare, sample_photo
 from .manifest import Manifest, manifest_path_for, sha256_file, temporary_beside
-from .outputs import output_layer, output_names, output_shape
+from .outputs import output_layer, output_shape
 from .spec import ModelSpec, Preprocessing
 from .verify import Bounds, Report, compare
 from .weights import Weights, load_weights, matconvnet_mean

@@ -6,15 +6,14 @@ Exit codes: 0 every image done, 1 usage or model error (one line), 2 some images
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from exporter.cli_support import err, fail, run_app
 from exporter.errors import InterActiveError
 from exporter.manifest import atomic_write_bytes
 
@@ -27,8 +26,6 @@ from .pipeline import Result, batched_inference
 from .writers import read_result, result_path, write_png, write_result
 
 app = typer.Typer(add_completion=False, no_args_is_help=True)
-err = Console(stderr=True)
-out_console = Console()
 
 
 def parse_size(text: str | None) -> tuple[int, int] | None:
@@ -172,16 +169,8 @@ def prediction_line(path, size, outputs, labels, k) -> dict:
     return line
 
 
-def fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
 def main() -> None:
-    try:
-        app()
-    except BrokenPipeError:  # pragma: no cover
-        sys.exit(1)
+    run_app(app)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,6 @@
 """interactive-infer end to end on the width-reduced model, as a user runs it."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
