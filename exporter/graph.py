@@ -22,9 +22,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import SpecError
-from .forward import apply_layer, required_layers
+from .forward import apply_layer, required_layers, run_forward
 from .outputs import CONFIGS, HEADS, output_names
-from .spec import INPUT, Layer, ModelSpec
+from .spec import Layer, ModelSpec
 from .weights import Weights
 
 
@@ -101,6 +101,7 @@ class InterActiveGraph(nn.Module):
                 targets.append(spec.last_layer)
         if head in ("imagenet", "both"):
             targets.append(spec.head_logits)
+        self.forward_targets = tuple(targets)
         self.forward_layers = required_layers(spec, targets)
         self.gradient_layers: set[str] = set()
         if interactive and head in ("features", "both") and config == "last":
@@ -163,13 +164,8 @@ class InterActiveGraph(nn.Module):
 
     # ------------------------------------------------------------------ the passes
     def run_forward(self, image: torch.Tensor):
-        acts, pre = {INPUT: image}, {}
-        for layer in self.spec.layers:
-            if layer.name not in self.forward_layers:
-                continue
-            params = self.params(layer.name) if layer.op == "conv" else None
-            pre[layer.name], acts[layer.name] = apply_layer(layer, [acts[n] for n in layer.inputs], params)
-        return acts, pre
+        params = {layer.name: self.params(layer.name) for layer in self.spec.conv_layers()}
+        return run_forward(self.spec, params, image, self.forward_targets)
 
     def input_grads(self, layer: Layer, grad: torch.Tensor, acts):
         """Gradients w.r.t. the inputs of `layer` that lie on the backward path."""

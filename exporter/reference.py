@@ -50,8 +50,7 @@ class AutogradReference:
         targets += [spec.last_layer, spec.head_logits]
         with torch.enable_grad():
             image = image.detach().requires_grad_(True)
-            params = {name: (w, b) for name, (w, b) in self.params.items()}
-            acts, pre = run_forward(spec, params, image, targets)
+            acts, pre = run_forward(spec, self.params, image, targets)
             results: dict[str, torch.Tensor] = {}
             if self.head in ("features", "both"):
                 results.update(self._features(acts, pre, successors))

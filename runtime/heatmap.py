@@ -31,17 +31,3 @@ def overlay(rgb: np.ndarray, gamma: np.ndarray, alpha: float = 0.55) -> np.ndarr
     heat = colourise(upsample_map(gamma, rgb.shape[:2]))
     return (rgb.astype(np.float64) * (1 - alpha) + heat * alpha).round().astype(np.uint8)
 
-
-def contact_sheet(tiles: list[tuple[str, np.ndarray]], columns: int = 4, width: int = 256) -> np.ndarray:
-    """Tiles of equal width side by side, in rows (labels are kept in the file names, not drawn)."""
-    resized = []
-    for _, tile in tiles:
-        height = max(1, round(tile.shape[0] * width / tile.shape[1]))
-        resized.append(np.asarray(Image.fromarray(tile).resize((width, height), Image.Resampling.BILINEAR)))
-    tile_height = max(t.shape[0] for t in resized)
-    rows = (len(resized) + columns - 1) // columns
-    sheet = np.full((rows * tile_height, columns * width, 3), 255, dtype=np.uint8)
-    for index, tile in enumerate(resized):
-        r, c = divmod(index, columns)
-        sheet[r * tile_height:r * tile_height + tile.shape[0], c * width:(c + 1) * width] = tile
-    return sheet
