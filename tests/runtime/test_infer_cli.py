@@ -9,17 +9,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from exporter.export import ExportRequest, export_model
 from exporter.verify import cosine
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("model")
-    export_model(ExportRequest(weights="random", width_divisor=8, out=out, verify=False), log=lambda m: None)
-    return out
+def model_dir(small_model):
+    return small_model
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,13 @@
+"""Runtime fixtures: one exported width-reduced model per session."""
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def small_model(tmp_path_factory):
+    from exporter.export import ExportRequest, export_model
+
+    out = tmp_path_factory.mktemp("small-model")
+    export_model(ExportRequest(weights="random", width_divisor=8, out=out, verify=False), log=lambda m: None)
+    return out
+
