@@ -8,7 +8,6 @@ Exit codes: 0 done, 1 usage or data error (one line), 2 done but some images fai
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
