@@ -52,8 +52,13 @@ def load_rgb(path: str | Path) -> np.ndarray:
     path = Path(path)
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow's notes on damaged EXIF: the image is still used
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
+                # explicit, because warning filters are process-wide and decoding runs on threads
+                if Image.MAX_IMAGE_PIXELS and image.width * image.height > Image.MAX_IMAGE_PIXELS:
+                    raise Image.DecompressionBombError(
+                        f"{image.width}x{image.height} pixels, the limit is {Image.MAX_IMAGE_PIXELS}")
                 image.seek(0)
                 image = ImageOps.exif_transpose(image)
                 return to_rgb(image)

@@ -85,6 +85,7 @@ def imagenet(
         if not {ORIG, INTERACTIVE} <= set(manifest.output_names):
             fail(f"{model.onnx_path}: no InterActive ImageNet head; export with --head imagenet (or both)")
         classes = manifest.model.channels_of(manifest.model.head_logits)
+        runner = start_runner(model, backend, device)
         synsets = read_synsets(synsets_file) if synsets_file else None
         if ground_truth is not None:
             if synsets is None:
@@ -110,10 +111,6 @@ def imagenet(
     list_problems("skipped while reading the dataset", dataset.skips)
     failures: list[Failure] = []
     accumulator = Accumulator()
-    try:
-        runner = start_runner(model, backend, device)
-    except InterActiveError as exc:
-        fail(str(exc))
     kept = {key: log.records[key] for key in labels if key in log}
     progress = progress_bar()
 

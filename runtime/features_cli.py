@@ -68,12 +68,16 @@ def features(
             fail(f"{model.onnx_path}: no feature outputs; export with --head features (or both)")
         synsets = read_synsets(synsets_file) if synsets_file else None
         datasets = [(name, image_folder(folder, synsets)) for name, folder in parsed]
+        # a model the backend cannot load is refused here, not inside a worker half-way through
+        runner = start_runner(model, backend, "cpu" if ray else device)
+        if ray:
+            runner.deactivate()
+            runner = None
     except InterActiveError as exc:
         fail(str(exc))
     info = provenance(model, backend)
     err.print("features from " + ", ".join(f"{k}={v}" for k, v in info.items()), highlight=False, soft_wrap=True)
     all_failures: list[Failure] = []
-    runner = None
     try:
         for name, dataset in datasets:
             header = {"onnx_sha256": manifest.onnx_sha256, "split": name, "root": str(dataset.root.resolve()),
@@ -110,8 +114,6 @@ def features(
                                    shard_size=shard_size, batch_size=batch_size, on_done=on_done,
                                    on_failure=on_failure)
                 elif todo:
-                    if runner is None:
-                        runner = start_runner(model, backend, device)
                     extract_into(runner, manifest.model, todo, store.writer(shard_size), batch_size=batch_size,
                                  workers=workers, on_done=on_done, on_failure=on_failure)
             meta = {**info, "feature_layers": list(manifest.model.feature_layers),

@@ -6,6 +6,7 @@ and the final file are the same code. The parts folder must be on storage every 
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from pathlib import Path
@@ -64,12 +65,13 @@ def extract_on_ray(model, backend: str, device: str, images: list[Labelled], sto
     try:
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
         store.parts.mkdir(parents=True, exist_ok=True)
         rows = [{"key": image.item.key, "path": str(image.item.path.resolve()), "label": image.label}
                 for image in images]
         gpus = 1 if device == "cuda" else 0
         dataset = ray.data.from_items(rows, override_num_blocks=max(1, len(rows) // shard_size)).map_batches(
-            ExtractionReplica, batch_size=shard_size, concurrency=replicas, num_gpus=gpus,
+            ExtractionReplica, batch_size=shard_size, compute=ray.data.ActorPoolStrategy(size=replicas), num_gpus=gpus,
             num_cpus=threads_per_replica, batch_format="numpy",
             fn_constructor_kwargs={"engine": str(model.manifest_path.resolve()), "backend": backend,
                                    "device": device, "parts": str(store.parts.resolve()),
