@@ -93,6 +93,9 @@ def features(
                 err.print(f"{name}: skipped {skip.path}: {skip.reason}", highlight=False, soft_wrap=True)
             done = store.done()
             todo = [image for image in dataset.images if image.item.key not in done]
+            if done:
+                err.print(f"{name}: {len(dataset.images) - len(todo)} of {len(dataset.images)} images already done; "
+                          f"resuming", highlight=False)
             failures: list[Failure] = []
             progress = progress_bar()
             with progress:
@@ -116,7 +119,8 @@ def features(
                 elif todo:
                     extract_into(runner, manifest.model, todo, store.writer(shard_size), batch_size=batch_size,
                                  workers=workers, on_done=on_done, on_failure=on_failure)
-            meta = {**info, "feature_layers": list(manifest.model.feature_layers),
+            meta = {**info, "scale_out": f"ray ({ray_workers} replicas)" if ray else "single process",
+                    "feature_layers": list(manifest.model.feature_layers),
                     "skipped": [vars(s) for s in dataset.skips], "failures": [vars(f) for f in failures]}
             count = store.assemble([(image.item.key, str(image.item.path)) for image in dataset.images], meta)
             atomic_write_bytes(out / f"{name}.failures.tsv",
