@@ -65,7 +65,7 @@ def extract_on_ray(model, backend: str, device: str, images: list[Labelled], sto
     try:
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
-        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
         store.parts.mkdir(parents=True, exist_ok=True)
         rows = [{"key": image.item.key, "path": str(image.item.path.resolve()), "label": image.label}
                 for image in images]
