@@ -127,8 +127,13 @@ class FeatureStore:
         """Finished image keys -> (shard, row)."""
         found = {}
         for shard in self.shard_files():
-            arrays, _ = _read_npz(shard)
-            for row, key in enumerate(arrays["keys"]):
+            try:
+                with np.load(shard, allow_pickle=False) as data:  # reads the keys only
+                    keys = data["keys"]
+            except (OSError, ValueError, KeyError) as exc:
+                raise InterActiveError(f"{shard}: not a readable shard ({type(exc).__name__}); "
+                                       f"delete it to recompute its images") from None
+            for row, key in enumerate(keys):
                 found[str(key)] = (shard, row)
         return found
 
