@@ -22,7 +22,7 @@ from exporter.manifest import atomic_write_bytes, atomic_write_json
 
 from .datasets import flat_folder, image_folder, read_synsets
 from .feature_store import load_features
-from .imagenet_eval import INTERACTIVE, ORIG, Accumulator, dense_plan, markdown_report, running_errors, summarise
+from .imagenet_eval import INTERACTIVE, ORIG, Accumulator, RunningErrors, dense_plan, markdown_report, summarise
 from .inputs import Failure
 from .pipeline import batched_inference
 from .results_log import ResultsLog
@@ -112,6 +112,7 @@ def imagenet(
     failures: list[Failure] = []
     accumulator = Accumulator()
     kept = {key: log.records[key] for key in labels if key in log}
+    running = RunningErrors(kept.values())
     progress = progress_bar()
 
     def on_result(result) -> None:
@@ -120,7 +121,8 @@ def imagenet(
             return
         log.append(record)
         kept[record["key"]] = record
-        progress.update(task, advance=1, status=running_errors(kept.values()))
+        running.add(record)
+        progress.update(task, advance=1, status=str(running))
 
     def on_failure(failure: Failure) -> None:
         failures.append(failure)
@@ -129,7 +131,7 @@ def imagenet(
 
     try:
         with progress:
-            task = progress.add_task(runner.name, total=len(todo), status=running_errors(kept.values()))
+            task = progress.add_task(runner.name, total=len(todo), status=str(running))
             batched_inference(runner, manifest.model, todo, batch_size=batch_size, workers=workers,
                               plan=dense_plan(manifest.model, q, flips), on_result=on_result, on_failure=on_failure)
     except KeyboardInterrupt:

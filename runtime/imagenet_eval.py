@@ -96,13 +96,24 @@ def summarise(records: list[dict]) -> dict:
             "top5_difference": paired_difference(table[:, 1], table[:, 3])}
 
 
-def running_errors(records) -> str:
-    summary = summarise(list(records))
-    if not summary["images"]:
-        return ""
-    t1, t5 = summary["top1_error"], summary["top5_error"]
-    return (f"top-1 {100 * t1['original']:.1f}/{100 * t1['interactive']:.1f}%  "
-            f"top-5 {100 * t5['original']:.1f}/{100 * t5['interactive']:.1f}% (orig/IA)")
+class RunningErrors:
+    """Error counts kept up to date one record at a time, for the progress bar (O(1) per image)."""
+
+    def __init__(self, records=()):
+        self.wrong = np.zeros(4, dtype=np.int64)
+        self.count = 0
+        for record in records:
+            self.add(record)
+
+    def add(self, record: dict) -> None:
+        self.wrong += errors_of(record)
+        self.count += 1
+
+    def __str__(self) -> str:
+        if not self.count:
+            return ""
+        o1, o5, i1, i5 = 100 * self.wrong / self.count
+        return f"top-1 {o1:.1f}/{i1:.1f}%  top-5 {o5:.1f}/{i5:.1f}% (orig/IA)"
 
 
 def markdown_report(summary: dict, provenance: dict) -> str:
