@@ -11,19 +11,17 @@ from typing import Optional
 
 import numpy as np
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from exporter.cli_support import err, fail, run_app
 from exporter.errors import InterActiveError
 from exporter.manifest import atomic_write_bytes
 
-from .backends import make_runner
 from .heatmap import overlay
 from .inputs import Failure, expand_inputs
 from .labels import read_labels
-from .model import check_onnx_structure, load_model
 from .pipeline import Result, batched_inference
-from .writers import read_result, result_path, write_png, write_result
+from .session import open_model, progress_bar, start_runner
+from .writers import read_result, result_path, write_failures, write_png, write_result
 
 app = typer.Typer(add_completion=False, no_args_is_help=True)
 
@@ -71,8 +69,7 @@ def infer(
         fail("--heatmaps needs --out DIR")
     try:
         forced = parse_size(size)
-        model = load_model(engine)
-        check_onnx_structure(model)
+        model = open_model(engine)
         manifest = model.manifest
         if forced:
             manifest.model.spatial_sizes(*forced)
@@ -89,8 +86,7 @@ def infer(
         if has_head:
             classes = manifest.model.channels_of(manifest.model.head_logits)
             labels = read_labels(labels_file, classes)
-        runner = make_runner(backend, model, device=device)
-        runner.activate()
+        runner = start_runner(model, backend, device)
     except InterActiveError as exc:
         fail(str(exc))
     inputs, failures = expand_inputs(paths)
@@ -133,11 +129,10 @@ def infer(
         progress.console.print(f"[red]failed:[/] {failure.path}: {failure.reason}", highlight=False)
         progress.advance(task)
 
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeRemainingColumn(), console=err, transient=False)
+    progress = progress_bar()
     try:
         with progress:
-            task = progress.add_task(f"{runner.name}", total=len(todo))
+            task = progress.add_task(runner.name, total=len(todo), status="")
             batched_inference(runner, manifest.model, todo, batch_size=batch_size, workers=workers, size=forced,
                               on_result=on_result, on_failure=on_failure)
     except KeyboardInterrupt:
@@ -149,8 +144,7 @@ def infer(
         if predictions:
             lines = "".join(json.dumps(p) + "\n" for p in predictions)
             atomic_write_bytes(out / "predictions.jsonl", lines.encode())
-        report = "".join(f"{f.path}\t{f.reason}\n" for f in failures)
-        atomic_write_bytes(out / "failures.tsv", report.encode())
+        write_failures(out / "failures.tsv", failures)
     err.print(f"{done} done, {skipped} already done (skipped), {len(failures)} failed", highlight=False)
     if failures:
         err.print("failures:", highlight=False)

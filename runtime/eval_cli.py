@@ -28,6 +28,7 @@ from .pipeline import batched_inference
 from .results_log import ResultsLog
 from .session import open_model, progress_bar, provenance, start_runner
 from .svm_eval import TRAIN_PER_CLASS, evaluate, markdown_table, per_class_split, subsample_per_class
+from .writers import write_failures
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
 
@@ -40,10 +41,6 @@ def parse_scales(text: str) -> list[int]:
     if not scales or min(scales) < 32:
         raise typer.BadParameter(f"{text!r}: expected shorter-side sizes like 256,384,512")
     return scales
-
-
-def write_failures(path: Path, failures: list[Failure]) -> None:
-    atomic_write_bytes(path, "".join(f"{f.path}\t{f.reason}\n" for f in failures).encode())
 
 
 def list_problems(title: str, problems, limit: int = 20) -> None:

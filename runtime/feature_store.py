@@ -9,7 +9,6 @@ names carry the writer, and `header.json` there is the manifest every writer mus
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 import uuid
@@ -21,7 +20,8 @@ import numpy as np
 from exporter.errors import InterActiveError
 from exporter.manifest import atomic_write_bytes, atomic_write_json
 
-META_KEY = "__meta__"
+from .writers import npz_bytes, read_npz
+
 FEATURE_SUFFIXES = ("_avg", "_max")
 
 
@@ -30,20 +30,10 @@ def is_feature_output(name: str) -> bool:
     return name.endswith(FEATURE_SUFFIXES) and not name.startswith("imagenet.")
 
 
-def _npz_bytes(arrays: dict[str, np.ndarray], meta: dict) -> bytes:
-    buffer = io.BytesIO()
-    payload = dict(arrays)
-    payload[META_KEY] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    np.savez(buffer, **payload)
-    return buffer.getvalue()
-
-
 def _read_npz(path: Path) -> tuple[dict[str, np.ndarray], dict]:
     try:
-        with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(bytes(data[META_KEY]).decode())
-            return {name: data[name] for name in data.files if name != META_KEY}, meta
-    except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
+        return read_npz(path)
+    except (OSError, ValueError, KeyError) as exc:
         raise InterActiveError(f"{path}: not a readable feature file ({type(exc).__name__})") from None
 
 
@@ -89,7 +79,7 @@ class ShardWriter:
         arrays["keys"] = np.array([entry[0] for entry in self.buffer])
         arrays["labels"] = np.array([entry[1] for entry in self.buffer], dtype=np.int64)
         self.count += 1
-        atomic_write_bytes(self.parts / f"part-{self.writer}-{self.count:06d}.npz", _npz_bytes(arrays, {}))
+        atomic_write_bytes(self.parts / f"part-{self.writer}-{self.count:06d}.npz", npz_bytes(arrays, {}, compressed=False))
         self.buffer.clear()
 
 
@@ -156,6 +146,6 @@ class FeatureStore:
         result["keys"] = np.array([k for k, _ in present])
         result["paths"] = np.array([p for _, p in present])
         result["labels"] = np.array([rows[k][0]["labels"][rows[k][1]] for k, _ in present], dtype=np.int64)
-        atomic_write_bytes(self.final, _npz_bytes(result, {**meta, **self.header}))
+        atomic_write_bytes(self.final, npz_bytes(result, {**meta, **self.header}, compressed=False))
         shutil.rmtree(self.parts, ignore_errors=True)
         return len(present)

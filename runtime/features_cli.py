@@ -16,13 +16,13 @@ import typer
 
 from exporter.cli_support import err, fail, run_app
 from exporter.errors import InterActiveError
-from exporter.manifest import atomic_write_bytes
 
 from .datasets import image_folder, read_synsets
 from .extract import extract_into
 from .feature_store import FeatureStore, is_feature_output
 from .inputs import Failure
 from .session import open_model, progress_bar, provenance, start_runner
+from .writers import write_failures
 
 app = typer.Typer(add_completion=False, no_args_is_help=True)
 
@@ -123,8 +123,7 @@ def features(
                     "feature_layers": list(manifest.model.feature_layers),
                     "skipped": [vars(s) for s in dataset.skips], "failures": [vars(f) for f in failures]}
             count = store.assemble([(image.item.key, str(image.item.path)) for image in dataset.images], meta)
-            atomic_write_bytes(out / f"{name}.failures.tsv",
-                               "".join(f"{f.path}\t{f.reason}\n" for f in failures).encode())
+            write_failures(out / f"{name}.failures.tsv", failures)
             err.print(f"{name}: {count} images -> {store.final}"
                       + (f" ({len(failures)} failed, listed in {name}.failures.tsv)" if failures else ""),
                       highlight=False)

@@ -22,7 +22,3 @@ def read_labels(path: Path | None, classes: int) -> list[str]:
         names.append(rest.split(",")[0].strip() if head.startswith("n") and head[1:].isdigit() and rest else line)
     return names
 
-
-def synsets(path: Path) -> list[str]:
-    """The synset ids in class-index order (first word of each line)."""
-    return [line.split()[0] for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
