@@ -28,6 +28,18 @@ SEED_SCALE = typer.Option(1.0, "--seed-scale", help="constant factor on the seed
                           "gamma is defined up to a positive scale)")
 VERIFY = typer.Option(True, "--verify/--no-verify", help="compare with the autograd reference")
 VERIFY_IMAGE = typer.Option([], "--verify-image", help="photos to verify on (default: scikit-image's 'chelsea')")
+FP16 = typer.Option(False, "--fp16", help="compute in float16 (seed gradient loss-scaled; outputs stay float32)")
+BF16 = typer.Option(False, "--bf16", help="not offered; the error says why")
+FP32 = typer.Option(False, "--fp32", help="compute in float32 (the default)")
+LOSS_SCALE = typer.Option(None, "--loss-scale", help="power-of-two factor on the seed gradient inside an fp16 "
+                          "graph, taken off again in gamma (default: calibrated on the verification inputs)")
+
+
+def precision_from(fp16: bool, bf16: bool, fp32: bool) -> str:
+    chosen = [name for name, flag in (("fp16", fp16), ("bf16", bf16), ("fp32", fp32)) if flag]
+    if len(chosen) > 1:
+        fail(f"choose one precision, not {' and '.join('--' + name for name in chosen)}")
+    return chosen[0] if chosen else "fp32"
 
 
 @app.callback()
@@ -37,7 +49,7 @@ def _root() -> None:
 
 def print_report(report: Report) -> None:
     table = Table(title=report.label, title_justify="left", show_lines=False)
-    for column in ("output", "cosine", "rel L2", "max abs", "top-1 / top-5", "result"):
+    for column in ("output", "cosine", "rel L2", "max abs", "zeroed", "top-1 / top-5", "result"):
         table.add_column(column, justify="left" if column == "output" else "right", no_wrap=True)
     for row in report.rows():
         table.add_row(*row, style=None if row[-1] == "pass" else "bold red")
@@ -56,11 +68,17 @@ def vgg19(
     seed_scale: float = SEED_SCALE,
     verify: bool = VERIFY,
     verify_image: list[Path] = VERIFY_IMAGE,
+    fp16: bool = FP16,
+    bf16: bool = BF16,
+    fp32: bool = FP32,
+    loss_scale: Optional[float] = LOSS_SCALE,
     width_divisor: int = typer.Option(1, "--width-divisor", help="divide every channel count (fast tests)",
                                       hidden=True),
 ) -> None:
     """Export VGG-19 (fully convolutional) with the InterActive graph."""
-    export("vgg19", weights, seed, config, p, head, out, seed_scale, verify, tuple(verify_image), width_divisor)
+    export(model="vgg19", weights=weights, seed=seed, config=config, p=p, head=head, out=out,
+           seed_scale=seed_scale, verify=verify, verify_images=tuple(verify_image), width_divisor=width_divisor,
+           precision=precision_from(fp16, bf16, fp32), loss_scale=loss_scale)
 
 
 @app.command("squeezenet1.1")
@@ -75,17 +93,21 @@ def squeezenet11(
     seed_scale: float = SEED_SCALE,
     verify: bool = VERIFY,
     verify_image: list[Path] = VERIFY_IMAGE,
+    fp16: bool = FP16,
+    bf16: bool = BF16,
+    fp32: bool = FP32,
+    loss_scale: Optional[float] = LOSS_SCALE,
 ) -> None:
     """Export SqueezeNet 1.1 (fire modules, overlapping pools) with the InterActive graph."""
-    export("squeezenet1.1", weights, seed, config, p, head, out, seed_scale, verify, tuple(verify_image), 1)
+    export(model="squeezenet1.1", weights=weights, seed=seed, config=config, p=p, head=head, out=out,
+           seed_scale=seed_scale, verify=verify, verify_images=tuple(verify_image),
+           precision=precision_from(fp16, bf16, fp32), loss_scale=loss_scale)
 
 
-def export(model, weights, seed, config, p, head, out, seed_scale, verify, verify_images, width_divisor) -> None:
+def export(**options) -> None:
     from .export import ExportRequest, export_model
 
-    request = ExportRequest(model=model, weights=weights, seed=seed, config=config, p=p, head=head, out=out,
-                            seed_scale=seed_scale, verify=verify, width_divisor=width_divisor,
-                            verify_images=verify_images)
+    request = ExportRequest(**options)
     try:
         path, manifest = export_model(request, log=lambda m: console.print(m, highlight=False),
                                       print_report=print_report)

@@ -19,9 +19,9 @@ from pathlib import Path
 
 from .errors import InterActiveError
 from .manifest import atomic_write_bytes
+from .precision import PRECISIONS
 
 MAGIC = b"ITRTENG1"
-PRECISIONS = ("fp32", "fp16", "bf16")
 
 
 class EngineError(InterActiveError):

@@ -20,6 +20,7 @@ from .errors import SpecError
 from .imaging import bucket_for, prepare, sample_photo
 from .manifest import Manifest, manifest_path_for, sha256_file, temporary_beside
 from .outputs import output_layer, output_shape
+from .precision import Calibration, calibrate_loss_scale, check_precision
 from .spec import ModelSpec, Preprocessing
 from .verify import Bounds, Report, compare
 from .weights import Weights, load_weights, matconvnet_mean
@@ -27,6 +28,18 @@ from .weights import Weights, load_weights, matconvnet_mean
 OPSET = 17
 GRAPH_BOUNDS = Bounds(min_cosine=None, max_rel_l2=1e-5, top1_agreement=1.0)
 ONNXRUNTIME_BOUNDS = Bounds(min_cosine=0.9999, max_rel_l2=None, top1_agreement=1.0)
+# fp16: issue 3's 0.999 for the average features and class scores (a flipped near-tie may move one class
+# in or out of the top 5). Outputs that hang on single positions (gamma maps, interactive max) get 0.98:
+# an fp16 forward pass rounds activations, which flips ReLU masks and pool arg-maxes near ties; the
+# README's fp16 section gives the measured figures.
+REDUCED_BOUNDS = Bounds(min_cosine=0.999, max_rel_l2=None, positional_min_cosine=0.98, top1_agreement=None,
+                        top5_overlap=0.8)
+
+
+def bounds_for(precision: str, candidate: str) -> Bounds:
+    if precision != "fp32":
+        return REDUCED_BOUNDS
+    return GRAPH_BOUNDS if candidate == "torch graph" else ONNXRUNTIME_BOUNDS
 
 
 def model_spec(model: str, width_divisor: int = 1) -> ModelSpec:
@@ -53,12 +66,15 @@ class ExportRequest:
     width_divisor: int = 1
     interactive: bool = True
     verify_images: tuple[Path, ...] = ()
+    precision: str = "fp32"
+    loss_scale: float | None = None  # None: calibrated for fp16, 1 otherwise
 
     @property
     def stem(self) -> str:
         p = f"{self.p:g}".replace(".", "_")
         kind = self.config if self.interactive else "forward"
-        return f"{model_spec(self.model, self.width_divisor).name}_{kind}_p{p}_{self.head}"
+        typed = "" if self.precision == "fp32" else f"_{self.precision}"
+        return f"{model_spec(self.model, self.width_divisor).name}_{kind}_p{p}_{self.head}{typed}"
 
 
 def log_default(message: str) -> None:
@@ -118,7 +134,11 @@ def run_onnxruntime(path: Path, feed: np.ndarray, names: list[str]) -> dict[str,
 
 def verify_export(spec, weights, request: ExportRequest, graph, onnx_path: Path | None,
                   log: Callable[[str], None] = log_default) -> list[Report]:
-    """Explicit torch graph and ONNX Runtime against the autograd reference, on noise and photos."""
+    """Explicit torch graph and ONNX Runtime against the float32 autograd reference, on noise and photos.
+
+    A reduced-precision graph is held to the reduced-precision bounds; its loss scale is invisible in
+    its outputs, so the reference is the same for every precision.
+    """
     import torch
 
     from .reference import AutogradReference
@@ -132,12 +152,29 @@ def verify_export(spec, weights, request: ExportRequest, graph, onnx_path: Path 
         expected = {k: v.numpy() for k, v in reference(image).items()}
         with torch.no_grad():
             explicit = {k: v.numpy() for k, v in graph.named_outputs(image).items()}
-        reports.append(compare(f"torch graph vs autograd, {label}", explicit, expected, GRAPH_BOUNDS))
+        typed = "" if request.precision == "fp32" else f" {request.precision}"
+        reports.append(compare(f"torch graph{typed} vs autograd, {label}", explicit, expected,
+                               bounds_for(request.precision, "torch graph")))
         if onnx_path is not None:
             got = run_onnxruntime(onnx_path, batch, graph.output_names)
-            reports.append(compare(f"onnxruntime vs autograd, {label}", got, expected, ONNXRUNTIME_BOUNDS))
+            reports.append(compare(f"onnxruntime{typed} vs autograd, {label}", got, expected,
+                                   bounds_for(request.precision, "onnxruntime")))
         log(f"  verified on {label} in {time.perf_counter() - started:.1f}s")
     return reports
+
+
+def calibrate(graph, spec: ModelSpec, request: ExportRequest, log: Callable[[str], None]) -> Calibration:
+    """The loss scale of a reduced-precision export, from the float32 graph's backward pass."""
+    step = time.perf_counter()
+    batches = verification_inputs(spec, request.verify_images)
+    calibration = calibrate_loss_scale(graph, batches, request.precision)
+    if request.loss_scale is not None:
+        calibration.loss_scale = float(request.loss_scale)
+    if request.interactive and request.head != "imagenet":
+        log(f"{request.precision}: back-propagated values span {calibration.octaves:.0f} octaves, peak "
+            f"{calibration.peak:.3g}; loss scale {calibration.loss_scale:g} "
+            f"({time.perf_counter() - step:.1f}s)")
+    return calibration
 
 
 def tool_versions() -> dict:
@@ -168,11 +205,18 @@ def export_model(request: ExportRequest, log: Callable[[str], None] = log_defaul
     from .graph import InterActiveGraph
 
     started = time.perf_counter()
+    check_precision(request.precision)
     spec = model_spec(request.model, request.width_divisor)
     spec, weights = resolve_weights(request, spec)
     log(f"weights: {weights.source} (sha256 {weights.digest[:12]}) in {time.perf_counter() - started:.1f}s")
     graph = InterActiveGraph(spec, weights, config=request.config, p=request.p, head=request.head,
                              seed_scale=request.seed_scale, interactive=request.interactive).eval()
+    calibration = None
+    if request.precision != "fp32":
+        calibration = calibrate(graph, spec, request, log)
+        graph = InterActiveGraph(spec, weights, config=request.config, p=request.p, head=request.head,
+                                 seed_scale=request.seed_scale, interactive=request.interactive,
+                                 precision=request.precision, loss_scale=calibration.loss_scale).eval()
     onnx_path = Path(request.out) / f"{request.stem}.onnx"
     step = time.perf_counter()
     side = spec.resize.min_side
@@ -191,6 +235,8 @@ def export_model(request: ExportRequest, log: Callable[[str], None] = log_defaul
         input_name="image", outputs=describe_outputs(spec, graph.output_names), tool_versions=tool_versions(),
         verification={"passed": all(r.passed for r in reports) if reports else None,
                       "reports": [r.to_dict() for r in reports]},
+        precision=request.precision, loss_scale=graph.loss_scale,
+        calibration=calibration.to_dict() if calibration else {},
     )
     manifest.save(manifest_path_for(onnx_path))
     for report in reports:

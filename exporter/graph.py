@@ -13,6 +13,9 @@ Symbols of the paper (section 3) and their names here:
 
 No autograd is used: the backward pass is explicit so that the exported graph contains it.
 The reference in `reference.py` computes the same with torch.autograd.
+
+A graph computes in one dtype (`precision.py` says which parts stay float32 and why); its inputs and
+outputs are float32 whatever that dtype is, so the runtime never needs to know.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from torch import nn
 from .errors import SpecError
 from .forward import apply_layer, required_layers, run_forward
 from .outputs import CONFIGS, HEADS, output_names
+from .precision import check_precision, torch_dtype
 from .spec import Layer, ModelSpec
 from .weights import Weights
 
@@ -38,19 +42,30 @@ def reachable_from(spec: ModelSpec, sources) -> set[str]:
 
 
 def inverse_spatial_count(x: torch.Tensor) -> torch.Tensor:
-    """1 / (W H) as a tensor op, so that exported graphs stay valid for every input size."""
-    ones = torch.ones_like(x[:, :1])
+    """1 / (W H) as a tensor op, so that exported graphs stay valid for every input size.
+
+    Counted in float32: a 512 x 512 map has more positions than fp16's largest finite value.
+    """
+    ones = torch.ones_like(x[:, :1], dtype=torch.float32)
     return ones / ones.sum(dim=(2, 3), keepdim=True)
 
 
 def layer_score_seed(x: torch.Tensor, p: float, seed_scale: float) -> torch.Tensor:
-    """Equation (5) with the sign dropped: seed_scale * p / (W H) * x-bar^(p-1) at every position."""
+    """Equation (5) with the sign dropped: seed_scale * p / (W H) * x-bar^(p-1) at every position.
+
+    The per-channel factor is computed in float32 and only then cast to the dtype of `x`.
+    """
     scale = inverse_spatial_count(x) * seed_scale
     if p == 1:
-        return scale.expand_as(x)
-    mean_response = x.mean(dim=(2, 3), keepdim=True)
+        return scale.to(x.dtype).expand_as(x)
+    mean_response = x.mean(dim=(2, 3), keepdim=True, dtype=torch.float32)
     power = mean_response if p == 2 else mean_response.clamp_min(0).pow(p - 1)
-    return (scale * p) * power.expand_as(x)
+    return ((scale * p) * power).to(x.dtype).expand_as(x)
+
+
+def widen(x: torch.Tensor) -> torch.Tensor:
+    """float32 view of a tensor (no op at all in a float32 graph)."""
+    return x if x.dtype == torch.float32 else x.float()
 
 
 def first_argmax_masks(windows: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -75,7 +90,8 @@ class InterActiveGraph(nn.Module):
     """Forward pass plus the explicit InterActive backward pass; returns outputs in `output_names`."""
 
     def __init__(self, spec: ModelSpec, weights: Weights, config: str = "last", p: float = 2.0,
-                 head: str = "both", seed_scale: float = 1.0, interactive: bool = True):
+                 head: str = "both", seed_scale: float = 1.0, interactive: bool = True,
+                 precision: str = "fp32", loss_scale: float = 1.0):
         super().__init__()
         if config not in CONFIGS:
             raise SpecError(f"config {config!r}: expected one of {', '.join(CONFIGS)}")
@@ -86,11 +102,16 @@ class InterActiveGraph(nn.Module):
         weights.check(spec)
         self.spec, self.config, self.p, self.head = spec, config, float(p), head
         self.seed_scale, self.interactive = float(seed_scale), interactive
+        self.precision, self.dtype = check_precision(precision), torch_dtype(precision)
+        if not loss_scale > 0:
+            raise SpecError(f"loss scale {loss_scale}: must be positive")
+        self.loss_scale = float(loss_scale)
+        self.observer = None  # calibration hook: called with every back-propagated tensor
         self.output_names = output_names(spec, head, interactive)
         for layer in spec.conv_layers():
             weight, bias = weights.arrays[layer.name]
-            self.register_buffer(f"{layer.name}__weight", torch.from_numpy(weight.copy()))
-            self.register_buffer(f"{layer.name}__bias", torch.from_numpy(bias.copy()))
+            self.register_buffer(f"{layer.name}__weight", torch.from_numpy(weight.copy()).to(self.dtype))
+            self.register_buffer(f"{layer.name}__bias", torch.from_numpy(bias.copy()).to(self.dtype))
         self.successors = {t: [s.name for s in spec.successors(t)] for t in spec.feature_layers}
         all_successors = sorted({s for names in self.successors.values() for s in names})
         self.all_successors = all_successors
@@ -126,7 +147,11 @@ class InterActiveGraph(nn.Module):
         one_hot = torch.zeros(k * k, 1, k, k)
         for slot in range(k * k):
             one_hot[slot, 0, slot // k, slot % k] = 1
-        return one_hot.repeat(channels, 1, 1, 1)
+        return one_hot.repeat(channels, 1, 1, 1).to(self.dtype)
+
+    def observe(self, name: str, tensor: torch.Tensor) -> None:
+        if self.observer is not None:
+            self.observer(name, tensor)
 
     def conv_input_grad(self, layer: Layer, layer_score: torch.Tensor) -> torch.Tensor:
         weight, _ = self.params(layer.name)
@@ -155,8 +180,13 @@ class InterActiveGraph(nn.Module):
         return spread
 
     def connection_sum(self, successor: Layer, layer_score: torch.Tensor) -> torch.Tensor:
-        """Equations (8)-(9): sum the layer score over every (w', h', d') connected to (w, h)."""
-        summed = layer_score.sum(dim=1, keepdim=True)
+        """Equations (8)-(9): sum the layer score over every (w', h', d') connected to (w, h).
+
+        In float32, where the loss scale is taken off again.
+        """
+        summed = layer_score.sum(dim=1, keepdim=True, dtype=torch.float32)
+        if self.loss_scale != 1:
+            summed = summed * (1 / self.loss_scale)
         if successor.kernel == 1 and successor.padding == 0:
             return summed
         ones = torch.ones(1, 1, successor.kernel, successor.kernel, dtype=summed.dtype)
@@ -189,12 +219,14 @@ class InterActiveGraph(nn.Module):
         """One backward pass from T = last layer serves every successor at once."""
         spec = self.spec
         wanted = set(self.all_successors)
-        grads = {spec.last_layer: layer_score_seed(acts[spec.last_layer], self.p, self.seed_scale)}
+        seed_scale = self.seed_scale * self.loss_scale
+        grads = {spec.last_layer: layer_score_seed(acts[spec.last_layer], self.p, seed_scale)}
         scores = {}
         for layer in reversed(spec.layers):
             if layer.name not in grads:
                 continue
             grad = grads.pop(layer.name)
+            self.observe(layer.name, grad)
             if layer.op == "conv" and layer.relu:
                 grad = grad * (acts[layer.name] > 0).to(grad.dtype)
             if layer.name in wanted:
@@ -210,7 +242,8 @@ class InterActiveGraph(nn.Module):
         scores = {}
         for name in self.all_successors:
             x = acts[name]
-            scores[name] = layer_score_seed(x, self.p, self.seed_scale) * (x > 0).to(x.dtype)
+            scores[name] = layer_score_seed(x, self.p, self.seed_scale * self.loss_scale) * (x > 0).to(x.dtype)
+            self.observe(name, scores[name])
         return scores
 
     def feature_outputs(self, acts) -> list[torch.Tensor]:
@@ -218,7 +251,7 @@ class InterActiveGraph(nn.Module):
         if self.interactive:
             scores = self.layer_scores_last(acts) if self.config == "last" else self.layer_scores_next(acts)
         for name in self.spec.feature_layers:
-            x = acts[name]
+            x = widen(acts[name])
             if self.interactive:
                 gamma = None
                 for successor in self.successors[name]:
@@ -233,21 +266,22 @@ class InterActiveGraph(nn.Module):
         """Section 4.4: re-weight fc7 by gamma^(fc7) (T = fc8, ReLU'd), then recompute fc8."""
         logits_layer = self.spec.layer(self.spec.head_logits)
         penultimate = acts[self.spec.head_penultimate]
-        scores_orig = acts[logits_layer.name].mean(dim=(2, 3))
+        scores_orig = widen(acts[logits_layer.name]).mean(dim=(2, 3))
         if not self.interactive:
             return [scores_orig]
-        logits = pre[logits_layer.name]
+        logits = widen(pre[logits_layer.name])
         responses = F.relu(logits)
         layer_score = layer_score_seed(responses, self.p, self.seed_scale) * (logits > 0).to(logits.dtype)
         gamma = layer_score.sum(dim=1, keepdim=True)
         gamma_mean = gamma.mean(dim=(2, 3), keepdim=True)
         safe_mean = torch.where(gamma_mean > 0, gamma_mean, torch.ones_like(gamma_mean))
         gamma = torch.where(gamma_mean > 0, gamma / safe_mean, torch.ones_like(gamma))
-        _, reweighted = apply_layer(logits_layer, [penultimate * gamma], self.params(logits_layer.name))
-        return [scores_orig, reweighted.mean(dim=(2, 3)), gamma]
+        reweighted_input = (widen(penultimate) * gamma).to(self.dtype)
+        _, reweighted = apply_layer(logits_layer, [reweighted_input], self.params(logits_layer.name))
+        return [scores_orig, widen(reweighted).mean(dim=(2, 3)), gamma]
 
     def forward(self, image: torch.Tensor):
-        acts, pre = self.run_forward(image)
+        acts, pre = self.run_forward(image.to(self.dtype))
         results = []
         if self.head in ("features", "both"):
             results += self.feature_outputs(acts)

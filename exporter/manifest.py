@@ -1,8 +1,9 @@
 """The manifest: the JSON file beside each ONNX model (and engine) that the runtime trusts.
 
 It records everything needed to use the model without re-deriving it: the layer table, the
-preprocessing, the configuration (config, p, head, seed scale), output names and shapes, the weights
-digest, the ONNX file's digest, tool versions and the verification results.
+preprocessing, the configuration (config, p, head, seed scale), the compute precision and its loss
+scale, output names and shapes, the weights digest, the ONNX file's digest, tool versions and the
+verification results. Manifests written before precisions existed read as fp32.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ManifestError
+from .precision import PRECISIONS
 from .spec import ModelSpec
 
 FORMAT = "interactive-trt/manifest"
@@ -81,6 +83,9 @@ class Manifest:
     tool_versions: dict
     verification: dict = field(default_factory=dict)
     engines: list[dict] = field(default_factory=list)
+    precision: str = "fp32"
+    loss_scale: float = 1.0
+    calibration: dict = field(default_factory=dict)
 
     @property
     def output_names(self) -> list[str]:
@@ -98,6 +103,8 @@ class Manifest:
             "input": {"name": self.input_name, "layout": "NCHW", "dtype": "float32",
                       "preprocessing": self.model.to_dict()["preprocessing"],
                       "resize": self.model.to_dict()["resize"]},
+            "precision": {"compute": self.precision, "loss_scale": self.loss_scale,
+                          "calibration": self.calibration},
             "outputs": self.outputs,
             "tool_versions": self.tool_versions,
             "verification": self.verification,
@@ -113,6 +120,10 @@ class Manifest:
                 f"{origin}: manifest format version {data.get('format_version')}, this tool reads "
                 f"{FORMAT_VERSION}; re-export the model with this version of interactive-export"
             )
+        precision = data.get("precision", {})
+        if not isinstance(precision, dict) or precision.get("compute", "fp32") not in PRECISIONS:
+            raise ManifestError(f"{origin}: unknown compute precision {precision!r}; expected one of "
+                                f"{', '.join(PRECISIONS)}")
         try:
             return cls(
                 model=ModelSpec.from_dict(data["model"]),
@@ -131,8 +142,11 @@ class Manifest:
                 tool_versions=dict(data["tool_versions"]),
                 verification=dict(data.get("verification", {})),
                 engines=list(data.get("engines", [])),
+                precision=str(precision.get("compute", "fp32")),
+                loss_scale=float(precision.get("loss_scale", 1.0)),
+                calibration=dict(precision.get("calibration", {})),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ManifestError(f"{origin}: manifest is missing or has a malformed field ({exc})") from None
 
     def save(self, path: Path) -> None:

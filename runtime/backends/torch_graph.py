@@ -25,9 +25,11 @@ def weights_from_onnx(model):
             bias = numpy_helper.to_array(initializers[f"{layer.name}__bias"])
         except KeyError:
             raise ManifestError(f"{model.onnx_path}: no weights for layer {layer.name!r} in the ONNX file") from None
-        arrays[layer.name] = (np.ascontiguousarray(weight), np.ascontiguousarray(bias))
+        arrays[layer.name] = (np.ascontiguousarray(weight, dtype=np.float32),
+                              np.ascontiguousarray(bias, dtype=np.float32))
     weights = Weights(arrays=arrays, source=str(model.onnx_path))
-    if weights.digest != model.manifest.weights_sha256:
+    # an fp16 file holds rounded weights; the ONNX file's own digest has already been checked
+    if model.manifest.precision == "fp32" and weights.digest != model.manifest.weights_sha256:
         raise ManifestError(f"{model.onnx_path}: weights digest differs from the manifest's; re-export")
     return weights
 
@@ -53,7 +55,8 @@ class TorchGraphRunner(Runner):
             self.torch_device = self.device
         self.graph = InterActiveGraph(manifest.model, weights_from_onnx(self.model), config=manifest.config,
                                       p=manifest.p, head=manifest.head, seed_scale=manifest.seed_scale,
-                                      interactive=manifest.interactive).eval().to(self.torch_device)
+                                      interactive=manifest.interactive, precision=manifest.precision,
+                                      loss_scale=manifest.loss_scale).eval().to(self.torch_device)
         self._torch = torch
 
     def infer_impl(self, image: np.ndarray) -> dict[str, np.ndarray]:

@@ -1,0 +1,146 @@
+"""fp16 graphs against the float32 autograd reference: loss scaling, float32 islands, the ONNX types."""
+
+import json
+import math
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from exporter.errors import ManifestError, SpecError
+from exporter.export import REDUCED_BOUNDS, ExportRequest, export_model, run_onnxruntime
+from exporter.graph import InterActiveGraph
+from exporter.manifest import load_manifest
+from exporter.precision import (FP16_TARGET_PEAK, BackwardRange, calibrate_loss_scale, check_precision,
+                                loss_scale_for)
+from exporter.reference import AutogradReference
+from exporter.verify import compare, cosine
+
+
+def outputs(graph, image) -> dict[str, np.ndarray]:
+    with torch.no_grad():
+        return {name: value.numpy() for name, value in graph.named_outputs(image).items()}
+
+
+def reference_outputs(spec, weights, image, **options) -> dict[str, np.ndarray]:
+    return {name: value.numpy() for name, value in AutogradReference(spec, weights, **options)(image).items()}
+
+
+@pytest.mark.parametrize("peak", [1e-9, 3e-4, 0.7, 1.0, 37.7, 5e3, 6e4])
+def test_loss_scale_is_a_power_of_two_that_puts_the_peak_just_under_the_target(peak):
+    scale = loss_scale_for(peak)
+    assert math.log2(scale) == int(math.log2(scale))
+    assert FP16_TARGET_PEAK / 2 < peak * scale <= FP16_TARGET_PEAK
+
+
+def test_loss_scale_of_nothing_observed_is_one():
+    assert loss_scale_for(0.0) == 1.0 and loss_scale_for(float("nan")) == 1.0
+
+
+def test_backward_range_reports_peak_smallest_and_octaves():
+    observed = BackwardRange()
+    observed.observe("a", torch.tensor([0.0, -8.0, 0.25]))
+    observed.observe("b", torch.tensor([0.0, 0.0]))
+    assert (observed.peak, observed.smallest, observed.tensors) == (8.0, 0.25, 2)
+    assert observed.octaves == 5.0
+
+
+def test_loss_scale_is_invisible_in_the_outputs(small_spec, small_weights, photo_batches):
+    """Scaling by a power of two and unscaling in float32 is exact: same outputs to the last bit or so."""
+    image = torch.from_numpy(photo_batches["coffee"])
+    plain = outputs(InterActiveGraph(small_spec, small_weights), image)
+    scaled = outputs(InterActiveGraph(small_spec, small_weights, loss_scale=2.0 ** 12), image)
+    for name in plain:
+        np.testing.assert_allclose(scaled[name], plain[name], rtol=1e-6, atol=0, err_msg=name)
+
+
+def test_fp16_graph_meets_the_reduced_bounds_on_real_photos(small_spec, small_weights, photo_batches):
+    graph32 = InterActiveGraph(small_spec, small_weights).eval()
+    batches = [(name, photo_batches[name]) for name in ("chelsea", "astronaut")]
+    calibration = calibrate_loss_scale(graph32, batches, "fp16")
+    graph16 = InterActiveGraph(small_spec, small_weights, precision="fp16", loss_scale=calibration.loss_scale)
+    assert graph16.conv1_1__weight.dtype == torch.float16
+    for name in ("chelsea", "astronaut", "coffee"):
+        image = torch.from_numpy(photo_batches[name])
+        got = outputs(graph16, image)
+        assert all(value.dtype == np.float32 for value in got.values())
+        report = compare(f"fp16 {name}", got, reference_outputs(small_spec, small_weights, image), REDUCED_BOUNDS)
+        assert report.passed, [(c.name, c.cosine) for c in report.failures]
+        assert max(c.zeroed_fraction for c in report.checks) < 1e-3
+
+
+def test_loss_scaling_rescues_a_seed_gradient_that_underflows_in_fp16(small_spec, small_weights, photo_batches):
+    """A seed shrunk 10^6 (as deep nets at high resolution shrink theirs) underflows fp16 without scaling."""
+    image = torch.from_numpy(photo_batches["chelsea"])
+    tiny = 1e-6
+    expected = reference_outputs(small_spec, small_weights, image, seed_scale=tiny)
+    graph32 = InterActiveGraph(small_spec, small_weights, seed_scale=tiny).eval()
+    scale = calibrate_loss_scale(graph32, [("chelsea", photo_batches["chelsea"])], "fp16").loss_scale
+    assert scale >= 2.0 ** 20
+    unscaled = compare("fp16 loss scale 1", outputs(InterActiveGraph(
+        small_spec, small_weights, seed_scale=tiny, precision="fp16"), image), expected, REDUCED_BOUNDS)
+    rescued = compare("fp16 calibrated", outputs(InterActiveGraph(
+        small_spec, small_weights, seed_scale=tiny, precision="fp16", loss_scale=scale), image), expected,
+        REDUCED_BOUNDS)
+    lost = {c.name: c.zeroed_fraction for c in unscaled.checks if c.name.endswith("gamma")}
+    assert max(lost.values()) > 0.2, lost
+    assert not unscaled.passed
+    assert rescued.passed, [(c.name, c.cosine) for c in rescued.failures]
+    assert max(c.zeroed_fraction for c in rescued.checks) < 1e-3
+
+
+def test_seed_counts_positions_in_float32_beyond_fp16_range(small_spec, small_weights):
+    """'next' seeds every successor; conv2_1 at 256 x 288 has 73,728 positions, more than fp16's 65,504."""
+    image = torch.from_numpy(np.random.default_rng(5).standard_normal((1, 3, 512, 576), dtype=np.float32))
+    graph = InterActiveGraph(small_spec, small_weights, config="next", head="features", precision="fp16")
+    got = outputs(graph, image)
+    expected = reference_outputs(small_spec, small_weights, image, config="next", head="features")
+    gamma = got["pool1.gamma"]
+    assert np.isfinite(gamma).all() and np.abs(gamma).sum() > 0
+    assert cosine(gamma, expected["pool1.gamma"]) >= REDUCED_BOUNDS.positional_min_cosine
+
+
+def test_fp16_export_writes_a_typed_graph_with_float32_inputs_and_outputs(tmp_path, small_spec, small_weights,
+                                                                         photo_batches):
+    request = ExportRequest(weights="random", seed=0, width_divisor=8, out=tmp_path, precision="fp16")
+    path, manifest = export_model(request, log=lambda m: None)
+    assert path.name == "vgg19-w8_last_p2_both_fp16.onnx"
+    proto = onnx.load(str(path))
+    float32, float16 = onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16
+    assert [i.type.tensor_type.elem_type for i in proto.graph.input] == [float32]
+    assert {o.type.tensor_type.elem_type for o in proto.graph.output} == {float32}
+    weights = {i.name: i.data_type for i in proto.graph.initializer if i.name.endswith("__weight")}
+    assert weights and set(weights.values()) == {float16}
+    on_disk = load_manifest(path.with_suffix(".json"))
+    assert on_disk.precision == "fp16" and on_disk.loss_scale == manifest.loss_scale
+    assert math.log2(on_disk.loss_scale) == int(math.log2(on_disk.loss_scale))
+    assert on_disk.calibration["peak"] * on_disk.loss_scale <= FP16_TARGET_PEAK
+    assert on_disk.verification["passed"] is True
+    labels = [report["label"] for report in on_disk.verification["reports"]]
+    assert any(label.startswith("onnxruntime fp16 vs autograd") for label in labels)
+    image = photo_batches["astronaut"]
+    got = run_onnxruntime(path, image, on_disk.output_names)
+    expected = reference_outputs(small_spec, small_weights, torch.from_numpy(image))
+    report = compare("onnxruntime fp16, astronaut", got, expected, REDUCED_BOUNDS)
+    assert report.passed, [(c.name, c.cosine) for c in report.failures]
+
+
+def test_bf16_is_refused_with_the_reason():
+    with pytest.raises(SpecError, match="opset 22"):
+        check_precision("bf16")
+
+
+def test_manifest_with_an_unknown_precision_is_refused(tmp_path):
+    request = ExportRequest(weights="random", seed=0, width_divisor=8, out=tmp_path, verify=False)
+    path, _ = export_model(request, log=lambda m: None)
+    manifest_path = path.with_suffix(".json")
+    data = json.loads(manifest_path.read_text())
+    assert data["precision"]["compute"] == "fp32"
+    data["precision"]["compute"] = "fp8"
+    manifest_path.write_text(json.dumps(data))
+    with pytest.raises(ManifestError, match="unknown compute precision"):
+        load_manifest(manifest_path)
+    del data["precision"]
+    manifest_path.write_text(json.dumps(data))
+    assert load_manifest(manifest_path).precision == "fp32"
