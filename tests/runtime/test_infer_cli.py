@@ -120,3 +120,30 @@ def test_corrupt_model_is_refused(model_dir, image_dir, tmp_path):
 def test_missing_engine(image_dir, tmp_path):
     result = infer(image_dir / "coffee.jpg", "--engine", tmp_path / "none")
     assert result.returncode == 1 and "no such model file or folder" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def fp16_model(tmp_path_factory):
+    from exporter.export import ExportRequest, export_model
+
+    out = tmp_path_factory.mktemp("small-model-fp16")
+    path, _ = export_model(ExportRequest(weights="random", width_divisor=8, out=out, precision="fp16"),
+                           log=lambda m: None)
+    return path
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "torch"])
+def test_fp16_model_runs_like_the_fp32_one(model_dir, fp16_model, image_dir, tmp_path, backend):
+    """Same command, same files; features within issue 3's fp16 bound of the fp32 model's."""
+    image = image_dir / "chelsea.jpg"
+    assert infer(image, "--engine", model_dir, "--out", tmp_path / "fp32").returncode == 0
+    result = infer(image, "--engine", fp16_model, "--out", tmp_path / "fp16", "--backend", backend)
+    assert result.returncode == 0, result.stderr
+    full, half = np.load(tmp_path / "fp32" / "chelsea.npz"), np.load(tmp_path / "fp16" / "chelsea.npz")
+    assert set(full.files) == set(half.files)
+    for name in full.files:
+        if name.endswith("_avg"):
+            assert half[name].dtype == np.float32
+            assert cosine(half[name], full[name]) >= 0.999, name
+        elif name.endswith("gamma"):
+            assert cosine(half[name], full[name]) >= 0.98, name
