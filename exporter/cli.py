@@ -33,6 +33,10 @@ BF16 = typer.Option(False, "--bf16", help="not offered; the error says why")
 FP32 = typer.Option(False, "--fp32", help="compute in float32 (the default)")
 LOSS_SCALE = typer.Option(None, "--loss-scale", help="power-of-two factor on the seed gradient inside an fp16 "
                           "graph, taken off again in gamma (default: calibrated on the verification inputs)")
+TRT = typer.Option(False, "--trt", help="also build a TensorRT engine per resolution into --out (needs the \\[gpu] extra)")
+BUCKETS = typer.Option(None, "--buckets", help="engine resolutions, e.g. 512x512,448x576 (default: the paper's "
+                       "resize rule at aspects 1:1, 3:4, 4:3, 2:3, 3:2); others are built on first use")
+MAX_BATCH = typer.Option(32, "--max-batch", min=1, help="largest batch an engine takes")
 
 
 def precision_from(fp16: bool, bf16: bool, fp32: bool) -> str:
@@ -72,13 +76,17 @@ def vgg19(
     bf16: bool = BF16,
     fp32: bool = FP32,
     loss_scale: Optional[float] = LOSS_SCALE,
+    trt: bool = TRT,
+    buckets: Optional[str] = BUCKETS,
+    max_batch: int = MAX_BATCH,
     width_divisor: int = typer.Option(1, "--width-divisor", help="divide every channel count (fast tests)",
                                       hidden=True),
 ) -> None:
     """Export VGG-19 (fully convolutional) with the InterActive graph."""
     export(model="vgg19", weights=weights, seed=seed, config=config, p=p, head=head, out=out,
            seed_scale=seed_scale, verify=verify, verify_images=tuple(verify_image), width_divisor=width_divisor,
-           precision=precision_from(fp16, bf16, fp32), loss_scale=loss_scale)
+           precision=precision_from(fp16, bf16, fp32), loss_scale=loss_scale, trt=trt, buckets=buckets,
+           max_batch=max_batch)
 
 
 @app.command("squeezenet1.1")
@@ -97,11 +105,15 @@ def squeezenet11(
     bf16: bool = BF16,
     fp32: bool = FP32,
     loss_scale: Optional[float] = LOSS_SCALE,
+    trt: bool = TRT,
+    buckets: Optional[str] = BUCKETS,
+    max_batch: int = MAX_BATCH,
 ) -> None:
     """Export SqueezeNet 1.1 (fire modules, overlapping pools) with the InterActive graph."""
     export(model="squeezenet1.1", weights=weights, seed=seed, config=config, p=p, head=head, out=out,
            seed_scale=seed_scale, verify=verify, verify_images=tuple(verify_image),
-           precision=precision_from(fp16, bf16, fp32), loss_scale=loss_scale)
+           precision=precision_from(fp16, bf16, fp32), loss_scale=loss_scale, trt=trt, buckets=buckets,
+           max_batch=max_batch)
 
 
 def export(**options) -> None:
@@ -109,7 +121,7 @@ def export(**options) -> None:
 
     request = ExportRequest(**options)
     try:
-        path, manifest = export_model(request, log=lambda m: console.print(m, highlight=False),
+        path, manifest = export_model(request, log=lambda m: console.print(m, highlight=False, markup=False),
                                       print_report=print_report)
     except VerificationError as exc:
         fail(str(exc), code=3)

@@ -19,7 +19,6 @@ from pathlib import Path
 
 from .errors import InterActiveError
 from .manifest import atomic_write_bytes
-from .precision import PRECISIONS
 
 MAGIC = b"ITRTENG1"
 

@@ -68,6 +68,10 @@ class ExportRequest:
     verify_images: tuple[Path, ...] = ()
     precision: str = "fp32"
     loss_scale: float | None = None  # None: calibrated for fp16, 1 otherwise
+    trt: bool = False
+    buckets: str | None = None  # "512x512,448x576"; None: the common photo aspects (trt_build)
+    min_batch: int = 1
+    max_batch: int = 32
 
     @property
     def stem(self) -> str:
@@ -177,6 +181,27 @@ def calibrate(graph, spec: ModelSpec, request: ExportRequest, log: Callable[[str
     return calibration
 
 
+def add_engines(onnx_path: Path, manifest: Manifest, spec: ModelSpec, weights: Weights, request: ExportRequest,
+                buckets, log) -> list[Report]:
+    """Builds (or finds) the engines, verifies them, and records them in the manifest."""
+    from .engine_export import build_engines
+
+    bounds = bounds_for(request.precision, "tensorrt") if request.verify else None
+    options = {"config": request.config, "p": request.p, "head": request.head, "seed_scale": request.seed_scale,
+               "interactive": request.interactive}
+    entries, reports = build_engines(onnx_path, manifest, spec, weights, buckets, request.min_batch,
+                                     request.max_batch, bounds, options, log)
+    known = {entry["file"]: entry for entry in manifest.engines}
+    known.update({entry["file"]: entry for entry in entries})
+    manifest.engines = list(known.values())
+    if reports:
+        manifest.verification.setdefault("engine_reports", []).extend(r.to_dict() for r in reports)
+        manifest.verification["passed"] = bool(manifest.verification.get("passed", True)) and all(
+            r.passed for r in reports)
+    manifest.save(manifest_path_for(onnx_path))
+    return reports
+
+
 def tool_versions() -> dict:
     import onnx
     import torch
@@ -207,6 +232,14 @@ def export_model(request: ExportRequest, log: Callable[[str], None] = log_defaul
     started = time.perf_counter()
     check_precision(request.precision)
     spec = model_spec(request.model, request.width_divisor)
+    buckets = []
+    if request.trt:
+        from .engine_export import require_tensorrt
+        from .trt_build import check_batch_range, parse_buckets
+
+        buckets = parse_buckets(request.buckets, spec)
+        check_batch_range(request.min_batch, request.max_batch)
+        log(f"engines: {', '.join(f'{h}x{w}' for h, w in buckets)} with {require_tensorrt()}")
     spec, weights = resolve_weights(request, spec)
     log(f"weights: {weights.source} (sha256 {weights.digest[:12]}) in {time.perf_counter() - started:.1f}s")
     graph = InterActiveGraph(spec, weights, config=request.config, p=request.p, head=request.head,
@@ -241,6 +274,13 @@ def export_model(request: ExportRequest, log: Callable[[str], None] = log_defaul
     manifest.save(manifest_path_for(onnx_path))
     for report in reports:
         report.raise_if_failed()
+    if request.trt:
+        engine_reports = add_engines(onnx_path, manifest, spec, weights, request, buckets, log)
+        if print_report:
+            for report in engine_reports:
+                print_report(report)
+        for report in engine_reports:
+            report.raise_if_failed()
     log(f"done in {time.perf_counter() - started:.1f}s")
     return onnx_path, manifest
 

@@ -189,7 +189,7 @@ class InterActiveGraph(nn.Module):
             summed = summed * (1 / self.loss_scale)
         if successor.kernel == 1 and successor.padding == 0:
             return summed
-        ones = torch.ones(1, 1, successor.kernel, successor.kernel, dtype=summed.dtype)
+        ones = torch.ones(1, 1, successor.kernel, successor.kernel, dtype=summed.dtype, device=summed.device)
         return F.conv_transpose2d(summed, ones, stride=successor.stride, padding=successor.padding)
 
     # ------------------------------------------------------------------ the passes

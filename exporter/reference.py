@@ -26,7 +26,8 @@ def likelihood_term(x: torch.Tensor, p: float, seed_scale: float) -> torch.Tenso
 def connection_gamma(layer_t: torch.Tensor, successor: Layer, layer_score: torch.Tensor) -> torch.Tensor:
     """d <G, conv(X, 1)> / d X, read off channel 0 (every channel carries the same map)."""
     x = layer_t.detach().requires_grad_(True)
-    ones = torch.ones(layer_score.shape[1], x.shape[1], successor.kernel, successor.kernel, dtype=x.dtype)
+    ones = torch.ones(layer_score.shape[1], x.shape[1], successor.kernel, successor.kernel, dtype=x.dtype,
+                      device=x.device)
     connected = F.conv2d(x, ones, stride=successor.stride, padding=successor.padding)
     (grad,) = torch.autograd.grad((connected * layer_score.detach()).sum(), x)
     return grad[:, :1]
@@ -36,11 +37,12 @@ class AutogradReference:
     """Computes every output of the exported graph the slow, obviously-right way."""
 
     def __init__(self, spec: ModelSpec, weights: Weights, config: str = "last", p: float = 2.0,
-                 head: str = "both", seed_scale: float = 1.0, interactive: bool = True):
+                 head: str = "both", seed_scale: float = 1.0, interactive: bool = True, device: str = "cpu"):
         weights.check(spec)
         self.spec, self.config, self.p, self.head = spec, config, float(p), head
         self.seed_scale, self.interactive = float(seed_scale), interactive
-        self.params = weight_tensors(spec, weights)
+        self.params = {name: (weight.to(device), bias.to(device))
+                       for name, (weight, bias) in weight_tensors(spec, weights).items()}
         self.output_names = output_names(spec, head, interactive)
 
     def __call__(self, image: torch.Tensor) -> dict[str, torch.Tensor]:

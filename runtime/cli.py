@@ -11,6 +11,7 @@ from typing import Optional
 
 import numpy as np
 import typer
+from rich.markup import escape
 
 from exporter.cli_support import err, fail, run_app
 from exporter.errors import InterActiveError
@@ -50,7 +51,7 @@ def infer(
     paths: list[str] = typer.Argument(..., help="images, folders (searched recursively) or globs"),
     engine: Path = typer.Option(..., "--engine", help="exported model: .onnx file, its .json manifest, "
                                 "or a folder holding one model (and its TensorRT engines)"),
-    backend: str = typer.Option("onnxruntime", "--backend", help="onnxruntime | torch"),
+    backend: str = typer.Option("onnxruntime", "--backend", help="onnxruntime | tensorrt | torch"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
     out: Optional[Path] = typer.Option(None, "--out", help="write <image>.npz (features and gamma maps) here"),
     heatmaps: bool = typer.Option(False, "--heatmaps", help="also write <image>.<layer>.png overlays"),
@@ -126,7 +127,7 @@ def infer(
 
     def on_failure(failure: Failure) -> None:
         failures.append(failure)
-        progress.console.print(f"[red]failed:[/] {failure.path}: {failure.reason}", highlight=False)
+        progress.console.print(f"[red]failed:[/] {escape(str(failure.path))}: {escape(failure.reason)}", highlight=False)
         progress.advance(task)
 
     progress = progress_bar()
@@ -149,7 +150,7 @@ def infer(
     if failures:
         err.print("failures:", highlight=False)
         for failure in failures:
-            err.print(f"  {failure.path}: {failure.reason}", highlight=False, soft_wrap=True)
+            err.print(f"  {failure.path}: {failure.reason}", highlight=False, soft_wrap=True, markup=False)
         raise typer.Exit(2)
 
 

@@ -14,6 +14,7 @@ from typing import Optional
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from exporter.cli_support import err, fail, run_app
@@ -48,7 +49,7 @@ def list_problems(title: str, problems, limit: int = 20) -> None:
         return
     err.print(f"{title} ({len(problems)}):", highlight=False)
     for problem in problems[:limit]:
-        err.print(f"  {problem.path}: {problem.reason}", highlight=False, soft_wrap=True)
+        err.print(f"  {problem.path}: {problem.reason}", highlight=False, soft_wrap=True, markup=False)
     if len(problems) > limit:
         err.print(f"  ... and {len(problems) - limit} more", highlight=False)
 
@@ -68,7 +69,7 @@ def imagenet(
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="only the first N images of a fixed "
                                         "seeded shuffle (a growing --limit reuses finished images)"),
     out: Path = typer.Option(Path("eval-imagenet"), "--out", help="results.jsonl, report.json/.md, failures.tsv"),
-    backend: str = typer.Option("onnxruntime", "--backend", help="onnxruntime | torch"),
+    backend: str = typer.Option("onnxruntime", "--backend", help="onnxruntime | tensorrt | torch"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
     batch_size: int = typer.Option(4, "--batch-size", min=1),
     workers: int = typer.Option(2, "--workers", min=1, help="image decoding threads"),
@@ -123,7 +124,7 @@ def imagenet(
 
     def on_failure(failure: Failure) -> None:
         failures.append(failure)
-        progress.console.print(f"[red]failed:[/] {failure.path}: {failure.reason}", highlight=False)
+        progress.console.print(f"[red]failed:[/] {escape(str(failure.path))}: {escape(failure.reason)}", highlight=False)
         progress.advance(task)
 
     try:

@@ -45,7 +45,7 @@ def features(
     out: Path = typer.Option(..., "--out", help="folder for <split>.npz"),
     synsets_file: Optional[Path] = typer.Option(None, "--synsets", help="class list for the labels "
                                                 "(default: sorted class folders)"),
-    backend: str = typer.Option("onnxruntime", "--backend", help="onnxruntime | torch"),
+    backend: str = typer.Option("onnxruntime", "--backend", help="onnxruntime | tensorrt | torch"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
     batch_size: int = typer.Option(4, "--batch-size", min=1, help="images per batch (per resolution)"),
     workers: int = typer.Option(2, "--workers", min=1, help="image decoding threads"),
@@ -90,7 +90,7 @@ def features(
                 err.print(f"{name}: {store.final} is complete already (use --overwrite to redo it)", highlight=False)
                 continue
             for skip in dataset.skips:
-                err.print(f"{name}: skipped {skip.path}: {skip.reason}", highlight=False, soft_wrap=True)
+                err.print(f"{name}: skipped {skip.path}: {skip.reason}", highlight=False, soft_wrap=True, markup=False)
             done = store.done()
             todo = [image for image in dataset.images if image.item.key not in done]
             if done:

@@ -19,8 +19,10 @@ def open_model(engine: Path) -> ExportedModel:
     return model
 
 
-def start_runner(model: ExportedModel, backend: str, device: str):
-    runner = make_runner(backend, model, device=device)
+def start_runner(model: ExportedModel, backend: str, device: str, **options):
+    if backend in ("tensorrt", "trt"):
+        options.setdefault("log", lambda message: err.print(message, highlight=False, markup=False))
+    runner = make_runner(backend, model, device=device, **options)
     runner.activate()
     return runner
 

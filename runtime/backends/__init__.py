@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from exporter.errors import BackendUnavailable, InterActiveError
+from exporter.errors import InterActiveError
 
-BACKENDS = ("onnxruntime", "torch")
+BACKENDS = ("onnxruntime", "tensorrt", "torch")
 
 
 def make_runner(backend: str, model, device: str = "auto", **options):
@@ -17,8 +17,7 @@ def make_runner(backend: str, model, device: str = "auto", **options):
 
         return TorchGraphRunner(model, device=device)
     if backend in ("tensorrt", "trt"):
-        raise BackendUnavailable(
-            "the TensorRT backend is not built yet (engines per resolution are the next step); "
-            "use --backend onnxruntime --device cuda with onnxruntime-gpu meanwhile"
-        )
+        from .tensorrt import TensorRTRunner
+
+        return TensorRTRunner(model, device=device, **options)
     raise InterActiveError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")

@@ -1,5 +1,6 @@
 """interactive-infer end to end on the width-reduced model, as a user runs it."""
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -147,3 +148,12 @@ def test_fp16_model_runs_like_the_fp32_one(model_dir, fp16_model, image_dir, tmp
             assert cosine(half[name], full[name]) >= 0.999, name
         elif name.endswith("gamma"):
             assert cosine(half[name], full[name]) >= 0.98, name
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None,
+                    reason="tensorrt is installed here; the GPU tests cover the backend")
+def test_tensorrt_backend_without_tensorrt_is_one_line(model_dir, image_dir, tmp_path):
+    result = infer(image_dir / "chelsea.jpg", "--engine", model_dir, "--backend", "tensorrt", "--out", tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "TensorRT is not installed: pip install 'interactive-trt[gpu]'" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
