@@ -1,0 +1,19 @@
+"""The FLOP count behind the benchmark's TFLOP/s, against VGG-19's published cost."""
+
+from exporter.flops import graph_flops
+from exporter.graph import InterActiveGraph
+from exporter.vgg import vgg19_spec
+from exporter.weights import random_weights
+
+
+def test_vgg19_forward_matches_the_published_19_6_gmacs_and_backward_stays_below_it():
+    spec = vgg19_spec(width_divisor=1)
+    weights = random_weights(spec, seed=0)
+    forward_only = graph_flops(InterActiveGraph(spec, weights, interactive=False), 224, 224)
+    assert abs(forward_only.forward / 2 - 19.63e9) / 19.63e9 < 0.01  # torchvision's figure, in MACs
+    assert forward_only.backward == 0 and forward_only.head == 0
+    full = graph_flops(InterActiveGraph(spec, weights), 224, 224)
+    # the backward pass stops at conv2_1, the lowest successor: it skips conv1_x and conv2_1's input grad
+    assert full.forward == forward_only.forward
+    assert 0.8 * full.forward < full.backward < full.forward
+    assert full.head == 2 * 4096 * 1000
