@@ -36,15 +36,17 @@ def engine_inputs(spec: ModelSpec, height: int, width: int, batch: int) -> list[
     return [(f"noise {noise.shape[0]}x{height}x{width}", noise), (f"chelsea {height}x{width}", photo)]
 
 
-def run_engine(plan: bytes, manifest: Manifest, batch: np.ndarray, max_batch: int) -> dict[str, np.ndarray]:
+def run_engine(plan: bytes, manifest: Manifest, batches: list[np.ndarray], max_batch: int) -> list[dict]:
+    """Outputs of one engine for each batch (all of its resolution), deserialized once."""
     from .trt_exec import ResolutionSlot
 
     trt = tensorrt()
     runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-    slot = ResolutionSlot(runtime, plan, manifest.input_name, max_batch, batch.shape[2], batch.shape[3])
+    height, width = batches[0].shape[2:]
+    slot = ResolutionSlot(runtime, plan, manifest.input_name, max_batch, height, width)
     stream = call("cudaStreamCreate", cudart().cudaStreamCreate())
     try:
-        return slot.run(batch, stream)
+        return [slot.run(batch, stream) for batch in batches]
     finally:
         slot.free()
         cudart().cudaStreamDestroy(stream)
@@ -76,10 +78,11 @@ def build_engines(onnx_path: Path, manifest: Manifest, spec: ModelSpec, weights:
                  "tensorrt_version": platform.tensorrt_version, "gpu_name": platform.gpu_name,
                  "compute_capability": platform.compute_capability, "bytes": path.stat().st_size}
         if reference is not None:
+            inputs = engine_inputs(spec, height, width, max_batch)
+            outputs = run_engine(plan, manifest, [batch for _, batch in inputs], max_batch)
             passed = True
-            for label, batch in engine_inputs(spec, height, width, max_batch):
+            for (label, batch), got in zip(inputs, outputs):
                 expected = {k: v.cpu().numpy() for k, v in reference(torch.from_numpy(batch).cuda()).items()}
-                got = run_engine(plan, manifest, batch, max_batch)
                 report = compare(f"tensorrt {manifest.precision} vs autograd, {label}", got, expected, bounds)
                 reports.append(report)
                 passed = passed and report.passed

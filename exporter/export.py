@@ -74,6 +74,12 @@ class ExportRequest:
     max_batch: int = 32
 
     @property
+    def graph_options(self) -> dict:
+        """What the explicit graph and the autograd reference must agree on."""
+        return {"config": self.config, "p": self.p, "head": self.head, "seed_scale": self.seed_scale,
+                "interactive": self.interactive}
+
+    @property
     def stem(self) -> str:
         p = f"{self.p:g}".replace(".", "_")
         kind = self.config if self.interactive else "forward"
@@ -147,8 +153,7 @@ def verify_export(spec, weights, request: ExportRequest, graph, onnx_path: Path 
 
     from .reference import AutogradReference
 
-    reference = AutogradReference(spec, weights, config=request.config, p=request.p, head=request.head,
-                                  seed_scale=request.seed_scale, interactive=request.interactive)
+    reference = AutogradReference(spec, weights, **request.graph_options)
     reports = []
     for label, batch in verification_inputs(spec, request.verify_images):
         started = time.perf_counter()
@@ -187,10 +192,8 @@ def add_engines(onnx_path: Path, manifest: Manifest, spec: ModelSpec, weights: W
     from .engine_export import build_engines
 
     bounds = bounds_for(request.precision, "tensorrt") if request.verify else None
-    options = {"config": request.config, "p": request.p, "head": request.head, "seed_scale": request.seed_scale,
-               "interactive": request.interactive}
     entries, reports = build_engines(onnx_path, manifest, spec, weights, buckets, request.min_batch,
-                                     request.max_batch, bounds, options, log)
+                                     request.max_batch, bounds, request.graph_options, log)
     known = {entry["file"]: entry for entry in manifest.engines}
     known.update({entry["file"]: entry for entry in entries})
     manifest.engines = list(known.values())
@@ -242,14 +245,12 @@ def export_model(request: ExportRequest, log: Callable[[str], None] = log_defaul
         log(f"engines: {', '.join(f'{h}x{w}' for h, w in buckets)} with {require_tensorrt()}")
     spec, weights = resolve_weights(request, spec)
     log(f"weights: {weights.source} (sha256 {weights.digest[:12]}) in {time.perf_counter() - started:.1f}s")
-    graph = InterActiveGraph(spec, weights, config=request.config, p=request.p, head=request.head,
-                             seed_scale=request.seed_scale, interactive=request.interactive).eval()
+    graph = InterActiveGraph(spec, weights, **request.graph_options).eval()
     calibration = None
     if request.precision != "fp32":
         calibration = calibrate(graph, spec, request, log)
-        graph = InterActiveGraph(spec, weights, config=request.config, p=request.p, head=request.head,
-                                 seed_scale=request.seed_scale, interactive=request.interactive,
-                                 precision=request.precision, loss_scale=calibration.loss_scale).eval()
+        graph = InterActiveGraph(spec, weights, **request.graph_options, precision=request.precision,
+                                 loss_scale=calibration.loss_scale).eval()
     onnx_path = Path(request.out) / f"{request.stem}.onnx"
     step = time.perf_counter()
     side = spec.resize.min_side
