@@ -137,30 +137,27 @@ class OnnxRuntime:
 
 
 class TensorRT:
-    """One engine at the benchmark's size, timed on execute_async_v3 with inputs already on the GPU."""
+    """interactive-infer's TensorRT runner at the benchmark's size, timed on execute_async_v3 alone
+    (inputs already on the GPU, like the other backends)."""
 
-    def __init__(self, onnx_path: Path, manifest, size: int, max_batch: int):
-        from exporter.cuda_device import call, cudart, gpu_platform, tensorrt
-        from exporter.trt_build import engine_cache_for
-        from exporter.trt_exec import ResolutionSlot
+    def __init__(self, onnx_path: Path, size: int, max_batch: int):
+        from exporter.cuda_device import call, cudart
+        from runtime.backends import make_runner
+        from runtime.model import load_model
 
-        trt = tensorrt()
-        cache = engine_cache_for(onnx_path, manifest, onnx_path.parent, gpu_platform(), 1, max_batch,
-                                 log=lambda m: print(f"  {m}", file=sys.stderr))
-        _, plan = cache.get(size, size)
-        self.runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-        self.slot = ResolutionSlot(self.runtime, plan, manifest.input_name, max_batch, size, size)
+        self.runner = make_runner("tensorrt", load_model(onnx_path), device="cuda", max_batch=max_batch,
+                                  log=lambda m: print(f"  {m}", file=sys.stderr)).activate()
+        self.slot = self.runner.slot(size, size)
         self.call, self.cudart = call, cudart()
-        self.stream = call("cudaStreamCreate", self.cudart.cudaStreamCreate())
 
     def prepare(self, batch: np.ndarray):
-        self.slot.run(batch, self.stream)  # uploads the batch and sets the shape
+        self.slot.run(batch, self.runner.stream)  # uploads the batch and sets the shape
 
     def __call__(self):
-        self.slot.context.execute_async_v3(int(self.stream))
+        self.slot.context.execute_async_v3(int(self.runner.stream))
 
     def synchronize(self):
-        self.call("cudaStreamSynchronize", self.cudart.cudaStreamSynchronize(self.stream))
+        self.call("cudaStreamSynchronize", self.cudart.cudaStreamSynchronize(self.runner.stream))
 
 
 def export_variant(folder: Path, width_divisor: int, precision: str, interactive: bool):
@@ -213,9 +210,8 @@ def main() -> int:
             return ExplicitGraph(spec, weights, args.device, interactive, backend.rsplit("-", 1)[1])
         if backend == "onnxruntime":
             return OnnxRuntime(exported("fp32", mode)[0], args.device)
-        precision = backend.rsplit("-", 1)[1]
-        path, manifest = exported(precision, mode)
-        return TensorRT(path, manifest, size, max(batches))
+        path, _ = exported(backend.rsplit("-", 1)[1], mode)
+        return TensorRT(path, size, max(batches))
 
     for backend in args.backends.split(","):
         for mode in ("forward", "interactive"):

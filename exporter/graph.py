@@ -27,7 +27,7 @@ from torch import nn
 from .errors import SpecError
 from .forward import apply_layer, required_layers, run_forward
 from .outputs import CONFIGS, HEADS, output_names
-from .precision import check_precision, torch_dtype
+from .precision import torch_dtype
 from .spec import Layer, ModelSpec
 from .weights import Weights
 
@@ -102,7 +102,7 @@ class InterActiveGraph(nn.Module):
         weights.check(spec)
         self.spec, self.config, self.p, self.head = spec, config, float(p), head
         self.seed_scale, self.interactive = float(seed_scale), interactive
-        self.precision, self.dtype = check_precision(precision), torch_dtype(precision)
+        self.precision, self.dtype = precision, torch_dtype(precision)  # torch_dtype refuses unknown ones
         if not loss_scale > 0:
             raise SpecError(f"loss scale {loss_scale}: must be positive")
         self.loss_scale = float(loss_scale)

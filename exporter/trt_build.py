@@ -95,6 +95,7 @@ class TensorRTBuilder:
     def __init__(self, onnx_path: Path, manifest: Manifest, timing_cache: Path,
                  log: Callable[[str], None] = print, workspace_bytes: int = WORKSPACE_BYTES):
         self.onnx_path, self.manifest, self.timing_cache = Path(onnx_path), manifest, Path(timing_cache)
+        self.timing_cache_lock = self.timing_cache.with_name(self.timing_cache.name + ".lock")
         self.log, self.workspace_bytes = log, workspace_bytes
         self.trt = tensorrt()
         self.logger = self.trt.Logger(self.trt.Logger.WARNING)
@@ -139,7 +140,7 @@ class TensorRTBuilder:
                                    f"a {key.precision} engine needs a {key.precision} export")
         network = self.parse()
         config = self._config(key)
-        with exclusive(self.timing_cache.with_name(self.timing_cache.name + ".lock")):
+        with exclusive(self.timing_cache_lock):
             cached = self.timing_cache.read_bytes() if self.timing_cache.is_file() else b""
         cache = config.create_timing_cache(cached)
         config.set_timing_cache(cache, ignore_mismatch=False)
@@ -148,7 +149,7 @@ class TensorRTBuilder:
         if plan is None:
             raise EngineBuildError(f"{self.onnx_path}: TensorRT failed to build the {key.height}x{key.width} "
                                    f"{key.precision} engine (its log above says why)")
-        with exclusive(self.timing_cache.with_name(self.timing_cache.name + ".lock")):
+        with exclusive(self.timing_cache_lock):
             atomic_write_bytes(self.timing_cache, bytes(cache.serialize()))
         self.log(f"built {key.height}x{key.width} {key.precision} batch {key.min_batch}-{key.max_batch} in "
                  f"{time.perf_counter() - started:.0f}s")
