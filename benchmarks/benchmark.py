@@ -21,13 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from a checkout
-
-from exporter.errors import InterActiveError  # noqa: E402
-from exporter.export import ExportRequest, export_model, model_spec  # noqa: E402
-from exporter.flops import graph_flops  # noqa: E402
-from exporter.graph import InterActiveGraph  # noqa: E402
-from exporter.weights import random_weights  # noqa: E402
+from interactive_trt.common.errors import InterActiveError
+from interactive_trt.exporter.onnx.export import ExportRequest, export_model, model_spec
+from interactive_trt.exporter.interactive.flops import graph_flops
+from interactive_trt.exporter.interactive.graph import InterActiveGraph
+from interactive_trt.exporter.networks.weights import random_weights
 
 
 def timed(run, repeat: int, warmup: int, synchronize=lambda: None, best: bool = False) -> float:
@@ -64,7 +62,7 @@ class Autograd:
     def __init__(self, spec, weights, device, interactive, autocast):
         import torch
 
-        from exporter.reference import AutogradReference
+        from interactive_trt.exporter.interactive.reference import AutogradReference
 
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False
@@ -112,7 +110,7 @@ class OnnxRuntime:
     def __init__(self, onnx_path: Path, device: str):
         import onnxruntime as ort
 
-        from runtime.backends.onnxrt import choose_providers
+        from interactive_trt.runtime.backends.onnxrt import choose_providers
 
         options = ort.SessionOptions()
         options.log_severity_level = 3
@@ -141,9 +139,9 @@ class TensorRT:
     (inputs already on the GPU, like the other backends)."""
 
     def __init__(self, onnx_path: Path, size: int, max_batch: int):
-        from exporter.cuda_device import call, cudart
-        from runtime.backends import make_runner
-        from runtime.model import load_model
+        from interactive_trt.exporter.tensorrt.cuda import call, cudart
+        from interactive_trt.runtime.backends import make_runner
+        from interactive_trt.runtime.inference.model import load_model
 
         self.runner = make_runner("tensorrt", load_model(onnx_path), device="cuda", max_batch=max_batch,
                                   log=lambda m: print(f"  {m}", file=sys.stderr)).activate()

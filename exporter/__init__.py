@@ -1,4 +1,6 @@
-"""Builds the InterActive graph (paper: Xie et al., CVPR 2016) for a spec'd CNN, exports it to ONNX
-with a manifest, verifies it against a torch.autograd reference, and builds TensorRT engines."""
+"""The exporter: network descriptions and weights -> the InterActive graph and its autograd reference ->
+ONNX export, verification and manifest -> TensorRT engines. Installed as `interactive_trt.exporter`.
 
-__version__ = "0.1.0"
+It never imports the runtime; the runtime reads what it writes (the ONNX graph, the manifest, the
+engine files) through `interactive_trt.contracts`.
+"""

@@ -12,9 +12,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .cli_support import fail, run_app
-from .errors import InterActiveError, VerificationError
-from .verify import Report
+from interactive_trt.common.cli import fail, run_app
+from interactive_trt.common.errors import InterActiveError, VerificationError
+from interactive_trt.exporter.onnx.verify import Report
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Export a CNN with the InterActive backward pass to ONNX, verified against autograd.")
@@ -117,7 +117,7 @@ def squeezenet11(
 
 
 def export(**options) -> None:
-    from .export import ExportRequest, export_model
+    from interactive_trt.exporter.onnx.export import ExportRequest, export_model
 
     request = ExportRequest(**options)
     try:

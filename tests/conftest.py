@@ -32,14 +32,14 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def small_spec():
-    from exporter.vgg import vgg19_spec
+    from interactive_trt.exporter.networks.vgg import vgg19_spec
 
     return vgg19_spec(width_divisor=8)
 
 
 @pytest.fixture(scope="session")
 def small_weights(small_spec):
-    from exporter.weights import random_weights
+    from interactive_trt.exporter.networks.weights import random_weights
 
     return random_weights(small_spec, seed=0)
 
@@ -56,7 +56,7 @@ def photos() -> dict[str, np.ndarray]:
 @pytest.fixture(scope="session")
 def photo_batches(photos, small_spec):
     """Each photo at its own bucket (the paper's resize rule), as a 1x3xHxW float32 batch."""
-    from exporter.imaging import bucket_for, prepare
+    from interactive_trt.common.imaging import bucket_for, prepare
 
     return {name: prepare(rgb, bucket_for(*rgb.shape[:2]), small_spec.preprocessing)[None]
             for name, rgb in photos.items()}

@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 
-from exporter.errors import InterActiveError
+from interactive_trt.common.errors import InterActiveError
 
 
 class RunnerStateError(InterActiveError):

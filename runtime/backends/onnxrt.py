@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from exporter.errors import BackendUnavailable
+from interactive_trt.common.errors import BackendUnavailable
 
-from .base import Runner
+from interactive_trt.runtime.backends.base import Runner
 
 
 def choose_providers(device: str) -> list[str]:

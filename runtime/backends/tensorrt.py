@@ -1,7 +1,7 @@
 """TensorRT: one engine per input resolution, enqueued with execute_async_v3 on this runner's own stream.
 
-Each runner (one per worker) owns a CUDA stream and, per resolution, an exporter.trt_exec slot
-(context, device buffers, pinned host buffers). Engines come from exporter.engine_cache: looked up by
+Each runner (one per worker) owns a CUDA stream and, per resolution, an exporter.tensorrt slot
+(context, device buffers, pinned host buffers). Engines come from the exporter's engine cache: looked up by
 their build key, built on first use under a lock when a resolution was not prebuilt. Imported only
 when asked for.
 """
@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from exporter.cuda_device import call, cudart, gpu_platform, tensorrt
-from exporter.errors import BackendUnavailable
-from exporter.trt_build import engine_cache_for
-from exporter.trt_exec import ResolutionSlot
-
-from .base import Runner
+from interactive_trt.common.errors import BackendUnavailable
+from interactive_trt.exporter.tensorrt import ResolutionSlot, call, cudart, engine_cache_for, gpu_platform, tensorrt
+from interactive_trt.runtime.backends.base import Runner
 
 DEFAULT_MAX_BATCH = 32
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from exporter.errors import BackendUnavailable, ManifestError
+from interactive_trt.common.errors import BackendUnavailable, ManifestError
 
-from .base import Runner
+from interactive_trt.runtime.backends.base import Runner
 
 
 def weights_from_onnx(model):
     import onnx
     from onnx import numpy_helper
 
-    from exporter.weights import Weights
+    from interactive_trt.exporter.networks.weights import Weights
 
     proto = onnx.load(str(model.onnx_path))
     initializers = {item.name: item for item in proto.graph.initializer}
@@ -46,7 +46,7 @@ class TorchGraphRunner(Runner):
             import torch
         except ImportError:
             raise BackendUnavailable("the torch backend needs PyTorch: pip install 'interactive-trt[torch]'") from None
-        from exporter.graph import InterActiveGraph
+        from interactive_trt.exporter.interactive.graph import InterActiveGraph
 
         manifest = self.model.manifest
         if self.device == "auto":

@@ -4,8 +4,8 @@ is tested is keying, reuse, rebuild of damaged files, and that concurrent proces
 import multiprocessing
 import time
 
-from exporter.engine_file import read_engine
-from exporter.engine_cache import EngineCache, Platform
+from interactive_trt.contracts.engine_file import read_engine
+from interactive_trt.exporter.tensorrt.cache import EngineCache, Platform
 
 PLATFORM = Platform("10.9.0", "NVIDIA H100 80GB HBM3", "9.0")
 

@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import pytest
 
-from exporter.engine_file import EngineError, EngineKey, read_engine, read_header, write_engine
+from interactive_trt.contracts.engine_file import EngineError, EngineKey, read_engine, read_header, write_engine
 
 KEY = EngineKey(onnx_sha256="ab" * 32, height=512, width=512, min_batch=1, max_batch=32, precision="fp16",
                 tensorrt_version="10.9.0", gpu_name="NVIDIA H100 80GB HBM3", compute_capability="9.0")

@@ -7,12 +7,12 @@ import onnx
 import pytest
 import torch
 
-from exporter.errors import VerificationError
-from exporter.export import ExportRequest, export_model, run_onnxruntime
-from exporter.graph import InterActiveGraph
-from exporter.manifest import load_manifest, sha256_file
-from exporter.reference import AutogradReference
-from exporter.verify import Bounds, compare, cosine
+from interactive_trt.common.errors import VerificationError
+from interactive_trt.exporter.onnx.export import ExportRequest, export_model, run_onnxruntime
+from interactive_trt.exporter.interactive.graph import InterActiveGraph
+from interactive_trt.contracts.manifest import load_manifest, sha256_file
+from interactive_trt.exporter.interactive.reference import AutogradReference
+from interactive_trt.exporter.onnx.verify import Bounds, compare, cosine
 
 ORT_MIN_COSINE = 0.9999
 
@@ -85,7 +85,7 @@ def test_one_model_serves_every_bucket_and_batch(exported, small_spec, small_wei
 
 def test_export_fails_listing_every_output_that_misses(exported, monkeypatch, small_spec, small_weights, tmp_path):
     """A wrong reference (another seed scale) must fail verification, naming the outputs."""
-    import exporter.export as export_module
+    import interactive_trt.exporter.onnx.export as export_module
 
     original = export_module.verify_export
 

@@ -6,7 +6,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def export(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "exporter.cli", "vgg19", *map(str, args)], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "interactive_trt.exporter.cli", "vgg19", *map(str, args)], capture_output=True,
                           text=True, cwd=REPO, env=env, timeout=600)
 
 

@@ -1,9 +1,9 @@
 """The FLOP count behind the benchmark's TFLOP/s, against VGG-19's published cost."""
 
-from exporter.flops import graph_flops
-from exporter.graph import InterActiveGraph
-from exporter.vgg import vgg19_spec
-from exporter.weights import random_weights
+from interactive_trt.exporter.interactive.flops import graph_flops
+from interactive_trt.exporter.interactive.graph import InterActiveGraph
+from interactive_trt.exporter.networks.vgg import vgg19_spec
+from interactive_trt.exporter.networks.weights import random_weights
 
 
 def test_vgg19_forward_matches_the_published_19_6_gmacs_and_backward_stays_below_it():

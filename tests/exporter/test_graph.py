@@ -5,10 +5,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from exporter.graph import InterActiveGraph, first_argmax_masks
-from exporter.reference import AutogradReference, connection_gamma
-from exporter.spec import Layer
-from exporter.verify import rel_l2
+from interactive_trt.exporter.interactive.graph import InterActiveGraph, first_argmax_masks
+from interactive_trt.exporter.interactive.reference import AutogradReference, connection_gamma
+from interactive_trt.contracts.spec import Layer
+from interactive_trt.exporter.onnx.verify import rel_l2
 
 REL_L2 = 1e-5  # fp32, same arithmetic order on both sides except the backward pass itself
 
@@ -136,9 +136,9 @@ def test_interactive_scores_differ_from_original(small_spec, small_weights, phot
 @pytest.mark.slow
 @pytest.mark.parametrize("bucket, config, p", [((224, 224), "last", 2.0), ((416, 640), "last", 1.0)])
 def test_full_size_vgg19_graph_equals_autograd(photos, bucket, config, p):
-    from exporter.imaging import prepare
-    from exporter.vgg import vgg19_spec
-    from exporter.weights import random_weights
+    from interactive_trt.common.imaging import prepare
+    from interactive_trt.exporter.networks.vgg import vgg19_spec
+    from interactive_trt.exporter.networks.weights import random_weights
 
     spec = vgg19_spec()
     weights = random_weights(spec, seed=7)

@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from exporter.errors import ImageError
-from exporter.imaging import bucket_for, load_rgb, normalise, shorter_side_size
+from interactive_trt.common.errors import ImageError
+from interactive_trt.common.imaging import bucket_for, load_rgb, normalise, shorter_side_size
 
 
 @settings(max_examples=300, deadline=None)

@@ -9,9 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from exporter.errors import ImageError
-from exporter.imaging import bucket_for, load_rgb, prepare
-from exporter.spec import Preprocessing
+from interactive_trt.common.errors import ImageError
+from interactive_trt.common.imaging import bucket_for, load_rgb, prepare
+from interactive_trt.contracts.spec import Preprocessing
 
 FORMATS = ["PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM"]
 MODES = ["RGB", "L", "LA", "P", "RGBA", "CMYK", "I;16", "1", "I", "F"]

@@ -8,14 +8,14 @@ import onnx
 import pytest
 import torch
 
-from exporter.errors import ManifestError, SpecError
-from exporter.export import REDUCED_BOUNDS, ExportRequest, export_model, run_onnxruntime
-from exporter.graph import InterActiveGraph
-from exporter.manifest import load_manifest
-from exporter.precision import (FP16_TARGET_PEAK, BackwardRange, calibrate_loss_scale, check_precision,
+from interactive_trt.common.errors import ManifestError, SpecError
+from interactive_trt.exporter.onnx.export import REDUCED_BOUNDS, ExportRequest, export_model, run_onnxruntime
+from interactive_trt.exporter.interactive.graph import InterActiveGraph
+from interactive_trt.contracts.manifest import load_manifest
+from interactive_trt.exporter.interactive.precision import (FP16_TARGET_PEAK, BackwardRange, calibrate_loss_scale, check_precision,
                                 loss_scale_for)
-from exporter.reference import AutogradReference
-from exporter.verify import compare, cosine
+from interactive_trt.exporter.interactive.reference import AutogradReference
+from interactive_trt.exporter.onnx.verify import compare, cosine
 
 
 def outputs(graph, image) -> dict[str, np.ndarray]:

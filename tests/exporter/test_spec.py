@@ -1,8 +1,8 @@
 import pytest
 
-from exporter.errors import SpecError
-from exporter.spec import Layer, ModelSpec
-from exporter.vgg import PAPER_LAYERS, vgg19_spec
+from interactive_trt.common.errors import SpecError
+from interactive_trt.contracts.spec import Layer, ModelSpec
+from interactive_trt.exporter.networks.vgg import PAPER_LAYERS, vgg19_spec
 
 # INTERACTIVE.md, "The paper's nine layers and their successors"
 EXPECTED_SUCCESSORS = {

@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from exporter.export import ExportRequest, export_model, run_onnxruntime
-from exporter.graph import InterActiveGraph
-from exporter.imaging import bucket_for, prepare
-from exporter.reference import AutogradReference
-from exporter.squeezenet import squeezenet11_spec
-from exporter.verify import cosine, rel_l2
-from exporter.weights import load_weights
+from interactive_trt.exporter.onnx.export import ExportRequest, export_model, run_onnxruntime
+from interactive_trt.exporter.interactive.graph import InterActiveGraph
+from interactive_trt.common.imaging import bucket_for, prepare
+from interactive_trt.exporter.interactive.reference import AutogradReference
+from interactive_trt.exporter.networks.squeezenet import squeezenet11_spec
+from interactive_trt.exporter.onnx.verify import cosine, rel_l2
+from interactive_trt.exporter.networks.weights import load_weights
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_graph_equals_autograd_on_real_photos(spec, weights, photos, config):
 
 
 def test_real_weights_classify_a_sample_photo_and_onnxruntime_agrees(spec, weights, shared_data, tmp_path):
-    from exporter.imaging import load_rgb
+    from interactive_trt.common.imaging import load_rgb
 
     path, manifest = export_model(ExportRequest(model="squeezenet1.1", weights=str(shared_data / "squeezenet1.1" /
                                                                                     "weights"), out=tmp_path,

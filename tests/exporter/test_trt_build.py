@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from exporter.engine_cache import Platform
-from exporter.errors import SpecError
-from exporter.trt_build import check_batch_range, default_buckets, parse_buckets
+from interactive_trt.exporter.tensorrt.cache import Platform
+from interactive_trt.common.errors import SpecError
+from interactive_trt.exporter.tensorrt.build import check_batch_range, default_buckets, parse_buckets
 
 REPO = Path(__file__).resolve().parents[2]
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
@@ -49,7 +49,7 @@ def test_batch_range():
 
 
 def test_runtime_uses_the_batch_range_export_built_for_this_gpu():
-    from runtime.backends.tensorrt import DEFAULT_MAX_BATCH, prebuilt_max_batch
+    from interactive_trt.runtime.backends.tensorrt import DEFAULT_MAX_BATCH, prebuilt_max_batch
 
     here = Platform("11.4.0", "NVIDIA H100 80GB HBM3", "9.0")
     engines = [{"max_batch": 8, "gpu_name": "NVIDIA H100 80GB HBM3", "tensorrt_version": "11.4.0"},
@@ -61,7 +61,7 @@ def test_runtime_uses_the_batch_range_export_built_for_this_gpu():
 @pytest.mark.skipif(HAS_TENSORRT, reason="tensorrt is installed here; the GPU tests cover --trt")
 def test_trt_without_tensorrt_is_refused_before_any_work(tmp_path):
     out = tmp_path / "engines"
-    result = subprocess.run([sys.executable, "-m", "exporter.cli", "vgg19", "--weights", "random", "--width-divisor",
+    result = subprocess.run([sys.executable, "-m", "interactive_trt.exporter.cli", "vgg19", "--weights", "random", "--width-divisor",
                              "8", "--trt", "--out", out], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert result.returncode == 1
     assert result.stderr.strip() == ("error: TensorRT is not installed: pip install 'interactive-trt[gpu]' "

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from exporter.errors import WeightsError
-from exporter.vgg import vgg19_spec
-from exporter.weights import load_weights, random_weights
+from interactive_trt.common.errors import WeightsError
+from interactive_trt.exporter.networks.vgg import vgg19_spec
+from interactive_trt.exporter.networks.weights import load_weights, random_weights
 
 
 def torchvision_state_dict(spec, weights):
@@ -63,7 +63,7 @@ def test_no_weights_anywhere_says_what_to_get(tmp_path, monkeypatch):
 
 def test_torchvision_cache_is_used_when_present(tmp_path, monkeypatch, small_spec, small_weights):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    from exporter.weights import torchvision_cache_path
+    from interactive_trt.exporter.networks.weights import torchvision_cache_path
 
     target = torchvision_cache_path("vgg19")
     target.parent.mkdir(parents=True)
@@ -91,5 +91,5 @@ def test_matconvnet_mat_file(tmp_path, small_spec, small_weights):
     scipy_io.savemat(path, {"layers": cell, "meta": {"normalization": {"averageImage": np.array([123.7, 116.8, 103.9])}}})
     loaded = load_weights(str(path), small_spec)
     assert loaded.digest == small_weights.digest
-    from exporter.weights import matconvnet_mean
+    from interactive_trt.exporter.networks.weights import matconvnet_mean
     assert matconvnet_mean(path) == pytest.approx((123.7, 116.8, 103.9))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from exporter.verify import cosine
+from interactive_trt.exporter.onnx.verify import cosine
 
 pytestmark = pytest.mark.gpu
 REPO = Path(__file__).resolve().parents[2]
@@ -25,7 +25,7 @@ def run(module: str, *args):
 @pytest.fixture(scope="module", params=["fp32", "fp16"])
 def engines(request, tmp_path_factory):
     out = tmp_path_factory.mktemp(f"engines-{request.param}")
-    result = run("exporter.cli", "vgg19", "--weights", "random", "--width-divisor", "8", f"--{request.param}",
+    result = run("interactive_trt.exporter.cli", "vgg19", "--weights", "random", "--width-divisor", "8", f"--{request.param}",
                  "--trt", "--buckets", BUCKETS, "--max-batch", "4", "--out", out)
     assert result.returncode == 0, result.stderr[-3000:]
     return request.param, out
@@ -54,10 +54,10 @@ def test_export_built_and_verified_every_bucket(engines):
 def test_tensorrt_backend_matches_onnxruntime(engines, photo_folder, tmp_path):
     precision, out = engines
     size = ["--size", "224x288"]
-    trt = run("runtime.cli", photo_folder, "--engine", out, "--backend", "tensorrt", "--out", tmp_path / "trt", *size)
+    trt = run("interactive_trt.runtime.cli.infer", photo_folder, "--engine", out, "--backend", "tensorrt", "--out", tmp_path / "trt", *size)
     assert trt.returncode == 0, trt.stderr[-3000:]
     assert "building engine" not in trt.stderr  # export prebuilt this bucket
-    ort = run("runtime.cli", photo_folder, "--engine", out, "--backend", "onnxruntime", "--device", "cpu",
+    ort = run("interactive_trt.runtime.cli.infer", photo_folder, "--engine", out, "--backend", "onnxruntime", "--device", "cpu",
               "--out", tmp_path / "ort", *size)
     assert ort.returncode == 0, ort.stderr[-3000:]
     bound = 0.9999 if precision == "fp32" else 0.999
@@ -70,11 +70,11 @@ def test_tensorrt_backend_matches_onnxruntime(engines, photo_folder, tmp_path):
 
 def test_a_new_resolution_is_built_once_on_first_use(engines, photo_folder, tmp_path):
     _, out = engines
-    first = run("runtime.cli", photo_folder / "coffee.png", "--engine", out, "--backend", "tensorrt", "--size",
+    first = run("interactive_trt.runtime.cli.infer", photo_folder / "coffee.png", "--engine", out, "--backend", "tensorrt", "--size",
                 "256x256", "--out", tmp_path / "a")
     assert first.returncode == 0, first.stderr[-3000:]
     assert "building engine" in first.stderr
-    again = run("runtime.cli", photo_folder / "chelsea.png", "--engine", out, "--backend", "tensorrt", "--size",
+    again = run("interactive_trt.runtime.cli.infer", photo_folder / "chelsea.png", "--engine", out, "--backend", "tensorrt", "--size",
                 "256x256", "--out", tmp_path / "b")
     assert again.returncode == 0 and "building engine" not in again.stderr
     assert len(list(out.glob("*256x256*.engine"))) == 1

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from runtime.datasets import DatasetError, flat_folder, image_folder, read_synsets
+from interactive_trt.runtime.evaluation.datasets import DatasetError, flat_folder, image_folder, read_synsets
 
 SYNSETS = ["n00000001", "n00000002", "n00000003", "n00000004"]
 

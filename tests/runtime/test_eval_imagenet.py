@@ -9,9 +9,9 @@ import onnxruntime as ort
 import pytest
 from PIL import Image
 
-from exporter.imaging import prepare, shorter_side_size
-from exporter.manifest import load_manifest
-from runtime.imagenet_eval import mcnemar_p, paired_difference, summarise
+from interactive_trt.common.imaging import prepare, shorter_side_size
+from interactive_trt.contracts.manifest import load_manifest
+from interactive_trt.runtime.evaluation.imagenet import mcnemar_p, paired_difference, summarise
 
 from runtime_helpers import REPO, run_cli
 
@@ -65,14 +65,14 @@ def test_errors_match_the_protocol_by_hand_and_the_run_resumes(small_model, labe
     out = tmp_path / "eval"
     args = ["imagenet", "--engine", small_model, "--val", root, "--synsets", words, "--scales", "224,256",
             "--out", out, "--batch-size", "3"]
-    first = run_cli("runtime.eval_cli", *args, "--limit", "2")
+    first = run_cli("interactive_trt.runtime.cli.eval", *args, "--limit", "2")
     assert first.returncode == 0, first.stderr
     assert "config=last" in first.stderr and "scales=[224, 256]" in first.stderr and "onnx_sha256=" in first.stderr
     assert len((out / "results.jsonl").read_text().splitlines()) == 3  # header + 2 images
     # a run killed while writing leaves a torn last line: it is cut off and the run goes on
     with open(out / "results.jsonl", "a") as handle:
         handle.write('{"key": "torn')
-    second = run_cli("runtime.eval_cli", *args)
+    second = run_cli("interactive_trt.runtime.cli.eval", *args)
     assert second.returncode == 0, second.stderr
     assert " 1/1 " in second.stderr  # only the third image was computed
     report = json.loads((out / "report.json").read_text())
@@ -85,14 +85,14 @@ def test_errors_match_the_protocol_by_hand_and_the_run_resumes(small_model, labe
     records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()[1:]]
     assert all(r["views"] == 4 for r in records)
     assert "top-1 error" in (out / "report.md").read_text()
-    changed = run_cli("runtime.eval_cli", *args[:-4], "--scales", "256", "--out", out)
+    changed = run_cli("interactive_trt.runtime.cli.eval", *args[:-4], "--scales", "256", "--out", out)
     assert changed.returncode == 1
     assert "earlier results were made with different scales" in changed.stderr and "Traceback" not in changed.stderr
 
 
 def test_bad_dataset_is_one_line(small_model, tmp_path):
     (tmp_path / "val" / "cats").mkdir(parents=True)
-    result = run_cli("runtime.eval_cli", "imagenet", "--engine", small_model, "--val", tmp_path / "val",
+    result = run_cli("interactive_trt.runtime.cli.eval", "imagenet", "--engine", small_model, "--val", tmp_path / "val",
                      "--out", tmp_path / "out")
     assert result.returncode == 1
     assert "1 class folders but the model has 1000 classes" in result.stderr
@@ -124,12 +124,12 @@ def test_squeezenet_imagenet_error_on_the_100_samples(shared_data, tmp_path):
         folder.mkdir(parents=True, exist_ok=True)
         (folder / photo.name).symlink_to(photo)
     model = tmp_path / "model"
-    export = run_cli("exporter.cli", "squeezenet1.1", "--weights", shared_data / "squeezenet1.1" / "weights",
+    export = run_cli("interactive_trt.exporter.cli", "squeezenet1.1", "--weights", shared_data / "squeezenet1.1" / "weights",
                      "--head", "imagenet", "--out", model, "--no-verify")
     assert export.returncode == 0, export.stderr
     out = REPO / "test-output" / "squeezenet-imagenet-eval"
     shutil.rmtree(out, ignore_errors=True)
-    result = run_cli("runtime.eval_cli", "imagenet", "--engine", model, "--val", root,
+    result = run_cli("interactive_trt.runtime.cli.eval", "imagenet", "--engine", model, "--val", root,
                      "--synsets", shared_data / "imagenet_synset_words.txt", "--scales", "224,256,384,512",
                      "--out", out, "--batch-size", "8")
     assert result.returncode == 0, result.stderr

@@ -8,9 +8,9 @@ import onnxruntime as ort
 import pytest
 from PIL import Image
 
-from exporter.imaging import bucket_for, load_rgb, prepare
-from exporter.manifest import load_manifest
-from runtime.feature_store import load_features
+from interactive_trt.common.imaging import bucket_for, load_rgb, prepare
+from interactive_trt.contracts.manifest import load_manifest
+from interactive_trt.runtime.features.store import load_features
 from runtime_helpers import run_cli, write_image_folder
 
 LAYERS = ("pool1", "pool2", "conv3_3", "pool3", "conv4_3", "pool4", "conv5_3", "pool5", "fc6")
@@ -25,7 +25,7 @@ def synthetic(tmp_path_factory):
 @pytest.fixture(scope="module")
 def extracted(small_model, synthetic, tmp_path_factory):
     out = tmp_path_factory.mktemp("features")
-    result = run_cli("runtime.features_cli", synthetic, "--engine", small_model, "--out", out, "--shard-size", "4")
+    result = run_cli("interactive_trt.runtime.cli.features", synthetic, "--engine", small_model, "--out", out, "--shard-size", "4")
     assert result.returncode == 0, result.stderr
     return out
 
@@ -51,13 +51,13 @@ def test_feature_file_holds_every_layer_and_configuration(extracted, small_model
     np.testing.assert_allclose(features.arrays["pool3.interactive_max"][row], direct[0][0], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(features.arrays["fc6.orig_avg"][row], direct[1][0], rtol=1e-5, atol=1e-6)
     assert features.labels[row] == features.classes.index(features.keys[row].split("/")[0])
-    again = run_cli("runtime.features_cli", synthetic, "--engine", small_model, "--out", extracted)
+    again = run_cli("interactive_trt.runtime.cli.features", synthetic, "--engine", small_model, "--out", extracted)
     assert again.returncode == 0 and "complete already" in again.stderr
 
 
 def test_svm_separates_the_synthetic_classes_in_table_layout(extracted, tmp_path):
     out = tmp_path / "svm"
-    result = run_cli("runtime.eval_cli", "svm", extracted / "shapes.npz", "--train-per-class", "4", "--out", out)
+    result = run_cli("interactive_trt.runtime.cli.eval", "svm", extracted / "shapes.npz", "--train-per-class", "4", "--out", out)
     assert result.returncode == 0, result.stderr
     table = json.loads((out / "table.json").read_text())
     rows = table["rows"]
@@ -94,10 +94,10 @@ def test_svm_on_real_photographs_with_separate_splits(small_model, photos, tmp_p
                     crop = crop[:, ::-1]
                 Image.fromarray(np.ascontiguousarray(crop)).save(folder / f"{index}.jpg", quality=90)
     out = tmp_path / "features"
-    result = run_cli("runtime.features_cli", f"train={tmp_path / 'train'}", f"test={tmp_path / 'test'}",
+    result = run_cli("interactive_trt.runtime.cli.features", f"train={tmp_path / 'train'}", f"test={tmp_path / 'test'}",
                      "--engine", small_model, "--out", out)
     assert result.returncode == 0, result.stderr
-    svm = run_cli("runtime.eval_cli", "svm", out / "train.npz", "--test", out / "test.npz", "--out", tmp_path / "svm")
+    svm = run_cli("interactive_trt.runtime.cli.eval", "svm", out / "train.npz", "--test", out / "test.npz", "--out", tmp_path / "svm")
     assert svm.returncode == 0, svm.stderr
     rows = json.loads((tmp_path / "svm" / "table.json").read_text())["rows"]
     assert all(r["train"] == 18 and r["test"] == 24 for r in rows)
@@ -106,11 +106,11 @@ def test_svm_on_real_photographs_with_separate_splits(small_model, photos, tmp_p
 
 
 def test_svm_refuses_what_it_cannot_split(extracted, tmp_path):
-    result = run_cli("runtime.eval_cli", "svm", extracted / "shapes.npz", "--out", tmp_path)
+    result = run_cli("interactive_trt.runtime.cli.eval", "svm", extracted / "shapes.npz", "--out", tmp_path)
     assert result.returncode == 1 and "needs --train-per-class" in result.stderr
-    result = run_cli("runtime.eval_cli", "svm", extracted / "shapes.npz", "--train-per-class", "10", "--out", tmp_path)
+    result = run_cli("interactive_trt.runtime.cli.eval", "svm", extracted / "shapes.npz", "--train-per-class", "10", "--out", tmp_path)
     assert result.returncode == 1 and "fewer than two classes have more than 10 images" in result.stderr
-    result = run_cli("runtime.eval_cli", "svm", tmp_path / "nothing.npz", "--train-per-class", "2", "--out", tmp_path)
+    result = run_cli("interactive_trt.runtime.cli.eval", "svm", tmp_path / "nothing.npz", "--train-per-class", "2", "--out", tmp_path)
     assert result.returncode == 1 and "no such feature file" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -119,7 +119,7 @@ def test_empty_class_folder_and_bad_images_are_listed(small_model, tmp_path):
     root = write_image_folder(tmp_path / "data", per_class=2)
     (root / "empty").mkdir()
     (root / "blobs" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
-    result = run_cli("runtime.features_cli", root, "--engine", small_model, "--out", tmp_path / "out")
+    result = run_cli("interactive_trt.runtime.cli.features", root, "--engine", small_model, "--out", tmp_path / "out")
     assert result.returncode == 2, result.stderr
     assert "empty class folder" in result.stderr and "broken.png" in result.stderr
     features = load_features(tmp_path / "out" / "data.npz")
@@ -129,14 +129,14 @@ def test_empty_class_folder_and_bad_images_are_listed(small_model, tmp_path):
 
 def test_squeezenet_features_and_svm_with_real_weights(shared_data, synthetic, tmp_path):
     model = tmp_path / "model"
-    export = run_cli("exporter.cli", "squeezenet1.1", "--weights", shared_data / "squeezenet1.1" / "weights",
+    export = run_cli("interactive_trt.exporter.cli", "squeezenet1.1", "--weights", shared_data / "squeezenet1.1" / "weights",
                      "--head", "features", "--out", model, "--no-verify")
     assert export.returncode == 0, export.stderr
-    result = run_cli("runtime.features_cli", synthetic, "--engine", model, "--out", tmp_path / "features")
+    result = run_cli("interactive_trt.runtime.cli.features", synthetic, "--engine", model, "--out", tmp_path / "features")
     assert result.returncode == 0, result.stderr
     features = load_features(tmp_path / "features" / "shapes.npz")
     assert features.arrays["fire7.interactive_max"].shape == (30, 512)
-    svm = run_cli("runtime.eval_cli", "svm", tmp_path / "features" / "shapes.npz", "--train-per-class", "4",
+    svm = run_cli("interactive_trt.runtime.cli.eval", "svm", tmp_path / "features" / "shapes.npz", "--train-per-class", "4",
                   "--out", tmp_path / "svm")
     assert svm.returncode == 0, svm.stderr
     rows = json.loads((tmp_path / "svm" / "table.json").read_text())["rows"]

@@ -13,8 +13,8 @@ import onnx
 import pytest
 from PIL import Image
 
-from exporter.imaging import bucket_for
-from exporter.manifest import sha256_file
+from interactive_trt.common.imaging import bucket_for
+from interactive_trt.contracts.manifest import sha256_file
 from runtime_helpers import run_cli
 
 
@@ -71,7 +71,7 @@ def hostile(tmp_path_factory, photos):
 def test_every_hostile_image_is_processed_or_listed(small_model, hostile, tmp_path):
     folder, good, bad = hostile
     out = tmp_path / "out"
-    result = run_cli("runtime.cli", folder, "--engine", small_model, "--out", out, "--batch-size", "3")
+    result = run_cli("interactive_trt.runtime.cli.infer", folder, "--engine", small_model, "--out", out, "--batch-size", "3")
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     listed = dict(line.split("\t") for line in (out / "failures.tsv").read_text().splitlines())
@@ -94,7 +94,7 @@ def test_unreadable_file_is_listed(small_model, photos, tmp_path):
     path = tmp_path / "locked.png"
     Image.fromarray(photos["coffee"]).save(path)
     path.chmod(0)
-    result = run_cli("runtime.cli", path, "--engine", small_model, "--out", tmp_path / "out")
+    result = run_cli("interactive_trt.runtime.cli.infer", path, "--engine", small_model, "--out", tmp_path / "out")
     assert result.returncode == 2 and "permission denied" in result.stderr
 
 
@@ -160,8 +160,8 @@ def test_damaged_models_are_refused_in_one_line(small_model, photos, tmp_path, d
     photo = tmp_path / "data" / "cups" / "coffee.png"
     photo.parent.mkdir(parents=True)
     Image.fromarray(photos["coffee"]).save(photo)
-    for module, args in (("runtime.cli", [photo]), ("runtime.features_cli", [tmp_path / "data", "--out", tmp_path / "f"]),
-                         ("runtime.eval_cli", ["imagenet", "--val", tmp_path / "data", "--out", tmp_path / "e"])):
+    for module, args in (("interactive_trt.runtime.cli.infer", [photo]), ("interactive_trt.runtime.cli.features", [tmp_path / "data", "--out", tmp_path / "f"]),
+                         ("interactive_trt.runtime.cli.eval", ["imagenet", "--val", tmp_path / "data", "--out", tmp_path / "e"])):
         result = run_cli(module, *args, "--engine", manifest_file)
         assert result.returncode == 1, (module, result.stderr)
         assert message in result.stderr and "Traceback" not in result.stderr, result.stderr

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from exporter.verify import cosine
+from interactive_trt.exporter.onnx.verify import cosine
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -32,7 +32,7 @@ def image_dir(tmp_path_factory, photos):
 
 
 def infer(*args, env=None):
-    command = [sys.executable, "-m", "runtime.cli", *map(str, args)]
+    command = [sys.executable, "-m", "interactive_trt.runtime.cli.infer", *map(str, args)]
     return subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
 
 
@@ -84,7 +84,7 @@ def test_torch_backend_agrees_with_onnxruntime(model_dir, image_dir, tmp_path):
 
 def test_onnx_path_never_imports_torch(model_dir, image_dir, tmp_path):
     code = (
-        "import sys, runtime.cli as c\n"
+        "import sys, interactive_trt.runtime.cli.infer as c\n"
         "sys.argv=['x', sys.argv[1], '--engine', sys.argv[2]]\n"
         "try:\n    c.main()\nexcept SystemExit as e:\n    assert e.code in (0, None), e.code\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
@@ -125,7 +125,7 @@ def test_missing_engine(image_dir, tmp_path):
 
 @pytest.fixture(scope="module")
 def fp16_model(tmp_path_factory):
-    from exporter.export import ExportRequest, export_model
+    from interactive_trt.exporter.onnx.export import ExportRequest, export_model
 
     out = tmp_path_factory.mktemp("small-model-fp16")
     path, _ = export_model(ExportRequest(weights="random", width_divisor=8, out=out, precision="fp16"),

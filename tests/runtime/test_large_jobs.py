@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from runtime.feature_store import load_features
+from interactive_trt.runtime.features.store import load_features
 from runtime_helpers import REPO, run_cli, write_image_folder
 
 
@@ -23,7 +23,7 @@ def dataset(tmp_path_factory):
 @pytest.fixture(scope="module")
 def uninterrupted(small_model, dataset, tmp_path_factory):
     out = tmp_path_factory.mktemp("uninterrupted")
-    result = run_cli("runtime.features_cli", dataset, "--engine", small_model, "--out", out,
+    result = run_cli("interactive_trt.runtime.cli.features", dataset, "--engine", small_model, "--out", out,
                      "--batch-size", "1", "--shard-size", "2")
     assert result.returncode == 0, result.stderr
     return load_features(out / "shapes.npz")
@@ -40,7 +40,7 @@ def assert_same(a, b):
 
 def test_sigkill_part_way_then_resume_equals_an_uninterrupted_run(small_model, dataset, uninterrupted, tmp_path):
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "runtime.features_cli", str(dataset), "--engine", str(small_model),
+    command = [sys.executable, "-m", "interactive_trt.runtime.cli.features", str(dataset), "--engine", str(small_model),
                "--out", str(out), "--batch-size", "1", "--shard-size", "2"]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     parts = out / "shapes.parts"
@@ -54,7 +54,7 @@ def test_sigkill_part_way_then_resume_equals_an_uninterrupted_run(small_model, d
     assert not (out / "shapes.npz").exists()
     finished = len(list(parts.glob("part-*.npz"))) * 2
     assert 4 <= finished < 48
-    resumed = run_cli("runtime.features_cli", dataset, "--engine", small_model, "--out", out,
+    resumed = run_cli("interactive_trt.runtime.cli.features", dataset, "--engine", small_model, "--out", out,
                       "--batch-size", "1", "--shard-size", "2")
     assert resumed.returncode == 0, resumed.stderr
     assert f"{finished} of 48 images already done; resuming" in resumed.stderr
@@ -66,7 +66,7 @@ def test_ray_scale_out_gives_the_single_process_features(small_model, dataset, u
     pytest.importorskip("ray.data", reason="Ray Data is not installed (pip install 'interactive-trt[ray]')")
     out = tmp_path / "out"
     env = dict(os.environ, RAY_ENABLE_UV_RUN_RUNTIME_ENV="0", RAY_USAGE_STATS_ENABLED="0")
-    result = run_cli("runtime.features_cli", dataset, "--engine", small_model, "--out", out, "--ray",
+    result = run_cli("interactive_trt.runtime.cli.features", dataset, "--engine", small_model, "--out", out, "--ray",
                      "--ray-workers", "2", "--shard-size", "5", "--batch-size", "1", env=env)
     assert result.returncode == 0, result.stderr
     features = load_features(out / "shapes.npz")

@@ -1,0 +1,293 @@
+"""The InterActive computation written out as ordinary ops, so that it exports to ONNX and TensorRT.
+
+Symbols of the paper (section 3) and their names here:
+  X^(t)                 `acts[t]`, the post-ReLU response of layer t (pool outputs as they are)
+  x-bar^(T), eq. (2)    `mean_response`, the spatial mean of layer T
+  d ln f / d X^(T), (5) `seed`: p / (W_T H_T) * x-bar^(p-1), times the constant `seed_scale`
+                        (we propagate +L = ||x-bar||_p^p; a global sign is lost to l2 normalisation)
+  d ln f / d Z^(t+1)    `layer_score[s]`: the gradient at the pre-activation of successor s,
+                        back-propagated from T through ReLU masks, max-pool routing and transposed convs
+  sum of eq. (8)-(9)    `gamma[t]`: transposed conv of the channel-summed layer score with an all-ones
+                        kernel (the connection set U does not depend on the channel of t)
+  X~^(t)                `acts[t] * gamma[t]`
+
+No autograd is used: the backward pass is explicit so that the exported graph contains it.
+The reference in `reference.py` computes the same with torch.autograd.
+
+A graph computes in one dtype (`precision.py` says which parts stay float32 and why); its inputs and
+outputs are float32 whatever that dtype is, so the runtime never needs to know.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from interactive_trt.common.errors import SpecError
+from interactive_trt.exporter.interactive.forward import apply_layer, required_layers, run_forward
+from interactive_trt.contracts.outputs import CONFIGS, HEADS, output_names
+from interactive_trt.exporter.interactive.precision import torch_dtype
+from interactive_trt.contracts.spec import Layer, ModelSpec
+from interactive_trt.exporter.networks.weights import Weights
+
+
+def reachable_from(spec: ModelSpec, sources) -> set[str]:
+    """Layers that depend on any of `sources`, the sources included."""
+    reached = set(sources)
+    for layer in spec.layers:
+        if any(name in reached for name in layer.inputs):
+            reached.add(layer.name)
+    return reached
+
+
+def inverse_spatial_count(x: torch.Tensor) -> torch.Tensor:
+    """1 / (W H) as a tensor op, so that exported graphs stay valid for every input size.
+
+    Counted in float32: a 512 x 512 map has more positions than fp16's largest finite value.
+    """
+    ones = torch.ones_like(x[:, :1], dtype=torch.float32)
+    return ones / ones.sum(dim=(2, 3), keepdim=True)
+
+
+def layer_score_seed(x: torch.Tensor, p: float, seed_scale: float) -> torch.Tensor:
+    """Equation (5) with the sign dropped: seed_scale * p / (W H) * x-bar^(p-1) at every position.
+
+    The per-channel factor is computed in float32 and only then cast to the dtype of `x`.
+    """
+    scale = inverse_spatial_count(x) * seed_scale
+    if p == 1:
+        return scale.to(x.dtype).expand_as(x)
+    mean_response = x.mean(dim=(2, 3), keepdim=True, dtype=torch.float32)
+    power = mean_response if p == 2 else mean_response.clamp_min(0).pow(p - 1)
+    return ((scale * p) * power).to(x.dtype).expand_as(x)
+
+
+def widen(x: torch.Tensor) -> torch.Tensor:
+    """float32 view of a tensor (no op at all in a float32 graph)."""
+    return x if x.dtype == torch.float32 else x.float()
+
+
+def first_argmax_masks(windows: list[torch.Tensor]) -> list[torch.Tensor]:
+    """One-hot masks of the first maximum in scan order of each pooling window.
+
+    Exact ties (flat regions of real photos) route to one position per window, as autograd does;
+    the masks are built from the same values they compare, so mixed precision cannot break them.
+    """
+    peak = windows[0]
+    for window in windows[1:]:
+        peak = torch.maximum(peak, window)
+    taken = torch.zeros_like(peak)
+    masks = []
+    for window in windows:
+        hit = (window == peak).to(peak.dtype) * (1 - taken)
+        masks.append(hit)
+        taken = taken + hit
+    return masks
+
+
+class InterActiveGraph(nn.Module):
+    """Forward pass plus the explicit InterActive backward pass; returns outputs in `output_names`."""
+
+    def __init__(self, spec: ModelSpec, weights: Weights, config: str = "last", p: float = 2.0,
+                 head: str = "both", seed_scale: float = 1.0, interactive: bool = True,
+                 precision: str = "fp32", loss_scale: float = 1.0):
+        super().__init__()
+        if config not in CONFIGS:
+            raise SpecError(f"config {config!r}: expected one of {', '.join(CONFIGS)}")
+        if head not in HEADS:
+            raise SpecError(f"head {head!r}: expected one of {', '.join(HEADS)}")
+        if p < 1:
+            raise SpecError(f"p = {p}: the layer score needs p >= 1")
+        weights.check(spec)
+        self.spec, self.config, self.p, self.head = spec, config, float(p), head
+        self.seed_scale, self.interactive = float(seed_scale), interactive
+        self.precision, self.dtype = precision, torch_dtype(precision)  # torch_dtype refuses unknown ones
+        if not loss_scale > 0:
+            raise SpecError(f"loss scale {loss_scale}: must be positive")
+        self.loss_scale = float(loss_scale)
+        self.observer = None  # calibration hook: called with every back-propagated tensor
+        self.output_names = output_names(spec, head, interactive)
+        for layer in spec.conv_layers():
+            weight, bias = weights.arrays[layer.name]
+            self.register_buffer(f"{layer.name}__weight", torch.from_numpy(weight.copy()).to(self.dtype))
+            self.register_buffer(f"{layer.name}__bias", torch.from_numpy(bias.copy()).to(self.dtype))
+        self.successors = {t: [s.name for s in spec.successors(t)] for t in spec.feature_layers}
+        all_successors = sorted({s for names in self.successors.values() for s in names})
+        self.all_successors = all_successors
+        targets = []
+        if head in ("features", "both"):
+            targets += list(spec.feature_layers) + all_successors
+            if interactive and config == "last":
+                targets.append(spec.last_layer)
+        if head in ("imagenet", "both"):
+            targets.append(spec.head_logits)
+        self.forward_targets = tuple(targets)
+        self.forward_layers = required_layers(spec, targets)
+        self.gradient_layers: set[str] = set()
+        if interactive and head in ("features", "both") and config == "last":
+            below_last = required_layers(spec, [spec.last_layer])
+            missing = [s for s in all_successors if s not in below_last]
+            if missing:
+                raise SpecError(
+                    f"{spec.name}: successors {missing} are not below the last layer {spec.last_layer!r}"
+                )
+            self.gradient_layers = below_last & reachable_from(spec, all_successors)
+        for layer in spec.layers:
+            if layer.op == "maxpool" and layer.name in self.gradient_layers and layer.inputs[0] in self.gradient_layers:
+                self.register_buffer(f"{layer.name}__scatter", self._scatter_kernel(layer))
+
+    # ------------------------------------------------------------------ building blocks
+    def params(self, name: str):
+        return getattr(self, f"{name}__weight"), getattr(self, f"{name}__bias")
+
+    def _scatter_kernel(self, layer: Layer) -> torch.Tensor:
+        """Grouped transposed-conv kernel that puts window slot (i, j) back at offset (i, j)."""
+        k, channels = layer.kernel, self.spec.channels_of(layer.inputs[0])
+        one_hot = torch.zeros(k * k, 1, k, k)
+        for slot in range(k * k):
+            one_hot[slot, 0, slot // k, slot % k] = 1
+        return one_hot.repeat(channels, 1, 1, 1).to(self.dtype)
+
+    def observe(self, name: str, tensor: torch.Tensor) -> None:
+        if self.observer is not None:
+            self.observer(name, tensor)
+
+    def conv_input_grad(self, layer: Layer, layer_score: torch.Tensor) -> torch.Tensor:
+        weight, _ = self.params(layer.name)
+        if layer.stride != 1:
+            raise SpecError(f"{self.spec.name}: back-propagation through strided conv {layer.name!r} is not supported")
+        return F.conv_transpose2d(layer_score, weight, stride=1, padding=layer.padding)
+
+    def pool_input_grad(self, layer: Layer, x: torch.Tensor, grad_out: torch.Tensor) -> torch.Tensor:
+        """Max-pool routing: each window's gradient goes to its first arg-max (mass is conserved)."""
+        k, s, pad = layer.kernel, layer.stride, layer.padding
+        if pad:
+            x = F.pad(x, (pad, pad, pad, pad), value=float("-inf"))
+        windows = []
+        for i in range(k):
+            for j in range(k):
+                end_i, end_j = (-(k - 1 - i) or None), (-(k - 1 - j) or None)
+                windows.append(x[:, :, i:end_i:s, j:end_j:s])
+        routed = [grad_out * mask for mask in first_argmax_masks(windows)]
+        stacked = torch.stack(routed, dim=2).flatten(1, 2)
+        if k == s and pad == 0:
+            return F.pixel_shuffle(stacked, k)
+        channels = grad_out.shape[1]
+        spread = F.conv_transpose2d(stacked, getattr(self, f"{layer.name}__scatter"), stride=s, groups=channels)
+        if pad:
+            spread = spread[:, :, pad:-pad, pad:-pad]
+        return spread
+
+    def connection_sum(self, successor: Layer, layer_score: torch.Tensor) -> torch.Tensor:
+        """Equations (8)-(9): sum the layer score over every (w', h', d') connected to (w, h).
+
+        In float32, where the loss scale is taken off again.
+        """
+        summed = layer_score.sum(dim=1, keepdim=True, dtype=torch.float32)
+        if self.loss_scale != 1:
+            summed = summed * (1 / self.loss_scale)
+        if successor.kernel == 1 and successor.padding == 0:
+            return summed
+        ones = torch.ones(1, 1, successor.kernel, successor.kernel, dtype=summed.dtype, device=summed.device)
+        return F.conv_transpose2d(summed, ones, stride=successor.stride, padding=successor.padding)
+
+    # ------------------------------------------------------------------ the passes
+    def run_forward(self, image: torch.Tensor):
+        params = {layer.name: self.params(layer.name) for layer in self.spec.conv_layers()}
+        return run_forward(self.spec, params, image, self.forward_targets)
+
+    def input_grads(self, layer: Layer, grad: torch.Tensor, acts):
+        """Gradients w.r.t. the inputs of `layer` that lie on the backward path."""
+        if layer.op == "concat":
+            offset = 0
+            for source in layer.inputs:
+                width = self.spec.channels_of(source)
+                if source in self.gradient_layers:
+                    yield source, grad[:, offset:offset + width]
+                offset += width
+            return
+        source = layer.inputs[0]
+        if source not in self.gradient_layers:
+            return
+        if layer.op == "conv":
+            yield source, self.conv_input_grad(layer, grad)
+        else:
+            yield source, self.pool_input_grad(layer, acts[source], grad)
+
+    def layer_scores_last(self, acts) -> dict[str, torch.Tensor]:
+        """One backward pass from T = last layer serves every successor at once."""
+        spec = self.spec
+        wanted = set(self.all_successors)
+        seed_scale = self.seed_scale * self.loss_scale
+        grads = {spec.last_layer: layer_score_seed(acts[spec.last_layer], self.p, seed_scale)}
+        scores = {}
+        for layer in reversed(spec.layers):
+            if layer.name not in grads:
+                continue
+            grad = grads.pop(layer.name)
+            self.observe(layer.name, grad)
+            if layer.op == "conv" and layer.relu:
+                grad = grad * (acts[layer.name] > 0).to(grad.dtype)
+            if layer.name in wanted:
+                scores[layer.name] = grad
+                if len(scores) == len(wanted):
+                    break
+            for source, part in self.input_grads(layer, grad, acts):
+                grads[source] = grads[source] + part if source in grads else part
+        return scores
+
+    def layer_scores_next(self, acts) -> dict[str, torch.Tensor]:
+        """T = t+1: the layer score of each successor is its own seed times its ReLU mask."""
+        scores = {}
+        for name in self.all_successors:
+            x = acts[name]
+            scores[name] = layer_score_seed(x, self.p, self.seed_scale * self.loss_scale) * (x > 0).to(x.dtype)
+            self.observe(name, scores[name])
+        return scores
+
+    def feature_outputs(self, acts) -> list[torch.Tensor]:
+        results = []
+        if self.interactive:
+            scores = self.layer_scores_last(acts) if self.config == "last" else self.layer_scores_next(acts)
+        for name in self.spec.feature_layers:
+            x = widen(acts[name])
+            if self.interactive:
+                gamma = None
+                for successor in self.successors[name]:
+                    part = self.connection_sum(self.spec.layer(successor), scores[successor])
+                    gamma = part if gamma is None else gamma + part
+                weighted = x * gamma
+                results += [gamma, weighted.mean(dim=(2, 3)), weighted.amax(dim=(2, 3))]
+            results += [x.mean(dim=(2, 3)), x.amax(dim=(2, 3))]
+        return results
+
+    def head_outputs(self, acts, pre) -> list[torch.Tensor]:
+        """Section 4.4: re-weight fc7 by gamma^(fc7) (T = fc8, ReLU'd), then recompute fc8."""
+        logits_layer = self.spec.layer(self.spec.head_logits)
+        penultimate = acts[self.spec.head_penultimate]
+        scores_orig = widen(acts[logits_layer.name]).mean(dim=(2, 3))
+        if not self.interactive:
+            return [scores_orig]
+        logits = widen(pre[logits_layer.name])
+        responses = F.relu(logits)
+        layer_score = layer_score_seed(responses, self.p, self.seed_scale) * (logits > 0).to(logits.dtype)
+        gamma = layer_score.sum(dim=1, keepdim=True)
+        gamma_mean = gamma.mean(dim=(2, 3), keepdim=True)
+        safe_mean = torch.where(gamma_mean > 0, gamma_mean, torch.ones_like(gamma_mean))
+        gamma = torch.where(gamma_mean > 0, gamma / safe_mean, torch.ones_like(gamma))
+        reweighted_input = (widen(penultimate) * gamma).to(self.dtype)
+        _, reweighted = apply_layer(logits_layer, [reweighted_input], self.params(logits_layer.name))
+        return [scores_orig, widen(reweighted).mean(dim=(2, 3)), gamma]
+
+    def forward(self, image: torch.Tensor):
+        acts, pre = self.run_forward(image.to(self.dtype))
+        results = []
+        if self.head in ("features", "both"):
+            results += self.feature_outputs(acts)
+        if self.head in ("imagenet", "both"):
+            results += self.head_outputs(acts, pre)
+        return tuple(results)
+
+    def named_outputs(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        return dict(zip(self.output_names, self.forward(image)))

@@ -1,0 +1,287 @@
+"""Export: build the explicit InterActive graph, write ONNX atomically, verify it, write the manifest.
+
+Generic over the model description: nothing here knows VGG (optimum's split of config and machinery).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+import warnings
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from interactive_trt import __version__
+from interactive_trt.common.errors import SpecError
+from interactive_trt.common.imaging import bucket_for, prepare, sample_photo
+from interactive_trt.contracts.manifest import Manifest, manifest_path_for, sha256_file, temporary_beside
+from interactive_trt.contracts.outputs import output_layer, output_shape
+from interactive_trt.exporter.interactive.precision import Calibration, calibrate_loss_scale, check_precision
+from interactive_trt.contracts.spec import ModelSpec, Preprocessing
+from interactive_trt.exporter.onnx.verify import Bounds, Report, compare
+from interactive_trt.exporter.networks.weights import Weights, load_weights, matconvnet_mean
+
+OPSET = 17
+GRAPH_BOUNDS = Bounds(min_cosine=None, max_rel_l2=1e-5, top1_agreement=1.0)
+ONNXRUNTIME_BOUNDS = Bounds(min_cosine=0.9999, max_rel_l2=None, top1_agreement=1.0)
+# fp16: issue 3's 0.999 for the average features and class scores (a flipped near-tie may move one class
+# in or out of the top 5). Outputs that hang on single positions (gamma maps, interactive max) get 0.98:
+# an fp16 forward pass rounds activations, which flips ReLU masks and pool arg-maxes near ties; the
+# README's fp16 section gives the measured figures.
+REDUCED_BOUNDS = Bounds(min_cosine=0.999, max_rel_l2=None, positional_min_cosine=0.98, top1_agreement=None,
+                        top5_overlap=0.8)
+
+
+def bounds_for(precision: str, candidate: str) -> Bounds:
+    if precision != "fp32":
+        return REDUCED_BOUNDS
+    return GRAPH_BOUNDS if candidate == "torch graph" else ONNXRUNTIME_BOUNDS
+
+
+def model_spec(model: str, width_divisor: int = 1) -> ModelSpec:
+    from interactive_trt.exporter.networks.squeezenet import squeezenet11_spec
+    from interactive_trt.exporter.networks.vgg import vgg19_spec
+
+    builders = {"vgg19": lambda: vgg19_spec(width_divisor=width_divisor), "squeezenet1.1": squeezenet11_spec}
+    if model not in builders:
+        raise SpecError(f"unknown model {model!r}; known: {', '.join(sorted(builders))}")
+    return builders[model]()
+
+
+@dataclass
+class ExportRequest:
+    model: str = "vgg19"
+    weights: str | None = None
+    seed: int = 0
+    config: str = "last"
+    p: float = 2.0
+    head: str = "both"
+    out: Path = Path("engines")
+    seed_scale: float = 1.0
+    verify: bool = True
+    width_divisor: int = 1
+    interactive: bool = True
+    verify_images: tuple[Path, ...] = ()
+    precision: str = "fp32"
+    loss_scale: float | None = None  # None: calibrated for fp16, 1 otherwise
+    trt: bool = False
+    buckets: str | None = None  # "512x512,448x576"; None: the common photo aspects (trt_build)
+    min_batch: int = 1
+    max_batch: int = 32
+
+    @property
+    def graph_options(self) -> dict:
+        """What the explicit graph and the autograd reference must agree on."""
+        return {"config": self.config, "p": self.p, "head": self.head, "seed_scale": self.seed_scale,
+                "interactive": self.interactive}
+
+    @property
+    def stem(self) -> str:
+        p = f"{self.p:g}".replace(".", "_")
+        kind = self.config if self.interactive else "forward"
+        typed = "" if self.precision == "fp32" else f"_{self.precision}"
+        return f"{model_spec(self.model, self.width_divisor).name}_{kind}_p{p}_{self.head}{typed}"
+
+
+def log_default(message: str) -> None:
+    print(message, flush=True)
+
+
+def resolve_weights(request: ExportRequest, spec: ModelSpec) -> tuple[ModelSpec, Weights]:
+    weights = load_weights(request.weights, spec, seed=request.seed)
+    if request.weights and Path(request.weights).suffix.lower() == ".mat":
+        mean = matconvnet_mean(Path(request.weights))
+        spec = replace(spec, preprocessing=Preprocessing(scale=1.0, mean=mean, std=(1.0, 1.0, 1.0)))
+    return spec, weights
+
+
+def export_onnx(graph, path: Path, sample) -> None:
+    """torch.onnx (TorchScript exporter): batch, height and width stay dynamic in the graph."""
+    import torch
+
+    dynamic = {"image": {0: "batch", 2: "height", 3: "width"}}
+    for name in graph.output_names:
+        dynamic[name] = {0: "batch", 2: f"{name}.height", 3: f"{name}.width"} if name.endswith("gamma") else {0: "batch"}
+    temporary = temporary_beside(path)
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(graph, (sample,), str(temporary), dynamo=False, input_names=["image"],
+                              output_names=graph.output_names, dynamic_axes=dynamic, opset_version=OPSET,
+                              do_constant_folding=True)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def verification_inputs(spec: ModelSpec, images: tuple[Path, ...] = ()) -> list[tuple[str, np.ndarray]]:
+    """Noise at the smallest square bucket (batch 2) and real photos at their own, non-square bucket."""
+    from interactive_trt.common.imaging import load_rgb
+
+    rng = np.random.default_rng(1234)
+    side = spec.resize.min_side
+    batches = [(f"noise 2x{side}x{side}", rng.standard_normal((2, 3, side, side), dtype=np.float32))]
+    photos = [(str(path), load_rgb(path)) for path in images] or [("scikit-image chelsea", sample_photo("chelsea"))]
+    for label, rgb in photos:
+        size = bucket_for(*rgb.shape[:2], spec.resize)
+        batches.append((f"{label} {size[0]}x{size[1]}", prepare(rgb, size, spec.preprocessing)[None]))
+    return batches
+
+
+def run_onnxruntime(path: Path, feed: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return dict(zip(names, session.run(names, {"image": feed})))
+
+
+def verify_export(spec, weights, request: ExportRequest, graph, onnx_path: Path | None,
+                  log: Callable[[str], None] = log_default) -> list[Report]:
+    """Explicit torch graph and ONNX Runtime against the float32 autograd reference, on noise and photos.
+
+    A reduced-precision graph is held to the reduced-precision bounds; its loss scale is invisible in
+    its outputs, so the reference is the same for every precision.
+    """
+    import torch
+
+    from interactive_trt.exporter.interactive.reference import AutogradReference
+
+    reference = AutogradReference(spec, weights, **request.graph_options)
+    reports = []
+    for label, batch in verification_inputs(spec, request.verify_images):
+        started = time.perf_counter()
+        image = torch.from_numpy(batch)
+        expected = {k: v.numpy() for k, v in reference(image).items()}
+        with torch.no_grad():
+            explicit = {k: v.numpy() for k, v in graph.named_outputs(image).items()}
+        typed = "" if request.precision == "fp32" else f" {request.precision}"
+        reports.append(compare(f"torch graph{typed} vs autograd, {label}", explicit, expected,
+                               bounds_for(request.precision, "torch graph")))
+        if onnx_path is not None:
+            got = run_onnxruntime(onnx_path, batch, graph.output_names)
+            reports.append(compare(f"onnxruntime{typed} vs autograd, {label}", got, expected,
+                                   bounds_for(request.precision, "onnxruntime")))
+        log(f"  verified on {label} in {time.perf_counter() - started:.1f}s")
+    return reports
+
+
+def calibrate(graph, spec: ModelSpec, request: ExportRequest, log: Callable[[str], None]) -> Calibration:
+    """The loss scale of a reduced-precision export, from the float32 graph's backward pass."""
+    step = time.perf_counter()
+    batches = verification_inputs(spec, request.verify_images)
+    calibration = calibrate_loss_scale(graph, batches, request.precision)
+    if request.loss_scale is not None:
+        calibration.loss_scale = float(request.loss_scale)
+    if request.interactive and request.head != "imagenet":
+        log(f"{request.precision}: back-propagated values span {calibration.octaves:.0f} octaves, peak "
+            f"{calibration.peak:.3g}; loss scale {calibration.loss_scale:g} "
+            f"({time.perf_counter() - step:.1f}s)")
+    return calibration
+
+
+def add_engines(onnx_path: Path, manifest: Manifest, spec: ModelSpec, weights: Weights, request: ExportRequest,
+                buckets, log) -> list[Report]:
+    """Builds (or finds) the engines, verifies them, and records them in the manifest."""
+    from interactive_trt.exporter.tensorrt.verify_engines import build_engines
+
+    bounds = bounds_for(request.precision, "tensorrt") if request.verify else None
+    entries, reports = build_engines(onnx_path, manifest, spec, weights, buckets, request.min_batch,
+                                     request.max_batch, bounds, request.graph_options, log)
+    known = {entry["file"]: entry for entry in manifest.engines}
+    known.update({entry["file"]: entry for entry in entries})
+    manifest.engines = list(known.values())
+    if reports:
+        manifest.verification.setdefault("engine_reports", []).extend(r.to_dict() for r in reports)
+        manifest.verification["passed"] = bool(manifest.verification.get("passed", True)) and all(
+            r.passed for r in reports)
+    manifest.save(manifest_path_for(onnx_path))
+    return reports
+
+
+def tool_versions() -> dict:
+    import onnx
+    import torch
+
+    versions = {"interactive-trt": __version__, "python": platform.python_version(), "torch": torch.__version__,
+                "onnx": onnx.__version__}
+    try:
+        import onnxruntime
+
+        versions["onnxruntime"] = onnxruntime.__version__
+    except ImportError:
+        pass
+    return versions
+
+
+def describe_outputs(spec: ModelSpec, names: list[str]) -> list[dict]:
+    return [{"name": name, "layer": output_layer(spec, name), "kind": name.split(".", 1)[1],
+             "shape": output_shape(spec, name, "batch")} for name in names]
+
+
+def export_model(request: ExportRequest, log: Callable[[str], None] = log_default,
+                 print_report: Callable[[Report], None] | None = None) -> tuple[Path, Manifest]:
+    """The whole export; returns the ONNX path and its manifest (written beside it)."""
+    import torch
+
+    from interactive_trt.exporter.interactive.graph import InterActiveGraph
+
+    started = time.perf_counter()
+    check_precision(request.precision)
+    spec = model_spec(request.model, request.width_divisor)
+    buckets = []
+    if request.trt:
+        from interactive_trt.exporter.tensorrt.verify_engines import require_tensorrt
+        from interactive_trt.exporter.tensorrt.build import check_batch_range, parse_buckets
+
+        buckets = parse_buckets(request.buckets, spec)
+        check_batch_range(request.min_batch, request.max_batch)
+        log(f"engines: {', '.join(f'{h}x{w}' for h, w in buckets)} with {require_tensorrt()}")
+    spec, weights = resolve_weights(request, spec)
+    log(f"weights: {weights.source} (sha256 {weights.digest[:12]}) in {time.perf_counter() - started:.1f}s")
+    graph = InterActiveGraph(spec, weights, **request.graph_options).eval()
+    calibration = None
+    if request.precision != "fp32":
+        calibration = calibrate(graph, spec, request, log)
+        graph = InterActiveGraph(spec, weights, **request.graph_options, precision=request.precision,
+                                 loss_scale=calibration.loss_scale).eval()
+    onnx_path = Path(request.out) / f"{request.stem}.onnx"
+    step = time.perf_counter()
+    side = spec.resize.min_side
+    export_onnx(graph, onnx_path, torch.zeros(1, 3, side, side))
+    log(f"exported {onnx_path} ({onnx_path.stat().st_size / 2**20:.1f} MiB) in {time.perf_counter() - step:.1f}s")
+    reports = []
+    if request.verify:
+        reports = verify_export(spec, weights, request, graph, onnx_path, log)
+        if print_report:
+            for report in reports:
+                print_report(report)
+    manifest = Manifest(
+        model=spec, onnx_file=onnx_path.name, onnx_sha256=sha256_file(onnx_path),
+        weights_source=weights.source, weights_sha256=weights.digest, config=request.config, p=request.p,
+        head=request.head, seed_scale=request.seed_scale, interactive=request.interactive, opset=OPSET,
+        input_name="image", outputs=describe_outputs(spec, graph.output_names), tool_versions=tool_versions(),
+        verification={"passed": all(r.passed for r in reports) if reports else None,
+                      "reports": [r.to_dict() for r in reports]},
+        precision=request.precision, loss_scale=graph.loss_scale,
+        calibration=calibration.to_dict() if calibration else {},
+    )
+    manifest.save(manifest_path_for(onnx_path))
+    for report in reports:
+        report.raise_if_failed()
+    if request.trt:
+        engine_reports = add_engines(onnx_path, manifest, spec, weights, request, buckets, log)
+        if print_report:
+            for report in engine_reports:
+                print_report(report)
+        for report in engine_reports:
+            report.raise_if_failed()
+    log(f"done in {time.perf_counter() - started:.1f}s")
+    return onnx_path, manifest
+

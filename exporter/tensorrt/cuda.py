@@ -1,0 +1,61 @@
+"""The CUDA runtime through cuda-python, imported only when a TensorRT engine is built or run.
+
+Engines are tied to the GPU they were built on, so the GPU's name and compute capability are part of
+every engine's key (engine_file.EngineKey); they are read here, as is TensorRT's version.
+"""
+
+from __future__ import annotations
+
+from interactive_trt.exporter.tensorrt.cache import Platform
+from interactive_trt.common.errors import BackendUnavailable, InterActiveError
+
+GPU_EXTRA = "pip install 'interactive-trt[gpu]' (tensorrt, cuda-python, onnxruntime-gpu) on a machine with an NVIDIA GPU"
+
+
+class CudaError(InterActiveError):
+    """A CUDA runtime call that failed; the message names the call and CUDA's error."""
+
+
+def cudart():
+    try:
+        from cuda.bindings import runtime  # cuda-python >= 12.6
+    except ImportError:
+        try:
+            from cuda import cudart as runtime  # older cuda-python
+        except ImportError:
+            raise BackendUnavailable(f"TensorRT needs the CUDA runtime bindings: {GPU_EXTRA}") from None
+    return runtime
+
+
+def tensorrt():
+    try:
+        import tensorrt as trt
+    except ImportError:
+        raise BackendUnavailable(f"TensorRT is not installed: {GPU_EXTRA}") from None
+    except OSError as exc:  # the wheel is there but libnvinfer or the driver is not
+        raise BackendUnavailable(f"TensorRT cannot load its libraries ({exc}); {GPU_EXTRA}") from None
+    return trt
+
+
+def call(name: str, result):
+    """Unpacks cuda-python's (error, *values) tuples; raises CudaError on anything but success."""
+    runtime = cudart()
+    error, *values = result if isinstance(result, tuple) else (result,)
+    if error != runtime.cudaError_t.cudaSuccess:
+        _, text = runtime.cudaGetErrorString(error)
+        raise CudaError(f"{name} failed: {text.decode() if isinstance(text, bytes) else text}")
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+def gpu_platform(device: int = 0) -> Platform:
+    runtime = cudart()
+    count = call("cudaGetDeviceCount", runtime.cudaGetDeviceCount())
+    if count == 0:
+        raise BackendUnavailable(f"no CUDA GPU is visible; {GPU_EXTRA}")
+    properties = call("cudaGetDeviceProperties", runtime.cudaGetDeviceProperties(device))
+    name = properties.name
+    name = name.decode(errors="replace") if isinstance(name, bytes) else str(name)
+    return Platform(tensorrt_version=tensorrt().__version__, gpu_name=name.split("\x00", 1)[0].strip(),
+                    compute_capability=f"{properties.major}.{properties.minor}")

@@ -1,0 +1,2 @@
+"""The paper's two experiments: ImageNet validation error (original vs InterActive) and the linear
+SVM protocol, with the dataset layouts they read."""

@@ -1,0 +1,2 @@
+"""Feature extraction for whole datasets (the paper's SVM protocol): resumable shards, and Ray Data
+for scale-out."""

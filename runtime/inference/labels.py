@@ -1,0 +1,24 @@
+"""Class names: an ILSVRC synset-words file ('n01440764 tench, Tinca tinca') or one name per line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from interactive_trt.common.errors import InterActiveError
+
+
+def read_labels(path: Path | None, classes: int) -> list[str]:
+    if path is None:
+        return [f"class {i}" for i in range(classes)]
+    try:
+        lines = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InterActiveError(f"{path}: cannot read labels ({exc})") from None
+    if len(lines) != classes:
+        raise InterActiveError(f"{path}: {len(lines)} labels, the model has {classes} classes")
+    names = []
+    for line in lines:
+        head, _, rest = line.partition(" ")
+        names.append(rest.split(",")[0].strip() if head.startswith("n") and head[1:].isdigit() and rest else line)
+    return names
+

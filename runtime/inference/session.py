@@ -1,0 +1,40 @@
+"""What every runtime command does first: find the exported model, check it, start a backend, and
+say which model produced the numbers (engine, weights digest, configuration)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from interactive_trt.common.cli import err
+
+from interactive_trt.runtime.backends import make_runner
+from interactive_trt.runtime.inference.model import ExportedModel, check_onnx_structure, load_model
+
+
+def open_model(engine: Path) -> ExportedModel:
+    model = load_model(engine)
+    check_onnx_structure(model)
+    return model
+
+
+def start_runner(model: ExportedModel, backend: str, device: str, **options):
+    if backend in ("tensorrt", "trt"):
+        options.setdefault("log", lambda message: err.print(message, highlight=False, markup=False))
+    runner = make_runner(backend, model, device=device, **options)
+    runner.activate()
+    return runner
+
+
+def provenance(model: ExportedModel, backend: str) -> dict:
+    manifest = model.manifest
+    return {"engine": str(model.onnx_path), "model": manifest.model.name,
+            "onnx_sha256": manifest.onnx_sha256, "weights": manifest.weights_source,
+            "weights_sha256": manifest.weights_sha256, "config": manifest.config, "p": manifest.p,
+            "backend": backend}
+
+
+def progress_bar() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[status]}"), TimeRemainingColumn(), console=err, transient=False)

@@ -1,0 +1,1 @@
+"""Heat-maps of gamma over the photo (Figure 3) and contact sheets of several configurations."""
