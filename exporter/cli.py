@@ -37,6 +37,8 @@ TRT = typer.Option(False, "--trt", help="also build a TensorRT engine per resolu
 BUCKETS = typer.Option(None, "--buckets", help="engine resolutions, e.g. 512x512,448x576 (default: the paper's "
                        "resize rule at aspects 1:1, 3:4, 4:3, 2:3, 3:2); others are built on first use")
 MAX_BATCH = typer.Option(32, "--max-batch", min=1, help="largest batch an engine takes")
+VERBOSE = typer.Option(False, "--verbose", "-v", help="print every output's verification row, not one line "
+                       "per input (the manifest keeps them all either way)")
 
 
 def precision_from(fp16: bool, bf16: bool, fp32: bool) -> str:
@@ -51,7 +53,12 @@ def _root() -> None:
     """Export a CNN with the InterActive backward pass to ONNX, verified against autograd."""
 
 
-def print_report(report: Report) -> None:
+def print_summary(report: Report) -> None:
+    Console(soft_wrap=True).print(report.summary(), highlight=False, markup=False,
+                                  style=None if report.passed else "bold red")
+
+
+def print_table(report: Report) -> None:
     table = Table(title=report.label, title_justify="left", show_lines=False)
     for column in ("output", "cosine", "rel L2", "max abs", "zeroed", "top-1 / top-5", "result"):
         table.add_column(column, justify="left" if column == "output" else "right", no_wrap=True)
@@ -79,6 +86,7 @@ def vgg19(
     trt: bool = TRT,
     buckets: Optional[str] = BUCKETS,
     max_batch: int = MAX_BATCH,
+    verbose: bool = VERBOSE,
     width_divisor: int = typer.Option(1, "--width-divisor", help="divide every channel count (fast tests)",
                                       hidden=True),
 ) -> None:
@@ -86,7 +94,7 @@ def vgg19(
     export(model="vgg19", weights=weights, seed=seed, config=config, p=p, head=head, out=out,
            seed_scale=seed_scale, verify=verify, verify_images=tuple(verify_image), width_divisor=width_divisor,
            precision=precision_from(fp16, bf16, fp32), loss_scale=loss_scale, trt=trt, buckets=buckets,
-           max_batch=max_batch)
+           max_batch=max_batch, verbose=verbose)
 
 
 @app.command("squeezenet1.1")
@@ -108,21 +116,22 @@ def squeezenet11(
     trt: bool = TRT,
     buckets: Optional[str] = BUCKETS,
     max_batch: int = MAX_BATCH,
+    verbose: bool = VERBOSE,
 ) -> None:
     """Export SqueezeNet 1.1 (fire modules, overlapping pools) with the InterActive graph."""
     export(model="squeezenet1.1", weights=weights, seed=seed, config=config, p=p, head=head, out=out,
            seed_scale=seed_scale, verify=verify, verify_images=tuple(verify_image),
            precision=precision_from(fp16, bf16, fp32), loss_scale=loss_scale, trt=trt, buckets=buckets,
-           max_batch=max_batch)
+           max_batch=max_batch, verbose=verbose)
 
 
-def export(**options) -> None:
+def export(verbose: bool = False, **options) -> None:
     from interactive_trt.exporter.onnx.export import ExportRequest, export_model
 
     request = ExportRequest(**options)
     try:
         path, manifest = export_model(request, log=lambda m: console.print(m, highlight=False, markup=False),
-                                      print_report=print_report)
+                                      print_report=print_table if verbose else print_summary)
     except VerificationError as exc:
         fail(str(exc), code=3)
     except InterActiveError as exc:

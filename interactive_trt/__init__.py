@@ -8,4 +8,16 @@ The pipeline, by subpackage: `exporter.networks` (layer tables and weights) -> `
 `contracts` is what the exporter writes and the runtime reads; `common` is what both use.
 """
 
+import os
+
 __version__ = "0.2.0"
+
+if not os.path.isdir(os.path.join(os.path.dirname(__file__), "exporter")):
+    # A source checkout: exporter/ and runtime/ sit beside this folder (the repository keeps the
+    # pipeline's stages at its top level), where an installed copy holds them inside. Found either way,
+    # also when the checkout's folder shadows an installed copy on sys.path (python -m from the root).
+    __path__.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from interactive_trt.api import Exported, ImageResult, Model, export, load
+
+__all__ = ["Exported", "ImageResult", "Model", "__version__", "export", "load"]

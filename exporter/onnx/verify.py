@@ -65,6 +65,15 @@ class Report:
                          f"{100 * check.zeroed_fraction:.2f}%", top, "pass" if check.passed else "FAIL"])
         return rows
 
+    def summary(self) -> str:
+        """One line: pass or FAIL, and the output farthest from the reference (lowest cosine)."""
+        if not self.checks:
+            return f"{self.label}: no outputs compared"
+        worst = min(self.checks, key=lambda check: (check.cosine, -check.rel_l2))
+        verdict = "pass" if self.passed else f"FAIL ({len(self.failures)} of {len(self.checks)} outputs)"
+        return (f"{self.label}: {verdict}; worst {worst.name}: cosine {worst.cosine:.6f}, "
+                f"rel L2 {worst.rel_l2:.2e}")
+
     def raise_if_failed(self) -> None:
         if self.passed:
             return

@@ -125,5 +125,6 @@ def sample_photo(name: str = "chelsea") -> np.ndarray:
     try:
         import skimage.data
     except ImportError as exc:
-        raise ImageError("real-photo verification needs scikit-image: pip install scikit-image") from exc
+        raise ImageError("real-photo verification needs scikit-image: pip install 'interactive-trt[export]' "
+                         "(or pass --verify-image PHOTO)") from exc
     return np.ascontiguousarray(getattr(skimage.data, name)()[..., :3])

@@ -78,8 +78,11 @@ def matrix(features: FeatureSet, layers: list[str], kind: str) -> np.ndarray:
 
 
 def fit_and_score(x_train, y_train, x_test, y_test, c: float, seed: int) -> dict:
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.svm import LinearSVC
+    try:
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.svm import LinearSVC
+    except ImportError:
+        raise InterActiveError("the SVM protocol needs scikit-learn: pip install 'interactive-trt[eval]'") from None
 
     classifier = LinearSVC(C=c, max_iter=20000, random_state=seed)
     with warnings.catch_warnings(record=True) as caught:

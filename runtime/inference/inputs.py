@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import glob
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from interactive_trt.common.imaging import IMAGE_SUFFIXES
 
@@ -13,6 +15,7 @@ from interactive_trt.common.imaging import IMAGE_SUFFIXES
 class ImageInput:
     path: Path
     key: str  # a unique, filesystem-safe name for the outputs of this image
+    rgb: np.ndarray | None = field(default=None, compare=False, repr=False)  # already decoded (Python API)
 
 
 @dataclass(frozen=True)

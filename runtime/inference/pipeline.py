@@ -54,7 +54,7 @@ def paper_bucket(spec: ModelSpec, size: tuple[int, int] | None = None) -> Planne
 
 
 def prepare_image(item: ImageInput, spec: ModelSpec, plan: Planner) -> list[Prepared]:
-    rgb = load_rgb(item.path)
+    rgb = load_rgb(item.path) if item.rgb is None else item.rgb
     variants = plan(rgb.shape[0], rgb.shape[1])
     return [Prepared(item, rgb, size, prepare(rgb, size, spec.preprocessing, flip=flip), index, len(variants), flip)
             for index, (size, flip) in enumerate(variants)]

@@ -29,9 +29,20 @@ def test_bad_config(tmp_path):
     assert result.returncode == 1 and "config 'middle'" in result.stderr
 
 
-def test_export_prints_the_verification_table(tmp_path):
+def test_export_prints_one_line_per_verification_input(tmp_path):
     result = export("--weights", "random", "--width-divisor", "8", "--out", tmp_path, "--p", "1")
     assert result.returncode == 0, result.stderr
-    assert "onnxruntime vs autograd, scikit-image chelsea 416x640" in result.stdout
-    assert "pool5.gamma" in result.stdout and "FAIL" not in result.stdout
+    lines = [line for line in result.stdout.splitlines() if " vs autograd, " in line]
+    assert len(lines) == 4, result.stdout  # (torch graph, onnxruntime) x (noise, photo)
+    photo = [line for line in lines if line.startswith("onnxruntime vs autograd, scikit-image chelsea 416x640: pass")]
+    assert len(photo) == 1 and "worst " in photo[0] and "cosine" in photo[0]
+    assert "FAIL" not in result.stdout and "pool5.gamma" not in result.stdout
     assert (tmp_path / "vgg19-w8_last_p1_both.onnx").is_file()
+
+
+def test_export_verbose_prints_every_output(tmp_path):
+    result = export("--weights", "random", "--width-divisor", "8", "--out", tmp_path, "--head", "features",
+                    "--verbose")
+    assert result.returncode == 0, result.stderr
+    assert "onnxruntime vs autograd, scikit-image chelsea 416x640" in result.stdout
+    assert result.stdout.count("pool5.gamma") == 4 and "FAIL" not in result.stdout
