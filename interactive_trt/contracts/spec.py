@@ -1,7 +1,8 @@
-"""A network described as data, so that one machinery serves VGG-19 and any other plain CNN.
+"""A network described as data, so that one machinery serves VGG-19, SqueezeNet, ResNets and
+EfficientNet-Lite (INTERACTIVE.md, "Any CNN": the vocabulary below is the whole of it).
 
 The InterActive method (paper section 3) needs, for every layer t whose features we take, the
-layers t+1 that consume it through weights (its *successors*), their kernel, stride and padding
+layers t+1 that consume it through weights (its *successors*), their kernel, stride, pads and groups
 (the connection sets U of equations 8-9), and the order of layers for the backward pass. All of that
 is derived here from one table of layers; nothing is written twice.
 """
@@ -14,15 +15,20 @@ from dataclasses import asdict, dataclass, field
 from interactive_trt.common.errors import SpecError
 
 INPUT = "image"
+OPS = ("conv", "maxpool", "avgpool", "add", "concat")
 
 
 @dataclass(frozen=True)
 class Layer:
     """One node of the network.
 
-    op: "conv" (with optional ReLU), "maxpool", or "concat" (channel concatenation of its inputs).
-    For convs and pools, kernel/stride/padding are square; `ceil_mode` only for pools.
-    `weight_key` names the weights of a conv in the source checkpoint (e.g. "features.0").
+    op: "conv", "maxpool", "avgpool", "add" (residual sum of equal-shaped inputs) or "concat"
+    (channel concatenation). Kernels and strides are square; `pads` (top, left, bottom, right) are
+    asymmetric where a network needs it (TensorFlow's 'same'), else `padding` on every side.
+    Activation after a conv or an add: `relu`, or `relu6` (Clip 0..6), or neither (linear).
+    `groups` > 1 for grouped and depthwise convs; `ceil_mode` and `count_include_pad` for pools.
+    `weight_key` names the conv's weights in the source checkpoint (e.g. "features.0"), `bn_key` a
+    BatchNormalization after it that is folded into those weights at load (with `bn_eps`).
     """
 
     name: str
@@ -36,6 +42,24 @@ class Layer:
     ceil_mode: bool = False
     weight_key: str = ""
     in_channels: int = 0
+    groups: int = 1
+    pads: tuple[int, ...] = ()
+    relu6: bool = False
+    count_include_pad: bool = True
+    bn_key: str = ""
+    bn_eps: float = 1e-5
+
+    @property
+    def pad4(self) -> tuple[int, int, int, int]:
+        """(top, left, bottom, right)."""
+        return tuple(self.pads) if self.pads else (self.padding,) * 4
+
+    @property
+    def activation(self) -> str:
+        """'relu6', 'relu' or '' (linear); pools and concats have none."""
+        if self.op not in ("conv", "add"):
+            return ""
+        return "relu6" if self.relu6 else ("relu" if self.relu else "")
 
 
 @dataclass(frozen=True)
@@ -116,16 +140,31 @@ class ModelSpec:
             if layer.name in names or layer.name == INPUT:
                 raise SpecError(f"model {self.name!r}: layer name {layer.name!r} is used twice")
             names.add(layer.name)
-            if layer.op not in ("conv", "maxpool", "concat"):
-                raise SpecError(f"model {self.name!r}: layer {layer.name!r} has unknown op {layer.op!r}")
+            if layer.op not in OPS:
+                raise SpecError(f"model {self.name!r}: layer {layer.name!r} has unknown op {layer.op!r}; "
+                                f"known: {', '.join(OPS)}")
+            if "." in layer.name:
+                raise SpecError(f"model {self.name!r}: layer name {layer.name!r} may not contain '.' "
+                                "(output names are '<layer>.<kind>')")
             for source in layer.inputs:
                 if source not in seen:
                     raise SpecError(
                         f"model {self.name!r}: layer {layer.name!r} reads {source!r}, "
                         "which is not defined before it (layers must be in topological order)"
                     )
-            if layer.op != "concat" and len(layer.inputs) != 1:
+            if layer.op == "add" and len(layer.inputs) < 2:
+                raise SpecError(f"model {self.name!r}: add {layer.name!r} needs at least two inputs")
+            if layer.op not in ("concat", "add") and len(layer.inputs) != 1:
                 raise SpecError(f"model {self.name!r}: layer {layer.name!r} ({layer.op}) needs exactly one input")
+            if layer.op == "conv" and (layer.groups < 1 or layer.in_channels % layer.groups
+                                       or layer.channels % layer.groups):
+                raise SpecError(f"model {self.name!r}: conv {layer.name!r} has {layer.groups} groups, which do not "
+                                f"divide its {layer.in_channels} input and {layer.channels} output channels")
+            if len(layer.pads) not in (0, 4) or min(layer.pad4) < 0:
+                raise SpecError(f"model {self.name!r}: layer {layer.name!r} pads {layer.pads}: expected "
+                                "(top, left, bottom, right), none negative")
+            if layer.op == "avgpool" and (layer.pad4[0] != layer.pad4[2] or layer.pad4[1] != layer.pad4[3]):
+                raise SpecError(f"model {self.name!r}: avgpool {layer.name!r}: asymmetric pads are not supported")
             seen.add(layer.name)
         for name in (*self.feature_layers, self.last_layer, self.head_logits):
             self.layer(name)
@@ -136,22 +175,63 @@ class ModelSpec:
                     f"model {self.name!r}: feature layer {name!r} feeds no layer with weights, "
                     "so it has no successor t+1 and no InterActive weight map"
                 )
-            for successor in successors:
-                if successor.stride != 1:
-                    raise SpecError(
-                        f"model {self.name!r}: successor {successor.name!r} of {name!r} has stride "
-                        f"{successor.stride}; only stride-1 successors are supported"
-                    )
-        if self.layer(self.head_logits).op != "conv":
-            raise SpecError(f"model {self.name!r}: head layer {self.head_logits!r} must be a conv")
+        head = self.layer(self.head_logits)
+        if head.op != "conv" or head.kernel != 1 or head.groups != 1 or head.stride != 1 or any(head.pad4):
+            raise SpecError(f"model {self.name!r}: head layer {self.head_logits!r} must be a dense 1x1 conv "
+                            "(a fully connected classifier applied at every position)")
 
     # ------------------------------------------------------------------ shapes
+    def gamma_channels(self, name: str) -> int:
+        """1 when every successor of `name` is dense (one spatial map), else the channels of `name`:
+        a grouped or depthwise successor connects each channel to its own group only (eq. 8-9)."""
+        if all(successor.groups == 1 for successor in self.successors(name)):
+            return 1
+        return self.channels_of(name)
+
+    def _walk(self, height: int, width: int):
+        """Every layer's output size and, for windowed layers, the residue (rows, columns) of the
+        padded input that no window reaches (zero for inputs a window grid tiles exactly)."""
+        sizes, residues = {INPUT: (height, width)}, {}
+        for layer in self.layers:
+            h, w = sizes[layer.inputs[0]]
+            if layer.op in ("concat", "add"):
+                for other in layer.inputs[1:]:
+                    if sizes[other] != (h, w):
+                        raise SpecError(f"{self.name}: inputs of {layer.op} {layer.name!r} differ in size "
+                                        f"at input {height}x{width}")
+                sizes[layer.name] = (h, w)
+                continue
+            top, left, bottom, right = layer.pad4
+            out, rest = [], []
+            for side, before, after in ((h, top, bottom), (w, left, right)):
+                span = side + before + after - layer.kernel
+                if span < 0:
+                    raise SpecError(
+                        f"input size {height}x{width} is too small for {self.name} at layer {layer.name!r}"
+                    )
+                if layer.ceil_mode and span % layer.stride:
+                    raise SpecError(
+                        f"input size {height}x{width} for {self.name}: ceil-mode pool {layer.name!r} does not "
+                        f"tile its {h}x{w} input exactly"
+                    )
+                out.append(span // layer.stride + 1)
+                rest.append(span % layer.stride)
+            sizes[layer.name] = (out[0], out[1])
+            residues[layer.name] = (rest[0], rest[1])
+        return sizes, residues
+
+    @property
+    def reference_residues(self) -> dict[str, tuple[int, int]]:
+        """Residues at the smallest square input; the exported graph is built for these."""
+        side = self.resize.min_side
+        return self._walk(side, side)[1]
+
     def spatial_sizes(self, height: int, width: int) -> dict[str, tuple[int, int]]:
         """Every layer's output size for one input size; refuses sizes the graph cannot serve.
 
-        Pools must tile their input exactly (no ceil-mode padding needed), because the exported
-        max-pool routing slices windows with fixed offsets; the input size rule guarantees it for
-        the sizes we produce, and this check says so when a forced size does not.
+        The backward pass restores each windowed layer's exact input size with static output padding
+        (ONNX attributes), so every served size must leave the same uncovered rows and columns as the
+        sizes the graph was built for; the input size rule (multiples of 32) guarantees it.
         """
         rule = self.resize
         if height % rule.multiple or width % rule.multiple:
@@ -162,29 +242,12 @@ class ModelSpec:
             raise SpecError(
                 f"input size {height}x{width} for {self.name}: sides must be at least {rule.min_side}"
             )
-        sizes = {INPUT: (height, width)}
-        for layer in self.layers:
-            h, w = sizes[layer.inputs[0]]
-            if layer.op == "concat":
-                for other in layer.inputs[1:]:
-                    if sizes[other] != (h, w):
-                        raise SpecError(f"{self.name}: inputs of concat {layer.name!r} differ in size")
-                sizes[layer.name] = (h, w)
-                continue
-            out = []
-            for side in (h, w):
-                span = side + 2 * layer.padding - layer.kernel
-                if span < 0:
-                    raise SpecError(
-                        f"input size {height}x{width} is too small for {self.name} at layer {layer.name!r}"
-                    )
-                if layer.op == "maxpool" and span % layer.stride:
-                    raise SpecError(
-                        f"input size {height}x{width} for {self.name}: pool {layer.name!r} does not tile "
-                        f"its {h}x{w} input exactly"
-                    )
-                out.append(span // layer.stride + 1)
-            sizes[layer.name] = (out[0], out[1])
+        sizes, residues = self._walk(height, width)
+        expected = self.reference_residues
+        for name, residue in residues.items():
+            if residue != expected[name]:
+                raise SpecError(f"input size {height}x{width} for {self.name}: layer {name!r} would leave "
+                                f"{residue} uncovered rows/columns, the graph serves {expected[name]}")
         return sizes
 
     def to_dict(self) -> dict:
@@ -193,7 +256,8 @@ class ModelSpec:
     @classmethod
     def from_dict(cls, data: dict) -> "ModelSpec":
         try:
-            layers = tuple(Layer(**{**item, "inputs": tuple(item["inputs"])}) for item in data["layers"])
+            layers = tuple(Layer(**{**item, "inputs": tuple(item["inputs"]), "pads": tuple(item.get("pads", ()))})
+                           for item in data["layers"])
             return cls(
                 name=data["name"],
                 layers=layers,

@@ -19,9 +19,12 @@ def colourise(values: np.ndarray) -> np.ndarray:
 
 
 def upsample_map(gamma: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bilinear upsampling of one weight map to (height, width), then min-max scaled to [0, 1]."""
+    """Bilinear upsampling of one weight map (H x W, or C x H x W) to (height, width), scaled to [0, 1]."""
     height, width = size
-    image = Image.fromarray(np.asarray(gamma, dtype=np.float32).squeeze(), mode="F")
+    gamma = np.asarray(gamma, dtype=np.float32)
+    if gamma.ndim == 3:  # per-channel gamma (a depthwise successor): its channel mean, INTERACTIVE.md
+        gamma = gamma.mean(axis=0)
+    image = Image.fromarray(gamma, mode="F")
     upsampled = np.asarray(image.resize((width, height), Image.Resampling.BILINEAR), dtype=np.float64)
     low, high = upsampled.min(), upsampled.max()
     return (upsampled - low) / (high - low) if high > low else np.zeros_like(upsampled)

@@ -62,23 +62,32 @@ def test_photos_have_exact_pool_ties_that_a_naive_routing_would_duplicate(small_
     assert float(naive.sum()) > float(grad_out.sum()) * 1.001
 
 
-@pytest.mark.parametrize("kernel, stride", [(2, 2), (3, 2), (3, 1)])
-def test_pool_routing_matches_autograd_with_ties(small_spec, small_weights, kernel, stride):
+@pytest.mark.parametrize("kernel, stride, side, pads", [
+    (2, 2, 16, (0, 0, 0, 0)), (3, 2, 15, (0, 0, 0, 0)), (3, 1, 15, (0, 0, 0, 0)),
+    (3, 2, 16, (0, 0, 0, 0)),   # floor mode that does not tile: the last row and column get no gradient
+    (2, 2, 15, (0, 0, 0, 0)),   # the same with non-overlapping windows
+    (3, 2, 16, (1, 1, 1, 1)),   # ResNet's stem pool: pads with -inf, and a residue
+    (3, 2, 16, (0, 0, 1, 1)),   # TensorFlow's 'same': asymmetric pads
+])
+def test_pool_routing_matches_autograd_with_ties(small_spec, small_weights, kernel, stride, side, pads):
     """Non-overlapping and overlapping windows, with many exact ties (quantised values)."""
-    rng = np.random.default_rng(kernel * 10 + stride)
-    side = 2 * 7 + 1 if kernel == 3 else 16
+    rng = np.random.default_rng(kernel * 10 + stride + side)
     x = torch.from_numpy(rng.integers(0, 3, size=(2, 3, side, side)).astype(np.float32)).requires_grad_(True)
-    layer = Layer("pool", "maxpool", ("image",), 3, kernel=kernel, stride=stride)
-    pooled = F.max_pool2d(x, kernel, stride)
+    layer = Layer("pool", "maxpool", ("image",), 3, kernel=kernel, stride=stride, pads=pads)
+    top, left, bottom, right = pads
+    pooled = F.max_pool2d(F.pad(x, (left, right, top, bottom), value=float("-inf")), kernel, stride)
     grad_out = torch.from_numpy(rng.random(pooled.shape, dtype=np.float32))
     (expected,) = torch.autograd.grad(pooled, x, grad_out)
     graph = InterActiveGraph(small_spec, small_weights)
+    residue = (side + top + bottom - kernel) % stride
+    graph.residues = {"pool": (residue, residue)}
     if kernel != stride:
         graph.register_buffer("pool__scatter", graph._scatter_kernel(
             Layer("pool", "maxpool", ("conv1_1",), small_spec.channels_of("conv1_1"), kernel=kernel, stride=stride)
         )[: 3 * kernel * kernel])
     got = graph.pool_input_grad(layer, x.detach(), grad_out)
     # overlapping windows add at shared positions in another order: allow float rounding only
+    assert got.shape == x.shape
     assert torch.allclose(got, expected, rtol=0, atol=1e-6)
     assert torch.equal(got != 0, expected != 0)
     assert torch.allclose(got.sum(), grad_out.sum())
@@ -90,17 +99,32 @@ def test_first_argmax_masks_pick_exactly_one_per_window():
     assert masks.tolist() == [[1, 0, 1], [0, 1, 0], [0, 0, 0]]
 
 
-@pytest.mark.parametrize("kernel, padding", [(3, 1), (7, 0), (1, 0)])
-def test_connection_sum_equals_gradient_of_all_ones_conv(small_spec, small_weights, kernel, padding):
-    """INTERACTIVE.md: gamma equals the input gradient of <G, conv(X, all-ones)>."""
-    rng = np.random.default_rng(kernel)
-    x = torch.from_numpy(rng.random((2, 5, 12, 12), dtype=np.float32))
-    successor = Layer("s", "conv", ("image",), 6, kernel=kernel, padding=padding, in_channels=5)
-    out_side = 12 + 2 * padding - kernel + 1
-    layer_score = torch.from_numpy(rng.standard_normal((2, 6, out_side, out_side), dtype=np.float32))
+@pytest.mark.parametrize("kernel, pads, stride, groups, side", [
+    (3, (1, 1, 1, 1), 1, 1, 12), (7, (0, 0, 0, 0), 1, 1, 12), (1, (0, 0, 0, 0), 1, 1, 12),
+    (3, (1, 1, 1, 1), 2, 1, 12),      # strided (ResNet), no residue
+    (3, (1, 1, 1, 1), 2, 1, 13),      # strided with a residue: output padding restores the size
+    (7, (3, 3, 3, 3), 2, 1, 16),      # ResNet's stem
+    (3, (0, 0, 1, 1), 2, 4, 12),      # TensorFlow 'same', grouped
+    (5, (1, 1, 2, 2), 2, 8, 16),      # EfficientNet's strided depthwise 5x5
+    (3, (1, 1, 1, 1), 1, 8, 12),      # depthwise, stride 1
+    (1, (0, 0, 0, 0), 2, 1, 12),      # ResNet's strided 1x1 downsample
+])
+def test_connection_sum_equals_gradient_of_all_ones_conv(small_spec, small_weights, kernel, pads, stride, groups,
+                                                         side):
+    """INTERACTIVE.md: gamma equals the input gradient of <G, conv(X, all-ones)> with the successor's
+    groups, stride and pads; grouped successors give one map per input channel."""
+    rng = np.random.default_rng(kernel * 100 + side + groups)
+    x = torch.from_numpy(rng.random((2, 8, side, side), dtype=np.float32))
+    successor = Layer("s", "conv", ("image",), 16, kernel=kernel, pads=pads, stride=stride, groups=groups,
+                      in_channels=8)
+    top, _, bottom, _ = pads
+    span = side + top + bottom - kernel
+    layer_score = torch.from_numpy(rng.standard_normal((2, 16, span // stride + 1, span // stride + 1),
+                                                       dtype=np.float32))
     graph = InterActiveGraph(small_spec, small_weights)
+    graph.residues = {"s": (span % stride, span % stride)}
     got = graph.connection_sum(successor, layer_score)
-    assert got.shape == (2, 1, 12, 12)
+    assert got.shape == ((2, 1, side, side) if groups == 1 else (2, 8, side, side))
     assert rel_l2(got.numpy(), connection_gamma(x, successor, layer_score).numpy()) < 1e-6
 
 

@@ -37,8 +37,17 @@ def test_wrong_shaped_weights_name_the_file_and_layer(tmp_path, small_spec, smal
     state["features.5.weight"] = torch.zeros(3, 3, 3, 3)
     path = tmp_path / "bad.pth"
     torch.save(state, path)
-    with pytest.raises(WeightsError, match=r"bad\.pth: weights do not fit vgg19-w8: conv2_1 weight \(3, 3, 3, 3\)"):
+    with pytest.raises(WeightsError, match=r"bad\.pth: key 'features\.5\.weight' has shape \(3, 3, 3, 3\), "
+                                           r"vgg19-w8 needs \(16, 8, 3, 3\)"):
         load_weights(str(path), small_spec)
+
+
+def test_extra_keys_are_named(tmp_path, small_spec, small_weights):
+    state = torchvision_state_dict(small_spec, small_weights)
+    state["features.99.weight"] = torch.zeros(1)
+    torch.save(state, tmp_path / "extra.pth")
+    with pytest.raises(WeightsError, match=r"extra\.pth: keys vgg19-w8 has no place for: features\.99\.weight"):
+        load_weights(str(tmp_path / "extra.pth"), small_spec)
 
 
 def test_missing_keys_are_listed(tmp_path, small_spec, small_weights):
