@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+GPU_STUBS = Path(__file__).resolve().parent / "stubs" / "gpu_stack"
 
 
 def gpu_available() -> tuple[bool, str]:
@@ -67,3 +70,27 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data folder {SHARED_DATA} is absent (it is never part of a checkout)")
     return SHARED_DATA
+
+
+def _forget_gpu_modules() -> None:
+    from interactive_trt.exporter.tensorrt import cuda
+
+    for name in list(sys.modules):
+        if name in ("tensorrt", "cuda") or name.startswith(("tensorrt.", "cuda.")):
+            del sys.modules[name]
+    cuda.logger.cache_clear()
+
+
+@pytest.fixture
+def gpu_stubs(monkeypatch):
+    """tests/stubs/gpu_stack's stand-ins for `tensorrt` and cuda-python (see its README), imported fresh for
+    one test and forgotten afterwards; yields both modules."""
+    _forget_gpu_modules()
+    monkeypatch.syspath_prepend(str(GPU_STUBS))
+    import tensorrt
+    from cuda.bindings import runtime
+
+    runtime.reset()
+    tensorrt.LOGGERS.clear()
+    yield SimpleNamespace(trt=tensorrt, cudart=runtime)
+    _forget_gpu_modules()

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from interactive_trt.exporter.tensorrt.cuda import tensorrt
+from interactive_trt.exporter.tensorrt.cuda import logger, tensorrt
 from interactive_trt.exporter.tensorrt.cache import EngineCache, Platform, exclusive
 from interactive_trt.contracts.engine_file import EngineKey
 from interactive_trt.common.errors import InterActiveError, SpecError
@@ -98,7 +98,7 @@ class TensorRTBuilder:
         self.timing_cache_lock = self.timing_cache.with_name(self.timing_cache.name + ".lock")
         self.log, self.workspace_bytes = log, workspace_bytes
         self.trt = tensorrt()
-        self.logger = self.trt.Logger(self.trt.Logger.WARNING)
+        self.logger = logger()
         self.builder = self.trt.Builder(self.logger)
         self.network = None
 

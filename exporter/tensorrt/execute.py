@@ -13,7 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from interactive_trt.exporter.tensorrt.cuda import call, cudart, tensorrt
-from interactive_trt.common.errors import BackendUnavailable
+from interactive_trt.common.errors import BackendUnavailable, InterActiveError
+
+
+class EngineRunError(InterActiveError):
+    """TensorRT refused an input shape or failed to enqueue an engine; the message names the engine."""
 
 
 def pinned_array(shape: tuple[int, ...], dtype) -> tuple[int, np.ndarray]:
@@ -32,6 +36,10 @@ class Binding:
     host_pointer: int
     host: np.ndarray  # largest batch; a run uses the leading rows
 
+    def nbytes(self, shape) -> int:
+        """Bytes of this tensor at `shape`, in the engine's own dtype (not the caller's array's)."""
+        return int(np.prod(tuple(shape))) * self.dtype.itemsize
+
 
 class ResolutionSlot:
     """An engine for one (height, width), its context and its buffers."""
@@ -42,8 +50,8 @@ class ResolutionSlot:
         if self.engine is None:
             raise BackendUnavailable(f"TensorRT could not deserialize the {height}x{width} engine")
         self.context = self.engine.create_execution_context()
-        self.input_name, self.max_batch = input_name, max_batch
-        self.context.set_input_shape(input_name, (max_batch, 3, height, width))
+        self.input_name, self.max_batch, self.label = input_name, max_batch, f"{height}x{width}"
+        self.set_shape((max_batch, 3, height, width))
         self.bindings: list[Binding] = []
         for index in range(self.engine.num_io_tensors):
             name = self.engine.get_tensor_name(index)
@@ -57,24 +65,34 @@ class ResolutionSlot:
         self.inputs = [b for b in self.bindings if b.name == input_name]
         self.outputs = [b for b in self.bindings if b.name != input_name]
 
+    def set_shape(self, shape: tuple[int, ...]) -> None:
+        """TensorRT answers a shape outside the engine's profile with False (and a log line), not an error."""
+        if not self.context.set_input_shape(self.input_name, tuple(shape)):
+            raise EngineRunError(f"TensorRT refused input shape {'x'.join(map(str, shape))} for the {self.label} "
+                                 f"engine (it takes batches of up to {self.max_batch} at 3x{self.label})")
+
     def run(self, images: np.ndarray, stream) -> dict[str, np.ndarray]:
         runtime = cudart()
         to_device, to_host = runtime.cudaMemcpyKind.cudaMemcpyHostToDevice, runtime.cudaMemcpyKind.cudaMemcpyDeviceToHost
         batch = images.shape[0]
+        if not 1 <= batch <= self.max_batch:
+            raise EngineRunError(f"the {self.label} engine takes batches of 1 to {self.max_batch}, not {batch}")
         (image,) = self.inputs
-        image.host[:batch] = images
-        self.context.set_input_shape(self.input_name, images.shape)
-        call("cudaMemcpyAsync", runtime.cudaMemcpyAsync(image.device, image.host_pointer, images.nbytes, to_device,
-                                                        stream))
+        self.set_shape(images.shape)
+        shape = tuple(self.context.get_tensor_shape(self.input_name))
+        if shape != tuple(images.shape):
+            raise EngineRunError(f"the {self.label} engine's input is {shape}, the batch is {tuple(images.shape)}")
+        image.host[:batch] = images  # converted to the binding's dtype here
+        call("cudaMemcpyAsync", runtime.cudaMemcpyAsync(image.device, image.host_pointer, image.nbytes(shape),
+                                                        to_device, stream))
         if not self.context.execute_async_v3(int(stream)):
-            raise BackendUnavailable("TensorRT failed to enqueue the engine")
+            raise EngineRunError(f"TensorRT failed to enqueue the {self.label} engine (its log above says why)")
         sizes = {}
         for output in self.outputs:
             shape = tuple(self.context.get_tensor_shape(output.name))
             sizes[output.name] = shape
-            nbytes = int(np.prod(shape)) * output.dtype.itemsize
-            call("cudaMemcpyAsync", runtime.cudaMemcpyAsync(output.host_pointer, output.device, nbytes, to_host,
-                                                            stream))
+            call("cudaMemcpyAsync", runtime.cudaMemcpyAsync(output.host_pointer, output.device, output.nbytes(shape),
+                                                            to_host, stream))
         call("cudaStreamSynchronize", runtime.cudaStreamSynchronize(stream))
         return {o.name: o.host.reshape(-1)[: int(np.prod(sizes[o.name]))].reshape(sizes[o.name]).astype(np.float32)
                 for o in self.outputs}

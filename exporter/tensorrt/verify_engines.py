@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from interactive_trt.exporter.tensorrt.cuda import call, cudart, gpu_platform, tensorrt
+from interactive_trt.exporter.tensorrt.cuda import call, cudart, gpu_platform, logger, tensorrt
 from interactive_trt.common.imaging import prepare, sample_photo
 from interactive_trt.contracts.manifest import Manifest
 from interactive_trt.contracts.spec import ModelSpec
@@ -41,7 +41,7 @@ def run_engine(plan: bytes, manifest: Manifest, batches: list[np.ndarray], max_b
     from interactive_trt.exporter.tensorrt.execute import ResolutionSlot
 
     trt = tensorrt()
-    runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+    runtime = trt.Runtime(logger())
     height, width = batches[0].shape[2:]
     slot = ResolutionSlot(runtime, plan, manifest.input_name, max_batch, height, width)
     stream = call("cudaStreamCreate", cudart().cudaStreamCreate())

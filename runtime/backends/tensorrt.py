@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from interactive_trt.common.errors import BackendUnavailable
-from interactive_trt.exporter.tensorrt import ResolutionSlot, call, cudart, engine_cache_for, gpu_platform, tensorrt
+from interactive_trt.exporter.tensorrt import (ResolutionSlot, call, cudart, engine_cache_for, gpu_platform, logger,
+                                                tensorrt)
 from interactive_trt.runtime.backends.base import Runner
 
 DEFAULT_MAX_BATCH = 32
@@ -42,8 +43,7 @@ class TensorRTRunner(Runner):
         folder = self.engines_folder or self.model.folder
         self.cache = engine_cache_for(self.model.onnx_path, self.model.manifest, folder, self.platform, 1,
                                       self.max_batch, log=self.log)
-        self.logger = trt.Logger(trt.Logger.WARNING)
-        self.runtime = trt.Runtime(self.logger)
+        self.runtime = trt.Runtime(logger())
         self.stream = call("cudaStreamCreate", cudart().cudaStreamCreate())
 
     def slot(self, height: int, width: int) -> ResolutionSlot:
