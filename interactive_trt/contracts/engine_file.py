@@ -42,10 +42,15 @@ class EngineKey:
     compute_capability: str
 
     def file_name(self, stem: str) -> str:
-        gpu = self.gpu_name.lower().replace(" ", "-")
         return (f"{stem}_{self.height}x{self.width}_b{self.min_batch}-{self.max_batch}_{self.precision}"
-                f"_trt{self.tensorrt_version}_{gpu}-sm{self.compute_capability.replace('.', '')}"
+                f"_{platform_tag(self.tensorrt_version, self.gpu_name, self.compute_capability)}"
                 f"_{self.onnx_sha256[:8]}.engine")
+
+
+def platform_tag(tensorrt_version: str, gpu_name: str, compute_capability: str) -> str:
+    """What ties a plan or a timing cache to a machine, as it appears in file names: trt11.1.0_nvidia-h100-sm90."""
+    gpu = gpu_name.lower().replace(" ", "-")
+    return f"trt{tensorrt_version}_{gpu}-sm{compute_capability.replace('.', '')}"
 
 
 def rebuild_hint(key: EngineKey) -> str:
