@@ -237,12 +237,12 @@ def export_model(request: ExportRequest, log: Callable[[str], None] = log_defaul
     spec = model_spec(request.model, request.width_divisor)
     buckets = []
     if request.trt:
-        from interactive_trt.exporter.tensorrt.verify_engines import require_tensorrt
+        from interactive_trt.exporter.tensorrt.preflight import require_tensorrt
         from interactive_trt.exporter.tensorrt.build import check_batch_range, parse_buckets
 
         buckets = parse_buckets(request.buckets, spec)
         check_batch_range(request.min_batch, request.max_batch)
-        log(f"engines: {', '.join(f'{h}x{w}' for h, w in buckets)} with {require_tensorrt()}")
+        log(f"engines: {', '.join(f'{h}x{w}' for h, w in buckets)} with {require_tensorrt(request.verify)}")
     spec, weights = resolve_weights(request, spec)
     log(f"weights: {weights.source} (sha256 {weights.digest[:12]}) in {time.perf_counter() - started:.1f}s")
     graph = InterActiveGraph(spec, weights, **request.graph_options).eval()

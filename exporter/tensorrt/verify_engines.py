@@ -22,13 +22,6 @@ from interactive_trt.exporter.onnx.verify import Bounds, Report, compare
 from interactive_trt.exporter.networks.weights import Weights
 
 
-def require_tensorrt() -> str:
-    """Fails before any work when TensorRT or a GPU is missing; returns a one-line description."""
-    tensorrt()
-    platform = gpu_platform()
-    return f"TensorRT {platform.tensorrt_version} on {platform.gpu_name} (sm {platform.compute_capability})"
-
-
 def engine_inputs(spec: ModelSpec, height: int, width: int, batch: int) -> list[tuple[str, np.ndarray]]:
     rng = np.random.default_rng(4321)
     noise = rng.standard_normal((min(batch, 2), 3, height, width), dtype=np.float32)
