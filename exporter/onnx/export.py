@@ -134,8 +134,9 @@ def verification_inputs(spec: ModelSpec, images: tuple[Path, ...] = ()) -> list[
 
 
 def run_onnxruntime(path: Path, feed: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
-    import onnxruntime as ort
+    from interactive_trt.common.ort import import_onnxruntime
 
+    ort = import_onnxruntime()
     options = ort.SessionOptions()
     options.log_severity_level = 3
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -235,6 +236,10 @@ def export_model(request: ExportRequest, log: Callable[[str], None] = log_defaul
     started = time.perf_counter()
     check_precision(request.precision)
     spec = model_spec(request.model, request.width_divisor)
+    if request.verify:
+        from interactive_trt.common.ort import import_onnxruntime
+
+        import_onnxruntime()  # verification runs the file in ONNX Runtime: refuse now, not after the export
     buckets = []
     if request.trt:
         from interactive_trt.exporter.tensorrt.preflight import require_tensorrt
