@@ -37,6 +37,8 @@ TRT = typer.Option(False, "--trt", help="also build a TensorRT engine per resolu
 BUCKETS = typer.Option(None, "--buckets", help="engine resolutions, e.g. 512x512,448x576 (default: the paper's "
                        "resize rule at aspects 1:1, 3:4, 4:3, 2:3, 3:2); others are built on first use")
 MAX_BATCH = typer.Option(32, "--max-batch", min=1, help="largest batch an engine takes")
+OPT_BATCH = typer.Option(None, "--opt-batch", min=1, help="batch the engines' kernels are tuned for (default: 4, "
+                         "the runtime commands' --batch-size, or --max-batch if smaller)")
 
 
 def precision_from(fp16: bool, bf16: bool, fp32: bool) -> str:
@@ -79,6 +81,7 @@ def vgg19(
     trt: bool = TRT,
     buckets: Optional[str] = BUCKETS,
     max_batch: int = MAX_BATCH,
+    opt_batch: Optional[int] = OPT_BATCH,
     width_divisor: int = typer.Option(1, "--width-divisor", help="divide every channel count (fast tests)",
                                       hidden=True),
 ) -> None:
@@ -86,7 +89,7 @@ def vgg19(
     export(model="vgg19", weights=weights, seed=seed, config=config, p=p, head=head, out=out,
            seed_scale=seed_scale, verify=verify, verify_images=tuple(verify_image), width_divisor=width_divisor,
            precision=precision_from(fp16, bf16, fp32), loss_scale=loss_scale, trt=trt, buckets=buckets,
-           max_batch=max_batch)
+           max_batch=max_batch, opt_batch=opt_batch)
 
 
 @app.command("squeezenet1.1")
@@ -108,12 +111,13 @@ def squeezenet11(
     trt: bool = TRT,
     buckets: Optional[str] = BUCKETS,
     max_batch: int = MAX_BATCH,
+    opt_batch: Optional[int] = OPT_BATCH,
 ) -> None:
     """Export SqueezeNet 1.1 (fire modules, overlapping pools) with the InterActive graph."""
     export(model="squeezenet1.1", weights=weights, seed=seed, config=config, p=p, head=head, out=out,
            seed_scale=seed_scale, verify=verify, verify_images=tuple(verify_image),
            precision=precision_from(fp16, bf16, fp32), loss_scale=loss_scale, trt=trt, buckets=buckets,
-           max_batch=max_batch)
+           max_batch=max_batch, opt_batch=opt_batch)
 
 
 def export(**options) -> None:

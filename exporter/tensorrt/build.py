@@ -32,6 +32,10 @@ from interactive_trt.contracts.spec import ModelSpec
 # Photo aspect ratios whose buckets are prebuilt when --buckets is not given (height : width).
 COMMON_ASPECTS = ((1, 1), (3, 4), (4, 3), (2, 3), (3, 2))
 WORKSPACE_BYTES = 8 << 30
+# The batch the optimization profile is tuned for (its 'opt' shape): the --batch-size that interactive-infer,
+# interactive-features and interactive-eval use by default. TensorRT picks each layer's kernels for the opt
+# shape; with opt at the largest batch, batch 4 would run kernels chosen for 32.
+DEFAULT_OPT_BATCH = 4
 
 
 class EngineBuildError(InterActiveError):
@@ -63,9 +67,16 @@ def parse_buckets(text: str | None, spec: ModelSpec) -> list[tuple[int, int]]:
     return buckets
 
 
-def check_batch_range(min_batch: int, max_batch: int) -> None:
+def check_batch_range(min_batch: int, max_batch: int, opt_batch: int | None = None) -> None:
     if not 1 <= min_batch <= max_batch:
         raise SpecError(f"batch range {min_batch}..{max_batch}: need 1 <= min batch <= max batch")
+    if opt_batch is not None and not min_batch <= opt_batch <= max_batch:
+        raise SpecError(f"batch {opt_batch} to tune for is outside the batch range {min_batch}..{max_batch}")
+
+
+def opt_batch_for(min_batch: int, max_batch: int, wanted: int | None = None) -> int:
+    """The batch to tune for: `wanted` (default DEFAULT_OPT_BATCH) brought inside the batch range."""
+    return min(max(wanted or DEFAULT_OPT_BATCH, min_batch), max_batch)
 
 
 def make_progress_monitor(trt, log: Callable[[str], None]):
@@ -131,8 +142,8 @@ class TensorRTBuilder:
             config.clear_flag(trt.BuilderFlag.TF32)
         profile = self.builder.create_optimization_profile()
         shape = (3, key.height, key.width)
-        profile.set_shape(self.manifest.input_name, (key.min_batch, *shape), (key.max_batch, *shape),
-                          (key.max_batch, *shape))
+        opt = key.opt_batch or key.max_batch
+        profile.set_shape(self.manifest.input_name, (key.min_batch, *shape), (opt, *shape), (key.max_batch, *shape))
         config.add_optimization_profile(profile)
         config.progress_monitor = make_progress_monitor(trt, self.log)
         return config
@@ -150,19 +161,22 @@ class TensorRTBuilder:
             raise EngineBuildError(f"{self.onnx_path}: TensorRT failed to build the {key.height}x{key.width} "
                                    f"{key.precision} engine (its log above says why)")
         self.timing_cache.save(config, cache)
-        self.log(f"built {key.height}x{key.width} {key.precision} batch {key.min_batch}-{key.max_batch} in "
+        self.log(f"built {key.height}x{key.width} {key.precision} batch {key.min_batch}-{key.max_batch} (tuned for "
+                 f"{key.opt_batch or key.max_batch}) in "
                  f"{time.perf_counter() - started:.0f}s")
         return bytes(plan)
 
 
 def engine_cache_for(onnx_path: Path, manifest: Manifest, folder: Path, platform: Platform, min_batch: int,
-                     max_batch: int, log: Callable[[str], None] = print) -> EngineCache:
-    """The engines of one exported model, built with TensorRT when missing."""
-    check_batch_range(min_batch, max_batch)
+                     max_batch: int, log: Callable[[str], None] = print, opt_batch: int | None = None) -> EngineCache:
+    """The engines of one exported model, built with TensorRT when missing, tuned for `opt_batch`
+    (default: DEFAULT_OPT_BATCH, inside the range)."""
+    opt_batch = opt_batch_for(min_batch, max_batch, opt_batch) if opt_batch is None else opt_batch
+    check_batch_range(min_batch, max_batch, opt_batch)
     stem = Path(onnx_path).stem
     builder = _LazyBuilder(onnx_path, manifest, timing_cache_path(folder, stem, platform), log)
     return EngineCache(folder, stem, manifest.onnx_sha256, platform, manifest.precision, min_batch, max_batch,
-                       builder, log)
+                       builder, log, opt_batch=opt_batch)
 
 
 class _LazyBuilder:

@@ -31,30 +31,35 @@ def engine_inputs(spec: ModelSpec, height: int, width: int, batch: int) -> list[
 
 def run_engine(plan: bytes, manifest: Manifest, batches: list[np.ndarray], max_batch: int) -> list[dict]:
     """Outputs of one engine for each batch (all of its resolution), deserialized once."""
-    from interactive_trt.exporter.tensorrt.execute import ResolutionSlot
+    from interactive_trt.exporter.tensorrt.execute import ResolutionSlot, SharedScratch
 
     trt = tensorrt()
     runtime = trt.Runtime(logger())
     height, width = batches[0].shape[2:]
-    slot = ResolutionSlot(runtime, plan, manifest.input_name, max_batch, height, width)
+    scratch = SharedScratch()
+    slot = ResolutionSlot(runtime, plan, manifest.input_name, max_batch, height, width, scratch=scratch,
+                          batch=max(batch.shape[0] for batch in batches))
     stream = call("cudaStreamCreate", cudart().cudaStreamCreate())
     try:
         return [slot.run(batch, stream) for batch in batches]
     finally:
         slot.free()
+        scratch.free()
         cudart().cudaStreamDestroy(stream)
 
 
 def build_engines(onnx_path: Path, manifest: Manifest, spec: ModelSpec, weights: Weights,
                   buckets: list[tuple[int, int]], min_batch: int, max_batch: int, bounds: Bounds | None,
-                  reference_options: dict, log: Callable[[str], None]) -> tuple[list[dict], list[Report]]:
+                  reference_options: dict, log: Callable[[str], None],
+                  opt_batch: int | None = None) -> tuple[list[dict], list[Report]]:
     """Engines for `buckets` (built or found in the cache) and, unless bounds is None, their reports."""
     import torch
 
     from interactive_trt.exporter.interactive.reference import AutogradReference
 
     platform = gpu_platform()
-    cache = engine_cache_for(onnx_path, manifest, Path(onnx_path).parent, platform, min_batch, max_batch, log)
+    cache = engine_cache_for(onnx_path, manifest, Path(onnx_path).parent, platform, min_batch, max_batch, log,
+                             opt_batch=opt_batch)
     reference = None
     if bounds is not None:
         # TF32 convolutions would make the reference itself as coarse as fp16
@@ -67,7 +72,7 @@ def build_engines(onnx_path: Path, manifest: Manifest, spec: ModelSpec, weights:
         log(f"engine {index}/{len(buckets)}: {height}x{width}")
         path, plan = cache.get(height, width)
         entry = {"file": path.name, "height": height, "width": width, "min_batch": min_batch,
-                 "max_batch": max_batch, "precision": manifest.precision,
+                 "max_batch": max_batch, "opt_batch": cache.opt_batch, "precision": manifest.precision,
                  "tensorrt_version": platform.tensorrt_version, "gpu_name": platform.gpu_name,
                  "compute_capability": platform.compute_capability, "bytes": path.stat().st_size}
         if reference is not None:

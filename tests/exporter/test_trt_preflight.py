@@ -47,10 +47,10 @@ def test_without_verification_the_engines_are_built(tmp_path):
     result = export(out, "--no-verify")
     assert result.returncode == 0, result.stderr
     (engine,) = out.glob("*.engine")
-    assert "224x224_b1-4" in engine.name and "trt11.1.0_nvidia-stub-gpu-sm90" in engine.name
+    assert "224x224_b1-4-opt4_fp32" in engine.name and "trt11.1.0_nvidia-stub-gpu-sm90" in engine.name
     (manifest,) = out.glob("*.json")
     (entry,) = json.loads(manifest.read_text())["engines"]
-    assert entry["gpu_name"] == "NVIDIA Stub GPU" and "verified" not in entry
+    assert entry["gpu_name"] == "NVIDIA Stub GPU" and entry["opt_batch"] == 4 and "verified" not in entry
 
 
 def test_torch_cuda_problem_says_why_on_this_machine():

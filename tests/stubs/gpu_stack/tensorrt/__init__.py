@@ -53,6 +53,9 @@ class ExecutionContextAllocationStrategy(enum.IntEnum):
     USER_MANAGED = 2
 
 
+_USER_MANAGED = ExecutionContextAllocationStrategy.USER_MANAGED  # tests may delete the enum (TensorRT < 10)
+
+
 class BuilderFlag(enum.IntEnum):  # TensorRT 11 has no FP16/BF16 flags: networks are strongly typed
     TF32 = 6
 
@@ -220,7 +223,7 @@ class ICudaEngine:
     def get_engine_stat(self, stat=EngineStat.TOTAL_WEIGHTS_SIZE):
         return WEIGHT_BYTES
 
-    def create_execution_context(self, strategy=ExecutionContextAllocationStrategy.STATIC):
+    def create_execution_context(self, strategy=0):  # STATIC
         context = IExecutionContext(self, strategy)
         self.contexts.append(context)
         return context
@@ -262,7 +265,7 @@ class IExecutionContext:
         spec = self.engine.spec
         if self.input_shape is None or set(self.addresses) != set(self.engine.names):
             return False
-        if self.strategy == ExecutionContextAllocationStrategy.USER_MANAGED:
+        if self.strategy == _USER_MANAGED:
             if self.device_memory is None or self.device_memory[1] < self.update_device_memory_size_for_shapes():
                 return False
             _cudart.device_view(*self.device_memory)  # ValueError if freed or too small
