@@ -2,7 +2,10 @@
 autograd reference on the GPU, on noise and on a real photo at the engine's own resolution.
 
 The reference runs in float32 on the same GPU; an fp16 engine meets the reduced-precision bounds
-(export.REDUCED_BOUNDS) and its report lists the fraction of gamma zeroed by underflow.
+(export.REDUCED_BOUNDS) and its report lists the fraction of gamma zeroed by underflow. Every engine's
+lowest cosine per kind of output is logged and kept in the manifest (`engines[].agreement`): for fp16
+these are the figures of TensorRT's fp16 kernels, which ONNX Runtime's CPU provider (it runs fp16
+convolutions in float32 between inserted Casts) cannot give.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from interactive_trt.common.imaging import prepare, sample_photo
 from interactive_trt.contracts.manifest import Manifest
 from interactive_trt.contracts.spec import ModelSpec
 from interactive_trt.exporter.tensorrt.build import engine_cache_for
-from interactive_trt.exporter.onnx.verify import Bounds, Report, compare
+from interactive_trt.exporter.onnx.verify import Bounds, Report, compare, describe_lowest, lowest_cosines
 from interactive_trt.exporter.networks.weights import Weights
 
 
@@ -46,6 +49,23 @@ def run_engine(plan: bytes, manifest: Manifest, batches: list[np.ndarray], max_b
         slot.free()
         scratch.free()
         cudart().cudaStreamDestroy(stream)
+
+
+def verify_engine(plan: bytes, manifest: Manifest, spec: ModelSpec, height: int, width: int, max_batch: int,
+                  reference: Callable[[np.ndarray], dict], bounds: Bounds, platform,
+                  log: Callable[[str], None]) -> tuple[list[Report], dict]:
+    """One engine on noise and a photo against `reference` (float32 autograd on the same GPU): its reports,
+    and the lowest cosine per kind of output, the figures the README's fp16 table gives for ONNX Runtime on
+    a CPU, here measured with TensorRT's own kernels."""
+    inputs = engine_inputs(spec, height, width, max_batch)
+    outputs = run_engine(plan, manifest, [batch for _, batch in inputs], max_batch)
+    reports = [compare(f"tensorrt {manifest.precision} vs autograd, {label}", got, reference(batch), bounds)
+               for (label, batch), got in zip(inputs, outputs)]
+    agreement = {"reference": f"autograd float32 on {platform.gpu_name}", "inputs": [label for label, _ in inputs],
+                 "lowest_cosine": lowest_cosines(reports)}
+    log(f"  {manifest.precision} engine {height}x{width} vs {agreement['reference']}, lowest cosine: "
+        f"{describe_lowest(agreement['lowest_cosine'])}")
+    return reports, agreement
 
 
 def build_engines(onnx_path: Path, manifest: Manifest, spec: ModelSpec, weights: Weights,
@@ -76,15 +96,12 @@ def build_engines(onnx_path: Path, manifest: Manifest, spec: ModelSpec, weights:
                  "tensorrt_version": platform.tensorrt_version, "gpu_name": platform.gpu_name,
                  "compute_capability": platform.compute_capability, "bytes": path.stat().st_size}
         if reference is not None:
-            inputs = engine_inputs(spec, height, width, max_batch)
-            outputs = run_engine(plan, manifest, [batch for _, batch in inputs], max_batch)
-            passed = True
-            for (label, batch), got in zip(inputs, outputs):
-                expected = {k: v.cpu().numpy() for k, v in reference(torch.from_numpy(batch).cuda()).items()}
-                report = compare(f"tensorrt {manifest.precision} vs autograd, {label}", got, expected, bounds)
-                reports.append(report)
-                passed = passed and report.passed
-            entry["verified"] = passed
+            engine_reports, entry["agreement"] = verify_engine(
+                plan, manifest, spec, height, width, max_batch,
+                lambda batch: {k: v.cpu().numpy() for k, v in reference(torch.from_numpy(batch).cuda()).items()},
+                bounds, platform, log)
+            reports.extend(engine_reports)
+            entry["verified"] = all(report.passed for report in engine_reports)
         entries.append(entry)
         log(f"  {path.name} ready in {time.perf_counter() - started:.0f}s")
     return entries, reports

@@ -2,8 +2,9 @@
 with the same names, arguments and return conventions (None for a failed deserialization, False for a
 refused shape or timing cache), for CPU tests of the code around TensorRT (see tests/stubs/README.md).
 
-A plan is JSON describing one engine: input `image` of 3 x H x W with a batch range, outputs `mean` (each
-image's mean, N x 1) and `double` (2 x image, N x 3 x H x W), activation bytes per image and weight bytes.
+A plan is JSON describing one engine: input `image` of 3 x H x W with a batch range, and outputs that are
+each image's mean (N x 1; named `mean` unless `plan_for` is told otherwise) or twice the image (N x 3 x H x W;
+`double`). Activations take ACTIVATION_BYTES_PER_IMAGE per image.
 """
 
 from __future__ import annotations
@@ -181,9 +182,11 @@ class Builder:
         return plan_for(name, low[1:], low[0], opt[0], high[0])
 
 
-def plan_for(input_name, shape, low, opt, high) -> bytes:
+def plan_for(input_name, shape, low, opt, high, mean="mean", double="double") -> bytes:
+    """A plan whose output `mean` holds each image's mean and `double` twice the image."""
+    outputs = {mean: {"shape": [1], "fn": "mean"}, double: {"shape": list(shape), "fn": "double"}}
     return json.dumps({"stub": "tensorrt-plan", "input": input_name, "shape": list(shape), "min": low, "opt": opt,
-                       "max": high, "outputs": {"mean": [1], "double": list(shape)}}).encode()
+                       "max": high, "outputs": outputs}).encode()
 
 
 # ---------------------------------------------------------------- running
@@ -248,7 +251,7 @@ class IExecutionContext:
         batch = self.input_shape[0] if self.input_shape else -1
         if name == spec["input"]:
             return (batch, *spec["shape"])
-        return (batch, *spec["outputs"][name])
+        return (batch, *spec["outputs"][name]["shape"])
 
     def set_tensor_address(self, name, memory):
         self.addresses[name] = int(memory)
@@ -273,9 +276,9 @@ class IExecutionContext:
         count = int(np.prod(self.input_shape))
         image = np.frombuffer(_cudart.device_view(self.addresses[spec["input"]], 4 * count), np.float32)
         image = image.reshape(self.input_shape)
-        results = {"mean": image.reshape(batch, -1).mean(axis=1, keepdims=True), "double": 2 * image}
-        for name, value in results.items():
-            data = np.ascontiguousarray(value, dtype=np.float32).tobytes()
+        functions = {"mean": image.reshape(batch, -1).mean(axis=1, keepdims=True), "double": 2 * image}
+        for name, output in spec["outputs"].items():
+            data = np.ascontiguousarray(functions[output["fn"]], dtype=np.float32).tobytes()
             _cudart.device_view(self.addresses[name], len(data))[:] = data
         self.executions += 1
         return True
