@@ -63,7 +63,8 @@ def call(name: str, result):
     return values[0] if len(values) == 1 else tuple(values)
 
 
-def gpu_platform(device: int = 0) -> Platform:
+def gpu_identity(device: int = 0) -> tuple[str, str]:
+    """The GPU's name and compute capability ('9.0') as the CUDA runtime reports them."""
     runtime = cudart()
     count = call("cudaGetDeviceCount", runtime.cudaGetDeviceCount())
     if count == 0:
@@ -71,5 +72,9 @@ def gpu_platform(device: int = 0) -> Platform:
     properties = call("cudaGetDeviceProperties", runtime.cudaGetDeviceProperties(device))
     name = properties.name
     name = name.decode(errors="replace") if isinstance(name, bytes) else str(name)
-    return Platform(tensorrt_version=tensorrt().__version__, gpu_name=name.split("\x00", 1)[0].strip(),
-                    compute_capability=f"{properties.major}.{properties.minor}")
+    return name.split("\x00", 1)[0].strip(), f"{properties.major}.{properties.minor}"
+
+
+def gpu_platform(device: int = 0) -> Platform:
+    name, compute_capability = gpu_identity(device)
+    return Platform(tensorrt_version=tensorrt().__version__, gpu_name=name, compute_capability=compute_capability)

@@ -129,11 +129,11 @@ def probe_cuda_python() -> tuple[Component, int | None]:
 
 def probe_gpu() -> Component:
     """The GPU as cuda-python sees it (what engines are keyed by), else as nvidia-smi does."""
-    from interactive_trt.exporter.tensorrt.cuda import gpu_platform
+    from interactive_trt.exporter.tensorrt.cuda import gpu_identity
 
     try:
-        platform = gpu_platform()
-        return Component("GPU", True, detail=f"{platform.gpu_name} (sm {platform.compute_capability})")
+        name, compute_capability = gpu_identity()
+        return Component("GPU", True, detail=f"{name} (sm {compute_capability})")
     except InterActiveError:
         pass  # cuda-python's own row says why it cannot look
     smi = nvidia_smi()
