@@ -135,24 +135,34 @@ class OnnxRuntime:
 
 
 class TensorRT:
-    """interactive-infer's TensorRT runner at the benchmark's size, timed on execute_async_v3 alone
-    (inputs already on the GPU, like the other backends)."""
+    """interactive-infer's TensorRT runner at the benchmark's size, timed on execute_async_v3 alone (inputs
+    already on the GPU, like the other backends). Each batch gets its own engine, tuned for exactly that
+    batch (its optimization profile's opt and max shapes), as a deployment that always runs it would build."""
 
-    def __init__(self, onnx_path: Path, size: int, max_batch: int):
+    def __init__(self, onnx_path: Path, size: int):
         from interactive_trt.exporter.tensorrt.cuda import call, cudart
+
+        self.onnx_path, self.size, self.runner, self.batch = onnx_path, size, None, None
+        self.call, self.cudart = call, cudart()
+
+    def _runner_for(self, batch: int):
         from interactive_trt.runtime.backends import make_runner
         from interactive_trt.runtime.inference.model import load_model
 
-        self.runner = make_runner("tensorrt", load_model(onnx_path), device="cuda", max_batch=max_batch,
+        if self.runner is not None:
+            self.runner.deactivate()  # one batch's engine and buffers on the GPU at a time
+        self.runner = make_runner("tensorrt", load_model(self.onnx_path), device="cuda", max_batch=batch,
+                                  opt_batch=batch, batch_size=batch,
                                   log=lambda m: print(f"  {m}", file=sys.stderr)).activate()
-        self.slot = self.runner.slot(size, size)
-        self.call, self.cudart = call, cudart()
+        self.slot, self.batch = self.runner.slot(self.size, self.size), batch
 
     def prepare(self, batch: np.ndarray):
-        self.slot.run(batch, self.runner.stream)  # uploads the batch and sets the shape
+        if batch.shape[0] != self.batch:
+            self._runner_for(batch.shape[0])
+        self.slot.run(batch, self.runner.stream)  # uploads the batch, sets the shape and the activation memory
 
     def __call__(self):
-        self.slot.context.execute_async_v3(int(self.runner.stream))
+        self.slot.enqueue(self.runner.stream)
 
     def synchronize(self):
         self.call("cudaStreamSynchronize", self.cudart.cudaStreamSynchronize(self.runner.stream))
@@ -209,7 +219,7 @@ def main() -> int:
         if backend == "onnxruntime":
             return OnnxRuntime(exported("fp32", mode)[0], args.device)
         path, _ = exported(backend.rsplit("-", 1)[1], mode)
-        return TensorRT(path, size, max(batches))
+        return TensorRT(path, size)
 
     for backend in args.backends.split(","):
         for mode in ("forward", "interactive"):

@@ -37,6 +37,8 @@ TRT = typer.Option(False, "--trt", help="also build a TensorRT engine per resolu
 BUCKETS = typer.Option(None, "--buckets", help="engine resolutions, e.g. 512x512,448x576 (default: the paper's "
                        "resize rule at aspects 1:1, 3:4, 4:3, 2:3, 3:2); others are built on first use")
 MAX_BATCH = typer.Option(32, "--max-batch", min=1, help="largest batch an engine takes")
+OPT_BATCH = typer.Option(None, "--opt-batch", min=1, help="batch the engines' kernels are tuned for (default: 4, "
+                         "the runtime commands' --batch-size, or --max-batch if smaller)")
 VERBOSE = typer.Option(False, "--verbose", "-v", help="print every output's verification row, not one line "
                        "per input (the manifest keeps them all either way)")
 
@@ -113,6 +115,7 @@ def add_built_in(model: str) -> None:
         trt: bool = TRT,
         buckets: Optional[str] = BUCKETS,
         max_batch: int = MAX_BATCH,
+        opt_batch: Optional[int] = OPT_BATCH,
         verbose: bool = VERBOSE,
         width_divisor: int = typer.Option(1, "--width-divisor", help="divide every channel count (fast tests)",
                                           hidden=True),
@@ -120,7 +123,7 @@ def add_built_in(model: str) -> None:
         export(model=model, weights=weights, seed=seed, config=config, p=p, head=head, out=out,
                seed_scale=seed_scale, verify=verify, verify_images=tuple(verify_image), width_divisor=width_divisor,
                precision=precision_from(fp16, bf16, fp32), loss_scale=loss_scale, trt=trt, buckets=buckets,
-               max_batch=max_batch, verbose=verbose,
+               max_batch=max_batch, opt_batch=opt_batch, verbose=verbose,
                layers=tuple(name.strip() for name in layers.split(",")) if layers else None)
 
     command.__doc__ = (f"{summary}\n\nFeature layers (default): {', '.join(spec.feature_layers)}; "

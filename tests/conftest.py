@@ -1,33 +1,48 @@
-"""Shared fixtures: a width-reduced VGG-19 for speed, real photographs from scikit-image, the GPU marker."""
+"""Shared fixtures: a width-reduced VGG-19 for speed, real photographs from scikit-image, the GPU markers
+(`gpu`, `tensorrt`) and stand-ins for the GPU stack."""
 
 from __future__ import annotations
 
-import shutil
+import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+GPU_STUBS = Path(__file__).resolve().parent / "stubs" / "gpu_stack"
 
 
-def gpu_available() -> tuple[bool, str]:
-    if shutil.which("nvidia-smi") is None:
-        return False, "no NVIDIA GPU on this machine (nvidia-smi not found)"
-    try:
-        import tensorrt  # noqa: F401
-    except ImportError:
-        return False, "tensorrt is not installed (pip install 'interactive-trt[gpu]')"
-    return True, ""
+def gpu_problem() -> str | None:
+    """Why marker `gpu` (a CUDA device torch can use) cannot run here; None when it can. A CPU-only torch
+    answers False to torch.cuda.is_available(), which is asked without touching CUDA otherwise."""
+    from interactive_trt.exporter.tensorrt.preflight import torch_cuda_problem
+
+    return torch_cuda_problem()
+
+
+def tensorrt_problem() -> str | None:
+    """Why marker `tensorrt` (gpu, plus importable tensorrt and cuda-python) cannot run here; None when it can.
+    A broken TensorRT install raises OSError (a missing libnvinfer), not ImportError: both are a reason."""
+    from interactive_trt.exporter.tensorrt import preflight
+
+    return gpu_problem() or preflight.tensorrt_problem()
+
+
+MARKER_PROBLEMS = {"gpu": gpu_problem, "tensorrt": tensorrt_problem}
 
 
 def pytest_collection_modifyitems(config, items):
-    ok, reason = gpu_available()
-    if ok:
-        return
+    problems: dict[str, str | None] = {}
     for item in items:
-        if "gpu" in item.keywords:
-            item.add_marker(pytest.mark.skip(reason=reason))
+        for marker, probe in MARKER_PROBLEMS.items():
+            if item.get_closest_marker(marker) is not None:  # not item.keywords: that holds folder names too
+                if marker not in problems:
+                    problems[marker] = probe()  # asked once, and only when a test carries the marker
+                if problems[marker]:
+                    item.add_marker(pytest.mark.skip(reason=f"{marker}: {problems[marker]}"))
+                    break
 
 
 @pytest.fixture(scope="session")
@@ -67,3 +82,27 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data folder {SHARED_DATA} is absent (it is never part of a checkout)")
     return SHARED_DATA
+
+
+def _forget_gpu_modules() -> None:
+    from interactive_trt.exporter.tensorrt import cuda
+
+    for name in list(sys.modules):
+        if name in ("tensorrt", "cuda") or name.startswith(("tensorrt.", "cuda.")):
+            del sys.modules[name]
+    cuda.logger.cache_clear()
+
+
+@pytest.fixture
+def gpu_stubs(monkeypatch):
+    """tests/stubs/gpu_stack's stand-ins for `tensorrt` and cuda-python (see its README), imported fresh for
+    one test and forgotten afterwards; yields both modules."""
+    _forget_gpu_modules()
+    monkeypatch.syspath_prepend(str(GPU_STUBS))
+    import tensorrt
+    from cuda.bindings import runtime
+
+    runtime.reset()
+    tensorrt.LOGGERS.clear()
+    yield SimpleNamespace(trt=tensorrt, cudart=runtime)
+    _forget_gpu_modules()

@@ -69,6 +69,7 @@ class ExportRequest:
     buckets: str | None = None  # "512x512,448x576"; None: the common photo aspects (trt_build)
     min_batch: int = 1
     max_batch: int = 32
+    opt_batch: int | None = None  # engines tuned for it; None: tensorrt.build.DEFAULT_OPT_BATCH
 
     @property
     def graph_options(self) -> dict:
@@ -145,8 +146,9 @@ def verification_inputs(spec: ModelSpec, images: tuple[Path, ...] = ()) -> list[
 
 
 def run_onnxruntime(path: Path, feed: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
-    import onnxruntime as ort
+    from interactive_trt.common.ort import import_onnxruntime
 
+    ort = import_onnxruntime()
     options = ort.SessionOptions()
     options.log_severity_level = 3
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -204,7 +206,7 @@ def add_engines(onnx_path: Path, manifest: Manifest, spec: ModelSpec, weights: W
 
     bounds = bounds_for(request.precision, "tensorrt") if request.verify else None
     entries, reports = build_engines(onnx_path, manifest, spec, weights, buckets, request.min_batch,
-                                     request.max_batch, bounds, request.graph_options, log)
+                                     request.max_batch, bounds, request.graph_options, log, opt_batch=request.opt_batch)
     known = {entry["file"]: entry for entry in manifest.engines}
     known.update({entry["file"]: entry for entry in entries})
     manifest.engines = list(known.values())
@@ -248,14 +250,19 @@ def export_model(request: ExportRequest, log: Callable[[str], None] = log_defaul
     spec = model_spec(request.model, request.width_divisor)
     if request.layers:
         spec = replace(spec, feature_layers=tuple(request.layers))  # validated by ModelSpec
+    if request.verify:
+        from interactive_trt.common.ort import import_onnxruntime
+
+        import_onnxruntime()  # verification runs the file in ONNX Runtime: refuse now, not after the export
     buckets = []
     if request.trt:
-        from interactive_trt.exporter.tensorrt.verify_engines import require_tensorrt
-        from interactive_trt.exporter.tensorrt.build import check_batch_range, parse_buckets
+        from interactive_trt.exporter.tensorrt.preflight import require_tensorrt
+        from interactive_trt.exporter.tensorrt.build import check_batch_range, opt_batch_for, parse_buckets
 
         buckets = parse_buckets(request.buckets, spec)
-        check_batch_range(request.min_batch, request.max_batch)
-        log(f"engines: {', '.join(f'{h}x{w}' for h, w in buckets)} with {require_tensorrt()}")
+        check_batch_range(request.min_batch, request.max_batch, request.opt_batch)
+        request = replace(request, opt_batch=request.opt_batch or opt_batch_for(request.min_batch, request.max_batch))
+        log(f"engines: {', '.join(f'{h}x{w}' for h, w in buckets)} with {require_tensorrt(request.verify)}")
     spec, weights = resolve_weights(request, spec)
     log(f"weights: {weights.source} (sha256 {weights.digest[:12]}) in {time.perf_counter() - started:.1f}s")
     graph = InterActiveGraph(spec, weights, **request.graph_options).eval()

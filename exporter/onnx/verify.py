@@ -143,3 +143,27 @@ def compare(label: str, candidate: dict, reference: dict, bounds: Bounds) -> Rep
                 check.passed = False
         report.checks.append(check)
     return report
+
+
+# Kinds of output, as the README's fp16 table groups them, and how to tell them by name.
+OUTPUT_KINDS = (
+    ("feature averages", lambda name: name.endswith("_avg")),
+    ("class scores", lambda name: name.startswith("imagenet.scores")),
+    ("interactive max", lambda name: name.endswith("interactive_max")),
+    ("gamma", lambda name: name.endswith("gamma")),
+)
+
+
+def lowest_cosines(reports: list[Report]) -> dict[str, dict]:
+    """Per kind of output, the lowest cosine over all `reports` and the output that had it."""
+    lowest: dict[str, dict] = {}
+    for kind, matches in OUTPUT_KINDS:
+        checks = [check for report in reports for check in report.checks if matches(check.name)]
+        if checks:
+            worst = min(checks, key=lambda check: check.cosine)
+            lowest[kind] = {"cosine": worst.cosine, "output": worst.name}
+    return lowest
+
+
+def describe_lowest(lowest: dict[str, dict]) -> str:
+    return ", ".join(f"{kind} {entry['cosine']:.5f} ({entry['output']})" for kind, entry in lowest.items())

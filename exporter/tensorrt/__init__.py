@@ -5,7 +5,7 @@ here; nothing in this package imports tensorrt or cuda-python until a function a
 """
 
 from interactive_trt.exporter.tensorrt.build import engine_cache_for
-from interactive_trt.exporter.tensorrt.cuda import call, cudart, gpu_platform, tensorrt
-from interactive_trt.exporter.tensorrt.execute import ResolutionSlot
+from interactive_trt.exporter.tensorrt.cuda import call, cudart, gpu_platform, logger, tensorrt
+from interactive_trt.exporter.tensorrt.execute import ResolutionSlot, SharedScratch
 
-__all__ = ["ResolutionSlot", "call", "cudart", "engine_cache_for", "gpu_platform", "tensorrt"]
+__all__ = ["ResolutionSlot", "SharedScratch", "call", "cudart", "engine_cache_for", "gpu_platform", "logger", "tensorrt"]

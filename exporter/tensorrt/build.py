@@ -7,9 +7,11 @@ only the batch stays dynamic. A resolution that was not prebuilt is built on fir
 (engine_cache.EngineCache), rather than served by a slower catch-all engine.
 
 Precision is not a builder flag: TensorRT 11 builds every network strongly typed, and the fp16 graph
-carries its types (precision.py). For the float32 graph TF32 is switched off, since TF32 convolutions
-round inputs to 10 mantissa bits, as many as fp16, which the float32 bound (cosine 0.9999) does not allow.
-All buckets of a model share one timing cache file, so later builds reuse the kernel timings.
+carries its types (precision.py). TF32 is switched off for every precision: TF32 convolutions round
+float32 inputs to 10 mantissa bits, as many as fp16, which the float32 bound (cosine 0.9999) does not
+allow, and the fp16 graph keeps float32 ops too (connection sums with all-ones kernels, gamma, the head)
+that must stay float32. All buckets of a model share one timing cache file per TensorRT version and GPU
+(timing_cache.py), so later builds reuse the kernel timings.
 """
 
 from __future__ import annotations
@@ -18,17 +20,22 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from interactive_trt.exporter.tensorrt.cuda import tensorrt
-from interactive_trt.exporter.tensorrt.cache import EngineCache, Platform, exclusive
+from interactive_trt.exporter.tensorrt.cuda import logger, tensorrt
+from interactive_trt.exporter.tensorrt.cache import EngineCache, Platform
+from interactive_trt.exporter.tensorrt.timing_cache import TimingCacheFile, timing_cache_path
 from interactive_trt.contracts.engine_file import EngineKey
 from interactive_trt.common.errors import InterActiveError, SpecError
 from interactive_trt.common.imaging import bucket_for
-from interactive_trt.contracts.manifest import Manifest, atomic_write_bytes
+from interactive_trt.contracts.manifest import Manifest
 from interactive_trt.contracts.spec import ModelSpec
 
 # Photo aspect ratios whose buckets are prebuilt when --buckets is not given (height : width).
 COMMON_ASPECTS = ((1, 1), (3, 4), (4, 3), (2, 3), (3, 2))
 WORKSPACE_BYTES = 8 << 30
+# The batch the optimization profile is tuned for (its 'opt' shape): the --batch-size that interactive-infer,
+# interactive-features and interactive-eval use by default. TensorRT picks each layer's kernels for the opt
+# shape; with opt at the largest batch, batch 4 would run kernels chosen for 32.
+DEFAULT_OPT_BATCH = 4
 
 
 class EngineBuildError(InterActiveError):
@@ -60,9 +67,16 @@ def parse_buckets(text: str | None, spec: ModelSpec) -> list[tuple[int, int]]:
     return buckets
 
 
-def check_batch_range(min_batch: int, max_batch: int) -> None:
+def check_batch_range(min_batch: int, max_batch: int, opt_batch: int | None = None) -> None:
     if not 1 <= min_batch <= max_batch:
         raise SpecError(f"batch range {min_batch}..{max_batch}: need 1 <= min batch <= max batch")
+    if opt_batch is not None and not min_batch <= opt_batch <= max_batch:
+        raise SpecError(f"batch {opt_batch} to tune for is outside the batch range {min_batch}..{max_batch}")
+
+
+def opt_batch_for(min_batch: int, max_batch: int, wanted: int | None = None) -> int:
+    """The batch to tune for: `wanted` (default DEFAULT_OPT_BATCH) brought inside the batch range."""
+    return min(max(wanted or DEFAULT_OPT_BATCH, min_batch), max_batch)
 
 
 def make_progress_monitor(trt, log: Callable[[str], None]):
@@ -94,11 +108,11 @@ class TensorRTBuilder:
 
     def __init__(self, onnx_path: Path, manifest: Manifest, timing_cache: Path,
                  log: Callable[[str], None] = print, workspace_bytes: int = WORKSPACE_BYTES):
-        self.onnx_path, self.manifest, self.timing_cache = Path(onnx_path), manifest, Path(timing_cache)
-        self.timing_cache_lock = self.timing_cache.with_name(self.timing_cache.name + ".lock")
+        self.onnx_path, self.manifest = Path(onnx_path), manifest
+        self.timing_cache = TimingCacheFile(timing_cache, log)
         self.log, self.workspace_bytes = log, workspace_bytes
         self.trt = tensorrt()
-        self.logger = self.trt.Logger(self.trt.Logger.WARNING)
+        self.logger = logger()
         self.builder = self.trt.Builder(self.logger)
         self.network = None
 
@@ -124,12 +138,12 @@ class TensorRTBuilder:
         trt = self.trt
         config = self.builder.create_builder_config()
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, self.workspace_bytes)
-        if key.precision == "fp32" and hasattr(trt.BuilderFlag, "TF32"):
+        if hasattr(trt.BuilderFlag, "TF32"):  # every precision: the fp16 graph has float32 ops too
             config.clear_flag(trt.BuilderFlag.TF32)
         profile = self.builder.create_optimization_profile()
         shape = (3, key.height, key.width)
-        profile.set_shape(self.manifest.input_name, (key.min_batch, *shape), (key.max_batch, *shape),
-                          (key.max_batch, *shape))
+        opt = key.opt_batch or key.max_batch
+        profile.set_shape(self.manifest.input_name, (key.min_batch, *shape), (opt, *shape), (key.max_batch, *shape))
         config.add_optimization_profile(profile)
         config.progress_monitor = make_progress_monitor(trt, self.log)
         return config
@@ -140,30 +154,29 @@ class TensorRTBuilder:
                                    f"a {key.precision} engine needs a {key.precision} export")
         network = self.parse()
         config = self._config(key)
-        with exclusive(self.timing_cache_lock):
-            cached = self.timing_cache.read_bytes() if self.timing_cache.is_file() else b""
-        cache = config.create_timing_cache(cached)
-        config.set_timing_cache(cache, ignore_mismatch=False)
+        cache = self.timing_cache.attach(config)
         started = time.perf_counter()
         plan = self.builder.build_serialized_network(network, config)
         if plan is None:
             raise EngineBuildError(f"{self.onnx_path}: TensorRT failed to build the {key.height}x{key.width} "
                                    f"{key.precision} engine (its log above says why)")
-        with exclusive(self.timing_cache_lock):
-            atomic_write_bytes(self.timing_cache, bytes(cache.serialize()))
-        self.log(f"built {key.height}x{key.width} {key.precision} batch {key.min_batch}-{key.max_batch} in "
+        self.timing_cache.save(config, cache)
+        self.log(f"built {key.height}x{key.width} {key.precision} batch {key.min_batch}-{key.max_batch} (tuned for "
+                 f"{key.opt_batch or key.max_batch}) in "
                  f"{time.perf_counter() - started:.0f}s")
         return bytes(plan)
 
 
 def engine_cache_for(onnx_path: Path, manifest: Manifest, folder: Path, platform: Platform, min_batch: int,
-                     max_batch: int, log: Callable[[str], None] = print) -> EngineCache:
-    """The engines of one exported model, built with TensorRT when missing."""
-    check_batch_range(min_batch, max_batch)
+                     max_batch: int, log: Callable[[str], None] = print, opt_batch: int | None = None) -> EngineCache:
+    """The engines of one exported model, built with TensorRT when missing, tuned for `opt_batch`
+    (default: DEFAULT_OPT_BATCH, inside the range)."""
+    opt_batch = opt_batch_for(min_batch, max_batch, opt_batch) if opt_batch is None else opt_batch
+    check_batch_range(min_batch, max_batch, opt_batch)
     stem = Path(onnx_path).stem
-    builder = _LazyBuilder(onnx_path, manifest, Path(folder) / f"{stem}.timing-cache", log)
+    builder = _LazyBuilder(onnx_path, manifest, timing_cache_path(folder, stem, platform), log)
     return EngineCache(folder, stem, manifest.onnx_sha256, platform, manifest.precision, min_batch, max_batch,
-                       builder, log)
+                       builder, log, opt_batch=opt_batch)
 
 
 class _LazyBuilder:

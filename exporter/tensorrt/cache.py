@@ -1,7 +1,7 @@
 """Engines per input resolution, found by their build key or built on first use.
 
-The file name carries the whole key (ONNX digest, resolution, batch range, precision, TensorRT
-version, GPU), so an engine built elsewhere or from another model is never picked up by mistake:
+The file name carries the whole key (ONNX digest, resolution, batch range and the batch tuned for,
+precision, TensorRT version, GPU), so an engine built elsewhere or from another model is never picked up by mistake:
 it simply is not the file looked for. A missing or damaged engine is built under an exclusive file
 lock, so two processes never build or write the same engine at once; the second one waits and then
 loads what the first wrote. Engine files are written atomically (exporter.engine_file).
@@ -43,15 +43,16 @@ def exclusive(lock_path: Path):
 class EngineCache:
     def __init__(self, folder: Path, stem: str, onnx_sha256: str, platform: Platform, precision: str,
                  min_batch: int, max_batch: int, builder: Callable[[EngineKey], bytes],
-                 log: Callable[[str], None] = lambda message: None):
+                 log: Callable[[str], None] = lambda message: None, opt_batch: int | None = None):
         self.folder, self.stem, self.onnx_sha256 = Path(folder), stem, onnx_sha256
         self.platform, self.precision = platform, precision
-        self.min_batch, self.max_batch = min_batch, max_batch
+        self.min_batch, self.max_batch, self.opt_batch = min_batch, max_batch, opt_batch
         self.builder, self.log = builder, log
 
     def key(self, height: int, width: int) -> EngineKey:
         return EngineKey(self.onnx_sha256, height, width, self.min_batch, self.max_batch, self.precision,
-                         self.platform.tensorrt_version, self.platform.gpu_name, self.platform.compute_capability)
+                         self.platform.tensorrt_version, self.platform.gpu_name, self.platform.compute_capability,
+                         self.opt_batch)
 
     def path(self, key: EngineKey) -> Path:
         return self.folder / key.file_name(self.stem)

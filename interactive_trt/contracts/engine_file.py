@@ -40,17 +40,25 @@ class EngineKey:
     tensorrt_version: str
     gpu_name: str
     compute_capability: str
+    opt_batch: int | None = None  # the batch the optimization profile is tuned for (None: files before it was)
 
     def file_name(self, stem: str) -> str:
-        gpu = self.gpu_name.lower().replace(" ", "-")
-        return (f"{stem}_{self.height}x{self.width}_b{self.min_batch}-{self.max_batch}_{self.precision}"
-                f"_trt{self.tensorrt_version}_{gpu}-sm{self.compute_capability.replace('.', '')}"
+        tuned = "" if self.opt_batch is None else f"-opt{self.opt_batch}"
+        return (f"{stem}_{self.height}x{self.width}_b{self.min_batch}-{self.max_batch}{tuned}_{self.precision}"
+                f"_{platform_tag(self.tensorrt_version, self.gpu_name, self.compute_capability)}"
                 f"_{self.onnx_sha256[:8]}.engine")
 
 
+def platform_tag(tensorrt_version: str, gpu_name: str, compute_capability: str) -> str:
+    """What ties a plan or a timing cache to a machine, as it appears in file names: trt11.1.0_nvidia-h100-sm90."""
+    gpu = gpu_name.lower().replace(" ", "-")
+    return f"trt{tensorrt_version}_{gpu}-sm{compute_capability.replace('.', '')}"
+
+
 def rebuild_hint(key: EngineKey) -> str:
+    tuned = "" if key.opt_batch is None else f" --opt-batch {key.opt_batch}"
     return (f"rebuild it on this machine: interactive-export ... --trt --{key.precision} "
-            f"--buckets {key.height}x{key.width} --max-batch {key.max_batch}")
+            f"--buckets {key.height}x{key.width} --max-batch {key.max_batch}{tuned}")
 
 
 def write_engine(path: Path, plan: bytes, key: EngineKey, extra: dict | None = None) -> None:
@@ -119,3 +127,6 @@ def check_key(path: Path, found: EngineKey, expected: EngineKey) -> None:
     if not found.min_batch <= expected.max_batch <= found.max_batch:
         raise EngineError(f"{path}: engine takes batches {found.min_batch}..{found.max_batch}, "
                           f"not {expected.max_batch}; " + rebuild_hint(expected))
+    if expected.opt_batch is not None and found.opt_batch != expected.opt_batch:
+        raise EngineError(f"{path}: engine is tuned for batch {found.opt_batch}, not {expected.opt_batch}; "
+                          + rebuild_hint(expected))

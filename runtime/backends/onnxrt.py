@@ -1,27 +1,27 @@
-"""ONNX Runtime: CUDA execution provider when onnxruntime-gpu has one, else CPU."""
+"""ONNX Runtime: CUDA execution provider when onnxruntime-gpu has one, else CPU. Which ONNX Runtime package
+is installed is the extras' choice (common.ort); none is refused in one line."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from interactive_trt.common.errors import BackendUnavailable
+from interactive_trt.common.ort import both_installed_hint, import_onnxruntime
 
 from interactive_trt.runtime.backends.base import Runner
 
 
 def choose_providers(device: str) -> list[str]:
-    import onnxruntime as ort
-
+    ort = import_onnxruntime()
     available = ort.get_available_providers()
     if device == "cpu":
         return ["CPUExecutionProvider"]
     if "CUDAExecutionProvider" in available:
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     if device == "cuda":
-        raise BackendUnavailable(
+        raise BackendUnavailable(both_installed_hint() or (
             "ONNX Runtime has no CUDA provider here: pip install 'interactive-trt[gpu]' (onnxruntime-gpu) "
-            "on a machine with an NVIDIA GPU, or use --device cpu"
-        )
+            "on a machine with an NVIDIA GPU, or use --device cpu"))
     return ["CPUExecutionProvider"]
 
 
@@ -33,8 +33,7 @@ class OnnxRuntimeRunner(Runner):
         self.device, self.threads, self.session = device, threads, None
 
     def activate_impl(self) -> None:
-        import onnxruntime as ort
-
+        ort = import_onnxruntime()
         options = ort.SessionOptions()
         options.log_severity_level = 3
         if self.threads:

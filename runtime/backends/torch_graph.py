@@ -53,6 +53,11 @@ class TorchGraphRunner(Runner):
             self.torch_device = "cuda" if torch.cuda.is_available() else "cpu"
         else:
             self.torch_device = self.device
+        if str(self.torch_device).startswith("cuda"):
+            # TF32 convolutions keep 10 mantissa bits, as fp16 does: on an H100 they moved pool1's gamma to a
+            # cosine of 0.997 against the float32 CPU run. Off, as for the engines and the reference.
+            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cuda.matmul.allow_tf32 = False
         self.graph = InterActiveGraph(manifest.model, weights_from_onnx(self.model), config=manifest.config,
                                       p=manifest.p, head=manifest.head, seed_scale=manifest.seed_scale,
                                       interactive=manifest.interactive, precision=manifest.precision,

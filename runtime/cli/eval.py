@@ -83,7 +83,7 @@ def imagenet(
         if not {ORIG, INTERACTIVE} <= set(manifest.output_names):
             fail(f"{model.onnx_path}: no InterActive ImageNet head; export with --head imagenet (or both)")
         classes = manifest.model.channels_of(manifest.model.head_logits)
-        runner = start_runner(model, backend, device)
+        runner = start_runner(model, backend, device, batch_size=batch_size)
         synsets = read_synsets(synsets_file) if synsets_file else None
         if ground_truth is not None:
             if synsets is None:

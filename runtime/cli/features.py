@@ -69,7 +69,7 @@ def features(
         synsets = read_synsets(synsets_file) if synsets_file else None
         datasets = [(name, image_folder(folder, synsets)) for name, folder in parsed]
         # a model the backend cannot load is refused here, not inside a worker half-way through
-        runner = start_runner(model, backend, "cpu" if ray else device)
+        runner = start_runner(model, backend, "cpu" if ray else device, batch_size=batch_size)
         if ray:
             runner.deactivate()
             runner = None

@@ -75,6 +75,10 @@ def infer(
     size: Optional[str] = typer.Option(None, "--size", help="force one input size HxW instead of the "
                                        "paper's resize rule"),
     overwrite: bool = typer.Option(False, "--overwrite", help="recompute images whose results exist"),
+    gpu_memory: Optional[float] = typer.Option(None, "--gpu-memory", min=0.25, help="GiB of GPU memory the TensorRT "
+                                               "backend may hold for engines, buffers and activations; least "
+                                               "recently used engines are unloaded past it (default: 3/4 of the "
+                                               "GPU memory free at start)"),
 ) -> None:
     """Run an exported InterActive model on images: features, weight maps, heat-maps, ImageNet top-k."""
     options = InferOptions(out=out, heatmaps=heatmaps, labels_file=labels_file, topk=topk, batch_size=batch_size,
@@ -84,7 +88,9 @@ def infer(
     try:
         model = open_model(engine)
         check_options(model, options)
-        runner = start_runner(model, backend, device)
+        memory = {} if gpu_memory is None or backend not in ("tensorrt", "trt") else {
+            "memory_budget": int(gpu_memory * (1 << 30))}
+        runner = start_runner(model, backend, device, batch_size=batch_size, **memory)
     except InterActiveError as exc:
         fail(str(exc))
     progress = progress_bar()

@@ -27,6 +27,8 @@ class ExtractionReplica:
 
         self.model = load_model(Path(engine))
         options = {"threads": threads} if backend in ("onnxruntime", "ort", "onnxrt") and threads else {}
+        if backend in ("tensorrt", "trt"):
+            options["batch_size"] = batch_size  # buffers and engines for the batch this replica runs
         self.runner = make_runner(backend, self.model, device=device, **options)
         self.runner.activate()
         self.parts, self.batch_size = Path(parts), batch_size

@@ -19,9 +19,13 @@ def open_model(engine: Path) -> ExportedModel:
     return model
 
 
-def start_runner(model: ExportedModel, backend: str, device: str, **options):
+def start_runner(model: ExportedModel, backend: str, device: str, batch_size: int | None = None, **options):
+    """`batch_size`: the batch the command will run, for the TensorRT backend to size its buffers and pick
+    engines tuned for it."""
     if backend in ("tensorrt", "trt"):
         options.setdefault("log", lambda message: err.print(message, highlight=False, markup=False))
+        if batch_size is not None:
+            options.setdefault("batch_size", batch_size)
     runner = make_runner(backend, model, device=device, **options)
     runner.activate()
     return runner

@@ -53,3 +53,13 @@ def test_foreign_or_stale_engines_name_the_rebuild(engine, change, message):
         read_engine(engine, expected=replace(KEY, **change))
     if "asked for" not in message and "is for" not in message:
         assert "interactive-export ... --trt" in str(caught.value)
+
+
+def test_the_batch_an_engine_is_tuned_for_is_part_of_its_key(tmp_path):
+    tuned = replace(KEY, opt_batch=4)
+    path = tmp_path / tuned.file_name("m")
+    assert "_b1-32-opt4_fp16_" in path.name
+    write_engine(path, PLAN, tuned)
+    assert read_engine(path, expected=tuned)[0].opt_batch == 4
+    with pytest.raises(EngineError, match=r"tuned for batch 4, not 8; .* --max-batch 32 --opt-batch 8"):
+        read_engine(path, expected=replace(tuned, opt_batch=8))

@@ -49,13 +49,24 @@ def test_batch_range():
 
 
 def test_runtime_uses_the_batch_range_export_built_for_this_gpu():
-    from interactive_trt.runtime.backends.tensorrt import DEFAULT_MAX_BATCH, prebuilt_max_batch
+    from interactive_trt.runtime.backends.tensorrt import prebuilt_batches
 
     here = Platform("11.4.0", "NVIDIA H100 80GB HBM3", "9.0")
-    engines = [{"max_batch": 8, "gpu_name": "NVIDIA H100 80GB HBM3", "tensorrt_version": "11.4.0"},
+    engines = [{"max_batch": 8, "opt_batch": 2, "gpu_name": "NVIDIA H100 80GB HBM3", "tensorrt_version": "11.4.0"},
                {"max_batch": 64, "gpu_name": "NVIDIA A100", "tensorrt_version": "11.4.0"}]
-    assert prebuilt_max_batch(engines, here) == 8
-    assert prebuilt_max_batch([], here) == DEFAULT_MAX_BATCH
+    assert prebuilt_batches(engines, here) == (8, 2)
+    assert prebuilt_batches([], here) is None
+
+
+def test_engines_are_tuned_for_the_runtime_batch_inside_the_range():
+    from interactive_trt.exporter.tensorrt.build import DEFAULT_OPT_BATCH, opt_batch_for
+
+    assert DEFAULT_OPT_BATCH == 4  # interactive-infer's --batch-size
+    assert opt_batch_for(1, 32) == 4 and opt_batch_for(1, 2) == 2 and opt_batch_for(8, 32) == 8
+    assert opt_batch_for(1, 32, 16) == 16
+    check_batch_range(1, 32, 4)
+    with pytest.raises(SpecError, match="batch 64 to tune for is outside the batch range 1..32"):
+        check_batch_range(1, 32, 64)
 
 
 @pytest.mark.skipif(HAS_TENSORRT, reason="tensorrt is installed here; the GPU tests cover --trt")
@@ -64,6 +75,7 @@ def test_trt_without_tensorrt_is_refused_before_any_work(tmp_path):
     result = subprocess.run([sys.executable, "-m", "interactive_trt.exporter.cli", "vgg19", "--weights", "random", "--width-divisor",
                              "8", "--trt", "--out", out], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert result.returncode == 1
-    assert result.stderr.strip() == ("error: TensorRT is not installed: pip install 'interactive-trt[gpu]' "
-                                     "(tensorrt, cuda-python, onnxruntime-gpu) on a machine with an NVIDIA GPU")
+    assert result.stderr.strip() == ("error: TensorRT is not installed: pip install 'interactive-trt[gpu]' (TensorRT "
+                                     "11 for CUDA 13, NVIDIA driver >= 580) or 'interactive-trt[gpu-cu12]' (TensorRT "
+                                     "10 for CUDA 12) on a machine with an NVIDIA GPU")
     assert not out.exists()

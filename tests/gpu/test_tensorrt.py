@@ -1,5 +1,6 @@
 """TensorRT for real: engines built by export, verified against autograd on the GPU, run by
-interactive-infer. Skipped with a reason where there is no NVIDIA GPU or no tensorrt (tests/conftest.py)."""
+interactive-infer. Skipped with the reason where torch cannot use a GPU or tensorrt / cuda-python is
+missing or broken (marker `tensorrt`, tests/conftest.py)."""
 
 import json
 import subprocess
@@ -12,7 +13,7 @@ from PIL import Image
 
 from interactive_trt.exporter.onnx.verify import cosine
 
-pytestmark = pytest.mark.gpu
+pytestmark = pytest.mark.tensorrt
 REPO = Path(__file__).resolve().parents[2]
 BUCKETS = "224x224,224x288"
 
