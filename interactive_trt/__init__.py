@@ -18,6 +18,8 @@ if not os.path.isdir(os.path.join(os.path.dirname(__file__), "exporter")):
     # also when the checkout's folder shadows an installed copy on sys.path (python -m from the root).
     __path__.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from interactive_trt.api import Exported, ImageResult, Model, export, load
+from interactive_trt.api import (Exported, ImageResult, Model, evaluate_imagenet, evaluate_svm, export,
+                                 extract_features, load)
 
-__all__ = ["Exported", "ImageResult", "Model", "__version__", "export", "load"]
+__all__ = ["Exported", "ImageResult", "Model", "__version__", "evaluate_imagenet", "evaluate_svm", "export",
+           "extract_features", "load"]

@@ -8,6 +8,10 @@
     result.gamma("pool5")                              # its weight map, H x W
     result.top_interactive                             # [(class index, name, score), ...]
 
+    interactive_trt.extract_features({"train": "data/train"}, "engines/model.onnx", out="features")
+    interactive_trt.evaluate_imagenet("engines/model.onnx", "val/", synsets_file="synset_words.txt")
+    interactive_trt.evaluate_svm("features/train.npz", test="features/test.npz")
+
 It runs on the same library code as `interactive-infer` (decoding, the paper's resize rule, batching
 per resolution, the backends), so numbers agree with the command's to the bit. Importing this
 module imports no torch; `export` needs the `export` extra.
@@ -183,3 +187,42 @@ def export(model: str = "vgg19", weights: str | None = None, *, out: str | Path 
                             verify_images=tuple(Path(p) for p in verify_images), **options)
     onnx_path, manifest = export_model(request, log=log or (lambda message: None))
     return Exported(onnx_path=onnx_path, manifest_path=manifest_path_for(onnx_path), manifest=manifest)
+
+
+def extract_features(splits, engine, out: str | Path = "features", *, events=None, **options):
+    """Features of whole ImageFolder datasets, as `interactive-features` writes them: `<out>/<name>.npz`.
+
+    splits: {name: folder}, or folders (each named after itself). options: synsets_file, backend,
+    device, batch_size, workers, shard_size, ray, ray_address, ray_workers, overwrite (the command's
+    options). Resumable like the command. Returns a FeatureSummary (per split: file, image count,
+    failures); `events` (a runtime.features.job.FeatureEvents) sees progress.
+    """
+    from interactive_trt.runtime.features.job import FeatureEvents, FeatureOptions, named_splits
+    from interactive_trt.runtime.features.job import extract_features as run
+
+    return run(Path(engine), named_splits(splits), Path(out), FeatureOptions(**options), events or FeatureEvents())
+
+
+def evaluate_imagenet(engine, val, *, out: str | Path = "eval-imagenet", events=None, **options):
+    """The ImageNet protocol of `interactive-eval imagenet`: top-1/top-5 error of both heads.
+
+    options: scales, flips, limit, synsets_file, ground_truth, devkit_meta, backend, device,
+    batch_size, workers, overwrite (the command's options). Writes
+    results.jsonl, report.json, report.md under `out`; resumable. Returns an ImagenetResult
+    (`.summary` holds the errors, `.report` all of report.json).
+    """
+    from interactive_trt.runtime.evaluation.imagenet_job import EvaluationEvents, ImagenetOptions
+    from interactive_trt.runtime.evaluation.imagenet_job import evaluate_imagenet as run
+
+    return run(Path(engine), Path(val), ImagenetOptions(out=Path(out), **options), events or EvaluationEvents())
+
+
+def evaluate_svm(features, *, out: str | Path = "eval-svm", events=None, **options):
+    """The linear-SVM protocol of `interactive-eval svm` on feature files (Tables 1 and 2).
+
+    options: test, train_per_class, dataset, c, seed. Writes table.md and table.json under `out`.
+    Returns an SvmResult (`.rows`: one per layer and configuration, then all layers).
+    """
+    from interactive_trt.runtime.evaluation.svm_job import SvmEvents, SvmOptions, run_svm_protocol
+
+    return run_svm_protocol(Path(features), SvmOptions(out=Path(out), **options), events or SvmEvents())

@@ -3,6 +3,9 @@
   imagenet  top-1/top-5 error of the original and the InterActive head (section 4.4), resumable
   svm       linear-SVM accuracy per layer and configuration from feature files (Tables 1 and 2)
 
+Each parses options, calls one library function (`evaluation.imagenet_job.evaluate_imagenet`,
+`evaluation.svm_job.run_svm_protocol`) and prints what it reports.
+
 Exit codes: 0 done, 1 usage or data error (one line), 2 done but some images failed (listed).
 """
 
@@ -11,7 +14,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -19,17 +21,12 @@ from rich.table import Table
 
 from interactive_trt.common.cli import err, fail, run_app
 from interactive_trt.common.errors import InterActiveError
-from interactive_trt.contracts.manifest import atomic_write_bytes, atomic_write_json
-
-from interactive_trt.runtime.evaluation.datasets import flat_folder, image_folder, read_synsets
-from interactive_trt.runtime.features.store import load_features
-from interactive_trt.runtime.evaluation.imagenet import INTERACTIVE, ORIG, Accumulator, RunningErrors, dense_plan, markdown_report, summarise
+from interactive_trt.runtime.evaluation.imagenet import RunningErrors
+from interactive_trt.runtime.evaluation.imagenet_job import EvaluationEvents, ImagenetOptions, evaluate_imagenet
+from interactive_trt.runtime.evaluation.svm import TRAIN_PER_CLASS
+from interactive_trt.runtime.evaluation.svm_job import SvmEvents, SvmOptions, run_svm_protocol
 from interactive_trt.runtime.inference.inputs import Failure
-from interactive_trt.runtime.inference.pipeline import batched_inference
-from interactive_trt.runtime.evaluation.results_log import ResultsLog
-from interactive_trt.runtime.inference.session import open_model, progress_bar, provenance, start_runner
-from interactive_trt.runtime.evaluation.svm import TRAIN_PER_CLASS, evaluate, markdown_table, per_class_split, subsample_per_class
-from interactive_trt.runtime.inference.writers import write_failures
+from interactive_trt.runtime.inference.session import progress_bar
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
 
@@ -54,6 +51,39 @@ def list_problems(title: str, problems, limit: int = 20) -> None:
         err.print(f"  ... and {len(problems) - limit} more", highlight=False)
 
 
+class EvaluationProgress(EvaluationEvents):
+    """A rich progress bar with the running errors, failures in red above it."""
+
+    progress = None
+    done = 0
+
+    def started(self, info: dict) -> None:
+        err.print("evaluating " + ", ".join(f"{k}={v}" for k, v in info.items()), highlight=False, soft_wrap=True)
+
+    def skipped(self, skips) -> None:
+        list_problems("skipped while reading the dataset", skips)
+
+    def scoring(self, name: str, total: int, done: int, running: RunningErrors) -> None:
+        self.done = done
+        self.progress = progress_bar()
+        self.progress.start()
+        self.task = self.progress.add_task(name, total=total, status=str(running))
+
+    def scored(self, record: dict, running: RunningErrors) -> None:
+        self.done += 1
+        self.progress.update(self.task, advance=1, status=str(running))
+
+    def failure(self, failure: Failure) -> None:
+        self.progress.console.print(f"[red]failed:[/] {escape(str(failure.path))}: {escape(failure.reason)}",
+                                    highlight=False)
+        self.progress.advance(self.task)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+
 @app.command()
 def imagenet(
     engine: Path = typer.Option(..., "--engine", help="exported model with the ImageNet head (.onnx, manifest or folder)"),
@@ -76,79 +106,24 @@ def imagenet(
     overwrite: bool = typer.Option(False, "--overwrite", help="discard earlier results in --out"),
 ) -> None:
     """Top-1 and top-5 error, original vs InterActive, dense over scales and flips; resumable."""
-    q = parse_scales(scales)
+    options = ImagenetOptions(scales=parse_scales(scales), flips=flips, limit=limit, synsets_file=synsets_file,
+                              ground_truth=ground_truth, devkit_meta=devkit_meta, out=out, backend=backend,
+                              device=device, batch_size=batch_size, workers=workers, overwrite=overwrite)
+    events = EvaluationProgress()
     try:
-        model = open_model(engine)
-        manifest = model.manifest
-        if not {ORIG, INTERACTIVE} <= set(manifest.output_names):
-            fail(f"{model.onnx_path}: no InterActive ImageNet head; export with --head imagenet (or both)")
-        classes = manifest.model.channels_of(manifest.model.head_logits)
-        runner = start_runner(model, backend, device, batch_size=batch_size)
-        synsets = read_synsets(synsets_file) if synsets_file else None
-        if ground_truth is not None:
-            if synsets is None:
-                fail("--ground-truth needs --synsets (the class list in the model's index order)")
-            dataset = flat_folder(val, ground_truth, synsets, devkit_meta)
-            if len(synsets) != classes:
-                fail(f"{synsets_file}: {len(synsets)} classes but the model has {classes}")
-        else:
-            dataset = image_folder(val, synsets, classes=classes)
-        for q_value in q:
-            manifest.model.spatial_sizes(*(max(q_value, manifest.model.resize.min_side),) * 2)
-        header = {"onnx_sha256": manifest.onnx_sha256, "scales": q, "flips": flips}
-        log = ResultsLog(out / "results.jsonl", header, overwrite=overwrite)
+        result = evaluate_imagenet(engine, val, options, events)
     except InterActiveError as exc:
+        events.close()
         fail(str(exc))
-    order = np.random.default_rng(0).permutation(len(dataset.images))
-    selected = [dataset.images[i] for i in order][:limit]
-    labels = {image.item.key: image.label for image in selected}
-    todo = [image.item for image in selected if image.item.key not in log]
-    info = {**provenance(model, backend), "scales": q, "flips": flips, "dataset": str(val),
-            "images_selected": len(selected)}
-    err.print("evaluating " + ", ".join(f"{k}={v}" for k, v in info.items()), highlight=False, soft_wrap=True)
-    list_problems("skipped while reading the dataset", dataset.skips)
-    failures: list[Failure] = []
-    accumulator = Accumulator()
-    kept = {key: log.records[key] for key in labels if key in log}
-    running = RunningErrors(kept.values())
-    progress = progress_bar()
-
-    def on_result(result) -> None:
-        record = accumulator.add(result, labels[result.item.key])
-        if record is None:
-            return
-        log.append(record)
-        kept[record["key"]] = record
-        running.add(record)
-        progress.update(task, advance=1, status=str(running))
-
-    def on_failure(failure: Failure) -> None:
-        failures.append(failure)
-        progress.console.print(f"[red]failed:[/] {escape(str(failure.path))}: {escape(failure.reason)}", highlight=False)
-        progress.advance(task)
-
-    try:
-        with progress:
-            task = progress.add_task(runner.name, total=len(todo), status=str(running))
-            batched_inference(runner, manifest.model, todo, batch_size=batch_size, workers=workers,
-                              plan=dense_plan(manifest.model, q, flips), on_result=on_result, on_failure=on_failure)
     except KeyboardInterrupt:
-        fail(f"interrupted with {len(kept)} images done; run the same command again to resume", code=130)
-    finally:
-        runner.deactivate()
-    summary = summarise(list(kept.values()))
-    info["images_evaluated"] = summary["images"]
-    info["images_failed"] = len(failures)
-    report = {"provenance": info, "summary": summary, "skipped": [vars(s) for s in dataset.skips],
-              "failures": [vars(f) for f in failures]}
-    atomic_write_json(out / "report.json", report)
-    atomic_write_bytes(out / "report.md", markdown_report(summary, info).encode())
-    write_failures(out / "failures.tsv", failures)
-    print_imagenet_table(summary)
+        events.close()
+        fail(f"interrupted with {events.done} images done; run the same command again to resume", code=130)
+    events.close()
+    print_imagenet_table(result.summary)
     err.print(f"report: {out / 'report.md'} and report.json; per-image results: {out / 'results.jsonl'}",
               highlight=False)
-    if failures:
-        list_problems("failed images", failures)
+    if result.failures:
+        list_problems("failed images", result.failures)
         raise typer.Exit(2)
 
 
@@ -166,6 +141,17 @@ def print_imagenet_table(summary: dict) -> None:
     Console(width=max(100, Console().width)).print(table)
 
 
+class SvmProgress(SvmEvents):
+    def skipped_class(self, name: str, images: int, needed: int) -> None:
+        err.print(f"skipped class {name}: {images} images, needs more than {needed}", highlight=False)
+
+    def started(self, info: dict) -> None:
+        err.print("SVM " + ", ".join(f"{k}={v}" for k, v in info.items()), highlight=False, soft_wrap=True)
+
+    def row(self, row: dict) -> None:
+        err.print(f"  {row['layer']:>12} {row['configuration']:<16} {100 * row['accuracy']:6.2f}%", highlight=False)
+
+
 @app.command()
 def svm(
     features: Path = typer.Argument(..., help="feature file of interactive-features (train, or all images)"),
@@ -179,56 +165,20 @@ def svm(
     out: Path = typer.Option(Path("eval-svm"), "--out", help="table.md and table.json go here"),
 ) -> None:
     """Linear-SVM accuracy per layer and configuration, plus all layers concatenated."""
-    if dataset is not None:
-        if dataset.lower() not in TRAIN_PER_CLASS:
-            fail(f"--dataset {dataset}: unknown; known: {', '.join(TRAIN_PER_CLASS)}")
-        train_per_class = train_per_class or TRAIN_PER_CLASS[dataset.lower()]
+    options = SvmOptions(test=test, train_per_class=train_per_class, dataset=dataset, c=c, seed=seed, out=out)
     try:
-        train_set = load_features(features)
-        test_set = load_features(test) if test else train_set
-        if test is not None and test_set.classes != train_set.classes:
-            fail(f"{test}: its classes differ from those of {features}")
-        if test is None:
-            if train_per_class is None:
-                fail("one feature file needs --train-per-class N (or --dataset NAME) to split it; "
-                     "or pass --test FILE")
-            split = per_class_split(train_set.labels, train_set.classes, train_per_class, seed)
-            train_rows, test_rows, skipped = split.train, split.test, split.skipped_classes
-        else:
-            skipped = []
-            if train_per_class is not None:
-                train_rows = subsample_per_class(train_set.labels, train_per_class, seed)
-            else:
-                train_rows = np.arange(len(train_set.labels))
-            test_rows = np.arange(len(test_set.labels))
-        for name, count in skipped:
-            err.print(f"skipped class {name}: {count} images, needs more than {train_per_class}", highlight=False)
-        meta = train_set.meta
-        info = {"features": str(features), "test": str(test) if test else f"rest of {features.name}",
-                "engine": meta.get("engine"), "onnx_sha256": meta.get("onnx_sha256"),
-                "weights_sha256": meta.get("weights_sha256"), "config": meta.get("config"), "p": meta.get("p"),
-                "C": c, "train_per_class": train_per_class, "seed": seed,
-                "train_images": int(len(train_rows)), "test_images": int(len(test_rows)),
-                "classes": int(len(np.unique(train_set.labels[train_rows])))}
-        err.print("SVM " + ", ".join(f"{k}={v}" for k, v in info.items()), highlight=False, soft_wrap=True)
-        table = Table(title="linear SVM accuracy")
-        for column in ("layer", "configuration", "dims", "accuracy", "mean class acc."):
-            table.add_column(column)
-
-        def on_row(row: dict) -> None:
-            table.add_row(row["layer"], row["configuration"], str(row["dimensions"]),
-                          f"{100 * row['accuracy']:.2f}%" + ("" if row["converged"] else " *"),
-                          f"{100 * row['mean_class_accuracy']:.2f}%")
-            err.print(f"  {row['layer']:>12} {row['configuration']:<16} {100 * row['accuracy']:6.2f}%", highlight=False)
-
-        rows = evaluate(train_set, test_set, train_rows, test_rows, c=c, seed=seed, on_row=on_row)
+        result = run_svm_protocol(features, options, SvmProgress())
     except InterActiveError as exc:
         fail(str(exc))
-    atomic_write_json(out / "table.json", {"provenance": info, "rows": rows,
-                                           "skipped_classes": [list(s) for s in skipped]})
-    atomic_write_bytes(out / "table.md", markdown_table(rows, info).encode())
+    table = Table(title="linear SVM accuracy")
+    for column in ("layer", "configuration", "dims", "accuracy", "mean class acc."):
+        table.add_column(column)
+    for row in result.rows:
+        table.add_row(row["layer"], row["configuration"], str(row["dimensions"]),
+                      f"{100 * row['accuracy']:.2f}%" + ("" if row["converged"] else " *"),
+                      f"{100 * row['mean_class_accuracy']:.2f}%")
     Console(width=max(100, Console().width)).print(table)
-    if not all(row["converged"] for row in rows):
+    if not result.converged:
         err.print("* LinearSVC did not converge in 20000 iterations for these rows", highlight=False)
     err.print(f"table: {out / 'table.md'} and table.json", highlight=False)
 

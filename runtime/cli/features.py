@@ -1,4 +1,4 @@
-"""`interactive-features`: the nine layers' pooled features of a dataset, one file per split.
+"""`interactive-features`: parses options, calls `features.job.extract_features`, prints what it reports.
 
 Each split is an ImageFolder; the output `<out>/<split>.npz` holds, per feature layer, the Orig and
 InterActive AVG/MAX vectors, plus keys, paths, labels, class names and the model's provenance.
@@ -13,16 +13,14 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from interactive_trt.common.cli import err, fail, run_app
 from interactive_trt.common.errors import InterActiveError
-
-from interactive_trt.runtime.evaluation.datasets import image_folder, read_synsets
-from interactive_trt.runtime.features.extract import extract_into
-from interactive_trt.runtime.features.store import FeatureStore, is_feature_output
+from interactive_trt.runtime.features.job import (FeatureEvents, FeatureOptions, SplitResult, extract_features,
+                                                  valid_split_name)
 from interactive_trt.runtime.inference.inputs import Failure
-from interactive_trt.runtime.inference.session import open_model, progress_bar, provenance, start_runner
-from interactive_trt.runtime.inference.writers import write_failures
+from interactive_trt.runtime.inference.session import progress_bar
 
 app = typer.Typer(add_completion=False, no_args_is_help=True)
 
@@ -32,9 +30,48 @@ def parse_split(text: str) -> tuple[str, Path]:
     if not sep:
         folder = text
         name = Path(text.rstrip("/")).name or "all"
-    if not name or not name.replace("-", "").replace("_", "").isalnum():
+    if not valid_split_name(name):
         raise typer.BadParameter(f"{text!r}: a split name may hold letters, digits, - and _ only")
     return name, Path(folder)
+
+
+class ProgressEvents(FeatureEvents):
+    """One rich progress bar per split, skips and failures above it, one result line after it."""
+
+    progress = None
+
+    def started(self, info: dict) -> None:
+        err.print("features from " + ", ".join(f"{k}={v}" for k, v in info.items()), highlight=False, soft_wrap=True)
+
+    def skipped(self, split, skip) -> None:
+        err.print(f"{split}: skipped {skip.path}: {skip.reason}", highlight=False, soft_wrap=True, markup=False)
+
+    def split_started(self, split: str, total: int, done: int) -> None:
+        if done:
+            err.print(f"{split}: {done} of {total} images already done; resuming", highlight=False)
+        self.progress = progress_bar()
+        self.progress.start()
+        self.task = self.progress.add_task(split, total=total, completed=done, status="")
+
+    def advanced(self) -> None:
+        self.progress.advance(self.task)
+
+    def failure(self, failure: Failure) -> None:
+        self.progress.console.print(f"[red]failed:[/] {escape(failure.path)}: {escape(failure.reason)}", highlight=False)
+
+    def split_finished(self, result: SplitResult) -> None:
+        self.close()
+        if result.complete_already:
+            err.print(f"{result.name}: {result.path} is complete already (use --overwrite to redo it)", highlight=False)
+            return
+        err.print(f"{result.name}: {result.images} images -> {result.path}"
+                  + (f" ({len(result.failures)} failed, listed in {result.name}.failures.tsv)" if result.failures
+                     else ""), highlight=False)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
 
 
 @app.command()
@@ -58,84 +95,19 @@ def features(
 ) -> None:
     """Extract Orig and InterActive AVG/MAX features of every feature layer, one file per split."""
     parsed = [parse_split(text) for text in splits]
-    names = [name for name, _ in parsed]
-    if len(set(names)) != len(names):
-        fail(f"two splits share a name ({', '.join(names)}); name them with NAME=DIR")
+    options = FeatureOptions(synsets_file=synsets_file, backend=backend, device=device, batch_size=batch_size,
+                             workers=workers, shard_size=shard_size, ray=ray, ray_address=ray_address,
+                             ray_workers=ray_workers, overwrite=overwrite)
+    events = ProgressEvents()
     try:
-        model = open_model(engine)
-        manifest = model.manifest
-        if not any(is_feature_output(name) for name in manifest.output_names):
-            fail(f"{model.onnx_path}: no feature outputs; export with --head features (or both)")
-        synsets = read_synsets(synsets_file) if synsets_file else None
-        datasets = [(name, image_folder(folder, synsets)) for name, folder in parsed]
-        # a model the backend cannot load is refused here, not inside a worker half-way through
-        runner = start_runner(model, backend, "cpu" if ray else device, batch_size=batch_size)
-        if ray:
-            runner.deactivate()
-            runner = None
+        summary = extract_features(engine, parsed, out, options, events)
     except InterActiveError as exc:
-        fail(str(exc))
-    info = provenance(model, backend)
-    err.print("features from " + ", ".join(f"{k}={v}" for k, v in info.items()), highlight=False, soft_wrap=True)
-    all_failures: list[Failure] = []
-    try:
-        for name, dataset in datasets:
-            header = {"onnx_sha256": manifest.onnx_sha256, "split": name, "root": str(dataset.root.resolve()),
-                      "classes": dataset.classes}
-            try:
-                store = FeatureStore(out, name, header, overwrite=overwrite)
-            except InterActiveError as exc:
-                fail(str(exc))
-            if store.is_complete():
-                err.print(f"{name}: {store.final} is complete already (use --overwrite to redo it)", highlight=False)
-                continue
-            for skip in dataset.skips:
-                err.print(f"{name}: skipped {skip.path}: {skip.reason}", highlight=False, soft_wrap=True, markup=False)
-            done = store.done()
-            todo = [image for image in dataset.images if image.item.key not in done]
-            if done:
-                err.print(f"{name}: {len(dataset.images) - len(todo)} of {len(dataset.images)} images already done; "
-                          f"resuming", highlight=False)
-            failures: list[Failure] = []
-            progress = progress_bar()
-            with progress:
-                task = progress.add_task(name, total=len(dataset.images), completed=len(dataset.images) - len(todo),
-                                         status="")
-
-                def on_done(key: str) -> None:
-                    progress.advance(task)
-
-                def on_failure(failure: Failure) -> None:
-                    failures.append(failure)
-                    progress.console.print(f"[red]failed:[/] {failure.path}: {failure.reason}", highlight=False)
-                    progress.advance(task)
-
-                if todo and ray:
-                    from interactive_trt.runtime.features.ray_scaleout import extract_on_ray
-
-                    extract_on_ray(model, backend, device, todo, store, address=ray_address, replicas=ray_workers,
-                                   shard_size=shard_size, batch_size=batch_size, on_done=on_done,
-                                   on_failure=on_failure)
-                elif todo:
-                    extract_into(runner, manifest.model, todo, store.writer(shard_size), batch_size=batch_size,
-                                 workers=workers, on_done=on_done, on_failure=on_failure)
-            meta = {**info, "scale_out": f"ray ({ray_workers} replicas)" if ray else "single process",
-                    "feature_layers": list(manifest.model.feature_layers),
-                    "skipped": [vars(s) for s in dataset.skips], "failures": [vars(f) for f in failures]}
-            count = store.assemble([(image.item.key, str(image.item.path)) for image in dataset.images], meta)
-            write_failures(out / f"{name}.failures.tsv", failures)
-            err.print(f"{name}: {count} images -> {store.final}"
-                      + (f" ({len(failures)} failed, listed in {name}.failures.tsv)" if failures else ""),
-                      highlight=False)
-            all_failures += failures
-    except InterActiveError as exc:
+        events.close()
         fail(str(exc))
     except KeyboardInterrupt:
+        events.close()
         fail("interrupted; finished shards are kept: run the same command again to resume", code=130)
-    finally:
-        if runner is not None:
-            runner.deactivate()
-    if all_failures:
+    if summary.failures:
         raise typer.Exit(2)
 
 

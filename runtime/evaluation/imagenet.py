@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
 from interactive_trt.common.imaging import shorter_side_size
 from interactive_trt.contracts.spec import ModelSpec
 
-from interactive_trt.runtime.inference.pipeline import Planner, Result
+from interactive_trt.runtime.evaluation.datasets import Labelled
+from interactive_trt.runtime.inference.inputs import Failure
+from interactive_trt.runtime.inference.pipeline import Planner, Result, batched_inference
 
 ORIG, INTERACTIVE = "imagenet.scores_orig", "imagenet.scores_interactive"
 
@@ -53,6 +56,23 @@ class Accumulator:
         orig, interactive = entry[1] / entry[0], entry[2] / entry[0]
         return {"key": key, "image": str(result.item.path), "label": label, "views": entry[0],
                 "orig_top5": top_k(orig), "interactive_top5": top_k(interactive)}
+
+
+def score_images(runner, spec: ModelSpec, images: list[Labelled], scales: list[int], flips: bool, *,
+                 batch_size: int = 4, workers: int = 2, on_record: Callable[[dict], None],
+                 on_failure: Callable[[Failure], None]) -> None:
+    """The per-image protocol, the one both executors run (a single process, each Ray replica): every
+    image ends in one on_record (its dense top-5 of both heads) or one on_failure."""
+    labels = {image.item.key: image.label for image in images}
+    accumulator = Accumulator()
+
+    def on_result(result: Result) -> None:
+        record = accumulator.add(result, labels[result.item.key])
+        if record is not None:
+            on_record(record)
+
+    batched_inference(runner, spec, [image.item for image in images], batch_size=batch_size, workers=workers,
+                      plan=dense_plan(spec, scales, flips), on_result=on_result, on_failure=on_failure)
 
 
 def errors_of(record: dict) -> tuple[int, int, int, int]:
