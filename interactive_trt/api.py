@@ -207,7 +207,7 @@ def evaluate_imagenet(engine, val, *, out: str | Path = "eval-imagenet", events=
     """The ImageNet protocol of `interactive-eval imagenet`: top-1/top-5 error of both heads.
 
     options: scales, flips, limit, synsets_file, ground_truth, devkit_meta, backend, device,
-    batch_size, workers, overwrite (the command's options). Writes
+    batch_size, workers, overwrite, ray, ray_address, ray_workers (the command's options). Writes
     results.jsonl, report.json, report.md under `out`; resumable. Returns an ImagenetResult
     (`.summary` holds the errors, `.report` all of report.json).
     """

@@ -104,11 +104,17 @@ def imagenet(
     batch_size: int = typer.Option(4, "--batch-size", min=1),
     workers: int = typer.Option(2, "--workers", min=1, help="image decoding threads"),
     overwrite: bool = typer.Option(False, "--overwrite", help="discard earlier results in --out"),
+    ray: bool = typer.Option(False, "--ray", help="score on a Ray cluster (Ray Data, one model per worker); "
+                             "--val and --out must be on storage every worker sees"),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="cluster address (default: start "
+                                              "or join a local one)"),
+    ray_workers: int = typer.Option(2, "--ray-workers", min=1, help="model replicas on the cluster"),
 ) -> None:
     """Top-1 and top-5 error, original vs InterActive, dense over scales and flips; resumable."""
     options = ImagenetOptions(scales=parse_scales(scales), flips=flips, limit=limit, synsets_file=synsets_file,
                               ground_truth=ground_truth, devkit_meta=devkit_meta, out=out, backend=backend,
-                              device=device, batch_size=batch_size, workers=workers, overwrite=overwrite)
+                              device=device, batch_size=batch_size, workers=workers, overwrite=overwrite, ray=ray,
+                              ray_address=ray_address, ray_workers=ray_workers)
     events = EvaluationProgress()
     try:
         result = evaluate_imagenet(engine, val, options, events)
@@ -119,6 +125,8 @@ def imagenet(
         events.close()
         fail(f"interrupted with {events.done} images done; run the same command again to resume", code=130)
     events.close()
+    err.print(f"{result.scored} images scored, {result.done_before} already done (kept), {len(result.failures)} failed",
+              highlight=False)
     print_imagenet_table(result.summary)
     err.print(f"report: {out / 'report.md'} and report.json; per-image results: {out / 'results.jsonl'}",
               highlight=False)

@@ -3,6 +3,11 @@
 The command and the Python API call this one function; how progress is shown is the caller's,
 through `EvaluationEvents`. Every scored image is in `results.jsonl` before it is counted, so a
 killed run resumes where it stopped, and the report is made from that log alone.
+
+One evaluation, two executors: this process, or a pool of replicas on a Ray cluster
+(`evaluation.ray_scaleout`). Both run the same per-image scoring (`imagenet.score_images`), both
+end with every record in the same results log (Ray replicas write logs of their own that the log
+merges, see `results_log`), and the selection, resume and report below are shared.
 """
 
 from __future__ import annotations
@@ -57,8 +62,11 @@ class ImagenetOptions:
     backend: str = "onnxruntime"
     device: str = "auto"
     batch_size: int = 4
-    workers: int = 2  # decoding threads
+    workers: int = 2  # decoding threads (single process)
     overwrite: bool = False
+    ray: bool = False  # score on a Ray cluster
+    ray_address: str | None = None  # default: the cluster this process is in, else a new local one
+    ray_workers: int = 2  # model replicas on the cluster (one GPU each with device 'cuda')
 
 
 @dataclass
@@ -109,8 +117,12 @@ def evaluate_imagenet(engine: Path, val: Path, options: ImagenetOptions = Imagen
     manifest = model.manifest
     if not {ORIG, INTERACTIVE} <= set(manifest.output_names):
         raise InterActiveError(f"{model.onnx_path}: no InterActive ImageNet head; export with --head imagenet (or both)")
-    # the model is loaded by its backend before any image or label is read: a damaged model is named first
-    runner = start_runner(model, options.backend, options.device, batch_size=options.batch_size)
+    # the backend loads the model before any label or image is read: a damaged model is named first,
+    # and not inside a Ray replica half-way through
+    runner = start_runner(model, options.backend, "cpu" if options.ray else options.device,
+                          batch_size=options.batch_size)
+    if options.ray:
+        runner.deactivate()
     try:
         dataset = read_validation(model, val, options)
         for q in scales:
@@ -137,11 +149,21 @@ def evaluate_imagenet(engine: Path, val: Path, options: ImagenetOptions = Imagen
             failures.append(failure)
             events.failure(failure)
 
-        events.scoring(runner.name, len(todo), done_before, running)
-        score_images(runner, manifest.model, todo, scales, flips, batch_size=options.batch_size,
-                     workers=options.workers, on_record=on_record, on_failure=on_failure)
+        if options.ray:
+            from interactive_trt.runtime.evaluation.ray_scaleout import score_on_ray
+
+            events.scoring(f"{runner.name} x{options.ray_workers}", len(todo), done_before, running)
+            if todo:
+                score_on_ray(model, options.backend, options.device, todo, log, address=options.ray_address,
+                             replicas=options.ray_workers, batch_size=options.batch_size, scales=scales, flips=flips,
+                             on_record=on_record, on_failure=on_failure)
+        else:
+            events.scoring(runner.name, len(todo), done_before, running)
+            score_images(runner, manifest.model, todo, scales, flips, batch_size=options.batch_size,
+                         workers=options.workers, on_record=on_record, on_failure=on_failure)
     finally:
-        runner.deactivate()
+        if not options.ray:
+            runner.deactivate()
     records = [log.records[image.item.key] for image in selected if image.item.key in log]
     summary = summarise(records)
     info["images_evaluated"] = summary["images"]

@@ -6,33 +6,21 @@ and the final file are the same code. The parts folder must be on storage every 
 
 from __future__ import annotations
 
-import logging
-import os
 import uuid
 from pathlib import Path
-
-from interactive_trt.common.errors import BackendUnavailable
 
 from interactive_trt.runtime.evaluation.datasets import Labelled
 from interactive_trt.runtime.features.store import FeatureStore, ShardWriter
 from interactive_trt.runtime.inference.inputs import Failure, ImageInput
+from interactive_trt.runtime.scaleout import ModelReplica, map_on_replicas, ray_session
 
 
-class ExtractionReplica:
-    """Constructed once per Ray actor: opens the model and keeps it for every batch it is given."""
+class ExtractionReplica(ModelReplica):
+    """One Ray actor: extracts each batch of rows it is given into a shard of its own."""
 
     def __init__(self, engine: str, backend: str, device: str, parts: str, batch_size: int, threads: int):
-        from interactive_trt.runtime.backends import make_runner
-        from interactive_trt.runtime.inference.model import load_model
-
-        self.model = load_model(Path(engine))
-        options = {"threads": threads} if backend in ("onnxruntime", "ort", "onnxrt") and threads else {}
-        if backend in ("tensorrt", "trt"):
-            options["batch_size"] = batch_size  # buffers and engines for the batch this replica runs
-        self.runner = make_runner(backend, self.model, device=device, **options)
-        self.runner.activate()
+        super().__init__(engine, backend, device, threads, batch_size=batch_size)
         self.parts, self.batch_size = Path(parts), batch_size
-        self.name = f"ray-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
     def __call__(self, batch: dict) -> dict:
         from interactive_trt.runtime.features.extract import extract_into
@@ -55,34 +43,18 @@ class ExtractionReplica:
 def extract_on_ray(model, backend: str, device: str, images: list[Labelled], store: FeatureStore, *,
                    address: str | None, replicas: int, shard_size: int, batch_size: int, on_done, on_failure,
                    threads_per_replica: int = 1) -> None:
-    try:
-        import ray
-        import ray.data  # noqa: F401
-    except ImportError as exc:
-        raise BackendUnavailable("--ray needs Ray Data: pip install 'interactive-trt[ray]'") from exc
-    started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(address=address, include_dashboard=False, logging_level="ERROR", log_to_driver=False,
-                 ignore_reinit_error=True)
-    try:
-        context = ray.data.DataContext.get_current()
-        context.enable_progress_bars = False
-        logging.getLogger("ray.data").setLevel(logging.ERROR)
+    with ray_session(address) as ray:
         store.parts.mkdir(parents=True, exist_ok=True)
         rows = [{"key": image.item.key, "path": str(image.item.path.resolve()), "label": image.label}
                 for image in images]
-        gpus = 1 if device == "cuda" else 0
-        dataset = ray.data.from_items(rows, override_num_blocks=max(1, len(rows) // shard_size)).map_batches(
-            ExtractionReplica, batch_size=shard_size, compute=ray.data.ActorPoolStrategy(size=replicas), num_gpus=gpus,
-            num_cpus=threads_per_replica, batch_format="numpy",
-            fn_constructor_kwargs={"engine": str(model.manifest_path.resolve()), "backend": backend,
-                                   "device": device, "parts": str(store.parts.resolve()),
-                                   "batch_size": batch_size, "threads": threads_per_replica})
-        for row in dataset.iter_rows():
+        results = map_on_replicas(
+            ray, rows, ExtractionReplica,
+            {"engine": str(model.manifest_path.resolve()), "backend": backend, "device": device,
+             "parts": str(store.parts.resolve()), "batch_size": batch_size},
+            replicas=replicas, device=device, rows_per_call=shard_size, blocks=len(rows) // shard_size,
+            threads_per_replica=threads_per_replica)
+        for row in results:
             if row["failure"]:
                 on_failure(Failure(str(row["path"]), str(row["failure"])))
             else:
                 on_done(str(row["key"]))
-    finally:
-        if started_here:
-            ray.shutdown()

@@ -1,4 +1,8 @@
-"""Class names: an ILSVRC synset-words file ('n01440764 tench, Tinca tinca') or one name per line."""
+"""Class names: an ILSVRC synset-words file ('n01440764 tench, Tinca tinca') or one name per line.
+
+Without a file, a 1000-class head gets ImageNet's names in class-index order as every vision library
+ships them (`imagenet_classes.txt` beside this file: torchvision's list, BSD-3-Clause).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,13 @@ from pathlib import Path
 from interactive_trt.common.errors import InterActiveError
 
 
+IMAGENET_CLASSES = Path(__file__).with_name("imagenet_classes.txt")
+
+
 def read_labels(path: Path | None, classes: int) -> list[str]:
     if path is None:
+        if classes == 1000:
+            return IMAGENET_CLASSES.read_text(encoding="utf-8").splitlines()
         return [f"class {i}" for i in range(classes)]
     try:
         lines = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
