@@ -36,6 +36,7 @@ def test_one_top_level_name_and_every_source_module(wheel):
     expected = {f"{MAPPED[source.parts[0]]}/{'/'.join(source.parts[1:])}"
                 for folder in MAPPED for source in (p.relative_to(REPO) for p in (REPO / folder).rglob("*.py"))}
     assert expected - installed == set(), "modules missing from the wheel"
+    assert "interactive_trt/runtime/inference/imagenet_classes.txt" in installed
 
 
 def test_installed_package_imports_and_generic_names_do_not(wheel, tmp_path):

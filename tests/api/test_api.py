@@ -63,6 +63,14 @@ def test_named_accessors(exported, photo_file):
         result.features("pool5", "mean")
 
 
+def test_imagenet_names_ship_with_the_package():
+    from interactive_trt.runtime.inference.labels import read_labels
+
+    names = read_labels(None, 1000)
+    assert len(names) == 1000 and names[0] == "tench" and names[954] == "banana"
+    assert read_labels(None, 10) == [f"class {i}" for i in range(10)]
+
+
 def test_the_api_equals_the_command(exported, photo_file, tmp_path):
     out = tmp_path / "cli"
     command = subprocess.run([sys.executable, "-m", "interactive_trt.runtime.cli.infer", str(photo_file), "--engine",
