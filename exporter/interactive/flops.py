@@ -24,7 +24,7 @@ class GraphFlops:
 
 def conv_flops(spec, layer, sizes) -> int:
     out_h, out_w = sizes[layer.name]
-    channels_in = spec.channels_of(layer.inputs[0])
+    channels_in = spec.channels_of(layer.inputs[0]) // layer.groups  # each output sees its group's inputs
     return 2 * channels_in * layer.channels * layer.kernel * layer.kernel * out_h * out_w
 
 
