@@ -168,15 +168,16 @@ class TensorRT:
         self.call("cudaStreamSynchronize", self.cudart.cudaStreamSynchronize(self.runner.stream))
 
 
-def export_variant(folder: Path, width_divisor: int, precision: str, interactive: bool):
-    request = ExportRequest(weights="random", width_divisor=width_divisor, out=folder, verify=False,
+def export_variant(folder: Path, model: str, width_divisor: int, precision: str, interactive: bool):
+    request = ExportRequest(model=model, weights="random", width_divisor=width_divisor, out=folder, verify=False,
                             precision=precision, interactive=interactive)
     return export_model(request, log=lambda m: None)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="vgg19")
+    parser.add_argument("--model", default="vgg19", help="any built-in: vgg19, squeezenet1.1, efficientnet_lite0, "
+                        "resnet18, resnet50 (random weights: the arithmetic is the same)")
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--batch", default="1,8,32")
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
@@ -204,7 +205,7 @@ def main() -> int:
 
     def exported(precision, mode):
         if (precision, mode) not in exports:
-            exports[(precision, mode)] = export_variant(workdir / f"{precision}-{mode}", args.width_divisor,
+            exports[(precision, mode)] = export_variant(workdir / f"{precision}-{mode}", args.model, args.width_divisor,
                                                         precision, mode == "interactive")
         return exports[(precision, mode)]
 
