@@ -117,14 +117,14 @@ def evaluate_imagenet(engine: Path, val: Path, options: ImagenetOptions = Imagen
     manifest = model.manifest
     if not {ORIG, INTERACTIVE} <= set(manifest.output_names):
         raise InterActiveError(f"{model.onnx_path}: no InterActive ImageNet head; export with --head imagenet (or both)")
-    dataset = read_validation(model, val, options)
-    for q in scales:
-        manifest.model.spatial_sizes(*(max(q, manifest.model.resize.min_side),) * 2)
-    # a model the backend cannot load is refused here, not inside a Ray replica half-way through
+    # a model the backend cannot load is refused first (not inside a Ray replica half-way through)
     runner = start_runner(model, options.backend, "cpu" if options.ray else options.device)
     if options.ray:
         runner.deactivate()
     try:
+        dataset = read_validation(model, val, options)
+        for q in scales:
+            manifest.model.spatial_sizes(*(max(q, manifest.model.resize.min_side),) * 2)
         log = ResultsLog(out / "results.jsonl", {"onnx_sha256": manifest.onnx_sha256, "scales": scales, "flips": flips},
                          overwrite=options.overwrite)
         order = np.random.default_rng(SELECTION_SEED).permutation(len(dataset.images))
