@@ -273,10 +273,14 @@ def export_model(request: ExportRequest, log: Callable[[str], None] = log_defaul
 
     started = time.perf_counter()
     check_precision(request.precision)
-    imported = None
+    imported, trt_stack = None, None
     if request.model == IMPORTED:
         from interactive_trt.exporter.networks.onnx_import import import_onnx
 
+        if request.trt:  # the import takes a moment: what --trt needs is refused before it
+            from interactive_trt.exporter.tensorrt.preflight import require_tensorrt
+
+            trt_stack = require_tensorrt(request.verify)
         imported = import_onnx(request.onnx_source, request.import_options())
         spec = imported.spec
         log(f"imported {request.onnx_source} ({imported.canonical.producer}, opset {imported.canonical.opset}, "
@@ -300,7 +304,8 @@ def export_model(request: ExportRequest, log: Callable[[str], None] = log_defaul
         buckets = parse_buckets(request.buckets, spec)
         check_batch_range(request.min_batch, request.max_batch, request.opt_batch)
         request = replace(request, opt_batch=request.opt_batch or opt_batch_for(request.min_batch, request.max_batch))
-        log(f"engines: {', '.join(f'{h}x{w}' for h, w in buckets)} with {require_tensorrt(request.verify)}")
+        log(f"engines: {', '.join(f'{h}x{w}' for h, w in buckets)} with "
+            f"{trt_stack or require_tensorrt(request.verify)}")
     if imported is None:
         spec, weights = resolve_weights(request, spec)
     else:

@@ -191,10 +191,11 @@ def import_onnx(path: Path, options: ImportOptions = ImportOptions()) -> Importe
     ctx = GraphContext(model=canonical.model, path=str(path), opset=canonical.opset, batch=canonical.batch or 1,
                        native_size=canonical.native_size)
     ctx.set_value(canonical.input_name, Map(INPUT, canonical.layout, 0))
-    for node in canonical.model.graph.node:
-        if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
-            continue
-        lookup(node, canonical.opset, str(path))(node, ctx)
+    nodes = [node for node in canonical.model.graph.node
+             if not (node.op_type == "Constant" and node.domain in ("", "ai.onnx"))]
+    converters = [lookup(node, canonical.opset, str(path)) for node in nodes]  # every op known, before any mapping
+    for node, convert in zip(nodes, converters):
+        convert(node, ctx)
     output = canonical.output_name
     if output not in ctx.values:
         raise OnnxImportError(f"{path}: output {output!r} is a constant or the input; supported: class scores")

@@ -18,7 +18,7 @@ CONVERTERS: dict[str, dict[int, Callable]] = {}
 
 # Why some ops that CNNs use are outside the vocabulary (INTERACTIVE.md, "Any CNN").
 REASONS = {
-    **{op: "an activation InterActive cannot back-propagate as a mask (supported: Relu, Clip(0, 6), Clip(0, inf))"
+    **{op: "an activation InterActive cannot back-propagate as a mask (ReLU and ReLU6 can)"
        for op in ("Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "LeakyRelu", "PRelu", "Elu", "Selu", "Softplus",
                   "Softsign", "Gelu", "Mish", "ThresholdedRelu", "Celu", "Swish")},
     **{op: "a recurrent layer, not a CNN layer" for op in ("LSTM", "GRU", "RNN", "Scan", "Loop", "If")},
