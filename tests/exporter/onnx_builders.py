@@ -207,7 +207,7 @@ class GraphWriter:
             [helper.make_tensor_value_info(x_name, TensorProto.FLOAT, list(input_shape)), *extra_inputs],
             [helper.make_tensor_value_info(output, TensorProto.FLOAT, list(output_shape))], self.initializers)
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name=producer)
-        model.ir_version = min(model.ir_version, 8 if opset <= 17 else 9)
+        model.ir_version = min(model.ir_version, 8 if opset <= 17 else 9 if opset <= 19 else 10)
         onnx.checker.check_model(model)
         return model
 
@@ -291,10 +291,11 @@ def keras_vgg_like(opset: int = 13, seed: int = 0) -> onnx.ModelProto:
     return g.model("input_1", ["N", 224, 224, 3], out, opset)
 
 
-def zoo_style(opset: int = 9, seed: int = 0) -> onnx.ModelProto:
-    """An ONNX-model-zoo-style graph (opset 9): NCHW, BatchNormalization nodes, Clip with attributes, a Sum of
-    two branches, an overlapping max pool with asymmetric pads, an average pool that does not count its pads,
-    GlobalAveragePool, Dropout, Flatten, Gemm, Softmax."""
+def zoo_style(opset: int = 9, seed: int = 0, conv_head: bool = False) -> onnx.ModelProto:
+    """An ONNX-model-zoo-style graph: NCHW, BatchNormalization nodes, Clip with attributes (opset < 11), a
+    SqueezeNet fire module (Concat) and a ceil-mode pool (opset >= 10), Sums of two branches, an overlapping
+    max pool with asymmetric pads, an average pool that does not count its pads, GlobalAveragePool, Dropout,
+    Flatten, Gemm, Softmax; with `conv_head`, SqueezeNet's classifier instead: 1x1 conv + ReLU, then the pool."""
     g = GraphWriter(seed)
 
     def bn(x, channels):
@@ -304,18 +305,33 @@ def zoo_style(opset: int = 9, seed: int = 0) -> onnx.ModelProto:
         var = g.const(g.rng.uniform(0.5, 2.0, channels).astype(np.float32), "var")
         return g.one("BatchNormalization", [x, gamma, beta, mean, var], epsilon=1e-3)
 
-    x = g.conv("data", 3, 16, 3, 2, pads=(1, 1, 1, 1), bias=False, name="conv0")
-    x = clip6(g, bn(x, 16), opset)
-    x = g.one("MaxPool", [x], name="pool0", kernel_shape=[3, 3], strides=[2, 2], pads=[0, 0, 1, 1])
+    if opset >= 10:  # SqueezeNet's stem: 224 -> 111 -> 55 through a ceil-mode pool that tiles exactly
+        x = g.conv("data", 3, 16, 3, 2, pads=(0, 0, 0, 0), bias=False, name="conv0")
+        x = clip6(g, bn(x, 16), opset)
+        x = g.one("MaxPool", [x], name="pool0", kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1)
+    else:
+        x = g.conv("data", 3, 16, 3, 2, pads=(1, 1, 1, 1), bias=False, name="conv0")
+        x = clip6(g, bn(x, 16), opset)
+        x = g.one("MaxPool", [x], name="pool0", kernel_shape=[3, 3], strides=[2, 2], pads=[0, 0, 1, 1])
+    squeeze = g.one("Relu", [g.conv(x, 16, 8, 1, name="fire_squeeze")])
+    x = g.one("Concat", [g.one("Relu", [g.conv(squeeze, 8, 8, 1, name="fire_expand1x1")]),
+                         g.one("Relu", [g.conv(squeeze, 8, 8, 3, pads=(1, 1, 1, 1), name="fire_expand3x3")])],
+              name="fire", axis=1)
+    strides = (2, 2, 2)
     channels = 16
-    for stage, cout in enumerate((24, 32, 48), start=1):
-        a = g.one("Relu", [bn(g.conv(x, channels, cout, 3, 2, pads=(1, 1, 1, 1), bias=False), cout)])
+    for stage, (cout, stride) in enumerate(zip((24, 32, 48), strides), start=1):
+        a = g.one("Relu", [bn(g.conv(x, channels, cout, 3, stride, pads=(1, 1, 1, 1), bias=False), cout)])
         a = bn(g.conv(a, cout, cout, 3, 1, pads=(1, 1, 1, 1), bias=False), cout)
-        b = bn(g.conv(x, channels, cout, 1, 2, bias=False), cout)
+        b = bn(g.conv(x, channels, cout, 1, stride, bias=False), cout)
         x = g.one("Relu", [g.one("Sum", [a, b], name=f"stage{stage}_sum")])
         channels = cout
     x = g.one("AveragePool", [x], name="pool1", kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1],
               count_include_pad=0)
+    if conv_head:
+        x = g.one("Relu", [g.conv(x, channels, 1000, 1, name="conv10")], name="conv10_relu")
+        x = g.one("Flatten", [g.one("GlobalAveragePool", [x], name="gap")], name="flatten")
+        out = g.one("Softmax", [x], name="prob", axis=1)
+        return g.model("data", [1, 3, 224, 224], out, opset, producer="model zoo")
     x = g.one("GlobalAveragePool", [x], name="gap")
     x = g.node("Dropout", [x], outputs=2, name="drop", ratio=0.5)[0] if opset < 12 else \
         g.one("Dropout", [x], name="drop")

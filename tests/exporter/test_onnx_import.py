@@ -5,6 +5,7 @@ run by ONNX Runtime, and the network itself (torch's model, the built-in Efficie
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 
 import numpy as np
@@ -121,7 +122,7 @@ def test_lite0_with_real_weights_is_the_built_in_network(lite0_files, exporter):
     assert ours.preprocessing == LITE_PREPROCESSING and ours.resize.multiple == 32
 
 
-@pytest.mark.parametrize("opset", [9, 13, 18])
+@pytest.mark.parametrize("opset", [9, 11, 13, 18, 21])
 def test_tf2onnx_style_mobilenet(tmp_path, opset):
     """NHWC input + Transpose, asymmetric 'same' pads, a Pad node, BatchNorm as Mul + Add, ReLU6 as Clip,
     SAME_UPPER auto_pad, ReduceMean over NHWC axes, a Reshape fed by Shape/Gather/Concat, MatMul + Add, Softmax."""
@@ -132,7 +133,7 @@ def test_tf2onnx_style_mobilenet(tmp_path, opset):
     names = {check.name for check in reports[0].checks}
     assert {"imagenet.scores_orig", "imagenet.scores_orig_softmax"} <= names  # logits and probabilities
     spec = imported.spec
-    stem = spec.layer(spec.layer(spec.feature_layers[0]).name)
+    stem = spec.layer(spec.feature_layers[0])
     assert stem.source == imported.spec.layers[0].source and stem.pad4 == (0, 0, 1, 1)
     padded_dw = spec.layers[1]
     assert padded_dw.groups == 16 and padded_dw.pad4 == (0, 0, 1, 1)  # the Pad node, absorbed by the conv
@@ -140,7 +141,7 @@ def test_tf2onnx_style_mobilenet(tmp_path, opset):
     assert spec.layer(spec.head_logits).source == "model/dense/BiasAdd:0"
 
 
-@pytest.mark.parametrize("opset", [9, 13])
+@pytest.mark.parametrize("opset", [9, 13, 21])
 def test_vgg_style_flatten_classifier_in_nhwc_order(tmp_path, photos, opset):
     """Flatten of the NHWC 7x7 map + Dense becomes a 7x7 conv (VGG's fc6) read in NHWC order; the next
     Dense is the 1x1 classifier, the map it reads plays fc7."""
@@ -161,9 +162,9 @@ def test_vgg_style_flatten_classifier_in_nhwc_order(tmp_path, photos, opset):
     assert rel_l2(scores_of(replace(imported, weights=nchw), batch), scores_of(imported, batch)) > 0.01
 
 
-@pytest.mark.parametrize("opset", [9, 13])
-def test_model_zoo_style_graph(tmp_path, opset):
-    path = build.save(build.zoo_style(opset), tmp_path / "zoo.onnx")
+@pytest.mark.parametrize("opset, conv_head", [(9, False), (10, False), (13, True), (21, False)])
+def test_model_zoo_style_graph(tmp_path, opset, conv_head):
+    path = build.save(build.zoo_style(opset, conv_head=conv_head), tmp_path / "zoo.onnx")
     imported = import_onnx(path)
     assert imported.canonical.batch == 1 and imported.canonical.producer == "model zoo"
     assert_verified(imported)
@@ -171,7 +172,13 @@ def test_model_zoo_style_graph(tmp_path, opset):
     pool = spec.layer(spec.last_layer)
     assert pool.op == "avgpool" and not pool.count_include_pad and pool.pad4 == (1, 1, 1, 1)
     assert [layer.op for layer in spec.layers].count("add") == 3
-    assert spec.layers[0].activation == "relu6" and spec.layers[1].pad4 == (0, 0, 1, 1)
+    stem, pool0 = spec.layers[0], spec.layers[1]
+    assert stem.activation == "relu6" and pool0.op == "maxpool"
+    assert (pool0.ceil_mode, pool0.pad4) == ((True, (0, 0, 0, 0)) if opset >= 10 else (False, (0, 0, 1, 1)))
+    fire = spec.layer(spec.feature_layers[1])
+    assert fire.op == "concat" and fire.source == "fire:0" and len(spec.successors(fire.name)) == 2
+    head = spec.layer(spec.head_logits)
+    assert (head.source, head.activation) == (("conv10_relu:0", "relu") if conv_head else ("fc:0", ""))
 
 
 def test_a_scale_of_the_image_inside_the_file_goes_into_the_preprocessing(tmp_path):
@@ -220,3 +227,23 @@ def test_layers_are_named_by_onnx_tensors(tmp_path):
     assert rows[-1]["role"] == "classifier" and rows[-2]["role"] == "T of 'last'"
     assert {"tensor": "model/block5_pool/MaxPool:0", "layer": "model_block5_pool_MaxPool_0", "op": "maxpool",
             "channels": 16, "stride": 32, "shape": "16x7x7", "role": "default"} in rows
+
+
+def test_a_dynamic_input_size_needs_the_native_size(torch_files, tmp_path):
+    from interactive_trt.common.errors import OnnxImportError
+
+    models, _ = torch_files
+    path = tmp_path / "dynamic.onnx"
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(models["resnet18"], (torch.zeros(1, 3, 224, 224),), str(path), dynamo=False,
+                          input_names=["x"], dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}}, opset_version=17)
+    with pytest.raises(OnnxImportError, match=r"dynamic.onnx: input 'x' has a dynamic size \[None, 3, None, None\]: "
+                                              r"give the size the network was trained at with --input-size HxW"):
+        import_onnx(path)
+    with pytest.raises(OnnxImportError, match=r"the native size 200x200 is not a multiple of the network's total "
+                                              r"stride 32"):
+        import_onnx(path, ImportOptions(input_size=(200, 200)))
+    imported = import_onnx(path, ImportOptions(input_size=(256, 224)))
+    assert imported.canonical.native_size == (256, 224) and imported.spec.resize.min_side == 224
+    assert_verified(imported)
