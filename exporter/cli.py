@@ -196,9 +196,11 @@ def onnx_command(
                                          "comma-separated (default: the ends of the resolution stages and the last "
                                          "map below T; see --list-layers)"),
     scale: Optional[float] = typer.Option(None, "--scale", help="pixel factor before mean and std (default 1/255)"),
-    mean: Optional[str] = typer.Option(None, "--mean", help="R,G,B mean the file's input expects "
-                                       "(default torchvision's 0.485,0.456,0.406)"),
-    std: Optional[str] = typer.Option(None, "--std", help="R,G,B std (default 0.229,0.224,0.225)"),
+    mean: Optional[str] = typer.Option(None, "--mean", help="per-channel mean the file's input expects, in its "
+                                       "channel order: R,G,B (B,G,R with --channel-order BGR); default "
+                                       "torchvision's 0.485,0.456,0.406"),
+    std: Optional[str] = typer.Option(None, "--std", help="per-channel std, in the same order (default "
+                                      "0.229,0.224,0.225)"),
     channel_order: str = typer.Option("RGB", "--channel-order", help="RGB | BGR: the channel order the file takes"),
     input_size: Optional[str] = typer.Option(None, "--input-size", help="HxW the network was trained at, when "
                                              "the file's input size is dynamic"),

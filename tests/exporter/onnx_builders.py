@@ -34,7 +34,7 @@ def torch_models():
     class ResNet18(nn.Module):
         """torchvision's ResNet-18 at a reduced width: AdaptiveAvgPool2d + flatten + Linear head."""
 
-        def __init__(self, width=16, classes=1000):
+        def __init__(self, width=16, classes=1000, window_pool=False):
             super().__init__()
             self.conv1, self.bn1 = nn.Conv2d(3, width, 7, 2, 3, bias=False), nn.BatchNorm2d(width)
             self.maxpool = nn.MaxPool2d(3, 2, 1)
@@ -44,7 +44,9 @@ def torch_models():
                 stages.append(nn.Sequential(Basic(cin, cout, 1 if stage == 0 else 2), Basic(cout, cout, 1)))
                 cin = cout
             self.layer1, self.layer2, self.layer3, self.layer4 = stages
-            self.avgpool, self.fc = nn.AdaptiveAvgPool2d(1), nn.Linear(cin, classes)
+            # torchvision before 0.3 pooled with AvgPool2d(7): the whole 7x7 map at 224x224
+            self.avgpool = nn.AvgPool2d(7) if window_pool else nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(cin, classes)
 
         def forward(self, x):
             x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
@@ -112,11 +114,11 @@ def randomise_batchnorm(model, seed: int = 0):
     return model.eval()
 
 
-def resnet18_like(seed: int = 0):
+def resnet18_like(seed: int = 0, window_pool: bool = False):
     import torch
 
     torch.manual_seed(seed)
-    return randomise_batchnorm(torch_models()[0](), seed)
+    return randomise_batchnorm(torch_models()[0](window_pool=window_pool), seed)
 
 
 def mobilenetv2_like(seed: int = 0):
@@ -295,7 +297,8 @@ def zoo_style(opset: int = 9, seed: int = 0, conv_head: bool = False) -> onnx.Mo
     """An ONNX-model-zoo-style graph: NCHW, BatchNormalization nodes, Clip with attributes (opset < 11), a
     SqueezeNet fire module (Concat) and a ceil-mode pool (opset >= 10), Sums of two branches, an overlapping
     max pool with asymmetric pads, an average pool that does not count its pads, GlobalAveragePool, Dropout,
-    Flatten, Gemm, Softmax; with `conv_head`, SqueezeNet's classifier instead: 1x1 conv + ReLU, then the pool."""
+    Flatten, Gemm, Softmax; with `conv_head`, SqueezeNet's classifier instead: 1x1 conv + ReLU, the pool, then
+    Softmax, Flatten and an Identity making the output."""
     g = GraphWriter(seed)
 
     def bn(x, channels):
@@ -329,8 +332,8 @@ def zoo_style(opset: int = 9, seed: int = 0, conv_head: bool = False) -> onnx.Mo
               count_include_pad=0)
     if conv_head:
         x = g.one("Relu", [g.conv(x, channels, 1000, 1, name="conv10")], name="conv10_relu")
-        x = g.one("Flatten", [g.one("GlobalAveragePool", [x], name="gap")], name="flatten")
-        out = g.one("Softmax", [x], name="prob", axis=1)
+        x = g.one("Softmax", [g.one("GlobalAveragePool", [x], name="gap")], name="prob", axis=1)  # N x C x 1 x 1
+        out = g.one("Identity", [g.one("Flatten", [x], name="flatten")], name="output")
         return g.model("data", [1, 3, 224, 224], out, opset, producer="model zoo")
     x = g.one("GlobalAveragePool", [x], name="gap")
     x = g.node("Dropout", [x], outputs=2, name="drop", ratio=0.5)[0] if opset < 12 else \

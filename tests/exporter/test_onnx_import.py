@@ -179,6 +179,7 @@ def test_model_zoo_style_graph(tmp_path, opset, conv_head):
     assert fire.op == "concat" and fire.source == "fire:0" and len(spec.successors(fire.name)) == 2
     head = spec.layer(spec.head_logits)
     assert (head.source, head.activation) == (("conv10_relu:0", "relu") if conv_head else ("fc:0", ""))
+    assert imported.softmax and imported.scores_tensor == ("gap:0" if conv_head else "fc:0")
 
 
 def test_a_scale_of_the_image_inside_the_file_goes_into_the_preprocessing(tmp_path):
@@ -246,4 +247,16 @@ def test_a_dynamic_input_size_needs_the_native_size(torch_files, tmp_path):
         import_onnx(path, ImportOptions(input_size=(200, 200)))
     imported = import_onnx(path, ImportOptions(input_size=(256, 224)))
     assert imported.canonical.native_size == (256, 224) and imported.spec.resize.min_side == 224
+    assert_verified(imported)
+
+
+def test_a_whole_map_average_pool_is_the_global_one(tmp_path):
+    """Old torchvision ResNets pool with AvgPool2d(7): at the native size that is the global average pool, so
+    the classifier becomes the 1x1 conv over layer4 and the network runs at every size."""
+    path = build.export_torch(build.resnet18_like(window_pool=True), tmp_path / "resnet-avgpool7.onnx", "folded")
+    imported = import_onnx(path)
+    spec = imported.spec
+    assert "avgpool" not in {layer.op for layer in spec.layers}
+    assert spec.layer(spec.head_logits).inputs == (spec.last_layer,) and spec.layer(spec.last_layer).op == "add"
+    assert spec.spatial_sizes(320, 416)[spec.head_logits] == (10, 13)
     assert_verified(imported)

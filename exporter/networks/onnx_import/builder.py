@@ -108,6 +108,7 @@ class GraphContext:
     order: list = field(default_factory=list)
     input_scale: np.ndarray | None = None  # a per-channel affine on the image inside the file (x * a + b)
     input_shift: np.ndarray | None = None
+    softmax_input: str = ""  # the class scores, where the file ends in a softmax
 
     def __post_init__(self):
         graph = self.model.graph
@@ -158,7 +159,8 @@ class GraphContext:
         return self.require_const(node, index, what)
 
     # ------------------------------------------------------------------ values
-    def value(self, node, index: int = 0):
+    def value(self, node, index: int = 0, softmax: bool = False):
+        """The value of input `index`; a softmax only where `softmax` (ops that pass it on unchanged)."""
         name = node.input[index]
         if name not in self.values:
             if self.const(name) is not None:
@@ -170,7 +172,7 @@ class GraphContext:
         if layer and layer != INPUT and version != self.drafts[layer].version:
             raise self.refuse(node, f"it reads {name!r}, a value that a later node changed in place (an activation "
                                     "or a folded BatchNorm/bias): only the final value of a layer can be read")
-        if isinstance(value, Probabilities):
+        if isinstance(value, Probabilities) and not softmax:
             raise self.refuse(node, "it reads the softmax; supported: a softmax as the graph's last node only")
         return value
 
@@ -239,7 +241,7 @@ def describe(value) -> str:
     return kinds.get(type(value), "a constant")
 
 
-def auto_pads(node, mode: str, size: tuple[int, int], kernel: int, stride: int) -> tuple[int, int, int, int]:
+def auto_pads(mode: str, size: tuple[int, int], kernel: int, stride: int) -> tuple[int, int, int, int]:
     """ONNX auto_pad at the native size: SAME_UPPER puts the odd pixel at the end (TensorFlow's 'same')."""
     if mode in ("NOTSET", "VALID"):
         return (0, 0, 0, 0)

@@ -217,10 +217,7 @@ def import_onnx(path: Path, options: ImportOptions = ImportOptions()) -> Importe
                               "layer over the flatten), so that the map it reads can be re-weighted (section 4.4)")
     if head.inputs[0] == INPUT:
         raise OnnxImportError(f"{path}: the classifier {head.source!r} reads the image itself; no layer plays fc7")
-    scores_tensor = output
-    if softmax:
-        softmax_node = next(node for node in canonical.model.graph.node if output in node.output)
-        scores_tensor = softmax_node.input[0]
+    scores_tensor = ctx.softmax_input if softmax else output
     return assemble(ctx, canonical, head.id, options, softmax, scores_tensor, started)
 
 

@@ -9,7 +9,6 @@ The original's computation is not changed: the compared tensors are only added a
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Callable
 

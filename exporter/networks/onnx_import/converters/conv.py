@@ -34,7 +34,7 @@ def window(ctx, node, attrs: dict, kernel_default=None) -> tuple[int, int, tuple
     mode = attrs.get("auto_pad", "NOTSET")
     if mode in ("SAME_UPPER", "SAME_LOWER"):
         source = ctx.value(node).layer
-        pads = auto_pads(node, mode, ctx.size_of(source), kernel, stride)
+        pads = auto_pads(mode, ctx.size_of(source), kernel, stride)
     else:
         pads = tuple(int(p) for p in attrs.get("pads", (0, 0, 0, 0))) if mode == "NOTSET" else (0, 0, 0, 0)
     if len(pads) != 4 or min(pads) < 0:

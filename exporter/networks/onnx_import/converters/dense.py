@@ -90,4 +90,5 @@ def softmax(node, ctx) -> None:
     if not isinstance(value, (Dense, Pooled)) or axis % rank != 1:
         raise ctx.refuse(node, f"a softmax over axis {axis} of {describe(value)}; supported: a final softmax over "
                                "the class scores")
+    ctx.softmax_input = node.input[0]
     ctx.set_value(node.output[0], Probabilities(value))

@@ -11,7 +11,7 @@ from interactive_trt.exporter.networks.onnx_import.converters.registry import at
 
 @converter("Identity", 1, 13, 14, 16, 19, 21)
 def identity(node, ctx) -> None:
-    ctx.set_value(node.output[0], ctx.value(node, 0))
+    ctx.set_value(node.output[0], ctx.value(node, 0, softmax=True))
 
 
 @converter("Dropout", 7, 10, 12, 13)
@@ -21,7 +21,7 @@ def dropout(node, ctx) -> None:
     training = ctx.optional_const(node, 2, "training_mode") if len(node.input) > 2 else None
     if training is not None and bool(np.asarray(training).reshape(-1)[0]):
         raise ctx.refuse(node, "Dropout in training mode; supported: Dropout at inference (removed)")
-    ctx.set_value(node.output[0], ctx.value(node, 0))
+    ctx.set_value(node.output[0], ctx.value(node, 0, softmax=True))
 
 
 @converter("Cast", 6, 9, 13, 19, 21)
@@ -29,4 +29,4 @@ def cast(node, ctx) -> None:
     target = int(attributes(node).get("to", 0))
     if target != TensorProto.FLOAT:
         raise ctx.refuse(node, f"a cast to {TensorProto.DataType.Name(target)}; supported: float32 throughout")
-    ctx.set_value(node.output[0], ctx.value(node, 0))
+    ctx.set_value(node.output[0], ctx.value(node, 0, softmax=True))

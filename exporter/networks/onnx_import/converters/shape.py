@@ -8,7 +8,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from interactive_trt.exporter.networks.onnx_import.builder import Dense, Flat, Map, Padded, Pooled, describe
+from interactive_trt.exporter.networks.onnx_import.builder import (
+    Dense, Flat, Map, Padded, Pooled, Probabilities, describe,
+)
 from interactive_trt.exporter.networks.onnx_import.converters.registry import attributes, converter
 
 SWAPS = {("NCHW", (0, 2, 3, 1)): "NHWC", ("NHWC", (0, 3, 1, 2)): "NCHW"}
@@ -30,6 +32,8 @@ def transpose(node, ctx) -> None:
 
 
 def flatten_value(node, ctx, value):
+    if isinstance(value, Probabilities):  # a softmax of N x C x 1 x 1 scores, flattened to the output
+        return Probabilities(flatten_value(node, ctx, value.scores))
     if isinstance(value, Map):
         return Flat(value.layer, value.layout, value.version)
     if isinstance(value, Pooled):
@@ -42,7 +46,7 @@ def flatten_value(node, ctx, value):
 @converter("Flatten", 1, 9, 11, 13, 21)
 def flatten(node, ctx) -> None:
     axis = int(attributes(node).get("axis", 1))
-    value = ctx.value(node, 0)
+    value = ctx.value(node, 0, softmax=True)
     if axis != 1:
         raise ctx.refuse(node, f"flattening from axis {axis}; supported: axis 1 (N x everything else)")
     ctx.set_value(node.output[0], flatten_value(node, ctx, value))
@@ -58,11 +62,12 @@ def numel(ctx, value) -> int:
 
 @converter("Reshape", 5, 13, 14, 19, 21)
 def reshape(node, ctx) -> None:
-    value = ctx.value(node, 0)
+    value = ctx.value(node, 0, softmax=True)
     target = [int(v) for v in np.asarray(ctx.require_const(node, 1, "shape")).reshape(-1)]
-    if isinstance(value, Padded) or not hasattr(value, "layer"):
+    scores = value.scores if isinstance(value, Probabilities) else value
+    if isinstance(scores, Padded) or not hasattr(scores, "layer"):
         raise ctx.refuse(node, f"reshaping {describe(value)}")
-    total = numel(ctx, value)
+    total = numel(ctx, scores)
     batch = ctx.batch
     if target and target[0] == 0:
         target[0] = batch
@@ -86,10 +91,12 @@ def axes_of(node, ctx) -> list[int] | None:
 
 @converter("Squeeze", 1, 11, 13, 21)
 def squeeze(node, ctx) -> None:
-    value = ctx.value(node, 0)
+    value = ctx.value(node, 0, softmax=True)
     axes = axes_of(node, ctx)
-    if isinstance(value, Pooled) and value.rank == 4 and (axes is None or len({a % 4 for a in axes} - {0}) == 2):
-        ctx.set_value(node.output[0], replace(value, rank=2))
+    scores = value.scores if isinstance(value, Probabilities) else value
+    if isinstance(scores, Pooled) and scores.rank == 4 and (axes is None or len({a % 4 for a in axes} - {0}) == 2):
+        squeezed = replace(scores, rank=2)
+        ctx.set_value(node.output[0], Probabilities(squeezed) if isinstance(value, Probabilities) else squeezed)
         return
     raise ctx.refuse(node, f"squeezing axes {axes} of {describe(value)}; supported: the 1x1 spatial axes of a "
                            "globally pooled map")
