@@ -1,6 +1,7 @@
 """`interactive-export onnx MODEL.onnx` end to end on a tf2onnx-style Keras model (NHWC, softmax, dynamic
-batch), then every runtime command on what it wrote: infer, features, eval imagenet at the model's native
-scale, sheet; an fp16 export; --trt refused before any work where TensorRT is missing."""
+batch), then every runtime command on what it wrote: infer (ONNX Runtime and torch backends), features,
+eval imagenet at the model's native scale, sheet; an fp16 export; --trt refused before any work where
+TensorRT is missing, and built through the stand-ins of tests/stubs as for a built-in."""
 
 from __future__ import annotations
 
@@ -103,6 +104,12 @@ def test_infer_and_sheet_run_on_the_imported_model(exported, square_photos, tmp_
     saved = np.load(tmp_path / "infer" / "chelsea.npz")
     assert saved[f"{OURS[1]}.gamma"].shape[0] == 1 and saved["imagenet.scores_interactive"].shape == (1000,)
     assert (tmp_path / "infer" / f"chelsea.{OURS[1]}.png").is_file()
+    torch_run = run("interactive_trt.runtime.cli.infer", "--engine", out / "last", square_photos["chelsea"],
+                    "--backend", "torch", "--out", tmp_path / "infer-torch")
+    assert torch_run.returncode == 0, torch_run.stderr
+    again = np.load(tmp_path / "infer-torch" / "chelsea.npz")
+    for key in (f"{OURS[1]}.gamma", "imagenet.scores_orig", "imagenet.scores_interactive"):
+        assert np.allclose(again[key], saved[key], rtol=1e-4, atol=1e-5 * np.abs(saved[key]).max()), key
     sheet = run("interactive_trt.runtime.cli.sheet", square_photos["coffee"], "--engine", out / "last", "--engine",
                 out / "next", "--layers", ",".join(OURS), "--out", tmp_path / "sheet.png")
     assert sheet.returncode == 0, sheet.stderr
