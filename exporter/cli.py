@@ -135,6 +135,116 @@ for _model in BUILT_IN_HELP:
     add_built_in(_model)
 
 
+def parse_triple(text: str | None, option: str) -> tuple[float, float, float] | None:
+    if text is None:
+        return None
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        fail(f"{option} {text!r}: expected three numbers R,G,B, like 0.485,0.456,0.406")
+    return values
+
+
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(part.strip().isdigit() and int(part) > 0 for part in parts):
+        fail(f"--input-size {text!r}: expected HxW, like 224x224")
+    return int(parts[0]), int(parts[1])
+
+
+def import_preprocessing(scale: Optional[float], mean: Optional[str], std: Optional[str], channel_order: str):
+    from interactive_trt.contracts.spec import Preprocessing
+
+    if channel_order.upper() not in ("RGB", "BGR"):
+        fail(f"--channel-order {channel_order!r}: expected RGB or BGR")
+    default = Preprocessing()
+    return Preprocessing(scale=default.scale if scale is None else scale,
+                         mean=parse_triple(mean, "--mean") or default.mean,
+                         std=parse_triple(std, "--std") or default.std, channel_order=channel_order.upper())
+
+
+def print_layers(imported) -> None:
+    spec = imported.spec
+    table = Table(title=f"{imported.canonical.path.name}: {imported.canonical.layout} input, native size "
+                        f"{imported.canonical.native_size[0]}x{imported.canonical.native_size[1]}",
+                  title_justify="left")
+    for column in ("tensor (--layers)", "layer", "op", "channels", "stride", "shape", "role"):
+        table.add_column(column, justify="right" if column in ("channels", "stride") else "left", no_wrap=True)
+    for row in imported.layer_rows():
+        table.add_row(row["tensor"], row["layer"], row["op"], str(row["channels"]), str(row["stride"]), row["shape"],
+                      row["role"])
+    out = Console(width=max(Console().width, 160))
+    out.print(table)
+    source = {layer.name: layer.source for layer in spec.layers}
+    out.print(f"defaults: {','.join(source[name] for name in spec.feature_layers)}", highlight=False, markup=False,
+              soft_wrap=True)
+    out.print(f"T of 'last': {source[spec.last_layer]}; classifier: {source[spec.head_logits]}", highlight=False,
+              markup=False, soft_wrap=True)
+
+
+@app.command("onnx")
+def onnx_command(
+    model: Path = typer.Argument(..., help="the ONNX file: torch.onnx, tf2onnx/Keras or a model zoo's"),
+    list_layers: bool = typer.Option(False, "--list-layers", help="print the layers that can be feature layers "
+                                     "(ONNX tensor name, channels, stride, shape at the native size) and the "
+                                     "defaults, then stop"),
+    layers: Optional[str] = typer.Option(None, "--layers", help="feature layers t by ONNX tensor name, "
+                                         "comma-separated (default: the ends of the resolution stages and the last "
+                                         "map below T; see --list-layers)"),
+    scale: Optional[float] = typer.Option(None, "--scale", help="pixel factor before mean and std (default 1/255)"),
+    mean: Optional[str] = typer.Option(None, "--mean", help="per-channel mean the file's input expects, in its "
+                                       "channel order: R,G,B (B,G,R with --channel-order BGR); default "
+                                       "torchvision's 0.485,0.456,0.406"),
+    std: Optional[str] = typer.Option(None, "--std", help="per-channel std, in the same order (default "
+                                      "0.229,0.224,0.225)"),
+    channel_order: str = typer.Option("RGB", "--channel-order", help="RGB | BGR: the channel order the file takes"),
+    input_size: Optional[str] = typer.Option(None, "--input-size", help="HxW the network was trained at, when "
+                                             "the file's input size is dynamic"),
+    name: Optional[str] = typer.Option(None, "--name", help="name of the exported model (default: the file's stem)"),
+    config: str = typer.Option("last", "--config", help="'last' (T = the map the classifier reads) or 'next' "
+                               "(T = t+1)"),
+    p: float = P,
+    head: str = HEAD,
+    out: Path = OUT,
+    seed_scale: float = SEED_SCALE,
+    verify: bool = VERIFY,
+    verify_image: list[Path] = VERIFY_IMAGE,
+    fp16: bool = FP16,
+    bf16: bool = BF16,
+    fp32: bool = FP32,
+    loss_scale: Optional[float] = LOSS_SCALE,
+    trt: bool = TRT,
+    buckets: Optional[str] = BUCKETS,
+    max_batch: int = MAX_BATCH,
+    opt_batch: Optional[int] = OPT_BATCH,
+    verbose: bool = VERBOSE,
+) -> None:
+    """Bring your own network: import an ONNX CNN, mapped exactly onto the InterActive vocabulary or refused
+    in one line naming the node; then export it like a built-in, verified also against the original file
+    run by ONNX Runtime. Preprocessing is not stored in ONNX files: give it with --scale/--mean/--std/
+    --channel-order (recorded in the manifest)."""
+    preprocessing = import_preprocessing(scale, mean, std, channel_order)
+    size = parse_size(input_size)
+    if list_layers:
+        from interactive_trt.exporter.networks.onnx_import import ImportOptions, import_onnx
+
+        try:
+            imported = import_onnx(model, ImportOptions(input_size=size, preprocessing=preprocessing, name=name))
+        except InterActiveError as exc:
+            fail(str(exc))
+        print_layers(imported)
+        return
+    export(model="onnx", source=model, input_size=size, preprocessing=preprocessing, name=name, config=config, p=p,
+           head=head, out=out, seed_scale=seed_scale, verify=verify, verify_images=tuple(verify_image),
+           precision=precision_from(fp16, bf16, fp32), loss_scale=loss_scale, trt=trt, buckets=buckets,
+           max_batch=max_batch, opt_batch=opt_batch, verbose=verbose,
+           layers=tuple(part.strip() for part in layers.split(",")) if layers else None)
+
+
 def export(verbose: bool = False, **options) -> None:
     from interactive_trt.exporter.onnx.export import ExportRequest, export_model
 

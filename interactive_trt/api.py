@@ -172,6 +172,8 @@ def export(model: str = "vgg19", weights: str | None = None, *, out: str | Path 
 
     options: config ('last' | 'next'), p, head ('features' | 'imagenet' | 'both'), seed, seed_scale,
     verify, precision ('fp32' | 'fp16'), loss_scale, trt, buckets, max_batch (the command's options).
+    model 'onnx' imports an ONNX file instead (`interactive-export onnx`): source=PATH, and optionally
+    input_size=(H, W), preprocessing=Preprocessing(...), name, layers (ONNX tensor names).
     Raises VerificationError when the graph misses its bounds (the manifest records the reports).
     """
     try:

@@ -26,6 +26,7 @@ from interactive_trt.exporter.onnx.verify import Bounds, Report, compare
 from interactive_trt.exporter.networks.weights import Weights, load_weights, matconvnet_mean
 
 OPSET = 17
+IMPORTED = "onnx"  # ExportRequest.model for a network imported from an ONNX file
 GRAPH_BOUNDS = Bounds(min_cosine=None, max_rel_l2=1e-5, top1_agreement=1.0)
 ONNXRUNTIME_BOUNDS = Bounds(min_cosine=0.9999, max_rel_l2=None, top1_agreement=1.0)
 # fp16: issue 3's 0.999 for the average features and class scores (a flipped near-tie may move one class
@@ -70,6 +71,11 @@ class ExportRequest:
     min_batch: int = 1
     max_batch: int = 32
     opt_batch: int | None = None  # engines tuned for it; None: tensorrt.build.DEFAULT_OPT_BATCH
+    # model "onnx": bring your own network (exporter/networks/onnx_import)
+    source: Path | None = None  # the ONNX file
+    input_size: tuple[int, int] | None = None  # its native size, when its input is dynamic
+    preprocessing: Preprocessing | None = None  # what its input expects; None: torchvision's ImageNet
+    name: str | None = None  # the exported model's name; None: the file's stem
 
     @property
     def graph_options(self) -> dict:
@@ -82,7 +88,27 @@ class ExportRequest:
         p = f"{self.p:g}".replace(".", "_")
         kind = self.config if self.interactive else "forward"
         typed = "" if self.precision == "fp32" else f"_{self.precision}"
-        return f"{model_spec(self.model, self.width_divisor).name}_{kind}_p{p}_{self.head}{typed}"
+        return f"{self.network_name}_{kind}_p{p}_{self.head}{typed}"
+
+    @property
+    def network_name(self) -> str:
+        if self.model == IMPORTED:
+            from interactive_trt.exporter.networks.onnx_import.network import network_name
+
+            return network_name(self.onnx_source, self.name)
+        return model_spec(self.model, self.width_divisor).name
+
+    @property
+    def onnx_source(self) -> Path:
+        if self.source is None:
+            raise SpecError("model 'onnx' needs the ONNX file to import (ExportRequest.source)")
+        return Path(self.source)
+
+    def import_options(self):
+        from interactive_trt.exporter.networks.onnx_import import ImportOptions
+
+        return ImportOptions(input_size=self.input_size, preprocessing=self.preprocessing or Preprocessing(),
+                             name=self.name)
 
 
 def log_default(message: str) -> None:
@@ -247,9 +273,25 @@ def export_model(request: ExportRequest, log: Callable[[str], None] = log_defaul
 
     started = time.perf_counter()
     check_precision(request.precision)
-    spec = model_spec(request.model, request.width_divisor)
-    if request.layers:
-        spec = replace(spec, feature_layers=tuple(request.layers))  # validated by ModelSpec
+    imported, trt_stack = None, None
+    if request.model == IMPORTED:
+        from interactive_trt.exporter.networks.onnx_import import import_onnx
+
+        if request.trt:  # the import takes a moment: what --trt needs is refused before it
+            from interactive_trt.exporter.tensorrt.preflight import require_tensorrt
+
+            trt_stack = require_tensorrt(request.verify)
+        imported = import_onnx(request.onnx_source, request.import_options())
+        spec = imported.spec
+        log(f"imported {request.onnx_source} ({imported.canonical.producer}, opset {imported.canonical.opset}, "
+            f"{imported.canonical.layout} {imported.canonical.native_size[0]}x{imported.canonical.native_size[1]}): "
+            f"{len(spec.layers)} layers, classifier {spec.layer(spec.head_logits).source!r} in {imported.seconds:.1f}s")
+        if request.layers:
+            spec = replace(spec, feature_layers=imported.resolve_layers(request.layers))
+    else:
+        spec = model_spec(request.model, request.width_divisor)
+        if request.layers:
+            spec = replace(spec, feature_layers=tuple(request.layers))  # validated by ModelSpec
     if request.verify:
         from interactive_trt.common.ort import import_onnxruntime
 
@@ -262,8 +304,12 @@ def export_model(request: ExportRequest, log: Callable[[str], None] = log_defaul
         buckets = parse_buckets(request.buckets, spec)
         check_batch_range(request.min_batch, request.max_batch, request.opt_batch)
         request = replace(request, opt_batch=request.opt_batch or opt_batch_for(request.min_batch, request.max_batch))
-        log(f"engines: {', '.join(f'{h}x{w}' for h, w in buckets)} with {require_tensorrt(request.verify)}")
-    spec, weights = resolve_weights(request, spec)
+        log(f"engines: {', '.join(f'{h}x{w}' for h, w in buckets)} with "
+            f"{trt_stack or require_tensorrt(request.verify)}")
+    if imported is None:
+        spec, weights = resolve_weights(request, spec)
+    else:
+        weights = imported.weights
     log(f"weights: {weights.source} (sha256 {weights.digest[:12]}) in {time.perf_counter() - started:.1f}s")
     graph = InterActiveGraph(spec, weights, **request.graph_options).eval()
     calibration = None
@@ -279,6 +325,10 @@ def export_model(request: ExportRequest, log: Callable[[str], None] = log_defaul
     reports = []
     if request.verify:
         reports = verify_export(spec, weights, request, graph, onnx_path, log)
+        if imported is not None:
+            from interactive_trt.exporter.networks.onnx_import import verify_against_source
+
+            reports += verify_against_source(replace(imported, spec=spec), request.verify_images, log)
         if print_report:
             for report in reports:
                 print_report(report)
@@ -291,6 +341,7 @@ def export_model(request: ExportRequest, log: Callable[[str], None] = log_defaul
                       "reports": [r.to_dict() for r in reports]},
         precision=request.precision, loss_scale=graph.loss_scale,
         calibration=calibration.to_dict() if calibration else {},
+        source=imported.record() if imported is not None else {},
     )
     manifest.save(manifest_path_for(onnx_path))
     for report in reports:

@@ -16,6 +16,13 @@ class WeightsError(InterActiveError):
     """Weights that are missing, unreadable or of the wrong shape."""
 
 
+class OnnxImportError(InterActiveError):
+    """An ONNX file that cannot be mapped exactly onto the layer vocabulary (INTERACTIVE.md, "Any CNN").
+
+    The message is one line naming the node, its op and what is supported.
+    """
+
+
 class ImageError(InterActiveError):
     """An image that cannot be read or decoded."""
 

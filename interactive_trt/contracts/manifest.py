@@ -3,7 +3,9 @@
 It records everything needed to use the model without re-deriving it: the layer table, the
 preprocessing, the configuration (config, p, head, seed scale), the compute precision and its loss
 scale, output names and shapes, the weights digest, the ONNX file's digest, tool versions and the
-verification results. Manifests written before precisions existed read as fp32.
+verification results; for a network imported from an ONNX file, that file (path, digest, producer, opset,
+input layout, native size, the preprocessing its input expects) and which of its tensors each layer
+holds. Manifests written before precisions existed read as fp32.
 """
 
 from __future__ import annotations
@@ -86,6 +88,7 @@ class Manifest:
     precision: str = "fp32"
     loss_scale: float = 1.0
     calibration: dict = field(default_factory=dict)
+    source: dict = field(default_factory=dict)  # an imported network: the file, its digest, native size, ...
 
     @property
     def output_names(self) -> list[str]:
@@ -109,6 +112,7 @@ class Manifest:
             "tool_versions": self.tool_versions,
             "verification": self.verification,
             "engines": self.engines,
+            **({"source": self.source} if self.source else {}),
         }
 
     @classmethod
@@ -145,6 +149,7 @@ class Manifest:
                 precision=str(precision.get("compute", "fp32")),
                 loss_scale=float(precision.get("loss_scale", 1.0)),
                 calibration=dict(precision.get("calibration", {})),
+                source=dict(data.get("source", {})),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ManifestError(f"{origin}: manifest is missing or has a malformed field ({exc})") from None

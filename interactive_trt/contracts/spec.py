@@ -29,6 +29,8 @@ class Layer:
     `groups` > 1 for grouped and depthwise convs; `ceil_mode` and `count_include_pad` for pools.
     `weight_key` names the conv's weights in the source checkpoint (e.g. "features.0"), `bn_key` a
     BatchNormalization after it that is folded into those weights at load (with `bn_eps`).
+    `source` names the tensor of an imported ONNX file that holds this layer's output (layer names
+    may not contain '.', ONNX tensor names often do).
     """
 
     name: str
@@ -48,6 +50,7 @@ class Layer:
     count_include_pad: bool = True
     bn_key: str = ""
     bn_eps: float = 1e-5
+    source: str = ""
 
     @property
     def pad4(self) -> tuple[int, int, int, int]:

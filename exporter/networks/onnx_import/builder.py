@@ -1,0 +1,254 @@
+"""What the converters build on: the values ONNX tensors hold, and the layer table being drawn up.
+
+Every ONNX tensor the converters meet holds one of a few kinds of value, in terms of our layers:
+`Map` (a layer's N x C x H x W output, laid out NCHW or NHWC in the file), `Padded` (a map padded with
+zeros, waiting for the Conv that absorbs the pads), `Flat` (a map flattened to N x CHW in its layout's
+order), `Dense` (a fully connected layer over a flattened map: a conv whose output is 1 x 1 at the native
+size), `Pooled` (the spatial mean of a map: a global average pool, possibly followed by the one fully
+connected layer that commutes with it, INTERACTIVE.md "Any CNN") and `Probabilities` (a final softmax of
+class scores). Constants are read from the canonical graph's initializers.
+
+A layer's weights, bias and activation are changed while later nodes fold into it (BatchNorm, a bias
+Add, ReLU); each change bumps the layer's version, and a value of an older version may not be read again:
+its tensor no longer exists in our network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from interactive_trt.common.errors import OnnxImportError
+from interactive_trt.contracts.spec import INPUT
+
+
+@dataclass(frozen=True)
+class Map:
+    layer: str
+    layout: str
+    version: int
+
+
+@dataclass(frozen=True)
+class Padded:
+    layer: str
+    layout: str
+    version: int
+    pads: tuple[int, int, int, int]  # top, left, bottom, right
+
+
+@dataclass(frozen=True)
+class Flat:
+    layer: str
+    layout: str
+    version: int
+
+
+@dataclass(frozen=True)
+class Dense:
+    layer: str
+    version: int
+
+
+@dataclass(frozen=True)
+class Pooled:
+    layer: str
+    version: int
+    rank: int
+    linear: bool  # a fully connected layer already moved before the pool
+
+
+@dataclass(frozen=True)
+class Probabilities:
+    scores: object  # Dense or Pooled
+
+
+@dataclass
+class Draft:
+    """A layer while it is drawn up; becomes a spec Layer (and weights) at the end."""
+
+    id: str
+    op: str
+    inputs: tuple[str, ...]
+    channels: int
+    size: tuple[int, int]  # output height and width at the native size
+    total_stride: int
+    kernel: int = 1
+    stride: int = 1
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)
+    groups: int = 1
+    activation: str = ""
+    ceil_mode: bool = False
+    count_include_pad: bool = True
+    weight: np.ndarray | None = None  # float64 while folding
+    bias: np.ndarray | None = None
+    weight_key: str = ""
+    in_channels: int = 0
+    source: str = ""
+    version: int = 0
+    dense: bool = False  # a fully connected layer (its output tensor is N x D)
+
+
+def node_label(node) -> str:
+    return f"node {node.name or '(unnamed)'!r} ({node.op_type})"
+
+
+@dataclass
+class GraphContext:
+    """The canonical graph, the value of every tensor met so far, and the layers drawn up."""
+
+    model: object
+    path: str
+    opset: int
+    batch: int
+    native_size: tuple[int, int]
+    values: dict = field(default_factory=dict)
+    drafts: dict = field(default_factory=dict)
+    order: list = field(default_factory=list)
+    input_scale: np.ndarray | None = None  # a per-channel affine on the image inside the file (x * a + b)
+    input_shift: np.ndarray | None = None
+    softmax_input: str = ""  # the class scores, where the file ends in a softmax
+
+    def __post_init__(self):
+        graph = self.model.graph
+        self.constants = {tensor.name: tensor for tensor in graph.initializer}
+        for node in graph.node:
+            if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
+                self.constants[node.output[0]] = node
+        self.consumers: dict[str, list] = {}
+        for node in graph.node:
+            for name in node.input:
+                if name:
+                    self.consumers.setdefault(name, []).append(node)
+        self.outputs = {output.name for output in graph.output}
+        self.shapes = {}
+        for info in [*graph.value_info, *graph.output, *graph.input]:
+            dims = info.type.tensor_type.shape.dim
+            if info.type.tensor_type.HasField("shape"):
+                self.shapes[info.name] = tuple(d.dim_value if d.HasField("dim_value") else None for d in dims)
+
+    # ------------------------------------------------------------------ refusals
+    def refuse(self, node, reason: str) -> OnnxImportError:
+        return OnnxImportError(f"{self.path}: {node_label(node)}: {reason}")
+
+    # ------------------------------------------------------------------ constants
+    def const(self, name: str) -> np.ndarray | None:
+        from onnx import helper, numpy_helper
+
+        if not name or name not in self.constants:
+            return None
+        item = self.constants[name]
+        if hasattr(item, "op_type"):  # a Constant node
+            attribute = item.attribute[0]
+            value = helper.get_attribute_value(attribute)
+            return numpy_helper.to_array(value) if hasattr(value, "dims") else np.asarray(value)
+        return numpy_helper.to_array(item)
+
+    def require_const(self, node, index: int, what: str) -> np.ndarray:
+        name = node.input[index] if index < len(node.input) else ""
+        value = self.const(name)
+        if value is None:
+            raise self.refuse(node, f"its {what} {name!r} is computed in the graph, not a constant; supported: "
+                                    "weights stored in the file (initializers)")
+        return value
+
+    def optional_const(self, node, index: int, what: str) -> np.ndarray | None:
+        if index >= len(node.input) or not node.input[index]:
+            return None
+        return self.require_const(node, index, what)
+
+    # ------------------------------------------------------------------ values
+    def value(self, node, index: int = 0, softmax: bool = False):
+        """The value of input `index`; a softmax only where `softmax` (ops that pass it on unchanged)."""
+        name = node.input[index]
+        if name not in self.values:
+            if self.const(name) is not None:
+                raise self.refuse(node, f"input {name!r} is a constant where a feature map is expected")
+            raise self.refuse(node, f"input {name!r} is not produced by any node this importer understood")
+        value = self.values[name]
+        layer = getattr(value, "layer", None) or getattr(getattr(value, "scores", None), "layer", None)
+        version = getattr(value, "version", None) if not isinstance(value, Probabilities) else value.scores.version
+        if layer and layer != INPUT and version != self.drafts[layer].version:
+            raise self.refuse(node, f"it reads {name!r}, a value that a later node changed in place (an activation "
+                                    "or a folded BatchNorm/bias): only the final value of a layer can be read")
+        if isinstance(value, Probabilities) and not softmax:
+            raise self.refuse(node, "it reads the softmax; supported: a softmax as the graph's last node only")
+        return value
+
+    def sole_reader(self, node, name: str) -> bool:
+        """True when `node` is the only reader of tensor `name` and it is no graph output."""
+        readers = self.consumers.get(name, [])
+        return name not in self.outputs and len(readers) == 1 and readers[0] is node
+
+    def set_value(self, name: str, value) -> None:
+        self.values[name] = value
+
+    def map_of(self, node, index: int = 0, layouts=("NCHW",), padded: bool = False):
+        value = self.value(node, index)
+        if isinstance(value, Padded) and not padded:
+            raise self.refuse(node, "it reads a zero-padded map (a Pad node); supported: a Pad read by a Conv")
+        if not isinstance(value, (Map, Padded)):
+            raise self.refuse(node, f"it reads {describe(value)} where a feature map is expected")
+        if value.layout not in layouts:
+            raise self.refuse(node, f"it reads a map laid out {value.layout}; supported here: {', '.join(layouts)}")
+        return value
+
+    # ------------------------------------------------------------------ layers
+    def size_of(self, layer: str) -> tuple[int, int]:
+        return self.native_size if layer == INPUT else self.drafts[layer].size
+
+    def channels_of(self, layer: str) -> int:
+        return 3 if layer == INPUT else self.drafts[layer].channels
+
+    def total_stride_of(self, layer: str) -> int:
+        return 1 if layer == INPUT else self.drafts[layer].total_stride
+
+    def add(self, draft: Draft) -> Draft:
+        self.drafts[draft.id] = draft
+        self.order.append(draft.id)
+        return draft
+
+    def new_id(self) -> str:
+        return f"L{len(self.order)}"
+
+    def windowed(self, node, op: str, source: str, channels: int, kernel: int, stride: int,
+                 pads: tuple[int, int, int, int], ceil_mode: bool = False, **fields) -> Draft:
+        """A conv or pool layer, with its output size at the native size."""
+        height, width = self.size_of(source)
+        out = []
+        for side, before, after in ((height, pads[0], pads[2]), (width, pads[1], pads[3])):
+            span = side + before + after - kernel
+            if span < 0:
+                raise self.refuse(node, f"its {kernel}x{kernel} window does not fit the {height}x{width} map")
+            out.append(-(-span // stride) + 1 if ceil_mode else span // stride + 1)
+        return self.add(Draft(id=self.new_id(), op=op, inputs=(source,), channels=channels, size=(out[0], out[1]),
+                              total_stride=self.total_stride_of(source) * stride, kernel=kernel, stride=stride,
+                              pads=tuple(int(p) for p in pads), ceil_mode=ceil_mode, source=node.output[0], **fields))
+
+    def modify(self, layer: str, output: str) -> Draft:
+        """A node folds into `layer`: the layer's value is now the tensor `output`."""
+        draft = self.drafts[layer]
+        draft.version += 1
+        draft.source = output
+        return draft
+
+
+def describe(value) -> str:
+    kinds = {Map: "a feature map", Padded: "a zero-padded map", Flat: "a flattened map",
+             Dense: "the output of a fully connected layer", Pooled: "a globally pooled vector",
+             Probabilities: "a softmax"}
+    return kinds.get(type(value), "a constant")
+
+
+def auto_pads(mode: str, size: tuple[int, int], kernel: int, stride: int) -> tuple[int, int, int, int]:
+    """ONNX auto_pad at the native size: SAME_UPPER puts the odd pixel at the end (TensorFlow's 'same')."""
+    if mode in ("NOTSET", "VALID"):
+        return (0, 0, 0, 0)
+    before, after = [], []
+    for side in size:
+        total = max((-(-side // stride) - 1) * stride + kernel - side, 0)
+        small, large = total // 2, total - total // 2
+        before.append(small if mode == "SAME_UPPER" else large)
+        after.append(large if mode == "SAME_UPPER" else small)
+    return (before[0], before[1], after[0], after[1])

@@ -1,0 +1,159 @@
+"""Canonicalise an ONNX file before it is mapped: one image input at a fixed size, shapes inferred,
+shape subgraphs and BatchNorms folded by ONNX Runtime's own offline optimiser.
+
+Why ONNX Runtime (ORT_ENABLE_BASIC, saved to a temporary file) rather than onnx-simplifier or hand-written
+patterns: it is the runtime this project already depends on and verifies against, so it reads every
+opset and producer quirk the verification itself must read; its basic level emits only standard ONNX ops
+(constant folding, including Shape of a now-static tensor, so tf2onnx's and torch's Shape/Gather/Concat
+subgraphs before a Reshape or Pad become constants; Identity and Dropout removal; Conv+BatchNormalization,
+Conv+Add, Conv+Mul and Pad+Conv fusion); and it installs as a wheel for every Python we support, which
+onnx-simplifier (a C++ build) does not. The extended and later levels are not used: they emit
+com.microsoft fused ops that are no part of the vocabulary.
+
+The input is fixed to the native size and the original batch (1 when dynamic) first: the folding needs
+static shapes, and the map sizes at the native size decide what a Flatten + Gemm becomes.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from interactive_trt.common.errors import OnnxImportError
+from interactive_trt.contracts.manifest import sha256_file
+
+LEVEL = "ORT_ENABLE_BASIC"
+
+
+@dataclass
+class Canonical:
+    """The canonical graph and what was learnt about the original file on the way."""
+
+    model: object  # onnx.ModelProto after shape inference and ONNX Runtime's basic optimisation
+    path: Path
+    sha256: str
+    input_name: str
+    layout: str  # "NCHW" or "NHWC": how the original file takes its image
+    native_size: tuple[int, int]
+    batch: int | None  # the original input's fixed batch, None when dynamic
+    output_name: str
+    opset: int
+    producer: str
+    canonicaliser: str
+
+
+def _dims(value_info) -> list:
+    shape = value_info.type.tensor_type.shape
+    return [dim.dim_value if dim.HasField("dim_value") else None for dim in shape.dim]
+
+
+def default_opset(model) -> int:
+    for entry in model.opset_import:
+        if entry.domain in ("", "ai.onnx"):
+            return int(entry.version)
+    raise OnnxImportError("the model imports no version of the standard ONNX operator set")
+
+
+def load(path: Path):
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise OnnxImportError(f"{path}: no such file")
+    try:
+        return onnx.load(str(path))
+    except Exception as exc:  # noqa: BLE001 - protobuf raises several types for a damaged file
+        raise OnnxImportError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {exc})".splitlines()[0]) from None
+
+
+def image_input(model, path: Path):
+    """The one graph input that is not an initializer, checked to be a float 3-channel image."""
+    from onnx import TensorProto
+
+    initializers = {tensor.name for tensor in model.graph.initializer}
+    inputs = [item for item in model.graph.input if item.name not in initializers]
+    if not inputs:
+        raise OnnxImportError(f"{path}: the graph has no input")
+    if len(inputs) > 1:
+        extra = inputs[1]
+        raise OnnxImportError(
+            f"{path}: graph input {extra.name!r} {_dims(extra)} is a second input; supported: one input, the "
+            f"image ({inputs[0].name!r}), with every weight stored as an initializer")
+    image = inputs[0]
+    tensor_type = image.type.tensor_type
+    if tensor_type.elem_type != TensorProto.FLOAT:
+        raise OnnxImportError(f"{path}: input {image.name!r} has element type "
+                              f"{TensorProto.DataType.Name(tensor_type.elem_type)}; supported: FLOAT images")
+    dims = _dims(image)
+    if len(dims) != 4:
+        raise OnnxImportError(f"{path}: input {image.name!r} has shape {dims}; supported: a batch of images, "
+                              "N x 3 x H x W or N x H x W x 3")
+    return image, dims
+
+
+def canonicalise(path: Path, input_size: tuple[int, int] | None = None) -> Canonical:
+    """Fix the input, infer shapes, fold constants with ONNX Runtime; refuse what cannot be an image CNN."""
+    import onnx
+    from onnx import shape_inference
+
+    from interactive_trt.common.ort import import_onnxruntime
+
+    path = Path(path)
+    model = load(path)
+    image, dims = image_input(model, path)
+    if dims[1] == 3:
+        layout, (height, width) = "NCHW", dims[2:4]
+    elif dims[3] == 3:
+        layout, (height, width) = "NHWC", dims[1:3]
+    else:
+        raise OnnxImportError(f"{path}: input {image.name!r} has shape {dims}: no axis of 3 colour channels at "
+                              "position 1 (NCHW) or 3 (NHWC)")
+    if input_size is not None:
+        if (height, width) != (None, None) and (height, width) != tuple(input_size):
+            raise OnnxImportError(f"{path}: --input-size {input_size[0]}x{input_size[1]} differs from the size "
+                                  f"{height}x{width} fixed in the file")
+        height, width = input_size
+    if height is None or width is None:
+        raise OnnxImportError(f"{path}: input {image.name!r} has a dynamic size {dims}: give the size the "
+                              "network was trained at with --input-size HxW")
+    if len(model.graph.output) != 1:
+        names = ", ".join(repr(output.name) for output in model.graph.output)
+        raise OnnxImportError(f"{path}: the graph has {len(model.graph.output)} outputs ({names}); supported: "
+                              "one output, the class scores (or their softmax)")
+    batch = dims[0]
+    fixed = onnx.ModelProto()
+    fixed.CopyFrom(model)
+    shape = fixed.graph.input[[item.name for item in fixed.graph.input].index(image.name)].type.tensor_type.shape
+    sizes = (batch or 1, 3, height, width) if layout == "NCHW" else (batch or 1, height, width, 3)
+    for dim, size in zip(shape.dim, sizes):
+        dim.Clear()
+        dim.dim_value = int(size)
+    del fixed.graph.value_info[:]
+    for output in fixed.graph.output:
+        output.type.tensor_type.ClearField("shape")
+    try:
+        fixed = shape_inference.infer_shapes(fixed, data_prop=True)
+    except Exception:  # noqa: BLE001 - ONNX Runtime below says what is wrong, if anything is
+        pass
+    ort = import_onnxruntime()
+    with tempfile.TemporaryDirectory(prefix="interactive-import-") as folder:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, LEVEL)
+        options.optimized_model_filepath = str(Path(folder) / "canonical.onnx")
+        options.log_severity_level = 3
+        try:
+            ort.InferenceSession(fixed.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - ONNX Runtime's own message says why
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise OnnxImportError(f"{path}: ONNX Runtime cannot load the model: {first}") from None
+        canonical = onnx.load(str(Path(folder) / "canonical.onnx"))
+    try:
+        canonical = shape_inference.infer_shapes(canonical)
+    except Exception:  # noqa: BLE001 - shapes are a help for messages, not a requirement
+        pass
+    producer = " ".join(part for part in (model.producer_name, model.producer_version) if part) or "unknown"
+    return Canonical(model=canonical, path=path, sha256=sha256_file(path), input_name=image.name, layout=layout,
+                     native_size=(int(height), int(width)), batch=batch, output_name=model.graph.output[0].name,
+                     opset=default_opset(model), producer=producer,
+                     canonicaliser=f"onnxruntime {ort.__version__} {LEVEL}, onnx {onnx.__version__} shape inference")

@@ -1,0 +1,160 @@
+"""Conv, and what folds into a conv or fully connected layer: BatchNormalization and per-channel
+constant Add, Sub, Mul, Div (INTERACTIVE.md: w' = w g / sqrt(v + eps), b' = (b - m) g / sqrt(v + eps) + beta,
+computed in float64)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from interactive_trt.contracts.spec import INPUT
+from interactive_trt.exporter.networks.onnx_import.builder import Dense, Map, Padded, Pooled, auto_pads, describe
+from interactive_trt.exporter.networks.onnx_import.converters.registry import attributes, converter
+
+
+def square(ctx, node, values, what: str) -> int:
+    values = tuple(int(v) for v in values)
+    if len(values) != 2:
+        raise ctx.refuse(node, f"{what} {list(values)}: supported: 2-D windows")
+    if values[0] != values[1]:
+        raise ctx.refuse(node, f"{what} {values[0]}x{values[1]} is not square; supported: square {what}s")
+    return values[0]
+
+
+def window(ctx, node, attrs: dict, kernel_default=None) -> tuple[int, int, tuple[int, int, int, int]]:
+    """Kernel, stride and (top, left, bottom, right) pads, ONNX defaults spelled out (strides 1, pads 0,
+    dilations 1, auto_pad NOTSET)."""
+    kernel = square(ctx, node, attrs.get("kernel_shape", kernel_default), "kernel")
+    stride = square(ctx, node, attrs.get("strides", (1, 1)), "stride")
+    dilations = tuple(int(d) for d in attrs.get("dilations", (1, 1)))
+    if any(d != 1 for d in dilations):
+        raise ctx.refuse(node, f"dilation {'x'.join(map(str, dilations))}; supported: dilation 1 (dilated "
+                               "convolutions are refused until someone needs them)")
+    mode = attrs.get("auto_pad", "NOTSET")
+    if mode in ("SAME_UPPER", "SAME_LOWER"):
+        source = ctx.value(node).layer
+        pads = auto_pads(mode, ctx.size_of(source), kernel, stride)
+    else:
+        pads = tuple(int(p) for p in attrs.get("pads", (0, 0, 0, 0))) if mode == "NOTSET" else (0, 0, 0, 0)
+    if len(pads) != 4 or min(pads) < 0:
+        raise ctx.refuse(node, f"pads {list(pads)}; supported: four non-negative pads (top, left, bottom, right)")
+    return kernel, stride, pads
+
+
+@converter("Conv", 1, 11)
+def convolution(node, ctx) -> None:
+    value = ctx.map_of(node, 0, padded=True)
+    weight = ctx.require_const(node, 1, "weight")
+    if weight.ndim != 4:
+        raise ctx.refuse(node, f"a {weight.ndim - 2}-D convolution; supported: 2-D convolutions")
+    bias = ctx.optional_const(node, 2, "bias")
+    attrs = attributes(node)
+    kernel, stride, pads = window(ctx, node, attrs, kernel_default=weight.shape[2:])
+    if tuple(weight.shape[2:]) != (kernel, kernel):
+        raise ctx.refuse(node, f"kernel_shape {kernel}x{kernel} differs from its weight {list(weight.shape)}")
+    groups = int(attrs.get("group", 1))
+    in_channels = ctx.channels_of(value.layer)
+    if weight.shape[1] * groups != in_channels or weight.shape[0] % groups:
+        raise ctx.refuse(node, f"weight {list(weight.shape)} with {groups} groups does not fit its {in_channels} "
+                               "input channels")
+    if isinstance(value, Padded):
+        pads = tuple(a + b for a, b in zip(pads, value.pads))
+    channels = int(weight.shape[0])
+    bias = np.zeros(channels) if bias is None else np.asarray(bias, np.float64).reshape(-1)
+    if bias.shape != (channels,):
+        raise ctx.refuse(node, f"bias of shape {list(bias.shape)} for {channels} output channels")
+    draft = ctx.windowed(node, "conv", value.layer, channels, kernel, stride, pads, groups=groups,
+                         weight=np.asarray(weight, np.float64), bias=bias, in_channels=in_channels,
+                         weight_key=node.input[1])
+    ctx.set_value(node.output[0], Map(draft.id, "NCHW", draft.version))
+
+
+def channel_axis(ctx, value, name: str) -> tuple[tuple, int]:
+    """The tensor's shape at the native size (batch 1) and the axis that holds the channels."""
+    if isinstance(value, Map):
+        channels = ctx.channels_of(value.layer)
+        height, width = ctx.size_of(value.layer)
+        if value.layout == "NCHW":
+            return (1, channels, height, width), 1
+        return (1, height, width, channels), 3
+    channels = ctx.channels_of(value.layer)
+    if isinstance(value, Pooled) and value.rank == 4:
+        shape = ctx.shapes.get(name)
+        if shape and len(shape) == 4 and shape[1] != channels and shape[3] == channels:
+            return (1, 1, 1, channels), 3
+        return (1, channels, 1, 1), 1
+    return (1, channels), 1
+
+
+def per_channel(ctx, node, constant: np.ndarray, value, name: str) -> np.ndarray:
+    """A constant that broadcasts as one number per channel, as a vector; anything else is refused."""
+    shape, axis = channel_axis(ctx, value, name)
+    array = np.asarray(constant, np.float64)
+    if array.ndim > len(shape):
+        raise ctx.refuse(node, f"its constant of shape {list(array.shape)} does not broadcast per channel")
+    aligned = (1,) * (len(shape) - array.ndim) + array.shape
+    for index, (have, want) in enumerate(zip(aligned, shape)):
+        if have != 1 and (index != axis or have != want):
+            raise ctx.refuse(node, f"its constant of shape {list(array.shape)} is not one number per channel of "
+                                   f"the {list(shape)} tensor; supported: per-channel scales and shifts")
+    vector = array.reshape(aligned)
+    vector = vector.reshape(-1) if vector.size > 1 else np.full(shape[axis], float(vector.reshape(-1)[0]))
+    return np.broadcast_to(vector, (shape[axis],)).astype(np.float64)
+
+
+def fold_affine(ctx, node, index: int, scale, shift, what: str, allow_input: bool = True) -> None:
+    """x * scale + shift per channel, folded into the conv or fully connected layer that made x (or, on the
+    image itself, into the recorded preprocessing)."""
+    name = node.input[index]
+    value = ctx.value(node, index)
+    scale_vector = per_channel(ctx, node, scale, value, name)
+    shift_vector = per_channel(ctx, node, shift, value, name)
+    if isinstance(value, Map) and value.layer == INPUT:
+        if not allow_input:
+            raise ctx.refuse(node, f"a {what} of the input image, not preceded by a Conv; supported: a {what} "
+                                   "folded into the Conv or fully connected layer before it")
+        if not ctx.sole_reader(node, name):
+            raise ctx.refuse(node, "a per-channel scale or shift of the image that other nodes bypass")
+        old_scale = ctx.input_scale if ctx.input_scale is not None else np.ones(3)
+        old_shift = ctx.input_shift if ctx.input_shift is not None else np.zeros(3)
+        ctx.input_scale, ctx.input_shift = old_scale * scale_vector, old_shift * scale_vector + shift_vector
+        ctx.set_value(node.output[0], value)
+        return
+    if isinstance(value, Pooled) and not value.linear or not isinstance(value, (Map, Dense, Pooled)):
+        raise ctx.refuse(node, f"a {what} of {describe(value)}; supported: a {what} folded into the Conv or "
+                               "fully connected layer before it")
+    draft = ctx.drafts[value.layer]
+    if draft.op != "conv":
+        raise ctx.refuse(node, f"a {what} not preceded by a Conv (it reads the output of a {draft.op} layer, "
+                               f"{draft.source!r}); supported: a {what} folded into the Conv or fully connected "
+                               "layer before it")
+    if draft.activation:
+        raise ctx.refuse(node, f"a {what} after the activation of {draft.source!r}; supported: a {what} folded into "
+                               "the Conv or fully connected layer before its activation")
+    if not ctx.sole_reader(node, name):
+        raise ctx.refuse(node, f"folding it into the layer before changes {name!r}, which other nodes also read")
+    draft.weight = draft.weight * scale_vector[:, None, None, None]
+    draft.bias = draft.bias * scale_vector + shift_vector
+    draft = ctx.modify(value.layer, node.output[0])
+    ctx.set_value(node.output[0], replace(value, version=draft.version))
+
+
+@converter("BatchNormalization", 7, 9, 14, 15)
+def batch_normalization(node, ctx) -> None:
+    attrs = attributes(node)
+    if int(attrs.get("training_mode", 0)) or int(attrs.get("spatial", 1)) != 1:
+        raise ctx.refuse(node, "a BatchNormalization in training mode or per-position; supported: the inference "
+                               "form, folded into the conv before it")
+    if any(name and ctx.consumers.get(name) or name in ctx.outputs for name in node.output[1:]):
+        raise ctx.refuse(node, "its running-statistics outputs are used; supported: the inference form")
+    value = ctx.value(node, 0)
+    if isinstance(value, Map) and value.layout != "NCHW":
+        raise ctx.refuse(node, "it normalises axis 1 of an NHWC tensor (its rows, not its channels)")
+    gamma, beta, mean, var = (np.asarray(ctx.require_const(node, i, what), np.float64)
+                              for i, what in ((1, "scale"), (2, "bias"), (3, "mean"), (4, "variance")))
+    factor = gamma / np.sqrt(var + float(attrs.get("epsilon", 1e-5)))
+    shift = beta - mean * factor
+    if isinstance(value, Map) or isinstance(value, Pooled) and value.rank == 4:  # axis 1 of N x C x H x W
+        factor, shift = factor.reshape(-1, 1, 1), shift.reshape(-1, 1, 1)
+    fold_affine(ctx, node, 0, factor, shift, "BatchNormalization", allow_input=False)

@@ -1,0 +1,108 @@
+"""Add and Sum of feature maps (residual sums), Concat along channels, and per-channel constant Add, Sub,
+Mul and Div, which fold into the layer before them (a bias, a decomposed BatchNorm) or, on the image,
+into the recorded preprocessing."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from interactive_trt.exporter.networks.onnx_import.builder import Dense, Draft, Map, describe
+from interactive_trt.exporter.networks.onnx_import.converters.conv import fold_affine
+from interactive_trt.exporter.networks.onnx_import.converters.registry import attributes, converter
+
+
+def constant_inputs(ctx, node) -> list:
+    return [ctx.const(name) for name in node.input]
+
+
+def sum_of_maps(node, ctx) -> None:
+    values = [ctx.value(node, index) for index in range(len(node.input))]
+    if len(values) == 1:
+        ctx.set_value(node.output[0], values[0])
+        return
+    kinds = {type(value) for value in values}
+    layouts = {getattr(value, "layout", "NC") for value in values}
+    if not (kinds == {Map} or kinds == {Dense}) or len(layouts) > 1:
+        found = ", ".join(describe(value) + (f" ({value.layout})" if isinstance(value, Map) else "")
+                          for value in values)
+        raise ctx.refuse(node, f"a sum of {found}; supported: a residual sum of feature maps of one layout")
+    layers = [value.layer for value in values]
+    shapes = {(ctx.channels_of(layer), *ctx.size_of(layer)) for layer in layers}
+    if len(shapes) > 1:
+        raise ctx.refuse(node, f"a sum of maps of shapes {sorted(shapes)}; supported: equal shapes (no broadcasting)")
+    channels, height, width = shapes.pop()
+    draft = ctx.add(Draft(id=ctx.new_id(), op="add", inputs=tuple(layers), channels=channels, size=(height, width),
+                          total_stride=max(ctx.total_stride_of(layer) for layer in layers), source=node.output[0]))
+    first = values[0]
+    result = Map(draft.id, first.layout, draft.version) if isinstance(first, Map) else Dense(draft.id, draft.version)
+    ctx.set_value(node.output[0], result)
+
+
+@converter("Add", 7, 13, 14)
+def add(node, ctx) -> None:
+    constants = constant_inputs(ctx, node)
+    if constants[1] is not None and constants[0] is None:
+        fold_affine(ctx, node, 0, 1.0, constants[1], "constant Add")
+    elif constants[0] is not None and constants[1] is None:
+        fold_affine(ctx, node, 1, 1.0, constants[0], "constant Add")
+    else:
+        sum_of_maps(node, ctx)
+
+
+@converter("Sum", 6, 8, 13)
+def sum_(node, ctx) -> None:
+    if any(constant is not None for constant in constant_inputs(ctx, node)):
+        raise ctx.refuse(node, "a Sum with a constant term; supported: a Sum of feature maps, or Add for a bias")
+    sum_of_maps(node, ctx)
+
+
+@converter("Mul", 7, 13, 14)
+def mul(node, ctx) -> None:
+    constants = constant_inputs(ctx, node)
+    if constants[1] is not None and constants[0] is None:
+        fold_affine(ctx, node, 0, constants[1], 0.0, "constant Mul")
+    elif constants[0] is not None and constants[1] is None:
+        fold_affine(ctx, node, 1, constants[0], 0.0, "constant Mul")
+    else:
+        raise ctx.refuse(node, "a product of two computed tensors (gating, attention); supported: a per-channel "
+                               "constant scale folded into the layer before it")
+
+
+@converter("Sub", 7, 13, 14)
+def sub(node, ctx) -> None:
+    constants = constant_inputs(ctx, node)
+    if constants[1] is not None and constants[0] is None:
+        fold_affine(ctx, node, 0, 1.0, -np.asarray(constants[1], np.float64), "constant Sub")
+    elif constants[0] is not None and constants[1] is None:
+        fold_affine(ctx, node, 1, -1.0, constants[0], "constant Sub")
+    else:
+        raise ctx.refuse(node, "a difference of two computed tensors; supported: a per-channel constant shift")
+
+
+@converter("Div", 7, 13, 14)
+def div(node, ctx) -> None:
+    divisor = ctx.const(node.input[1])
+    if divisor is None or ctx.const(node.input[0]) is not None or not np.all(np.asarray(divisor) != 0):
+        raise ctx.refuse(node, "a division by a computed tensor or by zero; supported: division by a per-channel "
+                               "nonzero constant")
+    fold_affine(ctx, node, 0, 1.0 / np.asarray(divisor, np.float64), 0.0, "constant Div")
+
+
+@converter("Concat", 4, 11, 13)
+def concat(node, ctx) -> None:
+    values = [ctx.value(node, index) for index in range(len(node.input))]
+    if not all(isinstance(value, Map) for value in values) or len({value.layout for value in values}) > 1:
+        raise ctx.refuse(node, "a concatenation of " + ", ".join(describe(value) for value in values)
+                         + "; supported: feature maps of one layout, along the channels")
+    layout = values[0].layout
+    axis = int(attributes(node).get("axis", 1)) % 4
+    if axis != (1 if layout == "NCHW" else 3):
+        raise ctx.refuse(node, f"a concatenation along axis {axis} of {layout} maps; supported: along the channels")
+    layers = [value.layer for value in values]
+    sizes = {ctx.size_of(layer) for layer in layers}
+    if len(sizes) > 1:
+        raise ctx.refuse(node, f"a concatenation of maps of sizes {sorted(sizes)}; supported: equal sizes")
+    draft = ctx.add(Draft(id=ctx.new_id(), op="concat", inputs=tuple(layers),
+                          channels=sum(ctx.channels_of(layer) for layer in layers), size=sizes.pop(),
+                          total_stride=max(ctx.total_stride_of(layer) for layer in layers), source=node.output[0]))
+    ctx.set_value(node.output[0], Map(draft.id, layout, draft.version))

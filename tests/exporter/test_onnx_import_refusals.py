@@ -1,0 +1,151 @@
+"""Mapping is exact or refused: an op outside the vocabulary, a dilation, a non-constant weight, a second
+input, an activation we cannot back-propagate, a BatchNorm without a conv before it. One line naming the
+node, its op and what is supported; the command exits 1 and writes nothing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+
+from interactive_trt.common.errors import OnnxImportError
+from interactive_trt.exporter.networks.onnx_import import import_onnx
+
+import onnx_builders as build
+
+REPO = Path(__file__).resolve().parents[2]
+SUPPORTED = r"; supported: Add, AveragePool, BatchNormalization, Cast, Clip, Concat, Conv, Div, Dropout, Flatten, "
+
+
+def network(middle, opset: int = 13, weight_input: bool = False, second_input: bool = False):
+    """image -> conv 3x3/2 + ReLU -> middle(g, x) -> conv 1x1 + ReLU -> GlobalAveragePool -> Flatten -> Gemm."""
+    g = build.GraphWriter(seed=3)
+    extra = []
+    if weight_input:
+        x = g.one("Conv", ["image", "stem_weight"], name="stem", kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+        extra.append(helper.make_tensor_value_info("stem_weight", TensorProto.FLOAT, [8, 3, 3, 3]))
+    else:
+        x = g.conv("image", 3, 8, 3, 2, pads=(1, 1, 1, 1), name="stem")
+    x = g.one("Relu", [x], name="stem_relu")
+    if second_input:
+        x = g.one("Add", [x, "mask"], name="masked")
+        extra.append(helper.make_tensor_value_info("mask", TensorProto.FLOAT, [1, 8, 112, 112]))
+    x, channels = middle(g, x)
+    x = g.one("Relu", [g.conv(x, channels, 16, 1, name="last")], name="last_relu")
+    x = g.one("Flatten", [g.one("GlobalAveragePool", [x], name="gap")], name="flatten")
+    out = g.one("Gemm", [x, g.weight(1000, 16), g.bias(1000)], name="fc", transB=1)
+    return g.model("image", [1, 3, 224, 224], out, opset, producer="test", extra_inputs=extra)
+
+
+def lstm(g, x):
+    pooled = g.one("Reshape", [g.one("GlobalAveragePool", [x]), g.const(np.array([1, 1, 8], np.int64))])
+    y = g.node("LSTM", [pooled, g.weight(1, 32, 8), g.weight(1, 32, 8)], outputs=1, name="lstm", hidden_size=8)[0]
+    return g.one("Reshape", [y, g.const(np.array([1, 8, 1, 1], np.int64))]), 8
+
+
+def resize(g, x):
+    scales = g.const(np.array([1, 1, 2, 2], np.float32))
+    return g.one("Resize", [x, "", scales], name="upsample", mode="nearest"), 8
+
+
+def dilated(g, x):
+    return g.conv(x, 8, 8, 3, 1, pads=(2, 2, 2, 2), name="dilated", dilations=[2, 2]), 8
+
+
+def sigmoid(g, x):
+    return g.one("Sigmoid", [g.conv(x, 8, 8, 1, name="gate_conv")], name="gate"), 8
+
+
+def bn_after_pool(g, x):
+    pooled = g.one("MaxPool", [x], name="pool", kernel_shape=[2, 2], strides=[2, 2])
+    ones, zeros = g.const(np.ones(8, np.float32)), g.const(np.zeros(8, np.float32))
+    return g.one("BatchNormalization", [pooled, ones, zeros, zeros, ones], name="bn"), 8
+
+
+def product(g, x):
+    return g.one("Mul", [x, g.conv(x, 8, 8, 1, name="other")], name="gating"), 8
+
+
+def nothing(g, x):
+    return x, 8
+
+
+@pytest.mark.parametrize("middle, weight_input, second_input, pattern", [
+    (lstm, False, False, r"node 'lstm' \(LSTM\): a recurrent layer, not a CNN layer" + SUPPORTED),
+    (resize, False, False, r"node 'upsample' \(Resize\): resampling has no connection sets" + ".*" + SUPPORTED),
+    (dilated, False, False, r"node 'dilated' \(Conv\): dilation 2x2; supported: dilation 1"),
+    (sigmoid, False, False, r"node 'gate' \(Sigmoid\): an activation InterActive cannot back-propagate as a mask "
+                            r"\(ReLU and ReLU6 can\)" + SUPPORTED),
+    (bn_after_pool, False, False, r"node 'bn' \(BatchNormalization\): a BatchNormalization not preceded by a Conv "
+                                  r"\(it reads the output of a maxpool layer, 'pool:0'\); supported: a "
+                                  r"BatchNormalization folded into the Conv or fully connected layer before it"),
+    (product, False, False, r"node 'gating' \(Mul\): a product of two computed tensors \(gating, attention\); "
+                            r"supported: a per-channel constant scale"),
+    (nothing, True, False, r"graph input 'stem_weight' \[8, 3, 3, 3\] is a second input; supported: one input, "
+                           r"the image \('image'\), with every weight stored as an initializer"),
+    (nothing, False, True, r"graph input 'mask' \[1, 8, 112, 112\] is a second input"),
+], ids=["lstm", "resize", "dilation", "sigmoid", "bn-after-pool", "gating", "weights-as-inputs", "second-input"])
+def test_refusals_name_the_node_its_op_and_what_is_supported(tmp_path, middle, weight_input, second_input, pattern):
+    path = build.save(network(middle, weight_input=weight_input, second_input=second_input), tmp_path / "net.onnx")
+    with pytest.raises(OnnxImportError, match=pattern) as caught:
+        import_onnx(path)
+    assert "\n" not in str(caught.value) and str(caught.value).startswith(str(path))
+
+
+def test_a_batchnorm_on_the_image_is_refused(tmp_path):
+    g = build.GraphWriter()
+    ones, zeros = g.const(np.ones(3, np.float32)), g.const(np.zeros(3, np.float32))
+    x = g.one("BatchNormalization", ["image", ones, zeros, zeros, ones], name="input_bn")
+    x = g.one("Relu", [g.conv(x, 3, 8, 3, 2, pads=(1, 1, 1, 1))])
+    x = g.one("Flatten", [g.one("GlobalAveragePool", [g.one("Relu", [g.conv(x, 8, 8, 1)])])])
+    out = g.one("Gemm", [x, g.weight(1000, 8), g.bias(1000)], transB=1)
+    path = build.save(g.model("image", [1, 3, 224, 224], out, 13), tmp_path / "bn.onnx")
+    with pytest.raises(OnnxImportError, match=r"node 'input_bn' \(BatchNormalization\): a BatchNormalization of the "
+                                              r"input image, not preceded by a Conv"):
+        import_onnx(path)
+
+
+def classifier_graph(tmp_path, head):
+    g = build.GraphWriter()
+    x = g.one("Relu", [g.conv("image", 3, 8, 3, 2, pads=(1, 1, 1, 1))])
+    for _ in range(4):
+        x = g.one("MaxPool", [g.one("Relu", [g.conv(x, 8, 8, 3, pads=(1, 1, 1, 1))])], kernel_shape=[2, 2],
+                  strides=[2, 2])
+    out = head(g, x)
+    return build.save(g.model("image", [1, 3, 224, 224], out, 13), tmp_path / "head.onnx")
+
+
+def test_an_activation_after_the_pooled_classifier_is_refused(tmp_path):
+    def head(g, x):
+        x = g.one("Flatten", [g.one("GlobalAveragePool", [x])])
+        x = g.one("Relu", [g.one("Gemm", [x, g.weight(32, 8), g.bias(32)], transB=1)], name="fc1_relu")
+        return g.one("Gemm", [x, g.weight(1000, 32), g.bias(1000)], transB=1)
+
+    with pytest.raises(OnnxImportError, match=r"node 'fc1_relu' \(Relu\): relu of a globally pooled vector; "
+                                              r"supported: an activation right after a Conv"):
+        import_onnx(classifier_graph(tmp_path, head))
+
+
+def test_a_classifier_reading_a_flattened_map_directly_is_refused(tmp_path):
+    def head(g, x):
+        return g.one("Gemm", [g.one("Flatten", [x]), g.weight(1000, 8 * 7 * 7), g.bias(1000)], transB=1,
+                     name="fc")
+
+    with pytest.raises(OnnxImportError, match=r"the classifier 'fc:0' reads a flattened 7x7 map directly; supported: "
+                                              r"a classifier that is a 1x1 conv over a map"):
+        import_onnx(classifier_graph(tmp_path, head))
+
+
+def test_the_command_refuses_in_one_line_and_writes_nothing(tmp_path):
+    path = build.save(network(lstm), tmp_path / "lstm.onnx")
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-m", "interactive_trt.exporter.cli", "onnx", str(path), "--out", str(out)],
+                            capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "node 'lstm' (LSTM): a recurrent layer" in lines[0] and "Traceback" not in result.stderr
+    assert not out.exists()
