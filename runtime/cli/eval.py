@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from interactive_trt.common.cli import err, fail, run_app
+from interactive_trt.runtime.cli import PRECISION
 from interactive_trt.common.errors import InterActiveError
 from interactive_trt.contracts.manifest import atomic_write_bytes, atomic_write_json
 
@@ -69,7 +70,8 @@ def imagenet(
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="only the first N images of a fixed "
                                         "seeded shuffle (a growing --limit reuses finished images)"),
     out: Path = typer.Option(Path("eval-imagenet"), "--out", help="results.jsonl, report.json/.md, failures.tsv"),
-    backend: str = typer.Option("onnxruntime", "--backend", help="onnxruntime | tensorrt | torch"),
+    backend: str = typer.Option("onnxruntime", "--backend", help="onnxruntime | openvino | tensorrt | torch"),
+    precision: str = PRECISION,
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
     batch_size: int = typer.Option(4, "--batch-size", min=1),
     workers: int = typer.Option(2, "--workers", min=1, help="image decoding threads"),
@@ -83,7 +85,7 @@ def imagenet(
         if not {ORIG, INTERACTIVE} <= set(manifest.output_names):
             fail(f"{model.onnx_path}: no InterActive ImageNet head; export with --head imagenet (or both)")
         classes = manifest.model.channels_of(manifest.model.head_logits)
-        runner = start_runner(model, backend, device)
+        runner = start_runner(model, backend, device, precision)
         synsets = read_synsets(synsets_file) if synsets_file else None
         if ground_truth is not None:
             if synsets is None:
@@ -103,7 +105,7 @@ def imagenet(
     selected = [dataset.images[i] for i in order][:limit]
     labels = {image.item.key: image.label for image in selected}
     todo = [image.item for image in selected if image.item.key not in log]
-    info = {**provenance(model, backend), "scales": q, "flips": flips, "dataset": str(val),
+    info = {**provenance(model, backend, precision), "scales": q, "flips": flips, "dataset": str(val),
             "images_selected": len(selected)}
     err.print("evaluating " + ", ".join(f"{k}={v}" for k, v in info.items()), highlight=False, soft_wrap=True)
     list_problems("skipped while reading the dataset", dataset.skips)

@@ -15,6 +15,7 @@ from typing import Optional
 import typer
 
 from interactive_trt.common.cli import err, fail, run_app
+from interactive_trt.runtime.cli import PRECISION
 from interactive_trt.common.errors import InterActiveError
 
 from interactive_trt.runtime.evaluation.datasets import image_folder, read_synsets
@@ -45,7 +46,8 @@ def features(
     out: Path = typer.Option(..., "--out", help="folder for <split>.npz"),
     synsets_file: Optional[Path] = typer.Option(None, "--synsets", help="class list for the labels "
                                                 "(default: sorted class folders)"),
-    backend: str = typer.Option("onnxruntime", "--backend", help="onnxruntime | tensorrt | torch"),
+    backend: str = typer.Option("onnxruntime", "--backend", help="onnxruntime | openvino | tensorrt | torch"),
+    precision: str = PRECISION,
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
     batch_size: int = typer.Option(4, "--batch-size", min=1, help="images per batch (per resolution)"),
     workers: int = typer.Option(2, "--workers", min=1, help="image decoding threads"),
@@ -69,13 +71,13 @@ def features(
         synsets = read_synsets(synsets_file) if synsets_file else None
         datasets = [(name, image_folder(folder, synsets)) for name, folder in parsed]
         # a model the backend cannot load is refused here, not inside a worker half-way through
-        runner = start_runner(model, backend, "cpu" if ray else device)
+        runner = start_runner(model, backend, "cpu" if ray else device, precision)
         if ray:
             runner.deactivate()
             runner = None
     except InterActiveError as exc:
         fail(str(exc))
-    info = provenance(model, backend)
+    info = provenance(model, backend, precision)
     err.print("features from " + ", ".join(f"{k}={v}" for k, v in info.items()), highlight=False, soft_wrap=True)
     all_failures: list[Failure] = []
     try:
@@ -113,7 +115,7 @@ def features(
                 if todo and ray:
                     from interactive_trt.runtime.features.ray_scaleout import extract_on_ray
 
-                    extract_on_ray(model, backend, device, todo, store, address=ray_address, replicas=ray_workers,
+                    extract_on_ray(model, backend, device, todo, store, precision=precision, address=ray_address, replicas=ray_workers,
                                    shard_size=shard_size, batch_size=batch_size, on_done=on_done,
                                    on_failure=on_failure)
                 elif todo:

@@ -14,6 +14,7 @@ import typer
 from rich.markup import escape
 
 from interactive_trt.common.cli import err, fail, run_app
+from interactive_trt.runtime.cli import PRECISION
 from interactive_trt.common.errors import InterActiveError
 from interactive_trt.contracts.manifest import atomic_write_bytes
 
@@ -51,7 +52,8 @@ def infer(
     paths: list[str] = typer.Argument(..., help="images, folders (searched recursively) or globs"),
     engine: Path = typer.Option(..., "--engine", help="exported model: .onnx file, its .json manifest, "
                                 "or a folder holding one model (and its TensorRT engines)"),
-    backend: str = typer.Option("onnxruntime", "--backend", help="onnxruntime | tensorrt | torch"),
+    backend: str = typer.Option("onnxruntime", "--backend", help="onnxruntime | openvino | tensorrt | torch"),
+    precision: str = PRECISION,
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
     out: Optional[Path] = typer.Option(None, "--out", help="write <image>.npz (features and gamma maps) here"),
     heatmaps: bool = typer.Option(False, "--heatmaps", help="also write <image>.<layer>.png overlays"),
@@ -87,7 +89,7 @@ def infer(
         if has_head:
             classes = manifest.model.channels_of(manifest.model.head_logits)
             labels = read_labels(labels_file, classes)
-        runner = start_runner(model, backend, device)
+        runner = start_runner(model, backend, device, precision)
     except InterActiveError as exc:
         fail(str(exc))
     inputs, failures = expand_inputs(paths)
@@ -110,7 +112,7 @@ def infer(
             meta = {"image": str(result.item.path), "size": list(result.size),
                     "original_size": list(result.rgb.shape[:2]), "onnx_sha256": manifest.onnx_sha256,
                     "weights_sha256": manifest.weights_sha256, "config": manifest.config, "p": manifest.p,
-                    "backend": backend}
+                    "backend": backend, "precision": precision}
             if heatmaps:
                 for name in gamma_names:
                     layer = name.removesuffix(".gamma")

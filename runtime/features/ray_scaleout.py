@@ -21,13 +21,15 @@ from interactive_trt.runtime.inference.inputs import Failure, ImageInput
 class ExtractionReplica:
     """Constructed once per Ray actor: opens the model and keeps it for every batch it is given."""
 
-    def __init__(self, engine: str, backend: str, device: str, parts: str, batch_size: int, threads: int):
+    def __init__(self, engine: str, backend: str, device: str, parts: str, batch_size: int, threads: int,
+                 precision: str = "exported"):
         from interactive_trt.runtime.backends import make_runner
         from interactive_trt.runtime.inference.model import load_model
 
         self.model = load_model(Path(engine))
-        options = {"threads": threads} if backend in ("onnxruntime", "ort", "onnxrt") and threads else {}
-        self.runner = make_runner(backend, self.model, device=device, **options)
+        threaded = ("onnxruntime", "ort", "onnxrt", "openvino", "ov")
+        options = {"threads": threads} if backend in threaded and threads else {}
+        self.runner = make_runner(backend, self.model, device=device, precision=precision, **options)
         self.runner.activate()
         self.parts, self.batch_size = Path(parts), batch_size
         self.name = f"ray-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -52,7 +54,7 @@ class ExtractionReplica:
 
 def extract_on_ray(model, backend: str, device: str, images: list[Labelled], store: FeatureStore, *,
                    address: str | None, replicas: int, shard_size: int, batch_size: int, on_done, on_failure,
-                   threads_per_replica: int = 1) -> None:
+                   threads_per_replica: int = 1, precision: str = "exported") -> None:
     try:
         import ray
         import ray.data  # noqa: F401
@@ -75,7 +77,8 @@ def extract_on_ray(model, backend: str, device: str, images: list[Labelled], sto
             num_cpus=threads_per_replica, batch_format="numpy",
             fn_constructor_kwargs={"engine": str(model.manifest_path.resolve()), "backend": backend,
                                    "device": device, "parts": str(store.parts.resolve()),
-                                   "batch_size": batch_size, "threads": threads_per_replica})
+                                   "batch_size": batch_size, "threads": threads_per_replica,
+                                   "precision": precision})
         for row in dataset.iter_rows():
             if row["failure"]:
                 on_failure(Failure(str(row["path"]), str(row["failure"])))

@@ -19,20 +19,20 @@ def open_model(engine: Path) -> ExportedModel:
     return model
 
 
-def start_runner(model: ExportedModel, backend: str, device: str, **options):
+def start_runner(model: ExportedModel, backend: str, device: str, precision: str = "exported", **options):
     if backend in ("tensorrt", "trt"):
         options.setdefault("log", lambda message: err.print(message, highlight=False, markup=False))
-    runner = make_runner(backend, model, device=device, **options)
+    runner = make_runner(backend, model, device=device, precision=precision, **options)
     runner.activate()
     return runner
 
 
-def provenance(model: ExportedModel, backend: str) -> dict:
+def provenance(model: ExportedModel, backend: str, precision: str = "exported") -> dict:
     manifest = model.manifest
     return {"engine": str(model.onnx_path), "model": manifest.model.name,
             "onnx_sha256": manifest.onnx_sha256, "weights": manifest.weights_source,
             "weights_sha256": manifest.weights_sha256, "config": manifest.config, "p": manifest.p,
-            "backend": backend}
+            "backend": backend, "precision": precision}
 
 
 def progress_bar() -> Progress:
