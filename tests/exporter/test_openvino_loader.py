@@ -51,14 +51,17 @@ def test_transposed_convolution_sharing_its_kernel_equals_onnxruntime(tmp_path, 
 
 
 @needs_openvino
-def test_rewrite_turns_stride_one_transposed_convolutions_into_convolutions(tmp_path):
+def test_rewrite_reexpresses_stride_one_transposed_convolutions(tmp_path):
     ov = ov_runtime.openvino()
     model = ov.Core().read_model(str(shared_kernel_graph(tmp_path / "s1.onnx", 8, 3, 1)))
-    assert ov_runtime.rewrite_backward_convolutions(model) == {"as_convolution": 1, "copied": 0}
+    assert ov_runtime.rewrite_backward_convolutions(model) == {"reexpressed": 1, "copied": 0}
     kinds = [node.get_type_name() for node in model.get_ordered_ops()]
     assert "ConvolutionBackpropData" not in kinds and kinds.count("Convolution") == 2
+    full = ov.Core().read_model(str(shared_kernel_graph(tmp_path / "k7.onnx", 8, 7, 0)))  # fc6's form
+    assert ov_runtime.rewrite_backward_convolutions(full) == {"reexpressed": 1, "copied": 0}
+    assert {"MatMul", "Col2Im"} <= {node.get_type_name() for node in full.get_ordered_ops()}
     strided = ov.Core().read_model(str(shared_kernel_graph(tmp_path / "s2.onnx", 8, 2, 0, strides=2)))
-    assert ov_runtime.rewrite_backward_convolutions(strided) == {"as_convolution": 0, "copied": 1}
+    assert ov_runtime.rewrite_backward_convolutions(strided) == {"reexpressed": 0, "copied": 1}
     assert [output.get_any_name() for output in model.outputs] == ["response", "gradient"]
 
 
