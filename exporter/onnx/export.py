@@ -101,8 +101,12 @@ def resolve_weights(request: ExportRequest, spec: ModelSpec) -> tuple[ModelSpec,
 
 
 def export_onnx(graph, path: Path, sample) -> None:
-    """torch.onnx (TorchScript exporter): batch, height and width stay dynamic in the graph."""
+    """torch.onnx (TorchScript exporter): batch, height and width stay dynamic in the graph. Then the
+    ONNX-level rewrite of `rewrite.py` (same-padded backward ConvTransposes as Convs)."""
+    import onnx
     import torch
+
+    from interactive_trt.exporter.onnx.rewrite import transposed_as_convolutions
 
     dynamic = {"image": {0: "batch", 2: "height", 3: "width"}}
     for name in graph.output_names:
@@ -114,6 +118,9 @@ def export_onnx(graph, path: Path, sample) -> None:
             torch.onnx.export(graph, (sample,), str(temporary), dynamo=False, input_names=["image"],
                               output_names=graph.output_names, dynamic_axes=dynamic, opset_version=OPSET,
                               do_constant_folding=True)
+        proto = onnx.load(str(temporary))
+        if transposed_as_convolutions(proto):
+            onnx.save(proto, str(temporary))
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
