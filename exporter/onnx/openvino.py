@@ -11,14 +11,15 @@ Two things make OpenVINO compute our graph as ONNX Runtime does:
   kernel, as if it were W[d, c] instead of W[c, d]: gamma maps come out with cosines near 0, or
   negative, against ONNX Runtime, and square kernels (fc7, conv5_x) hide it from every shape check.
   Here, when the model is read, each stride-1 transposed convolution becomes the convolution it
-  equals, with its kernel transposed and flipped in a constant of its own; the strided ones keep
-  their op and get a copy of a shared constant. The ONNX file stays as it is, so ONNX Runtime and
-  TensorRT pay nothing (README, *OpenVINO*, has the measured costs of each place for this fix).
+  equals (kernel transposed and flipped, in a constant of its own), or a matrix product plus Col2Im
+  where that convolution would mostly multiply padding (fc6); strided ones keep their op and get a
+  copy of a shared constant. The file stays as it is: ONNX Runtime and TensorRT pay nothing, and
+  OpenVINO holds the second kernel whichever side makes it (README, *OpenVINO*, has the figures).
 * **An explicit precision.** On CPUs with bfloat16 units OpenVINO's default inference precision is
-  bf16, not f32, so we always compile with f32. `bf16` computes the backward convolutions (now
-  ordinary convolutions) in bfloat16 with float32 in and out; the forward pass, whose rounding would
-  move ReLU masks and max-pool arg-maxes (OpenVINO's own bf16 hint does, and misses the reduced
-  bounds), and the connection sums stay float32.
+  bf16, not f32, so we always compile with f32. `bf16` computes in bfloat16 only the convolutions
+  and products whose values no decision reads (`reduce_precision`): the backward pass. Rounding the
+  forward pass moves ReLU masks and max-pool arg-maxes; OpenVINO's own bf16 hint does that and
+  misses the reduced bounds (README).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ INSTALL_HINT = "pip install 'interactive-trt[openvino]'"
 # the runtime's --precision: our name -> the type the backward convolutions compute in
 INFERENCE_PRECISIONS = {"exported": "f32", "bf16": "bf16"}
 BACKWARD_OPS = ("ConvolutionBackpropData", "GroupConvolutionBackpropData")
+DECISIONS = ("Greater", "GreaterEqual", "Less", "LessEqual", "Equal", "NotEqual", "Maximum", "Minimum", "Relu",
+             "MaxPool")
 
 
 class PrecisionUnavailable(InterActiveError):
@@ -83,19 +86,14 @@ def stride_one_kernel(node):
     return kernel if kernel.ndim == 4 else None
 
 
-def typed(ops, value, compute_type):
-    return value if compute_type is None else ops.convert(value, compute_type)
-
-
-def as_convolution(ops, source, kernel: np.ndarray, begin: list[int], end: list[int], compute_type):
+def as_convolution(ops, source, kernel: np.ndarray, begin: list[int], end: list[int]):
     """The convolution a stride-1 transposed convolution equals: the kernel with input and output
     channels swapped and flipped, padded by k - 1 - p."""
     flipped = np.ascontiguousarray(kernel.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
-    return ops.convolution(typed(ops, source, compute_type), typed(ops, ops.constant(flipped), compute_type),
-                           [1, 1], begin, end, [1, 1])
+    return ops.convolution(source, ops.constant(flipped), [1, 1], begin, end, [1, 1])
 
 
-def as_matmul_and_col2im(source, kernel: np.ndarray, pads_begin: list[int], pads_end: list[int], compute_type):
+def as_matmul_and_col2im(source, kernel: np.ndarray, pads_begin: list[int], pads_end: list[int]):
     """The transposed convolution by its definition: one product with the kernel as a matrix, then
     Col2Im adds the k x k blocks into place. For kernels whose convolution form would mostly multiply
     padding (fc6's 7x7 on a 10x10 map: 2.6 times the work at 512x512, 49 times at 224x224). None
@@ -109,8 +107,7 @@ def as_matmul_and_col2im(source, kernel: np.ndarray, pads_begin: list[int], pads
     columns = ops.reshape(source, ops.constant(np.array([0, 0, -1], dtype=np.int64)), special_zero=True)
     rows = ops.transpose(columns, axes)  # N x HW x C_in
     matrix = ops.constant(np.ascontiguousarray(kernel.reshape(channels_in, channels_out * k_h * k_w).T))
-    product = ops.matmul(typed(ops, rows, compute_type), typed(ops, matrix, compute_type), False, True)
-    blocks = ops.transpose(product, axes)  # N x (C_out k k) x HW
+    blocks = ops.transpose(ops.matmul(rows, matrix, False, True), axes)  # N x (C_out k k) x HW
     spatial = ops.gather(ops.shape_of(source, "i64"), ops.constant(np.array([2, 3], dtype=np.int64)),
                          ops.constant(np.int64(0)))
     grown = np.array([k_h - 1 - pads_begin[0] - pads_end[0], k_w - 1 - pads_begin[1] - pads_end[1]], dtype=np.int64)
@@ -118,57 +115,53 @@ def as_matmul_and_col2im(source, kernel: np.ndarray, pads_begin: list[int], pads
                       ops.constant(np.array([k_h, k_w], dtype=np.int64)), pads_begin=pads_begin, pads_end=pads_end)
 
 
-def reexpressed(node, compute_type=None):
+def reexpressed(node):
     """A stride-1 transposed convolution as ops that read a kernel of their own: the convolution it
-    equals, or a product and Col2Im where that convolution would mostly multiply padding.
-
-    `compute_type` ("bf16") computes the product in that type, with float32 in and out; all-ones
-    kernels (connection sums) stay float32, as in an fp16 graph. None when the node is not of that form.
-    """
+    equals, or a product and Col2Im where that convolution would mostly multiply padding. None when
+    the node is not of that form."""
     kernel = stride_one_kernel(node)
     if kernel is None:
         return None
-    ops = opset()
     attributes = node.get_attributes()
     pads_begin, pads_end = list(attributes["pads_begin"]), list(attributes["pads_end"])
     begin = [k - 1 - p for k, p in zip(kernel.shape[2:], pads_begin)]
     end = [k - 1 - p for k, p in zip(kernel.shape[2:], pads_end)]
     if min(begin + end) < 0:
         return None
-    if np.all(kernel == 1):
-        compute_type = None
-    if compute_type is not None:
-        kernel = kernel.astype(np.float32)
     source = node.input_value(0)
-    result = None
     if sum(begin + end) > sum(pads_begin + pads_end):
-        result = as_matmul_and_col2im(source, kernel, pads_begin, pads_end, compute_type)
-    if result is None:
-        result = as_convolution(ops, source, kernel, begin, end, compute_type)
-    return typed(ops, result, None if compute_type is None else source.get_element_type())
+        blocks = as_matmul_and_col2im(source, kernel, pads_begin, pads_end)
+        if blocks is not None:
+            return blocks
+    return as_convolution(opset(), source, kernel, begin, end)
 
 
-def rewrite_backward_convolutions(model, compute_type=None) -> dict[str, int]:
+def replace_output(node, replacement) -> None:
+    """Consumers of `node` read `replacement`, which takes over the output's tensor names."""
+    replacement.set_friendly_name(node.get_friendly_name())
+    names = node.output(0).get_names()
+    node.output(0).get_tensor().set_names(set())
+    replacement.output(0).get_tensor().set_names(names)
+    for target in list(node.output(0).get_target_inputs()):
+        target.replace_source_output(replacement.output(0))
+
+
+def rewrite_backward_convolutions(model) -> dict[str, int]:
     """Every transposed convolution of the backward pass gets a kernel of its own.
 
     Stride-1 ones are re-expressed (`reexpressed`): the CPU plugin then runs them with its convolution
-    and matrix kernels, and `compute_type` bf16 reaches them. The others (strided connection sums,
-    pool scatter kernels) keep their op but get their own copy of a shared constant. Works on an
-    `openvino.Model` before compilation; returns how many of each.
+    and matrix kernels. The others (strided connection sums, pool scatter kernels) keep their op but
+    get their own copy of a shared constant. Works on an `openvino.Model` before compilation; returns
+    how many of each.
     """
     ops = opset()
     counts = {"reexpressed": 0, "copied": 0}
     for node in model.get_ordered_ops():
         if node.get_type_name() not in BACKWARD_OPS:
             continue
-        replacement = reexpressed(node, compute_type)
+        replacement = reexpressed(node)
         if replacement is not None:
-            replacement.set_friendly_name(node.get_friendly_name())
-            names = node.output(0).get_names()
-            node.output(0).get_tensor().set_names(set())
-            replacement.output(0).get_tensor().set_names(names)
-            for target in list(node.output(0).get_target_inputs()):
-                target.replace_source_output(replacement.output(0))
+            replace_output(node, replacement)
             counts["reexpressed"] += 1
             continue
         weight = node.input_value(1)
@@ -178,6 +171,53 @@ def rewrite_backward_convolutions(model, compute_type=None) -> dict[str, int]:
             counts["copied"] += 1
     model.validate_nodes_and_infer_types()
     return counts
+
+
+def decision_inputs(model) -> set[str]:
+    """Names of the nodes whose values some decision reads: a comparison (ReLU masks, max-pool
+    first-arg-max routing), a ReLU or a max-pool. Rounding any of them can move a mask or an arg-max."""
+    stack = [node for node in model.get_ordered_ops() if node.get_type_name() in DECISIONS]
+    seen: set[str] = set()
+    while stack:
+        node = stack.pop()
+        for index in range(node.get_input_size()):
+            source = node.input_value(index).get_node()
+            if source.get_name() not in seen:
+                seen.add(source.get_name())
+                stack.append(source)
+    return seen
+
+
+def constant_weight(node):
+    source = node.input_value(1).get_node()
+    return source.get_data() if source.get_type_name() == "Constant" else None
+
+
+def reduce_precision(model, compute_type: str = "bf16") -> int:
+    """Convolutions and matrix products that no decision reads compute in `compute_type`, with
+    float32 in and out: in an InterActive graph, the backward pass. The forward pass (every layer
+    feeds a ReLU or a pool), all-ones connection sums and everything else stay as they are.
+    Returns how many."""
+    ops = opset()
+    decided = decision_inputs(model)
+    reduced = 0
+    for node in model.get_ordered_ops():
+        kind = node.get_type_name()
+        weight = constant_weight(node) if kind in ("Convolution", "MatMul") else None
+        if weight is None or node.get_name() in decided or np.all(weight == 1) or weight.dtype != np.float32:
+            continue
+        source = ops.convert(node.input_value(0), compute_type)
+        kernel = ops.convert(ops.constant(weight), compute_type)  # folded at compile
+        attributes = node.get_attributes()
+        if kind == "Convolution":
+            product = ops.convolution(source, kernel, attributes["strides"], attributes["pads_begin"],
+                                      attributes["pads_end"], attributes["dilations"], attributes["auto_pad"])
+        else:
+            product = ops.matmul(source, kernel, attributes["transpose_a"], attributes["transpose_b"])
+        replace_output(node, ops.convert(product, node.get_output_element_type(0)))
+        reduced += 1
+    model.validate_nodes_and_infer_types()
+    return reduced
 
 
 def cpu_capabilities(core) -> list[str]:
@@ -214,7 +254,9 @@ def compile_for_cpu(onnx_path: Path, precision: str = "exported", graph_precisio
     except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError subclasses with long texts
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise BackendUnavailable(f"{onnx_path}: OpenVINO cannot read it ({first})") from None
-    rewrite_backward_convolutions(model, "bf16" if precision == "bf16" else None)
+    rewrite_backward_convolutions(model)
+    if precision == "bf16":
+        reduce_precision(model, "bf16")
     config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
     if threads:
         config["INFERENCE_NUM_THREADS"] = int(threads)

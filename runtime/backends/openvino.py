@@ -1,8 +1,8 @@
 """OpenVINO on the CPU: the exported ONNX file compiled by the exporter's OpenVINO loader (the same one
 export verification runs), one infer request per runner. Imported only when asked for.
 
-`precision="bf16"` computes the backward convolutions in bfloat16 (the forward pass, whose ReLU masks
-and max-pool routing decide where gradients go, stays float32); refused where the CPU has no bf16.
+`precision="bf16"` computes the backward pass's convolutions in bfloat16 (the forward pass, whose ReLU
+masks and max-pool routing decide where gradients go, stays float32); refused where the CPU has no bf16.
 """
 
 from __future__ import annotations

@@ -80,3 +80,17 @@ def test_missing_openvino_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "openvino", None)
     with pytest.raises(BackendUnavailable, match=r"^OpenVINO is not installed: pip install 'interactive-trt\[openvino\]'$"):
         ov_runtime.openvino()
+
+
+@needs_openvino
+def test_bf16_reaches_only_products_no_decision_reads(tmp_path):
+    """The forward conv feeds a ReLU (a decision): float32. The backward one feeds nothing that decides:
+    bfloat16, with float32 in and out."""
+    ov = ov_runtime.openvino()
+    model = ov.Core().read_model(str(shared_kernel_graph(tmp_path / "s.onnx", 16, 3, 1)))
+    ov_runtime.rewrite_backward_convolutions(model)
+    assert ov_runtime.reduce_precision(model, "bf16") == 1
+    convolutions = [node for node in model.get_ordered_ops() if node.get_type_name() == "Convolution"]
+    assert sorted(str(node.get_output_element_type(0)) for node in convolutions) == ["<Type: 'bfloat16'>",
+                                                                                   "<Type: 'float32'>"]
+    assert [str(output.get_element_type()) for output in model.outputs] == ["<Type: 'float32'>"] * 2
