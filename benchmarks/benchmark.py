@@ -66,7 +66,7 @@ def matmul_rate(device: str, dtype=None) -> tuple[str, float]:
 class Autograd:
     """The PyTorch autograd reference, fp32 or under fp16 autocast (what a user without us would run)."""
 
-    def __init__(self, spec, weights, device, interactive, autocast):
+    def __init__(self, spec, weights, device, interactive, autocast, params=None):
         import torch
 
         from interactive_trt.exporter.interactive.reference import AutogradReference
@@ -76,6 +76,8 @@ class Autograd:
         torch.backends.cudnn.benchmark = True
         self.torch, self.device, self.autocast = torch, device, autocast
         self.reference = AutogradReference(spec, weights, interactive=interactive, device=device)
+        if params is not None:  # one copy of the weights for every torch runner of the run
+            self.reference.params = params
 
     def prepare(self, batch: np.ndarray):
         self.image = self.torch.from_numpy(batch).to(self.device)
@@ -90,6 +92,12 @@ class Autograd:
             self.torch.cuda.synchronize()
 
 
+def torch_params(spec, weights, device):
+    from interactive_trt.exporter.interactive.forward import weight_tensors
+
+    return {name: (w.to(device), b.to(device)) for name, (w, b) in weight_tensors(spec, weights).items()}
+
+
 class PlainAutograd:
     """The peer: what a careful PyTorch user writes without us. The network's forward pass, one
     torch.autograd.grad from the seed to every successor's pre-activation (plus the trivial one of the
@@ -97,13 +105,11 @@ class PlainAutograd:
     outputs as the exported graph ('last', p = 2, both heads). Forward-only: the plain forward pass.
     """
 
-    def __init__(self, spec, weights, device, interactive, p: float = 2.0):
+    def __init__(self, spec, weights, device, interactive, p: float = 2.0, params=None):
         import torch
 
-        from interactive_trt.exporter.interactive.forward import weight_tensors
-
         self.torch, self.device, self.spec, self.interactive, self.p = torch, device, spec, interactive, p
-        self.params = {name: (w.to(device), b.to(device)) for name, (w, b) in weight_tensors(spec, weights).items()}
+        self.params = params if params is not None else torch_params(spec, weights, device)
         self.successors = {t: spec.successors(t) for t in spec.feature_layers}
         self.successor_names = sorted({s.name for group in self.successors.values() for s in group})
 
@@ -308,14 +314,22 @@ def main() -> int:
                                                         precision, mode == "interactive")
         return exports[(precision, mode)]
 
+    params = {}
+
+    def shared_params():
+        if not params:
+            params.update(torch_params(spec, weights, args.device))
+        return params
+
     def make(backend, mode):
         interactive = mode == "interactive"
         if backend == "autograd-plain":
-            return PlainAutograd(spec, weights, args.device, interactive)
+            return PlainAutograd(spec, weights, args.device, interactive, params=shared_params())
         if backend.startswith("autograd"):
             if backend.endswith("fp16") and args.device != "cuda":
                 raise InterActiveError("fp16 autocast is a GPU mode")
-            return Autograd(spec, weights, args.device, interactive, autocast=backend.endswith("fp16"))
+            return Autograd(spec, weights, args.device, interactive, autocast=backend.endswith("fp16"),
+                            params=shared_params())
         if backend.startswith("graph"):
             return ExplicitGraph(spec, weights, args.device, interactive, backend.rsplit("-", 1)[1])
         if backend == "onnxruntime":
