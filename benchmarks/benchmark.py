@@ -3,10 +3,15 @@
 Prints one table (and writes JSON with --json): per backend, batch and mode the median time per
 batch, images/s and effective TFLOP/s (exporter.flops: convolutions and transposed convolutions only),
 plus the rate of a dense matrix product measured in the same run as the roofline to compare with
-(fp16 on a GPU, fp32 on a CPU). Backends that cannot run here are listed with the reason.
+(fp16 on a GPU, fp32 on a CPU, where bf16's is printed too). Backends that cannot run here are listed
+with the reason.
+
+Every runner is built first, then timed in rounds that visit each one in turn (per batch size), so
+that a machine shared with other work slows every row alike; each row is the median of its rounds.
 
     python benchmarks/benchmark.py --size 512 --batch 1,8,32      # GPU machine, issue 3's table
-    python benchmarks/benchmark.py --device cpu --batch 1 --backends autograd-fp32,graph-fp32,onnxruntime
+    python benchmarks/benchmark.py --device cpu --batch 1,4 \
+        --backends autograd-plain,onnxruntime,openvino-fp32,openvino-bf16   # issue 16's CPU table
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from interactive_trt.exporter.interactive.flops import graph_flops
 from interactive_trt.exporter.interactive.graph import InterActiveGraph
 from interactive_trt.exporter.networks.weights import random_weights
 
+CPU_BACKENDS = "autograd-fp32,autograd-plain,onnxruntime,openvino-fp32,openvino-bf16"
+
 
 def timed(run, repeat: int, warmup: int, synchronize=lambda: None, best: bool = False) -> float:
     """Median (or best) seconds of `repeat` calls after `warmup` calls."""
@@ -42,13 +49,13 @@ def timed(run, repeat: int, warmup: int, synchronize=lambda: None, best: bool = 
     return min(times) if best else statistics.median(times)
 
 
-def matmul_rate(device: str) -> tuple[str, float]:
+def matmul_rate(device: str, dtype=None) -> tuple[str, float]:
     import torch
 
     if device == "cuda":
-        n, dtype = 8192, torch.float16
+        n, dtype = 8192, dtype or torch.float16
     else:
-        n, dtype = 2048, torch.float32
+        n, dtype = 2048, dtype or torch.float32
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
@@ -59,7 +66,7 @@ def matmul_rate(device: str) -> tuple[str, float]:
 class Autograd:
     """The PyTorch autograd reference, fp32 or under fp16 autocast (what a user without us would run)."""
 
-    def __init__(self, spec, weights, device, interactive, autocast):
+    def __init__(self, spec, weights, device, interactive, autocast, params=None):
         import torch
 
         from interactive_trt.exporter.interactive.reference import AutogradReference
@@ -69,6 +76,8 @@ class Autograd:
         torch.backends.cudnn.benchmark = True
         self.torch, self.device, self.autocast = torch, device, autocast
         self.reference = AutogradReference(spec, weights, interactive=interactive, device=device)
+        if params is not None:  # one copy of the weights for every torch runner of the run
+            self.reference.params = params
 
     def prepare(self, batch: np.ndarray):
         self.image = self.torch.from_numpy(batch).to(self.device)
@@ -77,6 +86,85 @@ class Autograd:
         torch = self.torch
         with torch.autocast(self.device, dtype=torch.float16, enabled=self.autocast):
             return self.reference(self.image)
+
+    def synchronize(self):
+        if self.device == "cuda":
+            self.torch.cuda.synchronize()
+
+
+def torch_params(spec, weights, device):
+    from interactive_trt.exporter.interactive.forward import weight_tensors
+
+    return {name: (w.to(device), b.to(device)) for name, (w, b) in weight_tensors(spec, weights).items()}
+
+
+class PlainAutograd:
+    """The peer: what a careful PyTorch user writes without us. The network's forward pass, one
+    torch.autograd.grad from the seed to every successor's pre-activation (plus the trivial one of the
+    ImageNet head), gamma as the channel sum spread by an all-ones transposed convolution; the same
+    outputs as the exported graph ('last', p = 2, both heads). Forward-only: the plain forward pass.
+    """
+
+    def __init__(self, spec, weights, device, interactive, p: float = 2.0, params=None):
+        import torch
+
+        self.torch, self.device, self.spec, self.interactive, self.p = torch, device, spec, interactive, p
+        self.params = params if params is not None else torch_params(spec, weights, device)
+        self.successors = {t: spec.successors(t) for t in spec.feature_layers}
+        self.successor_names = sorted({s.name for group in self.successors.values() for s in group})
+
+    def prepare(self, batch: np.ndarray):
+        self.image = self.torch.from_numpy(batch).to(self.device)
+
+    def __call__(self):
+        from interactive_trt.exporter.interactive.forward import run_forward
+
+        torch, spec = self.torch, self.spec
+        logits_name = spec.head_logits
+        if not self.interactive:
+            with torch.inference_mode():
+                acts, _ = run_forward(spec, self.params, self.image, list(spec.feature_layers) + [logits_name])
+                outputs = [f(acts[t]) for t in spec.feature_layers for f in (self.average, self.peak)]
+                return outputs + [self.average(acts[logits_name])]
+        F = torch.nn.functional
+        with torch.enable_grad():
+            image = self.image.detach().requires_grad_(True)
+            targets = list(spec.feature_layers) + self.successor_names + [spec.last_layer, logits_name]
+            acts, pre = run_forward(spec, self.params, image, targets)
+            loss = acts[spec.last_layer].mean(dim=(2, 3)).pow(self.p).sum()
+            scores = dict(zip(self.successor_names,
+                              torch.autograd.grad(loss, [pre[name] for name in self.successor_names],
+                                                  retain_graph=True)))
+            logits = pre[logits_name]
+            (head_score,) = torch.autograd.grad(F.relu(logits).mean(dim=(2, 3)).pow(self.p).sum(), logits)
+        outputs = []
+        with torch.no_grad():
+            for t in spec.feature_layers:
+                x = acts[t].detach()
+                gamma = 0
+                for successor in self.successors[t]:
+                    summed = scores[successor.name].sum(dim=1, keepdim=True)
+                    ones = torch.ones(1, 1, successor.kernel, successor.kernel, device=x.device)
+                    gamma = gamma + F.conv_transpose2d(summed, ones, stride=successor.stride, padding=successor.padding)
+                weighted = x * gamma
+                outputs += [gamma, self.average(weighted), self.peak(weighted), self.average(x), self.peak(x)]
+            gamma = head_score.sum(dim=1, keepdim=True)
+            mean = gamma.mean(dim=(2, 3), keepdim=True)
+            gamma = torch.where(mean > 0, gamma / torch.where(mean > 0, mean, torch.ones_like(mean)),
+                                torch.ones_like(gamma))
+            weight, bias = self.params[logits_name]
+            rescored = F.conv2d(acts[spec.head_penultimate].detach() * gamma, weight, bias)
+            rescored = F.relu(rescored) if spec.layer(logits_name).relu else rescored
+            outputs += [self.average(acts[logits_name].detach()), self.average(rescored), gamma]
+        return outputs
+
+    @staticmethod
+    def average(x):
+        return x.mean(dim=(2, 3))
+
+    @staticmethod
+    def peak(x):
+        return x.amax(dim=(2, 3))
 
     def synchronize(self):
         if self.device == "cuda":
@@ -134,6 +222,25 @@ class OnnxRuntime:
         pass  # run_with_iobinding returns when the outputs are ready
 
 
+class OpenVino:
+    """interactive-infer's OpenVINO graph (the exporter's loader), its infer request timed alone; the
+    input is shared, not copied, and the outputs stay in OpenVINO's buffers (as ONNX Runtime's bound ones)."""
+
+    def __init__(self, onnx_path: Path, precision: str):
+        from interactive_trt.exporter.onnx.openvino import CompiledGraph
+
+        self.graph = CompiledGraph(onnx_path, "bf16" if precision == "bf16" else "exported")
+
+    def prepare(self, batch: np.ndarray):
+        self.batch = batch
+
+    def __call__(self):
+        self.graph.request.infer([self.batch], share_inputs=True)
+
+    def synchronize(self):
+        pass  # infer() returns when the outputs are ready
+
+
 class TensorRT:
     """interactive-infer's TensorRT runner at the benchmark's size, timed on execute_async_v3 alone (inputs
     already on the GPU, like the other backends). Each batch gets its own engine, tuned for exactly that
@@ -182,13 +289,17 @@ def main() -> int:
     parser.add_argument("--batch", default="1,8,32")
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     parser.add_argument("--width-divisor", type=int, default=1)
-    parser.add_argument("--backends", default="autograd-fp32,autograd-fp16,graph-fp16,onnxruntime,tensorrt-fp32,"
-                        "tensorrt-fp16", help="any of autograd-fp32/fp16, graph-fp32/fp16, onnxruntime, "
-                        "tensorrt-fp32/fp16")
+    parser.add_argument("--backends", default=None, help="any of autograd-plain, autograd-fp32/fp16 (the "
+                        "reference), graph-fp32/fp16, onnxruntime, openvino-fp32/bf16, tensorrt-fp32/fp16 "
+                        f"(default on cuda: autograd-fp32,autograd-fp16,graph-fp16,onnxruntime,tensorrt-fp32,"
+                        f"tensorrt-fp16; on cpu: {CPU_BACKENDS})")
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    if args.backends is None:
+        args.backends = CPU_BACKENDS if args.device == "cpu" else ("autograd-fp32,autograd-fp16,graph-fp16,"
+                                                                   "onnxruntime,tensorrt-fp32,tensorrt-fp16")
     batches = [int(b) for b in args.batch.split(",")]
     spec = model_spec(args.model, args.width_divisor)
     weights = random_weights(spec, seed=0)
@@ -196,7 +307,12 @@ def main() -> int:
     flops = {mode: graph_flops(InterActiveGraph(spec, weights, interactive=mode == "interactive"), size, size).total
              for mode in ("forward", "interactive")}
     roofline_name, roofline = matmul_rate(args.device)
-    print(f"# {spec.name} at {size}x{size} on {args.device}; {roofline_name}: {roofline / 1e12:.1f} TFLOP/s")
+    print(f"# {spec.name} at {size}x{size} on {args.device}; {roofline_name}: {roofline / 1e12:.2f} TFLOP/s")
+    if args.device == "cpu":
+        import torch
+
+        name, rate = matmul_rate("cpu", torch.bfloat16)
+        print(f"# {name}: {rate / 1e12:.2f} TFLOP/s")
     print(f"# GFLOP per image: forward {flops['forward'] / 1e9:.1f}, forward+InterActive "
           f"{flops['interactive'] / 1e9:.1f}")
     rows, skipped = [], []
@@ -209,34 +325,50 @@ def main() -> int:
                                                         precision, mode == "interactive")
         return exports[(precision, mode)]
 
+    params = {}
+
+    def shared_params():
+        if not params:
+            params.update(torch_params(spec, weights, args.device))
+        return params
+
     def make(backend, mode):
         interactive = mode == "interactive"
+        if backend == "autograd-plain":
+            return PlainAutograd(spec, weights, args.device, interactive, params=shared_params())
         if backend.startswith("autograd"):
             if backend.endswith("fp16") and args.device != "cuda":
                 raise InterActiveError("fp16 autocast is a GPU mode")
-            return Autograd(spec, weights, args.device, interactive, autocast=backend.endswith("fp16"))
+            return Autograd(spec, weights, args.device, interactive, autocast=backend.endswith("fp16"),
+                            params=shared_params())
         if backend.startswith("graph"):
             return ExplicitGraph(spec, weights, args.device, interactive, backend.rsplit("-", 1)[1])
         if backend == "onnxruntime":
             return OnnxRuntime(exported("fp32", mode)[0], args.device)
+        if backend.startswith("openvino"):
+            if args.device != "cpu":
+                raise InterActiveError("OpenVINO runs on the CPU (--device cpu)")
+            return OpenVino(exported("fp32", mode)[0], backend.rsplit("-", 1)[1])
         path, _ = exported(backend.rsplit("-", 1)[1], mode)
         return TensorRT(path, size)
 
+    runners = {}
     for backend in args.backends.split(","):
         for mode in ("forward", "interactive"):
             try:
-                runner = make(backend, mode)
+                runners[(backend, mode)] = make(backend, mode)
             except (InterActiveError, ImportError, OSError) as exc:
                 skipped.append((backend, mode, str(exc).splitlines()[0][:160]))
-                continue
-            for batch in batches:
-                images = np.random.default_rng(0).standard_normal((batch, 3, size, size), dtype=np.float32)
-                runner.prepare(images)
-                seconds = timed(runner, args.repeat, args.warmup, runner.synchronize)
-                rate = flops[mode] * batch / seconds
-                rows.append({"backend": backend, "mode": mode, "batch": batch, "ms": 1e3 * seconds,
-                             "images_per_s": batch / seconds, "tflops": rate / 1e12, "of_matmul": rate / roofline})
-                print(f"  {backend:14s} {mode:11s} batch {batch:3d}: {1e3 * seconds:9.2f} ms", file=sys.stderr)
+    for batch in batches:
+        images = np.random.default_rng(0).standard_normal((batch, 3, size, size), dtype=np.float32)
+        for runner in runners.values():
+            runner.prepare(images)
+        medians = interleaved(runners, args.repeat, args.warmup)
+        for (backend, mode), seconds in medians.items():
+            rate = flops[mode] * batch / seconds
+            rows.append({"backend": backend, "mode": mode, "batch": batch, "ms": 1e3 * seconds,
+                         "images_per_s": batch / seconds, "tflops": rate / 1e12, "of_matmul": rate / roofline})
+            print(f"  {backend:14s} {mode:11s} batch {batch:3d}: {1e3 * seconds:9.2f} ms", file=sys.stderr)
     print()
     print("| backend | mode | batch | ms / batch | images/s | TFLOP/s | of matmul |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
@@ -246,10 +378,10 @@ def main() -> int:
     for backend, mode, reason in skipped:
         print(f"- {backend} {mode}: not run ({reason})")
     by_key = {(r["backend"], r["mode"], r["batch"]): r for r in rows}
-    top = max(batches)
     print()
-    for label, value in ratios(by_key, top):
-        print(f"- {label}: {value}")
+    for batch in batches:
+        for label, value in ratios(by_key, batch, args.device):
+            print(f"- {label}: {value}")
     if args.json:
         args.json.write_text(json.dumps({"size": size, "device": args.device, "matmul": roofline_name,
                                          "matmul_tflops": roofline / 1e12, "rows": rows,
@@ -257,11 +389,30 @@ def main() -> int:
     return 0
 
 
-def ratios(by_key, batch):
-    """Issue 3's bars at the largest batch, where both sides of a ratio were measured."""
+def interleaved(runners: dict, repeat: int, warmup: int) -> dict:
+    """Median seconds per runner, timed in `repeat` rounds that visit every runner once each."""
+    for runner in runners.values():
+        for _ in range(warmup):
+            runner()
+        runner.synchronize()
+    times = {key: [] for key in runners}
+    for _ in range(repeat):
+        for key, runner in runners.items():
+            started = time.perf_counter()
+            runner()
+            runner.synchronize()
+            times[key].append(time.perf_counter() - started)
+    return {key: statistics.median(values) for key, values in times.items()}
+
+
+def ratios(by_key, batch, device="cuda"):
+    """Issue 3's bars (GPU) and issue 16's (CPU) at one batch, where both sides of a ratio were measured."""
     def ms(backend, mode="interactive"):
         row = by_key.get((backend, mode, batch))
         return row["ms"] if row else None
+
+    if device == "cpu":
+        return cpu_ratios(ms, batch)
 
     checks = [(f"TensorRT fp16 vs autograd fp32, batch {batch} (bar >= 5x)", ms("autograd-fp32"), ms("tensorrt-fp16")),
               (f"TensorRT fp16 vs autograd fp16 autocast, batch {batch} (bar >= 2x)", ms("autograd-fp16"),
@@ -277,6 +428,28 @@ def ratios(by_key, batch):
     row = by_key.get(("tensorrt-fp16", "interactive", batch))
     if row:
         out.append((f"TensorRT fp16 share of the matmul rate, batch {batch} (bar >= 40%)", f"{100 * row['of_matmul']:.0f}%"))
+    return out
+
+
+def cpu_ratios(ms, batch):
+    """Issue 16's goals: OpenVINO's lead over ONNX Runtime, InterActive's cost over the same runtime's
+    forward pass, and the lead over the plain-autograd peer (fastest fp32 backend, and reduced precision)."""
+    out = []
+    fp32 = [b for b in ("onnxruntime", "openvino-fp32") if ms(b)]
+    for backend in fp32 + [b for b in ("openvino-bf16",) if ms(b)]:
+        if ms(backend, "forward"):
+            out.append((f"InterActive / forward-only, {backend}, batch {batch} (goal <= 1.95x)",
+                        f"{ms(backend) / ms(backend, 'forward'):.2f}x"))
+    if ms("onnxruntime") and ms("openvino-fp32"):
+        out.append((f"OpenVINO fp32 vs ONNX Runtime, InterActive, batch {batch} (goal >= 1.1x)",
+                    f"{ms('onnxruntime') / ms('openvino-fp32'):.2f}x"))
+    if ms("autograd-plain") and fp32:
+        fastest = min(fp32, key=ms)
+        out.append((f"{fastest} (fastest fp32) vs plain autograd, InterActive, batch {batch} (goal >= 1.7x)",
+                    f"{ms('autograd-plain') / ms(fastest):.2f}x"))
+        if ms("openvino-bf16"):
+            out.append((f"openvino-bf16 vs plain autograd, InterActive, batch {batch} (goal >= 2x)",
+                        f"{ms('autograd-plain') / ms('openvino-bf16'):.2f}x"))
     return out
 
 

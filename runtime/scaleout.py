@@ -52,15 +52,17 @@ def ray_session(address: str | None):
 class ModelReplica:
     """Constructed once per Ray actor: opens the model on its backend and keeps it active."""
 
-    def __init__(self, engine: str, backend: str, device: str, threads: int = 1, batch_size: int | None = None):
+    def __init__(self, engine: str, backend: str, device: str, threads: int = 1, batch_size: int | None = None,
+                 precision: str = "exported"):
         from interactive_trt.runtime.backends import make_runner
         from interactive_trt.runtime.inference.model import load_model
 
         self.model = load_model(Path(engine))
-        options = {"threads": threads} if backend in ("onnxruntime", "ort", "onnxrt") and threads else {}
+        threaded = ("onnxruntime", "ort", "onnxrt", "openvino", "ov")
+        options = {"threads": threads} if backend in threaded and threads else {}
         if backend in ("tensorrt", "trt") and batch_size:
             options["batch_size"] = batch_size  # buffers and engines for the batch this replica runs
-        self.runner = make_runner(backend, self.model, device=device, **options)
+        self.runner = make_runner(backend, self.model, device=device, precision=precision, **options)
         self.runner.activate()
         # unique per actor life: a restarted actor is a new writer, never the old one's file
         self.name = f"ray-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"

@@ -38,7 +38,8 @@ REDUCED_BOUNDS = Bounds(min_cosine=0.999, max_rel_l2=None, positional_min_cosine
 
 
 def bounds_for(precision: str, candidate: str) -> Bounds:
-    if precision != "fp32":
+    """`precision` is the graph's; a candidate named '... bf16' computes part of it in bfloat16."""
+    if precision != "fp32" or candidate.endswith("bf16"):
         return REDUCED_BOUNDS
     return GRAPH_BOUNDS if candidate == "torch graph" else ONNXRUNTIME_BOUNDS
 
@@ -138,8 +139,12 @@ def resolve_weights(request: ExportRequest, spec: ModelSpec) -> tuple[ModelSpec,
 
 
 def export_onnx(graph, path: Path, sample) -> None:
-    """torch.onnx (TorchScript exporter): batch, height and width stay dynamic in the graph."""
+    """torch.onnx (TorchScript exporter): batch, height and width stay dynamic in the graph. Then the
+    ONNX-level rewrite of `rewrite.py` (same-padded backward ConvTransposes as Convs)."""
+    import onnx
     import torch
+
+    from interactive_trt.exporter.onnx.rewrite import transposed_as_convolutions
 
     dynamic = {"image": {0: "batch", 2: "height", 3: "width"}}
     for name in graph.output_names:
@@ -151,6 +156,9 @@ def export_onnx(graph, path: Path, sample) -> None:
             torch.onnx.export(graph, (sample,), str(temporary), dynamo=False, input_names=["image"],
                               output_names=graph.output_names, dynamic_axes=dynamic, opset_version=OPSET,
                               do_constant_folding=True)
+        proto = onnx.load(str(temporary))
+        if transposed_as_convolutions(proto):
+            onnx.save(proto, str(temporary))
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -181,9 +189,24 @@ def run_onnxruntime(path: Path, feed: np.ndarray, names: list[str]) -> dict[str,
     return dict(zip(names, session.run(names, {"image": feed})))
 
 
+def openvino_candidates(onnx_path: Path, precision: str, log: Callable[[str], None]) -> dict:
+    """OpenVINO, when installed, as one more runtime: as exported, and with bf16 backward convolutions
+    where the CPU has bf16 (an fp32 graph only). Empty when OpenVINO is not installed."""
+    from interactive_trt.exporter.onnx import openvino as ov_runtime
+
+    if not ov_runtime.is_installed():
+        return {}
+    candidates = {"openvino": ov_runtime.CompiledGraph(onnx_path, "exported", precision)}
+    if precision == "fp32" and ov_runtime.has_bf16():
+        candidates["openvino bf16"] = ov_runtime.CompiledGraph(onnx_path, "bf16", precision)
+    log(f"  also verifying {', '.join(candidates)} (OpenVINO {ov_runtime.version().split('-')[0]})")
+    return candidates
+
+
 def verify_export(spec, weights, request: ExportRequest, graph, onnx_path: Path | None,
                   log: Callable[[str], None] = log_default) -> list[Report]:
-    """Explicit torch graph and ONNX Runtime against the float32 autograd reference, on noise and photos.
+    """Explicit torch graph, ONNX Runtime and (when installed) OpenVINO against the float32 autograd
+    reference, on noise and photos.
 
     A reduced-precision graph is held to the reduced-precision bounds; its loss scale is invisible in
     its outputs, so the reference is the same for every precision.
@@ -194,6 +217,7 @@ def verify_export(spec, weights, request: ExportRequest, graph, onnx_path: Path 
 
     reference = AutogradReference(spec, weights, **request.graph_options)
     reports = []
+    others = openvino_candidates(onnx_path, request.precision, log) if onnx_path is not None else {}
     for label, batch in verification_inputs(spec, request.verify_images):
         started = time.perf_counter()
         image = torch.from_numpy(batch)
@@ -207,6 +231,10 @@ def verify_export(spec, weights, request: ExportRequest, graph, onnx_path: Path 
             got = run_onnxruntime(onnx_path, batch, graph.output_names)
             reports.append(compare(f"onnxruntime{typed} vs autograd, {label}", got, expected,
                                    bounds_for(request.precision, "onnxruntime")))
+        for name, candidate in others.items():
+            got = candidate(batch, graph.output_names)
+            reports.append(compare(f"{name}{typed} vs autograd, {label}", got, expected,
+                                   bounds_for(request.precision, name)))
         log(f"  verified on {label} in {time.perf_counter() - started:.1f}s")
     return reports
 
@@ -256,6 +284,10 @@ def tool_versions() -> dict:
         versions["onnxruntime"] = onnxruntime.__version__
     except ImportError:
         pass
+    from interactive_trt.exporter.onnx import openvino as ov_runtime
+
+    if ov_runtime.is_installed():
+        versions["openvino"] = ov_runtime.version()
     return versions
 
 

@@ -1,23 +1,44 @@
-"""Backend registry; each backend module is imported only when chosen (tensorrt and torch are heavy)."""
+"""Backend registry; each backend module is imported only when chosen (tensorrt, torch and openvino are
+heavy, and the ONNX Runtime path must import none of them)."""
 
 from __future__ import annotations
 
 from interactive_trt.common.errors import InterActiveError
 
-BACKENDS = ("onnxruntime", "tensorrt", "torch")
+BACKENDS = ("onnxruntime", "openvino", "tensorrt", "torch")
+# what a backend may compute in besides the exported graph's own precision (--precision)
+PRECISIONS = ("exported", "bf16")
+REDUCED_PRECISION_BACKENDS = ("openvino",)
 
 
-def make_runner(backend: str, model, device: str = "auto", **options):
-    if backend in ("onnxruntime", "ort", "onnxrt"):
+def check_precision(backend: str, precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise InterActiveError(f"--precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    if precision != "exported" and backend not in REDUCED_PRECISION_BACKENDS:
+        raise InterActiveError(f"--precision {precision} is offered by --backend openvino only; {backend} computes "
+                               f"the graph as exported (interactive-export --fp16 writes a float16 graph)")
+
+
+ALIASES = {"ort": "onnxruntime", "onnxrt": "onnxruntime", "ov": "openvino", "trt": "tensorrt"}
+
+
+def make_runner(backend: str, model, device: str = "auto", precision: str = "exported", **options):
+    backend = ALIASES.get(backend, backend)
+    if backend not in BACKENDS:
+        raise InterActiveError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    check_precision(backend, precision)
+    if backend == "onnxruntime":
         from interactive_trt.runtime.backends.onnxrt import OnnxRuntimeRunner
 
         return OnnxRuntimeRunner(model, device=device, **options)
+    if backend == "openvino":
+        from interactive_trt.runtime.backends.openvino import OpenVinoRunner
+
+        return OpenVinoRunner(model, device=device, precision=precision, **options)
     if backend == "torch":
         from interactive_trt.runtime.backends.torch_graph import TorchGraphRunner
 
         return TorchGraphRunner(model, device=device)
-    if backend in ("tensorrt", "trt"):
-        from interactive_trt.runtime.backends.tensorrt import TensorRTRunner
+    from interactive_trt.runtime.backends.tensorrt import TensorRTRunner
 
-        return TensorRTRunner(model, device=device, **options)
-    raise InterActiveError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    return TensorRTRunner(model, device=device, **options)

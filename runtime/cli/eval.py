@@ -20,6 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from interactive_trt.common.cli import err, fail, run_app
+from interactive_trt.runtime.cli import PRECISION
 from interactive_trt.common.errors import InterActiveError
 from interactive_trt.runtime.evaluation.imagenet import RunningErrors
 from interactive_trt.runtime.evaluation.imagenet_job import EvaluationEvents, ImagenetOptions, evaluate_imagenet
@@ -99,7 +100,8 @@ def imagenet(
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="only the first N images of a fixed "
                                         "seeded shuffle (a growing --limit reuses finished images)"),
     out: Path = typer.Option(Path("eval-imagenet"), "--out", help="results.jsonl, report.json/.md, failures.tsv"),
-    backend: str = typer.Option("onnxruntime", "--backend", help="onnxruntime | tensorrt | torch"),
+    backend: str = typer.Option("onnxruntime", "--backend", help="onnxruntime | openvino | tensorrt | torch"),
+    precision: str = PRECISION,
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
     batch_size: int = typer.Option(4, "--batch-size", min=1),
     workers: int = typer.Option(2, "--workers", min=1, help="image decoding threads"),
@@ -111,7 +113,7 @@ def imagenet(
     ray_workers: int = typer.Option(2, "--ray-workers", min=1, help="model replicas on the cluster"),
 ) -> None:
     """Top-1 and top-5 error, original vs InterActive, dense over scales and flips; resumable."""
-    options = ImagenetOptions(scales=parse_scales(scales), flips=flips, limit=limit, synsets_file=synsets_file,
+    options = ImagenetOptions(precision=precision, scales=parse_scales(scales), flips=flips, limit=limit, synsets_file=synsets_file,
                               ground_truth=ground_truth, devkit_meta=devkit_meta, out=out, backend=backend,
                               device=device, batch_size=batch_size, workers=workers, overwrite=overwrite, ray=ray,
                               ray_address=ray_address, ray_workers=ray_workers)

@@ -16,6 +16,7 @@ import typer
 from rich.markup import escape
 
 from interactive_trt.common.cli import err, fail, run_app
+from interactive_trt.runtime.cli import PRECISION
 from interactive_trt.common.errors import InterActiveError
 from interactive_trt.runtime.features.job import (FeatureEvents, FeatureOptions, SplitResult, extract_features,
                                                   valid_split_name)
@@ -82,7 +83,8 @@ def features(
     out: Path = typer.Option(..., "--out", help="folder for <split>.npz"),
     synsets_file: Optional[Path] = typer.Option(None, "--synsets", help="class list for the labels "
                                                 "(default: sorted class folders)"),
-    backend: str = typer.Option("onnxruntime", "--backend", help="onnxruntime | tensorrt | torch"),
+    backend: str = typer.Option("onnxruntime", "--backend", help="onnxruntime | openvino | tensorrt | torch"),
+    precision: str = PRECISION,
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
     batch_size: int = typer.Option(4, "--batch-size", min=1, help="images per batch (per resolution)"),
     workers: int = typer.Option(2, "--workers", min=1, help="image decoding threads"),
@@ -95,7 +97,7 @@ def features(
 ) -> None:
     """Extract Orig and InterActive AVG/MAX features of every feature layer, one file per split."""
     parsed = [parse_split(text) for text in splits]
-    options = FeatureOptions(synsets_file=synsets_file, backend=backend, device=device, batch_size=batch_size,
+    options = FeatureOptions(precision=precision, synsets_file=synsets_file, backend=backend, device=device, batch_size=batch_size,
                              workers=workers, shard_size=shard_size, ray=ray, ray_address=ray_address,
                              ray_workers=ray_workers, overwrite=overwrite)
     events = ProgressEvents()

@@ -12,6 +12,7 @@ import typer
 from rich.markup import escape
 
 from interactive_trt.common.cli import err, fail, run_app
+from interactive_trt.runtime.cli import PRECISION
 from interactive_trt.common.errors import InterActiveError
 from interactive_trt.runtime.inference.inputs import Failure
 from interactive_trt.runtime.inference.job import InferEvents, InferOptions, check_options, infer_paths
@@ -62,7 +63,8 @@ def infer(
     paths: list[str] = typer.Argument(..., help="images, folders (searched recursively) or globs"),
     engine: Path = typer.Option(..., "--engine", help="exported model: .onnx file, its .json manifest, "
                                 "or a folder holding one model (and its TensorRT engines)"),
-    backend: str = typer.Option("onnxruntime", "--backend", help="onnxruntime | tensorrt | torch"),
+    backend: str = typer.Option("onnxruntime", "--backend", help="onnxruntime | openvino | tensorrt | torch"),
+    precision: str = PRECISION,
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
     out: Optional[Path] = typer.Option(None, "--out", help="write <image>.npz (features and gamma maps) here"),
     heatmaps: bool = typer.Option(False, "--heatmaps", help="also write <image>.<layer>.png overlays"),
@@ -81,7 +83,7 @@ def infer(
                                                "GPU memory free at start)"),
 ) -> None:
     """Run an exported InterActive model on images: features, weight maps, heat-maps, ImageNet top-k."""
-    options = InferOptions(out=out, heatmaps=heatmaps, labels_file=labels_file, topk=topk, batch_size=batch_size,
+    options = InferOptions(precision=precision, out=out, heatmaps=heatmaps, labels_file=labels_file, topk=topk, batch_size=batch_size,
                            workers=workers, size=parse_size(size), overwrite=overwrite,
                            heatmap_layers=[layer.strip() for layer in heatmap_layers.split(",")]
                            if heatmap_layers else None)
@@ -90,7 +92,7 @@ def infer(
         check_options(model, options)
         memory = {} if gpu_memory is None or backend not in ("tensorrt", "trt") else {
             "memory_budget": int(gpu_memory * (1 << 30))}
-        runner = start_runner(model, backend, device, batch_size=batch_size, **memory)
+        runner = start_runner(model, backend, device, batch_size=batch_size, precision=precision, **memory)
     except InterActiveError as exc:
         fail(str(exc))
     progress = progress_bar()

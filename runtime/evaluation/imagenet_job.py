@@ -61,6 +61,7 @@ class ImagenetOptions:
     out: Path = Path("eval-imagenet")
     backend: str = "onnxruntime"
     device: str = "auto"
+    precision: str = "exported"  # or a reduced precision the backend offers (OpenVINO's bf16)
     batch_size: int = 4
     workers: int = 2  # decoding threads (single process)
     overwrite: bool = False
@@ -120,7 +121,7 @@ def evaluate_imagenet(engine: Path, val: Path, options: ImagenetOptions = Imagen
     # the backend loads the model before any label or image is read: a damaged model is named first,
     # and not inside a Ray replica half-way through
     runner = start_runner(model, options.backend, "cpu" if options.ray else options.device,
-                          batch_size=options.batch_size)
+                          batch_size=options.batch_size, precision=options.precision)
     if options.ray:
         runner.deactivate()
     try:
@@ -132,7 +133,7 @@ def evaluate_imagenet(engine: Path, val: Path, options: ImagenetOptions = Imagen
         order = np.random.default_rng(SELECTION_SEED).permutation(len(dataset.images))
         selected = [dataset.images[i] for i in order][:options.limit]
         todo = [image for image in selected if image.item.key not in log]
-        info = {**provenance(model, options.backend), "scales": scales, "flips": flips, "dataset": str(val),
+        info = {**provenance(model, options.backend, options.precision), "scales": scales, "flips": flips, "dataset": str(val),
                 "images_selected": len(selected)}
         events.started(dict(info))
         events.skipped(list(dataset.skips))
@@ -156,6 +157,7 @@ def evaluate_imagenet(engine: Path, val: Path, options: ImagenetOptions = Imagen
             if todo:
                 score_on_ray(model, options.backend, options.device, todo, log, address=options.ray_address,
                              replicas=options.ray_workers, batch_size=options.batch_size, scales=scales, flips=flips,
+                             precision=options.precision,
                              on_record=on_record, on_failure=on_failure)
         else:
             events.scoring(runner.name, len(todo), done_before, running)

@@ -25,8 +25,8 @@ class ScoringReplica(ModelReplica):
     """One Ray actor: scores each batch of rows it is given, every record into its own log."""
 
     def __init__(self, engine: str, backend: str, device: str, parts: str, header: dict, scales: list[int],
-                 flips: bool, batch_size: int, threads: int):
-        super().__init__(engine, backend, device, threads, batch_size=batch_size)
+                 flips: bool, batch_size: int, threads: int, precision: str = "exported"):
+        super().__init__(engine, backend, device, threads, batch_size=batch_size, precision=precision)
         self.scales, self.flips, self.batch_size = [int(q) for q in scales], bool(flips), batch_size
         self.log = WorkerLog(Path(parts), self.name, header)
 
@@ -57,7 +57,7 @@ class ScoringReplica(ModelReplica):
 def score_on_ray(model, backend: str, device: str, images: list[Labelled], log: ResultsLog, *, address: str | None,
                  replicas: int, batch_size: int, scales: list[int], flips: bool,
                  on_record: Callable[[dict], None], on_failure: Callable[[Failure], None],
-                 threads_per_replica: int = 1) -> None:
+                 threads_per_replica: int = 1, precision: str = "exported") -> None:
     """Scores `images` on `replicas` replicas; each image ends in one on_record or one on_failure,
     and every record is in `log` when this returns (merged from the replicas' own logs)."""
     with ray_session(address) as ray:
@@ -69,7 +69,7 @@ def score_on_ray(model, backend: str, device: str, images: list[Labelled], log: 
             ray, rows, ScoringReplica,
             {"engine": str(model.manifest_path.resolve()), "backend": backend, "device": device,
              "parts": str(log.parts.resolve()), "header": log.header, "scales": list(scales), "flips": flips,
-             "batch_size": batch_size},
+             "batch_size": batch_size, "precision": precision},
             replicas=replicas, device=device, rows_per_call=per_call, blocks=math.ceil(len(rows) / per_call),
             threads_per_replica=threads_per_replica)
         for row in results:

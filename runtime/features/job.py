@@ -46,6 +46,7 @@ class FeatureOptions:
     synsets_file: Path | None = None  # class list for the labels; default: sorted class folders
     backend: str = "onnxruntime"
     device: str = "auto"
+    precision: str = "exported"  # or a reduced precision the backend offers (OpenVINO's bf16)
     batch_size: int = 4
     workers: int = 2  # decoding threads (single process)
     shard_size: int = 64
@@ -111,11 +112,11 @@ def extract_features(engine: Path, splits: list[tuple[str, Path]], out: Path, op
     datasets = [(name, image_folder(Path(folder), synsets)) for name, folder in splits]
     # a model the backend cannot load is refused here, not inside a Ray worker half-way through
     runner = start_runner(model, options.backend, "cpu" if options.ray else options.device,
-                          batch_size=options.batch_size)
+                          batch_size=options.batch_size, precision=options.precision)
     if options.ray:
         runner.deactivate()
         runner = None
-    summary = FeatureSummary(provenance(model, options.backend))
+    summary = FeatureSummary(provenance(model, options.backend, options.precision))
     events.started(summary.info)
     try:
         for name, dataset in datasets:
@@ -157,6 +158,7 @@ def _extract_split(model, runner, name: str, dataset: Dataset, out: Path, option
 
         extract_on_ray(model, options.backend, options.device, todo, store, address=options.ray_address,
                        replicas=options.ray_workers, shard_size=options.shard_size, batch_size=options.batch_size,
+                       precision=options.precision,
                        on_done=on_done, on_failure=on_failure)
     elif todo:
         extract_into(runner, manifest.model, todo, store.writer(options.shard_size), batch_size=options.batch_size,

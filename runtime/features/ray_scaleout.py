@@ -18,8 +18,9 @@ from interactive_trt.runtime.scaleout import ModelReplica, map_on_replicas, ray_
 class ExtractionReplica(ModelReplica):
     """One Ray actor: extracts each batch of rows it is given into a shard of its own."""
 
-    def __init__(self, engine: str, backend: str, device: str, parts: str, batch_size: int, threads: int):
-        super().__init__(engine, backend, device, threads, batch_size=batch_size)
+    def __init__(self, engine: str, backend: str, device: str, parts: str, batch_size: int, threads: int,
+                 precision: str = "exported"):
+        super().__init__(engine, backend, device, threads, batch_size=batch_size, precision=precision)
         self.parts, self.batch_size = Path(parts), batch_size
 
     def __call__(self, batch: dict) -> dict:
@@ -42,7 +43,7 @@ class ExtractionReplica(ModelReplica):
 
 def extract_on_ray(model, backend: str, device: str, images: list[Labelled], store: FeatureStore, *,
                    address: str | None, replicas: int, shard_size: int, batch_size: int, on_done, on_failure,
-                   threads_per_replica: int = 1) -> None:
+                   threads_per_replica: int = 1, precision: str = "exported") -> None:
     with ray_session(address) as ray:
         store.parts.mkdir(parents=True, exist_ok=True)
         rows = [{"key": image.item.key, "path": str(image.item.path.resolve()), "label": image.label}
@@ -50,7 +51,7 @@ def extract_on_ray(model, backend: str, device: str, images: list[Labelled], sto
         results = map_on_replicas(
             ray, rows, ExtractionReplica,
             {"engine": str(model.manifest_path.resolve()), "backend": backend, "device": device,
-             "parts": str(store.parts.resolve()), "batch_size": batch_size},
+             "parts": str(store.parts.resolve()), "batch_size": batch_size, "precision": precision},
             replicas=replicas, device=device, rows_per_call=shard_size, blocks=len(rows) // shard_size,
             threads_per_replica=threads_per_replica)
         for row in results:

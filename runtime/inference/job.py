@@ -50,6 +50,7 @@ class InferOptions:
     workers: int = 2
     size: tuple[int, int] | None = None
     overwrite: bool = False
+    precision: str = "exported"  # recorded with each result; the runner computes in it
 
 
 @dataclass
@@ -136,7 +137,7 @@ def infer_paths(model: ExportedModel, runner, backend: str, paths, options: Infe
             meta = {"image": str(result.item.path), "size": list(result.size),
                     "original_size": list(result.rgb.shape[:2]), "onnx_sha256": manifest.onnx_sha256,
                     "weights_sha256": manifest.weights_sha256, "config": manifest.config, "p": manifest.p,
-                    "backend": backend}
+                    "backend": backend, "precision": options.precision}
             if options.heatmaps:
                 for name in gamma_names:
                     layer = name.removesuffix(".gamma")

@@ -19,24 +19,25 @@ def open_model(engine: Path) -> ExportedModel:
     return model
 
 
-def start_runner(model: ExportedModel, backend: str, device: str, batch_size: int | None = None, **options):
+def start_runner(model: ExportedModel, backend: str, device: str, batch_size: int | None = None,
+                 precision: str = "exported", **options):
     """`batch_size`: the batch the command will run, for the TensorRT backend to size its buffers and pick
-    engines tuned for it."""
+    engines tuned for it; `precision`: 'exported', or a reduced one the backend offers (OpenVINO's bf16)."""
     if backend in ("tensorrt", "trt"):
         options.setdefault("log", lambda message: err.print(message, highlight=False, markup=False))
         if batch_size is not None:
             options.setdefault("batch_size", batch_size)
-    runner = make_runner(backend, model, device=device, **options)
+    runner = make_runner(backend, model, device=device, precision=precision, **options)
     runner.activate()
     return runner
 
 
-def provenance(model: ExportedModel, backend: str) -> dict:
+def provenance(model: ExportedModel, backend: str, precision: str = "exported") -> dict:
     manifest = model.manifest
     return {"engine": str(model.onnx_path), "model": manifest.model.name,
             "onnx_sha256": manifest.onnx_sha256, "weights": manifest.weights_source,
             "weights_sha256": manifest.weights_sha256, "config": manifest.config, "p": manifest.p,
-            "backend": backend}
+            "backend": backend, "precision": precision}
 
 
 def progress_bar() -> Progress:

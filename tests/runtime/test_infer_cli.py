@@ -82,12 +82,13 @@ def test_torch_backend_agrees_with_onnxruntime(model_dir, image_dir, tmp_path):
             assert cosine(a[name], b[name]) >= 0.9999, name
 
 
-def test_onnx_path_never_imports_torch(model_dir, image_dir, tmp_path):
+def test_onnx_path_never_imports_torch_or_openvino(model_dir, image_dir, tmp_path):
     code = (
         "import sys, interactive_trt.runtime.cli.infer as c\n"
         "sys.argv=['x', sys.argv[1], '--engine', sys.argv[2]]\n"
         "try:\n    c.main()\nexcept SystemExit as e:\n    assert e.code in (0, None), e.code\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "assert 'openvino' not in sys.modules, 'openvino was imported'\n"
         "print('NO_TORCH')\n"
     )
     result = subprocess.run([sys.executable, "-c", code, str(image_dir / "coffee.jpg"), str(model_dir)],

@@ -1,0 +1,284 @@
+"""OpenVINO's CPU plugin as one more runtime for exported graphs: how a graph is read, compiled and run.
+
+Shared by the runtime's `openvino` backend and by export verification, so that both run exactly the
+same compiled model. Nothing here imports openvino until a function asks for it.
+
+Two things make OpenVINO compute our graph as ONNX Runtime does:
+
+* **Backward kernels of their own.** The explicit backward pass applies each layer's own kernel
+  transposed: a ConvTranspose reads the very initializer its forward Conv reads. OpenVINO's CPU
+  plugin (2026.4) then runs the transposed convolution with the forward convolution's prepared
+  kernel, as if it were W[d, c] instead of W[c, d]: gamma maps come out with cosines near 0, or
+  negative, against ONNX Runtime, and square kernels (fc7, conv5_x) hide it from every shape check.
+  Here, when the model is read, each stride-1 transposed convolution becomes the convolution it
+  equals (kernel transposed and flipped, in a constant of its own), or a matrix product plus Col2Im
+  where that convolution would mostly multiply padding (fc6); strided ones keep their op and get a
+  copy of a shared constant. The file stays as it is: ONNX Runtime and TensorRT pay nothing, and
+  OpenVINO holds the second kernel whichever side makes it (README, *OpenVINO*, has the figures).
+* **An explicit precision.** On CPUs with bfloat16 units OpenVINO's default inference precision is
+  bf16, not f32, so we always compile with f32. `bf16` computes in bfloat16 only the convolutions
+  and products whose values no decision reads (`reduce_precision`): the backward pass. Rounding the
+  forward pass moves ReLU masks and max-pool arg-maxes; OpenVINO's own bf16 hint does that and
+  misses the reduced bounds (README).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from interactive_trt.common.errors import BackendUnavailable, InterActiveError
+
+INSTALL_HINT = "pip install 'interactive-trt[openvino]'"
+# the runtime's --precision: our name -> the type the backward convolutions compute in
+INFERENCE_PRECISIONS = {"exported": "f32", "bf16": "bf16"}
+BACKWARD_OPS = ("ConvolutionBackpropData", "GroupConvolutionBackpropData")
+DECISIONS = ("Greater", "GreaterEqual", "Less", "LessEqual", "Equal", "NotEqual", "Maximum", "Minimum", "Relu",
+             "MaxPool")
+
+
+class PrecisionUnavailable(InterActiveError):
+    """A reduced inference precision the CPU (or the exported graph) cannot give."""
+
+
+def openvino():
+    """The openvino module, or a one-line error that says what to install."""
+    try:
+        import openvino as ov
+    except ImportError:
+        raise BackendUnavailable(f"OpenVINO is not installed: {INSTALL_HINT}") from None
+    return ov
+
+
+def is_installed() -> bool:
+    try:
+        openvino()
+    except BackendUnavailable:
+        return False
+    return True
+
+
+def version() -> str:
+    return openvino().get_version()
+
+
+def opset():
+    """OpenVINO's op factories (top-level since 2025, under openvino.runtime before)."""
+    openvino()
+    try:
+        from openvino import opset13
+    except ImportError:
+        from openvino.runtime import opset13
+    return opset13
+
+
+def stride_one_kernel(node):
+    """The constant kernel of a stride-1, undilated, ungrouped transposed convolution; None otherwise."""
+    attributes = node.get_attributes()
+    weight = node.input_value(1).get_node()
+    if (node.get_type_name() != "ConvolutionBackpropData" or node.get_input_size() != 2
+            or weight.get_type_name() != "Constant" or any(s != 1 for s in attributes["strides"])
+            or any(d != 1 for d in attributes["dilations"]) or any(attributes["output_padding"])
+            or attributes["auto_pad"] != "explicit"):
+        return None
+    kernel = weight.get_data()
+    return kernel if kernel.ndim == 4 else None
+
+
+def as_convolution(ops, source, kernel: np.ndarray, begin: list[int], end: list[int]):
+    """The convolution a stride-1 transposed convolution equals: the kernel with input and output
+    channels swapped and flipped, padded by k - 1 - p."""
+    flipped = np.ascontiguousarray(kernel.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
+    return ops.convolution(source, ops.constant(flipped), [1, 1], begin, end, [1, 1])
+
+
+def as_matmul_and_col2im(source, kernel: np.ndarray, pads_begin: list[int], pads_end: list[int]):
+    """The transposed convolution by its definition: one product with the kernel as a matrix, then
+    Col2Im adds the k x k blocks into place. For kernels whose convolution form would mostly multiply
+    padding (fc6's 7x7 on a 10x10 map: 2.6 times the work at 512x512, 49 times at 224x224). None
+    where OpenVINO has no Col2Im (before opset 15)."""
+    try:
+        from openvino import opset15 as ops
+    except ImportError:
+        return None
+    channels_in, channels_out, k_h, k_w = kernel.shape
+    axes = ops.constant(np.array([0, 2, 1], dtype=np.int64))
+    columns = ops.reshape(source, ops.constant(np.array([0, 0, -1], dtype=np.int64)), special_zero=True)
+    rows = ops.transpose(columns, axes)  # N x HW x C_in
+    matrix = ops.constant(np.ascontiguousarray(kernel.reshape(channels_in, channels_out * k_h * k_w).T))
+    blocks = ops.transpose(ops.matmul(rows, matrix, False, True), axes)  # N x (C_out k k) x HW
+    spatial = ops.gather(ops.shape_of(source, "i64"), ops.constant(np.array([2, 3], dtype=np.int64)),
+                         ops.constant(np.int64(0)))
+    grown = np.array([k_h - 1 - pads_begin[0] - pads_end[0], k_w - 1 - pads_begin[1] - pads_end[1]], dtype=np.int64)
+    return ops.col2im(blocks, ops.add(spatial, ops.constant(grown)),
+                      ops.constant(np.array([k_h, k_w], dtype=np.int64)), pads_begin=pads_begin, pads_end=pads_end)
+
+
+def reexpressed(node):
+    """A stride-1 transposed convolution as ops that read a kernel of their own: the convolution it
+    equals, or a product and Col2Im where that convolution would mostly multiply padding. None when
+    the node is not of that form."""
+    kernel = stride_one_kernel(node)
+    if kernel is None:
+        return None
+    attributes = node.get_attributes()
+    pads_begin, pads_end = list(attributes["pads_begin"]), list(attributes["pads_end"])
+    begin = [k - 1 - p for k, p in zip(kernel.shape[2:], pads_begin)]
+    end = [k - 1 - p for k, p in zip(kernel.shape[2:], pads_end)]
+    if min(begin + end) < 0:
+        return None
+    source = node.input_value(0)
+    if sum(begin + end) > sum(pads_begin + pads_end):
+        blocks = as_matmul_and_col2im(source, kernel, pads_begin, pads_end)
+        if blocks is not None:
+            return blocks
+    return as_convolution(opset(), source, kernel, begin, end)
+
+
+def replace_output(node, replacement) -> None:
+    """Consumers of `node` read `replacement`, which takes over the output's tensor names."""
+    replacement.set_friendly_name(node.get_friendly_name())
+    names = node.output(0).get_names()
+    node.output(0).get_tensor().set_names(set())
+    replacement.output(0).get_tensor().set_names(names)
+    for target in list(node.output(0).get_target_inputs()):
+        target.replace_source_output(replacement.output(0))
+
+
+def rewrite_backward_convolutions(model) -> dict[str, int]:
+    """Every transposed convolution of the backward pass gets a kernel of its own.
+
+    Stride-1 ones are re-expressed (`reexpressed`): the CPU plugin then runs them with its convolution
+    and matrix kernels. The others (strided connection sums, pool scatter kernels) keep their op but
+    get their own copy of a shared constant. Works on an `openvino.Model` before compilation; returns
+    how many of each.
+    """
+    ops = opset()
+    counts = {"reexpressed": 0, "copied": 0}
+    for node in model.get_ordered_ops():
+        if node.get_type_name() not in BACKWARD_OPS:
+            continue
+        replacement = reexpressed(node)
+        if replacement is not None:
+            replace_output(node, replacement)
+            counts["reexpressed"] += 1
+            continue
+        weight = node.input_value(1)
+        source = weight.get_node()
+        if source.get_type_name() == "Constant" and len(weight.get_target_inputs()) > 1:
+            node.input(1).replace_source_output(ops.constant(source.get_data().copy()).output(0))
+            counts["copied"] += 1
+    model.validate_nodes_and_infer_types()
+    return counts
+
+
+def decision_inputs(model) -> set[str]:
+    """Names of the nodes whose values some decision reads: a comparison (ReLU masks, max-pool
+    first-arg-max routing), a ReLU or a max-pool. Rounding any of them can move a mask or an arg-max."""
+    stack = [node for node in model.get_ordered_ops() if node.get_type_name() in DECISIONS]
+    seen: set[str] = set()
+    while stack:
+        node = stack.pop()
+        for index in range(node.get_input_size()):
+            source = node.input_value(index).get_node()
+            if source.get_name() not in seen:
+                seen.add(source.get_name())
+                stack.append(source)
+    return seen
+
+
+def constant_weight(node):
+    source = node.input_value(1).get_node()
+    return source.get_data() if source.get_type_name() == "Constant" else None
+
+
+def reduce_precision(model, compute_type: str = "bf16") -> int:
+    """Convolutions and matrix products that no decision reads compute in `compute_type`, with
+    float32 in and out: in an InterActive graph, the backward pass. The forward pass (every layer
+    feeds a ReLU or a pool), all-ones connection sums and everything else stay as they are.
+    Returns how many."""
+    ops = opset()
+    decided = decision_inputs(model)
+    reduced = 0
+    for node in model.get_ordered_ops():
+        kind = node.get_type_name()
+        weight = constant_weight(node) if kind in ("Convolution", "MatMul") else None
+        if weight is None or node.get_name() in decided or np.all(weight == 1) or weight.dtype != np.float32:
+            continue
+        source = ops.convert(node.input_value(0), compute_type)
+        kernel = ops.convert(ops.constant(weight), compute_type)  # folded at compile
+        attributes = node.get_attributes()
+        if kind == "Convolution":
+            product = ops.convolution(source, kernel, attributes["strides"], attributes["pads_begin"],
+                                      attributes["pads_end"], attributes["dilations"], attributes["auto_pad"])
+        else:
+            product = ops.matmul(source, kernel, attributes["transpose_a"], attributes["transpose_b"])
+        replace_output(node, ops.convert(product, node.get_output_element_type(0)))
+        reduced += 1
+    model.validate_nodes_and_infer_types()
+    return reduced
+
+
+def cpu_capabilities(core) -> list[str]:
+    return [str(item) for item in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")]
+
+
+def has_bf16() -> bool:
+    return "BF16" in cpu_capabilities(openvino().Core())
+
+
+def check_inference_precision(precision: str, graph_precision: str, capabilities: list[str]) -> str:
+    """The compute type of the backward convolutions for our `precision`; refused in one line where it
+    cannot be had."""
+    if precision not in INFERENCE_PRECISIONS:
+        raise PrecisionUnavailable(f"--precision {precision!r}: choose one of {', '.join(INFERENCE_PRECISIONS)}")
+    if precision == "bf16":
+        if graph_precision != "fp32":
+            raise PrecisionUnavailable(f"--precision bf16 reduces a float32 graph; this model computes in "
+                                       f"{graph_precision} already")
+        if "BF16" not in capabilities:
+            raise PrecisionUnavailable(f"--precision bf16: this CPU has no bfloat16 support (OpenVINO reports "
+                                       f"{', '.join(capabilities)}); use --precision exported")
+    return INFERENCE_PRECISIONS[precision]
+
+
+def compile_for_cpu(onnx_path: Path, precision: str = "exported", graph_precision: str = "fp32", threads: int = 0,
+                    properties: dict | None = None):
+    """Reads the ONNX file, gives the backward convolutions kernels of their own, compiles for the CPU."""
+    ov = openvino()
+    core = ov.Core()
+    check_inference_precision(precision, graph_precision, cpu_capabilities(core))
+    try:
+        model = core.read_model(str(onnx_path))
+    except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError subclasses with long texts
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise BackendUnavailable(f"{onnx_path}: OpenVINO cannot read it ({first})") from None
+    rewrite_backward_convolutions(model)
+    if precision == "bf16":
+        reduce_precision(model, "bf16")
+    config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = int(threads)
+    return core.compile_model(model, "CPU", {**config, **(properties or {})})
+
+
+class CompiledGraph:
+    """One compiled model and its infer request: named float32 arrays in, named float32 arrays out."""
+
+    def __init__(self, onnx_path: Path, precision: str = "exported", graph_precision: str = "fp32",
+                 threads: int = 0, properties: dict | None = None):
+        self.compiled = compile_for_cpu(onnx_path, precision, graph_precision, threads, properties)
+        self.request = self.compiled.create_infer_request()
+        self.output_names = [output.get_any_name() for output in self.compiled.outputs]
+
+    def __call__(self, image: np.ndarray, names: list[str] | None = None) -> dict[str, np.ndarray]:
+        self.request.infer([image], share_inputs=True)
+        wanted = names or self.output_names
+        return {name: np.array(self.request.get_tensor(name).data, dtype=np.float32, copy=True) for name in wanted}
+
+
+def run_openvino(path: Path, feed: np.ndarray, names: list[str], precision: str = "exported",
+                 graph_precision: str = "fp32") -> dict[str, np.ndarray]:
+    """One batch through OpenVINO (export verification), as `run_onnxruntime` does for ONNX Runtime."""
+    return CompiledGraph(path, precision, graph_precision)(feed, names)

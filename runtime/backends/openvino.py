@@ -1,0 +1,34 @@
+"""OpenVINO on the CPU: the exported ONNX file compiled by the exporter's OpenVINO loader (the same one
+export verification runs), one infer request per runner. Imported only when asked for.
+
+`precision="bf16"` computes the backward pass's convolutions in bfloat16 (the forward pass, whose ReLU
+masks and max-pool routing decide where gradients go, stays float32); refused where the CPU has no bf16.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from interactive_trt.common.errors import BackendUnavailable
+from interactive_trt.exporter.onnx.openvino import CompiledGraph
+from interactive_trt.runtime.backends.base import Runner
+
+
+class OpenVinoRunner(Runner):
+    name = "openvino"
+
+    def __init__(self, model, device: str = "auto", precision: str = "exported", threads: int = 0):
+        super().__init__(model)
+        if device == "cuda":
+            raise BackendUnavailable("the OpenVINO backend runs on the CPU; use --device cpu (or auto)")
+        self.precision, self.threads, self.graph = precision, threads, None
+
+    def activate_impl(self) -> None:
+        self.graph = CompiledGraph(self.model.onnx_path, self.precision, self.model.manifest.precision, self.threads)
+        self.output_names = self.model.manifest.output_names
+
+    def infer_impl(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        return self.graph(image, self.output_names)
+
+    def deactivate_impl(self) -> None:
+        self.graph = None

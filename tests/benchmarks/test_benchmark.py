@@ -1,0 +1,36 @@
+"""The benchmark's plain-autograd peer computes what the exported graph computes, so that its row is a
+fair comparison (cosine >= 0.9999 per output against the autograd reference)."""
+
+import importlib.util
+from pathlib import Path
+
+import torch
+
+from interactive_trt.contracts.outputs import output_names
+from interactive_trt.exporter.interactive.reference import AutogradReference
+from interactive_trt.exporter.onnx.verify import cosine
+
+BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "benchmark.py"
+
+
+def load_benchmark():
+    spec = importlib.util.spec_from_file_location("benchmark", BENCHMARK)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_plain_autograd_peer_equals_the_reference(small_spec, small_weights, photo_batches):
+    benchmark = load_benchmark()
+    batch = photo_batches["chelsea"]
+    expected = AutogradReference(small_spec, small_weights)(torch.from_numpy(batch))
+    peer = benchmark.PlainAutograd(small_spec, small_weights, "cpu", interactive=True)
+    peer.prepare(batch)
+    got = dict(zip(output_names(small_spec, "both", True), peer()))
+    assert got.keys() == expected.keys()
+    for name, value in expected.items():
+        assert got[name].shape == value.shape, name
+        assert cosine(got[name].numpy(), value.numpy()) >= 0.9999, name
+    forward = benchmark.PlainAutograd(small_spec, small_weights, "cpu", interactive=False)
+    forward.prepare(batch)
+    assert len(forward()) == len(output_names(small_spec, "both", False))

@@ -1,0 +1,48 @@
+"""The ONNX-level rewrite of same-padded stride-1 ConvTransposes into Convs with flipped kernels: the
+same numbers (ONNX Runtime, rtol 1e-5), and only the ConvTransposes it is meant for."""
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from interactive_trt.exporter.onnx.export import run_onnxruntime
+from interactive_trt.exporter.onnx.rewrite import transposed_as_convolutions
+
+
+def backward_graph(channels_in: int, channels_out: int, kernel: int, padding: int, strides: int = 1):
+    """A Conv and the ConvTranspose that reads its kernel, as the exported backward pass has them."""
+    weight = np.random.default_rng(kernel).standard_normal((channels_out, channels_in, kernel, kernel)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["image", "weight"], ["response"], pads=[padding] * 4, strides=[strides] * 2),
+         helper.make_node("ConvTranspose", ["response", "weight"], ["gradient"], pads=[padding] * 4,
+                          strides=[strides] * 2)],
+        "backward", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", channels_in, 16, 16])],
+        [helper.make_tensor_value_info("gradient", TensorProto.FLOAT, ["batch", channels_in, "height", "width"])],
+        [numpy_helper.from_array(weight, "weight")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("channels_in, channels_out, kernel, padding, rewritten", [
+    (8, 16, 3, 1, True), (4, 4, 5, 2, True),  # same padding: the flipped-kernel Conv
+    (8, 16, 7, 0, False),  # fc6: its Conv form would mostly multiply padding
+    (8, 16, 1, 0, False),  # 1x1 (fc7): a GEMM either way
+])
+def test_same_padded_transposes_become_convolutions_with_the_same_numbers(tmp_path, channels_in, channels_out,
+                                                                         kernel, padding, rewritten):
+    model = backward_graph(channels_in, channels_out, kernel, padding)
+    onnx.save(model, str(tmp_path / "before.onnx"))
+    assert transposed_as_convolutions(model) == int(rewritten)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(tmp_path / "after.onnx"))
+    assert [node.op_type for node in model.graph.node] == ["Conv", "Conv" if rewritten else "ConvTranspose"]
+    image = np.random.default_rng(0).standard_normal((2, channels_in, 16, 16), dtype=np.float32)
+    before = run_onnxruntime(tmp_path / "before.onnx", image, ["gradient"])["gradient"]
+    after = run_onnxruntime(tmp_path / "after.onnx", image, ["gradient"])["gradient"]
+    np.testing.assert_allclose(after, before, rtol=1e-5, atol=1e-4)
+
+
+def test_strided_transposes_are_left_alone():
+    model = backward_graph(8, 8, 3, 1, strides=2)
+    assert transposed_as_convolutions(model) == 0
+    assert model.graph.node[1].op_type == "ConvTranspose"
