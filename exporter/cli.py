@@ -225,7 +225,7 @@ def onnx_command(
 ) -> None:
     """Bring your own network: import an ONNX CNN, mapped exactly onto the InterActive vocabulary or refused
     in one line naming the node; then export it like a built-in, verified also against the original file
-    run by ONNX Runtime. Preprocessing is not stored in ONNX files: give it with --scale/--mean/--std/
+    run by ONNX Runtime. Preprocessing is not stored in ONNX files: give it with --scale, --mean, --std and
     --channel-order (recorded in the manifest)."""
     preprocessing = import_preprocessing(scale, mean, std, channel_order)
     size = parse_size(input_size)
