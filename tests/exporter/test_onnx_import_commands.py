@@ -70,7 +70,9 @@ def test_export_verifies_against_the_original_and_records_it(exported, keras_fil
         "rebuilt forward vs original mobile.onnx (onnxruntime), noise 2x224x224",
         "rebuilt forward vs original mobile.onnx (onnxruntime), scikit-image chelsea 224x224"]
     assert all(": pass; worst " in line for line in lines) and "FAIL" not in result.stdout
-    assert len([line for line in result.stdout.splitlines() if " vs autograd, " in line]) == 4
+    lines = [line for line in result.stdout.splitlines() if " vs autograd, " in line]
+    for candidate in ("torch graph", "onnxruntime"):  # OpenVINO adds its own lines where it is installed
+        assert len([line for line in lines if line.startswith(f"{candidate} vs autograd, ")]) == 2
     manifest = load_manifest(out / "last" / "keras_mobile_last_p2_both.json")
     assert manifest.model.feature_layers == OURS
     source = manifest.source
