@@ -6,8 +6,9 @@ plus the rate of a dense matrix product measured in the same run as the roofline
 (fp16 on a GPU, fp32 on a CPU, where bf16's is printed too). Backends that cannot run here are listed
 with the reason.
 
-Every runner is built first, then timed in rounds that visit each one in turn (per batch size), so
-that a machine shared with other work slows every row alike; each row is the median of its rounds.
+Per batch size and mode, every backend's runner is built, then timed in rounds that visit each one in
+turn, so that a machine shared with other work slows the rows compared alike (each row is the median
+of its rounds); the runners are freed before the next mode (all at once do not fit 24 GB at batch 4).
 
     python benchmarks/benchmark.py --size 512 --batch 1,8,32      # GPU machine, issue 3's table
     python benchmarks/benchmark.py --device cpu --batch 1,4 \
@@ -17,6 +18,7 @@ that a machine shared with other work slows every row alike; each row is the med
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import statistics
 import sys
@@ -341,23 +343,26 @@ def main() -> int:
         path, _ = exported(backend.rsplit("-", 1)[1], mode)
         return TensorRT(path, size, max(batches))
 
-    runners = {}
-    for backend in args.backends.split(","):
-        for mode in ("forward", "interactive"):
-            try:
-                runners[(backend, mode)] = make(backend, mode)
-            except (InterActiveError, ImportError, OSError) as exc:
-                skipped.append((backend, mode, str(exc).splitlines()[0][:160]))
     for batch in batches:
         images = np.random.default_rng(0).standard_normal((batch, 3, size, size), dtype=np.float32)
-        for runner in runners.values():
-            runner.prepare(images)
-        medians = interleaved(runners, args.repeat, args.warmup)
-        for (backend, mode), seconds in medians.items():
-            rate = flops[mode] * batch / seconds
-            rows.append({"backend": backend, "mode": mode, "batch": batch, "ms": 1e3 * seconds,
-                         "images_per_s": batch / seconds, "tflops": rate / 1e12, "of_matmul": rate / roofline})
-            print(f"  {backend:14s} {mode:11s} batch {batch:3d}: {1e3 * seconds:9.2f} ms", file=sys.stderr)
+        for mode in ("forward", "interactive"):
+            runners = {}
+            for backend in args.backends.split(","):
+                try:
+                    runners[backend] = make(backend, mode)
+                    runners[backend].prepare(images)
+                except (InterActiveError, ImportError, OSError) as exc:
+                    runners.pop(backend, None)
+                    if (backend, mode) not in {(b, m) for b, m, _ in skipped}:
+                        skipped.append((backend, mode, str(exc).splitlines()[0][:160]))
+            for backend, seconds in interleaved(runners, args.repeat, args.warmup).items():
+                rate = flops[mode] * batch / seconds
+                rows.append({"backend": backend, "mode": mode, "batch": batch, "ms": 1e3 * seconds,
+                             "images_per_s": batch / seconds, "tflops": rate / 1e12, "of_matmul": rate / roofline})
+                print(f"  {backend:14s} {mode:11s} batch {batch:3d}: {1e3 * seconds:9.2f} ms", file=sys.stderr)
+            del runners
+            gc.collect()
+    rows.sort(key=lambda row: (row["batch"], args.backends.split(",").index(row["backend"]), row["mode"]))
     print()
     print("| backend | mode | batch | ms / batch | images/s | TFLOP/s | of matmul |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
