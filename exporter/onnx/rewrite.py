@@ -6,7 +6,7 @@ input and output channels swapped and its taps flipped, with the same padding. O
 ConvTranspose as a GEMM plus col2im outside its blocked (NCHWc) convolution path; as a Conv it joins
 that path: InterActive 2.51 -> 2.29 s at 512x512 on VGG-19 (2 AVX-512 cores, the quiet rounds of an
 interleaved run), more under contention. The price is the flipped kernels as initializers of their
-own: +77 MiB on VGG-19's 548 (conv2_2 to conv5_4), +0.9 MiB on SqueezeNet 1.1; fc6 (7x7 without
+own: +76 MiB on VGG-19's 548 (conv2_2 to conv5_4), +2.2 MB on SqueezeNet 1.1; fc6 (7x7 without
 padding, whose convolution form would mostly multiply padding) and the 1x1 layers (fc7: +64 MiB for
 no gain) keep their ConvTranspose. Every runtime then reads a plain Conv with a plain initializer.
 """

@@ -26,7 +26,7 @@ def sheet(
     out: Path = typer.Option(..., "--out", help="PNG file to write"),
     layers: Optional[str] = typer.Option(None, "--layers", help="comma-separated feature layers, or 'imagenet' "
                                          "(default: every layer with a gamma map)"),
-    backend: str = typer.Option("onnxruntime", "--backend", help="onnxruntime | tensorrt | torch"),
+    backend: str = typer.Option("onnxruntime", "--backend", help="onnxruntime | openvino | tensorrt | torch"),
     device: str = typer.Option("auto", "--device"),
     tile_height: int = typer.Option(160, "--tile-height", min=32),
 ) -> None:

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from interactive_trt.common.errors import VerificationError
+from interactive_trt.exporter.onnx import openvino as ov_runtime
 from interactive_trt.exporter.onnx.export import ExportRequest, export_model, run_onnxruntime
 from interactive_trt.exporter.interactive.graph import InterActiveGraph
 from interactive_trt.contracts.manifest import load_manifest, sha256_file
@@ -44,6 +45,9 @@ def test_files_and_manifest(exported, small_spec, small_weights):
     assert shapes["fc6.orig_avg"] == ["batch", 512] and shapes["imagenet.scores_orig"] == ["batch", 1000]
     labels = [r["label"] for r in on_disk.verification["reports"]]
     assert any("chelsea" in label and "onnxruntime" in label for label in labels)
+    if ov_runtime.is_installed():  # OpenVINO is one more candidate, under the same bounds
+        assert any(label.startswith("openvino vs autograd") and "chelsea" in label for label in labels)
+        assert "openvino" in on_disk.tool_versions
 
 
 def test_onnx_graph_has_no_autograd_and_dynamic_axes(exported):
