@@ -29,6 +29,9 @@ SEED_SCALE = typer.Option(1.0, "--seed-scale", help="constant factor on the seed
 VERIFY = typer.Option(True, "--verify/--no-verify", help="compare with the autograd reference")
 VERIFY_IMAGE = typer.Option([], "--verify-image", help="photos to verify on (default: scikit-image's 'chelsea')")
 FP16 = typer.Option(False, "--fp16", help="compute in float16 (seed gradient loss-scaled; outputs stay float32)")
+FP16_BACKWARD = typer.Option(False, "--fp16-backward", help="forward pass (every ReLU mask and max-pool decision) "
+                             "in float32, backward pass in float16: for networks whose masks an fp16 forward "
+                             "pass flips (EfficientNet-Lite0)")
 BF16 = typer.Option(False, "--bf16", help="not offered; the error says why")
 FP32 = typer.Option(False, "--fp32", help="compute in float32 (the default)")
 LOSS_SCALE = typer.Option(None, "--loss-scale", help="power-of-two factor on the seed gradient inside an fp16 "
@@ -43,8 +46,9 @@ VERBOSE = typer.Option(False, "--verbose", "-v", help="print every output's veri
                        "per input (the manifest keeps them all either way)")
 
 
-def precision_from(fp16: bool, bf16: bool, fp32: bool) -> str:
-    chosen = [name for name, flag in (("fp16", fp16), ("bf16", bf16), ("fp32", fp32)) if flag]
+def precision_from(fp16: bool, fp16_backward: bool, bf16: bool, fp32: bool) -> str:
+    chosen = [name for name, flag in (("fp16", fp16), ("fp16-backward", fp16_backward), ("bf16", bf16),
+                                      ("fp32", fp32)) if flag]
     if len(chosen) > 1:
         fail(f"choose one precision, not {' and '.join('--' + name for name in chosen)}")
     return chosen[0] if chosen else "fp32"
@@ -109,6 +113,7 @@ def add_built_in(model: str) -> None:
         verify: bool = VERIFY,
         verify_image: list[Path] = VERIFY_IMAGE,
         fp16: bool = FP16,
+        fp16_backward: bool = FP16_BACKWARD,
         bf16: bool = BF16,
         fp32: bool = FP32,
         loss_scale: Optional[float] = LOSS_SCALE,
@@ -122,7 +127,7 @@ def add_built_in(model: str) -> None:
     ) -> None:
         export(model=model, weights=weights, seed=seed, config=config, p=p, head=head, out=out,
                seed_scale=seed_scale, verify=verify, verify_images=tuple(verify_image), width_divisor=width_divisor,
-               precision=precision_from(fp16, bf16, fp32), loss_scale=loss_scale, trt=trt, buckets=buckets,
+               precision=precision_from(fp16, fp16_backward, bf16, fp32), loss_scale=loss_scale, trt=trt, buckets=buckets,
                max_batch=max_batch, opt_batch=opt_batch, verbose=verbose,
                layers=tuple(name.strip() for name in layers.split(",")) if layers else None)
 
@@ -214,6 +219,7 @@ def onnx_command(
     verify: bool = VERIFY,
     verify_image: list[Path] = VERIFY_IMAGE,
     fp16: bool = FP16,
+    fp16_backward: bool = FP16_BACKWARD,
     bf16: bool = BF16,
     fp32: bool = FP32,
     loss_scale: Optional[float] = LOSS_SCALE,
@@ -240,7 +246,7 @@ def onnx_command(
         return
     export(model="onnx", source=model, input_size=size, preprocessing=preprocessing, name=name, config=config, p=p,
            head=head, out=out, seed_scale=seed_scale, verify=verify, verify_images=tuple(verify_image),
-           precision=precision_from(fp16, bf16, fp32), loss_scale=loss_scale, trt=trt, buckets=buckets,
+           precision=precision_from(fp16, fp16_backward, bf16, fp32), loss_scale=loss_scale, trt=trt, buckets=buckets,
            max_batch=max_batch, opt_batch=opt_batch, verbose=verbose,
            layers=tuple(part.strip() for part in layers.split(",")) if layers else None)
 

@@ -171,7 +171,7 @@ def export(model: str = "vgg19", weights: str | None = None, *, out: str | Path 
     """Exports a built-in network with the InterActive graph, verified, as `interactive-export MODEL` does.
 
     options: config ('last' | 'next'), p, head ('features' | 'imagenet' | 'both'), seed, seed_scale,
-    verify, precision ('fp32' | 'fp16'), loss_scale, trt, buckets, max_batch (the command's options).
+    verify, precision ('fp32' | 'fp16' | 'fp16-backward'), loss_scale, trt, buckets, max_batch (the command's options).
     model 'onnx' imports an ONNX file instead (`interactive-export onnx`): source=PATH, and optionally
     input_size=(H, W), preprocessing=Preprocessing(...), name, layers (ONNX tensor names).
     Raises VerificationError when the graph misses its bounds (the manifest records the reports).

@@ -7,6 +7,12 @@ convolutions, masks, max-pool routing and transposed convolutions run in the com
 connection sums, gamma and every output are float32. Because masks and routing compare values of one
 dtype with each other, no engine can re-type one side of a comparison (INTERACTIVE.md, "Numerics").
 
+fp16-backward keeps the forward pass, and so every decision (ReLU and ReLU6 masks, max-pool routing),
+in float32 and computes only the backward pass's products in float16. An fp16 forward pass rounds
+activations: fp16's spacing near ReLU6's upper edge is 1/256, and on EfficientNet-Lite0 the masks it
+flips sit on depthwise channels whose gradient has no other path, so gamma fell to cosine 0.98 and
+an InterActive average to 0.976; with the forward in float32 every output stays >= 0.9999.
+
 Back-propagated values shrink layer by layer and underflow in fp16 (smallest subnormal 2^-24).
 gamma is defined up to a positive scale, so the seed is multiplied by a power of two (exact in every
 float format) and gamma is divided by it again in float32: the outputs of an fp16 graph have the same
@@ -38,11 +44,13 @@ def check_precision(precision: str) -> str:
     return precision
 
 
-def torch_dtype(precision: str):
+def torch_dtypes(precision: str):
+    """(forward dtype, backward dtype) of a graph."""
     import torch
 
     check_precision(precision)
-    return {"fp32": torch.float32, "fp16": torch.float16}[precision]
+    return {"fp32": (torch.float32, torch.float32), "fp16": (torch.float16, torch.float16),
+            "fp16-backward": (torch.float32, torch.float16)}[precision]
 
 
 @dataclass
@@ -104,6 +112,6 @@ def calibrate_loss_scale(graph, batches, precision: str) -> Calibration:
                 graph(torch.from_numpy(batch))
     finally:
         graph.observer = None
-    scale = loss_scale_for(observed.peak) if precision == "fp16" else 1.0
+    scale = loss_scale_for(observed.peak) if precision != "fp32" else 1.0
     return Calibration(precision=precision, loss_scale=scale, peak=observed.peak, smallest=observed.smallest,
                        octaves=observed.octaves, inputs=[label for label, _ in batches])

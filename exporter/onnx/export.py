@@ -66,7 +66,7 @@ class ExportRequest:
     interactive: bool = True
     verify_images: tuple[Path, ...] = ()
     precision: str = "fp32"
-    loss_scale: float | None = None  # None: calibrated for fp16, 1 otherwise
+    loss_scale: float | None = None  # None: calibrated for fp16 and fp16-backward, 1 otherwise
     trt: bool = False
     buckets: str | None = None  # "512x512,448x576"; None: the common photo aspects (trt_build)
     min_batch: int = 1
@@ -376,6 +376,10 @@ def export_model(request: ExportRequest, log: Callable[[str], None] = log_defaul
         source=imported.record() if imported is not None else {},
     )
     manifest.save(manifest_path_for(onnx_path))
+    if request.precision == "fp16" and not all(r.passed for r in reports):
+        log("fp16: an fp16 forward pass rounds activations and flips the ReLU masks and max-pool decisions "
+            "that set the gradient; --fp16-backward keeps the forward pass in float32 and computes the "
+            "backward pass in float16")
     for report in reports:
         report.raise_if_failed()
     if request.trt:

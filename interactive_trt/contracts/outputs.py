@@ -20,7 +20,9 @@ from interactive_trt.contracts.spec import ModelSpec
 FEATURE_KINDS = ("interactive_avg", "interactive_max", "orig_avg", "orig_max")
 HEADS = ("features", "imagenet", "both")
 CONFIGS = ("last", "next")
-PRECISIONS = ("fp32", "fp16")  # the compute dtype of a graph; inputs and outputs are float32 in every one
+# the compute dtypes of a graph (fp16-backward: a float32 forward pass, a float16 backward pass); inputs and
+# outputs are float32 in every one
+PRECISIONS = ("fp32", "fp16", "fp16-backward")
 
 
 def feature_output_names(spec: ModelSpec, interactive: bool = True) -> list[str]:

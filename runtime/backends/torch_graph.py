@@ -28,8 +28,8 @@ def weights_from_onnx(model):
         arrays[layer.name] = (np.ascontiguousarray(weight, dtype=np.float32),
                               np.ascontiguousarray(bias, dtype=np.float32))
     weights = Weights(arrays=arrays, source=str(model.onnx_path))
-    # an fp16 file holds rounded weights; the ONNX file's own digest has already been checked
-    if model.manifest.precision == "fp32" and weights.digest != model.manifest.weights_sha256:
+    # an fp16 file holds rounded weights (fp16-backward keeps float32 ones); the ONNX file's own digest has already been checked
+    if model.manifest.precision != "fp16" and weights.digest != model.manifest.weights_sha256:
         raise ManifestError(f"{model.onnx_path}: weights digest differs from the manifest's; re-export")
     return weights
 

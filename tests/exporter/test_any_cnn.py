@@ -66,6 +66,29 @@ def test_lite0_graph_equals_autograd_on_a_real_photo(lite0, shared_data, p, conf
         assert rel_l2(got[name], value) <= 1e-5, name
 
 
+def test_lite0_fp16_backward_meets_the_float32_bound_where_fp16_misses_the_reduced_one(lite0, shared_data):
+    """An fp16 forward pass flips ReLU6 masks on depthwise channels; with it in float32 (fp16-backward)
+    every output stays within cosine 0.9999 of the float32 reference."""
+    from interactive_trt.exporter.interactive.precision import calibrate_loss_scale
+    from interactive_trt.exporter.onnx.export import REDUCED_BOUNDS
+    from interactive_trt.exporter.onnx.verify import compare
+
+    spec, weights, _ = lite0
+    rgb = load_rgb(shared_data / "imagenet-samples" / "n03000247_chain_mail.JPEG")
+    batch = prepare(rgb, bucket_for(*rgb.shape[:2], spec.resize), spec.preprocessing)[None]
+    scale = calibrate_loss_scale(InterActiveGraph(spec, weights).eval(), [("chain mail", batch)], "fp16").loss_scale
+    expected = {k: v.numpy() for k, v in AutogradReference(spec, weights)(torch.from_numpy(batch)).items()}
+    worst = {}
+    for precision in ("fp16", "fp16-backward"):
+        graph = InterActiveGraph(spec, weights, precision=precision, loss_scale=scale).eval()
+        with torch.no_grad():
+            got = {k: v.numpy() for k, v in graph.named_outputs(torch.from_numpy(batch)).items()}
+        worst[precision] = min(cosine(got[name], value) for name, value in expected.items())
+        if precision == "fp16-backward":
+            assert compare("fp16-backward", got, expected, REDUCED_BOUNDS).passed
+    assert worst["fp16-backward"] >= 0.9999 > worst["fp16"], worst
+
+
 def test_lite0_top5_on_the_labelled_samples(lite0, shared_data):
     """Published: 75.1% top-1 (24.9% error) on the 50,000 validation images; 100 samples here."""
     spec, weights, _ = lite0
@@ -188,6 +211,20 @@ def test_lite0_export_runs_the_same_on_onnxruntime(lite0, tmp_path, photo_batche
     for key, value in expected.items():
         assert cosine(got[key], value) >= 0.9999, key
     assert manifest.model.feature_layers == ("block0", "block2", "block4", "block10", "block15")
+
+
+def test_lite0_fp16_export_fails_verification_and_names_fp16_backward(lite0, tmp_path):
+    from interactive_trt.common.errors import VerificationError
+    from interactive_trt.contracts.manifest import load_manifest
+
+    _, _, path = lite0
+    said = []
+    with pytest.raises(VerificationError, match="missed their bound"):
+        export_model(ExportRequest(model="efficientnet_lite0", weights=str(path), out=tmp_path, precision="fp16"),
+                     log=said.append)
+    assert any("--fp16-backward keeps the forward pass in float32" in line for line in said), said
+    manifest = load_manifest(tmp_path / "efficientnet_lite0_last_p2_both_fp16.json")
+    assert manifest.verification["passed"] is False
 
 
 def test_relu6_ties_at_0_and_6_and_an_average_pool():

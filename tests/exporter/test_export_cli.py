@@ -29,6 +29,12 @@ def test_bad_config(tmp_path):
     assert result.returncode == 1 and "config 'middle'" in result.stderr
 
 
+def test_two_precisions_are_refused_in_one_line(tmp_path):
+    result = export("--weights", "random", "--width-divisor", "8", "--fp16", "--fp16-backward", "--out", tmp_path)
+    assert result.returncode == 1 and "choose one precision, not --fp16 and --fp16-backward" in result.stderr
+    assert "Traceback" not in result.stderr and not list(tmp_path.iterdir())
+
+
 def test_export_prints_one_line_per_verification_input(tmp_path):
     result = export("--weights", "random", "--width-divisor", "8", "--out", tmp_path, "--p", "1")
     assert result.returncode == 0, result.stderr

@@ -126,6 +126,43 @@ def test_fp16_export_writes_a_typed_graph_with_float32_inputs_and_outputs(tmp_pa
     assert report.passed, [(c.name, c.cosine) for c in report.failures]
 
 
+def data_input_types(proto, op_type: str) -> list[tuple[str, int]]:
+    """(weight name, element type of the data input) of every `op_type` node, by shape inference."""
+    inferred = onnx.shape_inference.infer_shapes(proto)
+    types = {v.name: v.type.tensor_type.elem_type for v in [*inferred.graph.value_info, *inferred.graph.input]}
+    return [(node.input[1], types.get(node.input[0])) for node in proto.graph.node if node.op_type == op_type]
+
+
+def test_fp16_backward_export_keeps_the_forward_pass_in_float32(tmp_path, small_spec, small_weights, photo_batches):
+    """Forward convolutions (and so every mask and routing decision) float32; the backward pass's
+    transposed convolutions float16; closer to the float32 reference than the fp16 graph."""
+    request = ExportRequest(weights="random", seed=0, width_divisor=8, out=tmp_path, precision="fp16-backward")
+    path, manifest = export_model(request, log=lambda m: None)
+    assert path.name == "vgg19-w8_last_p2_both_fp16-backward.onnx"
+    proto = onnx.load(str(path))
+    float32, float16 = onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16
+    assert [i.type.tensor_type.elem_type for i in proto.graph.input] == [float32]
+    assert {o.type.tensor_type.elem_type for o in proto.graph.output} == {float32}
+    weights = {i.name: i.data_type for i in proto.graph.initializer if i.name.endswith("__weight")}
+    assert weights and set(weights.values()) == {float32}
+    convs, transposed = data_input_types(proto, "Conv"), data_input_types(proto, "ConvTranspose")
+    forward = [dtype for weight, dtype in convs if weight in weights]
+    backward = [dtype for weight, dtype in convs if weight not in weights] + [dtype for _, dtype in transposed]
+    assert len(forward) >= len(small_spec.conv_layers()) and set(forward) == {float32}  # fc8 twice: the head
+    assert backward and float16 in backward and set(backward) <= {float16, float32}
+    on_disk = load_manifest(path.with_suffix(".json"))
+    assert on_disk.precision == "fp16-backward" and on_disk.loss_scale > 1
+    assert on_disk.verification["passed"] is True
+    image = torch.from_numpy(photo_batches["astronaut"])
+    expected = reference_outputs(small_spec, small_weights, image)
+    got = run_onnxruntime(path, photo_batches["astronaut"], on_disk.output_names)
+    full = outputs(InterActiveGraph(small_spec, small_weights, precision="fp16", loss_scale=on_disk.loss_scale), image)
+    worst = {name: min(cosine(got[name], expected[name]), 1.0) for name in expected}
+    worst_fp16 = {name: cosine(full[name], expected[name]) for name in expected}
+    assert min(worst.values()) >= 0.9999, min(worst.items(), key=lambda item: item[1])
+    assert min(worst.values()) > min(worst_fp16.values())
+
+
 def test_bf16_is_refused_with_the_reason():
     with pytest.raises(SpecError, match="opset 22"):
         check_precision("bf16")

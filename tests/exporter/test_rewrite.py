@@ -10,27 +10,31 @@ from interactive_trt.exporter.onnx.export import run_onnxruntime
 from interactive_trt.exporter.onnx.rewrite import transposed_as_convolutions
 
 
-def backward_graph(channels_in: int, channels_out: int, kernel: int, padding: int, strides: int = 1):
+def backward_graph(channels_in: int, channels_out: int, kernel: int, padding: int, strides: int = 1, groups: int = 1):
     """A Conv and the ConvTranspose that reads its kernel, as the exported backward pass has them."""
-    weight = np.random.default_rng(kernel).standard_normal((channels_out, channels_in, kernel, kernel)).astype(np.float32)
+    weight = np.random.default_rng(kernel).standard_normal(
+        (channels_out, channels_in // groups, kernel, kernel)).astype(np.float32)
     graph = helper.make_graph(
-        [helper.make_node("Conv", ["image", "weight"], ["response"], pads=[padding] * 4, strides=[strides] * 2),
+        [helper.make_node("Conv", ["image", "weight"], ["response"], pads=[padding] * 4, strides=[strides] * 2,
+                          group=groups),
          helper.make_node("ConvTranspose", ["response", "weight"], ["gradient"], pads=[padding] * 4,
-                          strides=[strides] * 2)],
+                          strides=[strides] * 2, group=groups)],
         "backward", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", channels_in, 16, 16])],
         [helper.make_tensor_value_info("gradient", TensorProto.FLOAT, ["batch", channels_in, "height", "width"])],
         [numpy_helper.from_array(weight, "weight")])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
-@pytest.mark.parametrize("channels_in, channels_out, kernel, padding, rewritten", [
-    (8, 16, 3, 1, True), (4, 4, 5, 2, True),  # same padding: the flipped-kernel Conv
-    (8, 16, 7, 0, False),  # fc6: its Conv form would mostly multiply padding
-    (8, 16, 1, 0, False),  # 1x1 (fc7): a GEMM either way
+@pytest.mark.parametrize("channels_in, channels_out, kernel, padding, groups, rewritten", [
+    (8, 16, 3, 1, 1, True), (4, 4, 5, 2, 1, True),  # same padding: the flipped-kernel Conv
+    (8, 8, 3, 1, 8, True), (6, 6, 5, 2, 6, True),  # depthwise (EfficientNet-Lite0)
+    (8, 12, 3, 1, 4, True), (6, 4, 3, 1, 2, True),  # grouped: channels swap within each group
+    (8, 16, 7, 0, 1, False),  # fc6: its Conv form would mostly multiply padding
+    (8, 16, 1, 0, 1, False),  # 1x1 (fc7): a GEMM either way
 ])
 def test_same_padded_transposes_become_convolutions_with_the_same_numbers(tmp_path, channels_in, channels_out,
-                                                                         kernel, padding, rewritten):
-    model = backward_graph(channels_in, channels_out, kernel, padding)
+                                                                         kernel, padding, groups, rewritten):
+    model = backward_graph(channels_in, channels_out, kernel, padding, groups=groups)
     onnx.save(model, str(tmp_path / "before.onnx"))
     assert transposed_as_convolutions(model) == int(rewritten)
     onnx.checker.check_model(model)
@@ -42,7 +46,23 @@ def test_same_padded_transposes_become_convolutions_with_the_same_numbers(tmp_pa
     np.testing.assert_allclose(after, before, rtol=1e-5, atol=1e-4)
 
 
+def test_a_kernel_read_through_an_identity_is_rewritten_and_the_identity_dropped(tmp_path):
+    """torch.onnx gives the second reader of a shared weight an Identity of the initializer."""
+    model = backward_graph(6, 6, 3, 1, groups=6)
+    model.graph.node.insert(1, helper.make_node("Identity", ["weight"], ["weight_again"]))
+    model.graph.node[2].input[1] = "weight_again"
+    onnx.save(model, str(tmp_path / "before.onnx"))
+    assert transposed_as_convolutions(model) == 1
+    assert [node.op_type for node in model.graph.node] == ["Conv", "Conv"]
+    onnx.save(model, str(tmp_path / "after.onnx"))
+    image = np.random.default_rng(1).standard_normal((1, 6, 16, 16), dtype=np.float32)
+    np.testing.assert_allclose(run_onnxruntime(tmp_path / "after.onnx", image, ["gradient"])["gradient"],
+                               run_onnxruntime(tmp_path / "before.onnx", image, ["gradient"])["gradient"],
+                               rtol=1e-5, atol=1e-4)
+
+
 def test_strided_transposes_are_left_alone():
     model = backward_graph(8, 8, 3, 1, strides=2)
     assert transposed_as_convolutions(model) == 0
     assert model.graph.node[1].op_type == "ConvTranspose"
+
