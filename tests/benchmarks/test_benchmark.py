@@ -4,6 +4,7 @@ fair comparison (cosine >= 0.9999 per output against the autograd reference)."""
 import importlib.util
 from pathlib import Path
 
+import pytest
 import torch
 
 from interactive_trt.contracts.outputs import output_names
@@ -20,8 +21,20 @@ def load_benchmark():
     return module
 
 
-def test_plain_autograd_peer_equals_the_reference(small_spec, small_weights, photo_batches):
+def built_in(name: str):
+    from interactive_trt.exporter.networks.registry import built_in as entry
+    from interactive_trt.exporter.networks.weights import random_weights
+
+    spec = entry(name).build(8)
+    return spec, random_weights(spec, seed=1)
+
+
+@pytest.mark.parametrize("network", ["vgg19-w8", "resnet18", "efficientnet_lite0"])
+def test_plain_autograd_peer_equals_the_reference(network, small_spec, small_weights, photo_batches):
+    """Strided, grouped and 'same'-padded successors included (ResNet, EfficientNet-Lite0)."""
     benchmark = load_benchmark()
+    if network != "vgg19-w8":
+        small_spec, small_weights = built_in(network)
     batch = photo_batches["chelsea"]
     expected = AutogradReference(small_spec, small_weights)(torch.from_numpy(batch))
     peer = benchmark.PlainAutograd(small_spec, small_weights, "cpu", interactive=True)
