@@ -65,15 +65,16 @@ def test_fp32_graph_on_cuda_matches_autograd_on_cuda(small_spec, small_weights, 
                               references[label], GRAPH_BOUNDS))
 
 
-def test_fp16_graph_on_cuda_meets_the_reduced_bounds(small_spec, small_weights, batches, references):
+@pytest.mark.parametrize("precision", ["fp16", "fp16-backward"])
+def test_fp16_graph_on_cuda_meets_the_reduced_bounds(small_spec, small_weights, batches, references, precision):
     from interactive_trt.exporter.interactive.graph import InterActiveGraph
     from interactive_trt.exporter.interactive.precision import calibrate_loss_scale
 
     graph32 = InterActiveGraph(small_spec, small_weights).eval()
-    scale = calibrate_loss_scale(graph32, list(batches.items()), "fp16").loss_scale
-    graph = InterActiveGraph(small_spec, small_weights, precision="fp16", loss_scale=scale).eval().cuda()
+    scale = calibrate_loss_scale(graph32, list(batches.items()), precision).loss_scale
+    graph = InterActiveGraph(small_spec, small_weights, precision=precision, loss_scale=scale).eval().cuda()
     for label, batch in batches.items():
-        assert_passed(compare(f"torch graph fp16 cuda vs autograd cuda, {label}", graph_outputs(graph, batch),
+        assert_passed(compare(f"torch graph {precision} cuda vs autograd cuda, {label}", graph_outputs(graph, batch),
                               references[label], REDUCED_BOUNDS))
 
 
