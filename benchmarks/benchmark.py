@@ -84,24 +84,6 @@ class Autograd:
     def prepare(self, batch: np.ndarray):
         self.image = self.torch.from_numpy(batch).to(self.device)
 
-    def spread(self, score, successor, x):
-        """The score summed over each group's output channels and spread back over its windows (grouped,
-        strided and 'same'-padded successors: rows no window reaches get zero, extra ones are cut)."""
-        torch, F = self.torch, self.torch.nn.functional
-        groups, k = successor.groups, successor.kernel
-        summed = score.unflatten(1, (groups, score.shape[1] // groups)).sum(dim=2)
-        top, left, _, _ = successor.pad4
-        ones = torch.ones(groups, 1, k, k, device=x.device)
-        stride = successor.stride
-        natural = [stride * (n - 1) + k - 2 * pad for n, pad in zip(summed.shape[2:], (top, left))]
-        extra = [min(max(size - n, 0), stride - 1) for size, n in zip(x.shape[2:], natural)]
-        gamma = F.conv_transpose2d(summed, ones, stride=stride, padding=(top, left), output_padding=extra,
-                                   groups=groups)
-        gamma = F.pad(gamma, (0, x.shape[3] - gamma.shape[3], 0, x.shape[2] - gamma.shape[2]))
-        if 1 < groups < x.shape[1]:
-            gamma = gamma.repeat_interleave(x.shape[1] // groups, dim=1)
-        return gamma
-
     def __call__(self):
         torch = self.torch
         with torch.autocast(self.device, dtype=torch.float16, enabled=self.autocast):
@@ -220,24 +202,6 @@ class ExplicitGraph:
 
     def prepare(self, batch: np.ndarray):
         self.image = self.torch.from_numpy(batch).to(self.device)
-
-    def spread(self, score, successor, x):
-        """The score summed over each group's output channels and spread back over its windows (grouped,
-        strided and 'same'-padded successors: rows no window reaches get zero, extra ones are cut)."""
-        torch, F = self.torch, self.torch.nn.functional
-        groups, k = successor.groups, successor.kernel
-        summed = score.unflatten(1, (groups, score.shape[1] // groups)).sum(dim=2)
-        top, left, _, _ = successor.pad4
-        ones = torch.ones(groups, 1, k, k, device=x.device)
-        stride = successor.stride
-        natural = [stride * (n - 1) + k - 2 * pad for n, pad in zip(summed.shape[2:], (top, left))]
-        extra = [min(max(size - n, 0), stride - 1) for size, n in zip(x.shape[2:], natural)]
-        gamma = F.conv_transpose2d(summed, ones, stride=stride, padding=(top, left), output_padding=extra,
-                                   groups=groups)
-        gamma = F.pad(gamma, (0, x.shape[3] - gamma.shape[3], 0, x.shape[2] - gamma.shape[2]))
-        if 1 < groups < x.shape[1]:
-            gamma = gamma.repeat_interleave(x.shape[1] // groups, dim=1)
-        return gamma
 
     def __call__(self):
         with self.torch.inference_mode():
