@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from interactive_trt.contracts.spec import INPUT, Layer, ModelSpec
+from interactive_trt.contracts.spec import INPUT, Layer, ModelSpec, upstream
 from interactive_trt.exporter.networks.weights import Weights
 
 
@@ -21,15 +21,8 @@ def weight_tensors(spec: ModelSpec, weights: Weights) -> dict[str, tuple[torch.T
 
 def required_layers(spec: ModelSpec, targets) -> set[str]:
     """Every layer that `targets` depend on, themselves included."""
-    needed, stack = set(), list(targets)
     by_name = spec.by_name
-    while stack:
-        name = stack.pop()
-        if name == INPUT or name in needed:
-            continue
-        needed.add(name)
-        stack.extend(by_name[name].inputs)
-    return needed
+    return upstream(targets, lambda name: by_name[name].inputs)
 
 
 def symmetric_padding(layer: Layer):

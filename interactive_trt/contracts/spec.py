@@ -84,6 +84,18 @@ class ResizeRule:
     min_side: int = 224
 
 
+def upstream(targets, inputs_of) -> set[str]:
+    """Every layer that `targets` depend on, themselves included; `inputs_of(name)` gives a layer's inputs."""
+    found, stack = set(), list(targets)
+    while stack:
+        name = stack.pop()
+        if name == INPUT or name in found:
+            continue
+        found.add(name)
+        stack.extend(inputs_of(name))
+    return found
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A whole network plus the choices InterActive needs.

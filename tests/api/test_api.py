@@ -15,12 +15,6 @@ from interactive_trt.runtime.inference.writers import read_npz
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    out = tmp_path_factory.mktemp("api-model")
-    return interactive_trt.export("vgg19", "random", out=out, width_divisor=8, verify=False)
-
-
-@pytest.fixture(scope="module")
 def photo_file(photos, tmp_path_factory):
     path = tmp_path_factory.mktemp("api-photos") / "chelsea.png"
     Image.fromarray(photos["chelsea"]).save(path)

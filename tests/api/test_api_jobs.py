@@ -19,12 +19,6 @@ SYNSETS = [f"n{index:08d}" for index in range(1000)]
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    out = tmp_path_factory.mktemp("api-jobs-model")
-    return interactive_trt.export("vgg19", "random", out=out, width_divisor=8, verify=False)
-
-
-@pytest.fixture(scope="module")
 def folder(photos, tmp_path_factory):
     """Three classes (photos), three 256x256 crops each, in ImageFolder layout under synset names."""
     root = tmp_path_factory.mktemp("api-jobs-data") / "shots"

@@ -6,8 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from interactive_trt.common.errors import SpecError, WeightsError
 from interactive_trt.common.imaging import bucket_for, load_rgb, prepare
@@ -19,6 +17,8 @@ from interactive_trt.exporter.networks.resnet import resnet_spec
 from interactive_trt.exporter.networks.weights import load_weights, random_weights
 from interactive_trt.exporter.onnx.export import ExportRequest, export_model, run_onnxruntime
 from interactive_trt.exporter.onnx.verify import cosine, rel_l2
+
+import onnx_builders as build
 
 efficientnet_package = pytest.importorskip("efficientnet_lite_pytorch", reason="efficientnet-lite-pytorch is the "
                                            "independent reference for EfficientNet-Lite0 (pip install it)")
@@ -106,51 +106,11 @@ def test_lite0_top5_on_the_labelled_samples(lite0, shared_data):
     assert 1 - top1 / len(files) <= 0.30 and 1 - top5 / len(files) <= 0.10
 
 
-class TorchResNet18(nn.Module):
-    """An independent ResNet-18 with real BatchNorm layers, torchvision's key names."""
-
-    class Block(nn.Module):
-        def __init__(self, cin, cout, stride):
-            super().__init__()
-            self.conv1, self.bn1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout)
-            self.conv2, self.bn2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout)
-            self.downsample = None
-            if stride != 1 or cin != cout:
-                self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-        def forward(self, x):
-            y = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
-            return F.relu(y + (x if self.downsample is None else self.downsample(x)))
-
-    def __init__(self, width=64):
-        super().__init__()
-        self.conv1, self.bn1 = nn.Conv2d(3, width, 7, 2, 3, bias=False), nn.BatchNorm2d(width)
-        cin = width
-        for stage in range(1, 5):
-            cout = width * 2 ** (stage - 1)
-            setattr(self, f"layer{stage}", nn.Sequential(self.Block(cin, cout, 1 if stage == 1 else 2),
-                                                         self.Block(cout, cout, 1)))
-            cin = cout
-        self.fc = nn.Linear(cin, 1000)
-
-    def forward(self, x):
-        x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 3, 2, 1)
-        for stage in range(1, 5):
-            x = getattr(self, f"layer{stage}")(x)
-        return self.fc(x.mean(dim=(2, 3)))
-
-
 @pytest.fixture(scope="module")
 def resnet18_file(tmp_path_factory):
-    """Seeded random weights with randomised BatchNorm statistics, so folding is really exercised."""
-    torch.manual_seed(0)
-    model = TorchResNet18(width=16).eval()
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.weight.data.uniform_(0.5, 1.5)
-            module.bias.data.normal_(0, 0.1)
-            module.running_mean.normal_(0, 0.1)
-            module.running_var.uniform_(0.5, 2.0)
+    """Seeded random weights with randomised BatchNorm statistics, so folding is really exercised: an
+    independent torch ResNet-18 (width 16) with real BatchNorm layers and torchvision's key names."""
+    model = build.resnet18_like(seed=0)
     path = tmp_path_factory.mktemp("resnet") / "resnet18-w4.pth"
     torch.save(model.state_dict(), path)
     return model, path

@@ -101,17 +101,26 @@ def test_seed_counts_positions_in_float32_beyond_fp16_range(small_spec, small_we
     assert cosine(gamma, expected["pool1.gamma"]) >= REDUCED_BOUNDS.positional_min_cosine
 
 
+FLOAT32, FLOAT16 = onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16
+
+
+def export_typed(tmp_path, precision: str, weight_type: int):
+    """Exports the width-reduced VGG-19 in `precision` and checks what every precision shares: float32
+    inputs and outputs, the layers' own kernels stored as `weight_type`."""
+    request = ExportRequest(weights="random", seed=0, width_divisor=8, out=tmp_path, precision=precision)
+    path, manifest = export_model(request, log=lambda m: None)
+    assert path.name == f"vgg19-w8_last_p2_both_{precision}.onnx"
+    proto = onnx.load(str(path))
+    assert [i.type.tensor_type.elem_type for i in proto.graph.input] == [FLOAT32]
+    assert {o.type.tensor_type.elem_type for o in proto.graph.output} == {FLOAT32}
+    weights = {i.name: i.data_type for i in proto.graph.initializer if i.name.endswith("__weight")}
+    assert weights and set(weights.values()) == {weight_type}
+    return path, manifest, proto, weights
+
+
 def test_fp16_export_writes_a_typed_graph_with_float32_inputs_and_outputs(tmp_path, small_spec, small_weights,
                                                                          photo_batches):
-    request = ExportRequest(weights="random", seed=0, width_divisor=8, out=tmp_path, precision="fp16")
-    path, manifest = export_model(request, log=lambda m: None)
-    assert path.name == "vgg19-w8_last_p2_both_fp16.onnx"
-    proto = onnx.load(str(path))
-    float32, float16 = onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16
-    assert [i.type.tensor_type.elem_type for i in proto.graph.input] == [float32]
-    assert {o.type.tensor_type.elem_type for o in proto.graph.output} == {float32}
-    weights = {i.name: i.data_type for i in proto.graph.initializer if i.name.endswith("__weight")}
-    assert weights and set(weights.values()) == {float16}
+    path, manifest, proto, weights = export_typed(tmp_path, "fp16", weight_type=FLOAT16)
     on_disk = load_manifest(path.with_suffix(".json"))
     assert on_disk.precision == "fp16" and on_disk.loss_scale == manifest.loss_scale
     assert math.log2(on_disk.loss_scale) == int(math.log2(on_disk.loss_scale))
@@ -136,20 +145,12 @@ def data_input_types(proto, op_type: str) -> list[tuple[str, int]]:
 def test_fp16_backward_export_keeps_the_forward_pass_in_float32(tmp_path, small_spec, small_weights, photo_batches):
     """Forward convolutions (and so every mask and routing decision) float32; the backward pass's
     transposed convolutions float16; closer to the float32 reference than the fp16 graph."""
-    request = ExportRequest(weights="random", seed=0, width_divisor=8, out=tmp_path, precision="fp16-backward")
-    path, manifest = export_model(request, log=lambda m: None)
-    assert path.name == "vgg19-w8_last_p2_both_fp16-backward.onnx"
-    proto = onnx.load(str(path))
-    float32, float16 = onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16
-    assert [i.type.tensor_type.elem_type for i in proto.graph.input] == [float32]
-    assert {o.type.tensor_type.elem_type for o in proto.graph.output} == {float32}
-    weights = {i.name: i.data_type for i in proto.graph.initializer if i.name.endswith("__weight")}
-    assert weights and set(weights.values()) == {float32}
+    path, manifest, proto, weights = export_typed(tmp_path, "fp16-backward", weight_type=FLOAT32)
     convs, transposed = data_input_types(proto, "Conv"), data_input_types(proto, "ConvTranspose")
     forward = [dtype for weight, dtype in convs if weight in weights]
     backward = [dtype for weight, dtype in convs if weight not in weights] + [dtype for _, dtype in transposed]
-    assert len(forward) >= len(small_spec.conv_layers()) and set(forward) == {float32}  # fc8 twice: the head
-    assert backward and float16 in backward and set(backward) <= {float16, float32}
+    assert len(forward) >= len(small_spec.conv_layers()) and set(forward) == {FLOAT32}  # fc8 twice: the head
+    assert backward and FLOAT16 in backward and set(backward) <= {FLOAT16, FLOAT32}
     on_disk = load_manifest(path.with_suffix(".json"))
     assert on_disk.precision == "fp16-backward" and on_disk.loss_scale > 1
     assert on_disk.verification["passed"] is True

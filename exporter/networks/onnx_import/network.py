@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from interactive_trt.common.errors import OnnxImportError, SpecError
-from interactive_trt.contracts.spec import INPUT, Layer, ModelSpec, Preprocessing, ResizeRule
+from interactive_trt.contracts.spec import INPUT, Layer, ModelSpec, Preprocessing, ResizeRule, upstream
 from interactive_trt.exporter.networks.onnx_import.builder import (
     Dense, GraphContext, Map, Pooled, Probabilities, describe,
 )
@@ -126,14 +126,7 @@ def total_strides(spec: ModelSpec) -> dict[str, int]:
 
 
 def needed(drafts: dict, head: str) -> set[str]:
-    found, stack = set(), [head]
-    while stack:
-        name = stack.pop()
-        if name == INPUT or name in found:
-            continue
-        found.add(name)
-        stack.extend(drafts[name].inputs)
-    return found
+    return upstream([head], lambda name: drafts[name].inputs)
 
 
 def is_cut(spec: ModelSpec, target: str, removed: str) -> bool:
