@@ -213,14 +213,21 @@ class ExplicitGraph:
 
 
 class OnnxRuntime:
-    def __init__(self, onnx_path: Path, device: str):
+    """interactive-infer's session: on the CPU the Winograd form unless `convolutions` is "direct"."""
+
+    def __init__(self, onnx_path: Path, device: str, convolutions: str = "auto"):
         import onnxruntime as ort
 
+        from interactive_trt.exporter.onnx.winograd import cpu_model
         from interactive_trt.runtime.backends.onnxrt import choose_providers
 
         options = ort.SessionOptions()
         options.log_severity_level = 3
-        self.session = ort.InferenceSession(str(onnx_path), options, providers=choose_providers(device))
+        providers = choose_providers(device)
+        source = str(onnx_path)
+        if providers[0] == "CPUExecutionProvider" and convolutions == "auto":
+            source, _ = cpu_model(onnx_path, "onnxruntime")
+        self.session = ort.InferenceSession(source, options, providers=providers)
         self.device = "cuda" if self.session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
         self.ort = ort
 
@@ -244,10 +251,11 @@ class OpenVino:
     """interactive-infer's OpenVINO graph (the exporter's loader), its infer request timed alone; the
     input is shared, not copied, and the outputs stay in OpenVINO's buffers (as ONNX Runtime's bound ones)."""
 
-    def __init__(self, onnx_path: Path, precision: str):
+    def __init__(self, onnx_path: Path, precision: str, convolutions: str = "auto"):
         from interactive_trt.exporter.onnx.openvino import CompiledGraph
 
-        self.graph = CompiledGraph(onnx_path, "bf16" if precision == "bf16" else "exported")
+        self.graph = CompiledGraph(onnx_path, "bf16" if precision == "bf16" else "exported",
+                                   convolutions=convolutions)
 
     def prepare(self, batch: np.ndarray):
         self.batch = batch
@@ -308,7 +316,8 @@ def main() -> int:
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     parser.add_argument("--width-divisor", type=int, default=1)
     parser.add_argument("--backends", default=None, help="any of autograd-plain, autograd-fp32/fp16 (the "
-                        "reference), graph-fp32/fp16, onnxruntime, openvino-fp32/bf16, tensorrt-fp32/fp16 "
+                        "reference), graph-fp32/fp16, onnxruntime, openvino-fp32/bf16, tensorrt-fp32/fp16; "
+                        "onnxruntime and openvino-* with -direct appended: without the CPU's Winograd form "
                         f"(default on cuda: autograd-fp32,autograd-fp16,graph-fp16,onnxruntime,tensorrt-fp32,"
                         f"tensorrt-fp16; on cpu: {CPU_BACKENDS})")
     parser.add_argument("--repeat", type=int, default=10)
@@ -361,12 +370,14 @@ def main() -> int:
                             params=shared_params())
         if backend.startswith("graph"):
             return ExplicitGraph(spec, weights, args.device, interactive, backend.rsplit("-", 1)[1])
+        convolutions = "direct" if backend.endswith("-direct") else "auto"
+        backend = backend.removesuffix("-direct")
         if backend == "onnxruntime":
-            return OnnxRuntime(exported("fp32", mode)[0], args.device)
+            return OnnxRuntime(exported("fp32", mode)[0], args.device, convolutions)
         if backend.startswith("openvino"):
             if args.device != "cpu":
                 raise InterActiveError("OpenVINO runs on the CPU (--device cpu)")
-            return OpenVino(exported("fp32", mode)[0], backend.rsplit("-", 1)[1])
+            return OpenVino(exported("fp32", mode)[0], backend.rsplit("-", 1)[1], convolutions)
         path, _ = exported(backend.rsplit("-", 1)[1], mode)
         return TensorRT(path, size)
 

@@ -23,6 +23,7 @@ from interactive_trt.contracts.outputs import output_layer, output_shape
 from interactive_trt.exporter.interactive.precision import Calibration, calibrate_loss_scale, check_precision
 from interactive_trt.contracts.spec import ModelSpec, Preprocessing
 from interactive_trt.exporter.onnx.verify import Bounds, Report, compare
+from interactive_trt.exporter.onnx.winograd import cpu_model
 from interactive_trt.exporter.networks.weights import Weights, load_weights, matconvnet_mean
 
 OPSET = 17
@@ -179,14 +180,25 @@ def verification_inputs(spec: ModelSpec, images: tuple[Path, ...] = ()) -> list[
     return batches
 
 
-def run_onnxruntime(path: Path, feed: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+def run_onnxruntime(path: Path | bytes, feed: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+    """One batch through ONNX Runtime's CPU provider: the file, or a serialized model (its CPU rewrite)."""
     from interactive_trt.common.ort import import_onnxruntime
 
     ort = import_onnxruntime()
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    source = path if isinstance(path, bytes) else str(path)
+    session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
     return dict(zip(names, session.run(names, {"image": feed})))
+
+
+def winograd_candidate(onnx_path: Path, log: Callable[[str], None]) -> bytes | None:
+    """The graph ONNX Runtime runs on a CPU (exporter.onnx.winograd), when it differs from the file."""
+    source, rewritten = cpu_model(onnx_path, "onnxruntime")
+    if not rewritten:
+        return None
+    log(f"  also verifying onnxruntime winograd (the CPU form: {rewritten} layers as Winograd F(4x4, 3x3))")
+    return source
 
 
 def openvino_candidates(onnx_path: Path, precision: str, log: Callable[[str], None]) -> dict:
@@ -218,6 +230,7 @@ def verify_export(spec, weights, request: ExportRequest, graph, onnx_path: Path 
     reference = AutogradReference(spec, weights, **request.graph_options)
     reports = []
     others = openvino_candidates(onnx_path, request.precision, log) if onnx_path is not None else {}
+    winograd = winograd_candidate(onnx_path, log) if onnx_path is not None else None
     for label, batch in verification_inputs(spec, request.verify_images):
         started = time.perf_counter()
         image = torch.from_numpy(batch)
@@ -230,6 +243,10 @@ def verify_export(spec, weights, request: ExportRequest, graph, onnx_path: Path 
         if onnx_path is not None:
             got = run_onnxruntime(onnx_path, batch, graph.output_names)
             reports.append(compare(f"onnxruntime{typed} vs autograd, {label}", got, expected,
+                                   bounds_for(request.precision, "onnxruntime")))
+        if winograd is not None:
+            got = run_onnxruntime(winograd, batch, graph.output_names)
+            reports.append(compare(f"onnxruntime winograd{typed} vs autograd, {label}", got, expected,
                                    bounds_for(request.precision, "onnxruntime")))
         for name, candidate in others.items():
             got = candidate(batch, graph.output_names)

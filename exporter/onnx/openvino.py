@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from interactive_trt.common.errors import BackendUnavailable, InterActiveError
+from interactive_trt.exporter.onnx.winograd import INPUT, OUTPUT, cpu_model
 
 INSTALL_HINT = "pip install 'interactive-trt[openvino]'"
 # the runtime's --precision: our name -> the type the backward convolutions compute in
@@ -36,6 +37,9 @@ INFERENCE_PRECISIONS = {"exported": "f32", "bf16": "bf16"}
 BACKWARD_OPS = ("ConvolutionBackpropData", "GroupConvolutionBackpropData")
 DECISIONS = ("Greater", "GreaterEqual", "Less", "LessEqual", "Equal", "NotEqual", "Maximum", "Minimum", "Relu",
              "MaxPool")
+
+
+WINOGRAD_TRANSFORMS = (INPUT, OUTPUT)  # exact small-integer sums; rounding them costs accuracy, saves nothing
 
 
 class PrecisionUnavailable(InterActiveError):
@@ -188,32 +192,41 @@ def decision_inputs(model) -> set[str]:
     return seen
 
 
-def constant_weight(node):
-    source = node.input_value(1).get_node()
-    return source.get_data() if source.get_type_name() == "Constant" else None
+def constant_weight(node) -> tuple[np.ndarray | None, int]:
+    """The constant operand of a convolution (its kernel) or a matrix product (either side: Winograd's
+    products take the kernels first), and which input it is."""
+    sides = (1, 0) if node.get_type_name() == "MatMul" else (1,)
+    for side in sides:
+        source = node.input_value(side).get_node()
+        if source.get_type_name() == "Constant":
+            return source.get_data(), side
+    return None, 1
 
 
 def reduce_precision(model, compute_type: str = "bf16") -> int:
     """Convolutions and matrix products that no decision reads compute in `compute_type`, with
     float32 in and out: in an InterActive graph, the backward pass. The forward pass (every layer
-    feeds a ReLU or a pool), all-ones connection sums and everything else stay as they are.
+    feeds a ReLU or a pool), all-ones connection sums, Winograd's transforms and everything else stay
+    as they are.
     Returns how many."""
     ops = opset()
     decided = decision_inputs(model)
     reduced = 0
     for node in model.get_ordered_ops():
         kind = node.get_type_name()
-        weight = constant_weight(node) if kind in ("Convolution", "MatMul") else None
-        if weight is None or node.get_name() in decided or np.all(weight == 1) or weight.dtype != np.float32:
+        weight, side = constant_weight(node) if kind in ("Convolution", "MatMul") else (None, 1)
+        if (weight is None or node.get_name() in decided or np.all(weight == 1) or weight.dtype != np.float32
+                or node.get_friendly_name().endswith(WINOGRAD_TRANSFORMS)):
             continue
-        source = ops.convert(node.input_value(0), compute_type)
+        source = ops.convert(node.input_value(1 - side), compute_type)
         kernel = ops.convert(ops.constant(weight), compute_type)  # folded at compile
         attributes = node.get_attributes()
         if kind == "Convolution":
             product = ops.convolution(source, kernel, attributes["strides"], attributes["pads_begin"],
                                       attributes["pads_end"], attributes["dilations"], attributes["auto_pad"])
         else:
-            product = ops.matmul(source, kernel, attributes["transpose_a"], attributes["transpose_b"])
+            left, right = (source, kernel) if side == 1 else (kernel, source)
+            product = ops.matmul(left, right, attributes["transpose_a"], attributes["transpose_b"])
         replace_output(node, ops.convert(product, node.get_output_element_type(0)))
         reduced += 1
     model.validate_nodes_and_infer_types()
@@ -244,13 +257,16 @@ def check_inference_precision(precision: str, graph_precision: str, capabilities
 
 
 def compile_for_cpu(onnx_path: Path, precision: str = "exported", graph_precision: str = "fp32", threads: int = 0,
-                    properties: dict | None = None):
-    """Reads the ONNX file, gives the backward convolutions kernels of their own, compiles for the CPU."""
+                    properties: dict | None = None, convolutions: str = "auto"):
+    """Reads the ONNX file (with the paying 3x3 layers as Winograd F(4x4, 3x3) unless `convolutions` is
+    "direct"), gives the backward convolutions kernels of their own, compiles for the CPU. Returns the
+    compiled model and how many layers run as Winograd."""
     ov = openvino()
     core = ov.Core()
     check_inference_precision(precision, graph_precision, cpu_capabilities(core))
     try:
-        model = core.read_model(str(onnx_path))
+        source, winograd_layers = cpu_model(onnx_path, "openvino") if convolutions == "auto" else (str(onnx_path), 0)
+        model = core.read_model(source)
     except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError subclasses with long texts
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise BackendUnavailable(f"{onnx_path}: OpenVINO cannot read it ({first})") from None
@@ -260,15 +276,16 @@ def compile_for_cpu(onnx_path: Path, precision: str = "exported", graph_precisio
     config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
     if threads:
         config["INFERENCE_NUM_THREADS"] = int(threads)
-    return core.compile_model(model, "CPU", {**config, **(properties or {})})
+    return core.compile_model(model, "CPU", {**config, **(properties or {})}), winograd_layers
 
 
 class CompiledGraph:
     """One compiled model and its infer request: named float32 arrays in, named float32 arrays out."""
 
     def __init__(self, onnx_path: Path, precision: str = "exported", graph_precision: str = "fp32",
-                 threads: int = 0, properties: dict | None = None):
-        self.compiled = compile_for_cpu(onnx_path, precision, graph_precision, threads, properties)
+                 threads: int = 0, properties: dict | None = None, convolutions: str = "auto"):
+        self.compiled, self.winograd_layers = compile_for_cpu(onnx_path, precision, graph_precision, threads,
+                                                              properties, convolutions)
         self.request = self.compiled.create_infer_request()
         self.output_names = [output.get_any_name() for output in self.compiled.outputs]
 

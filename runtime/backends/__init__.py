@@ -19,6 +19,21 @@ def check_precision(backend: str, precision: str) -> None:
                                f"the graph as exported (interactive-export --fp16 writes a float16 graph)")
 
 
+# how the CPU backends run 3x3 layers: "auto" (Winograd F(4x4, 3x3) where it pays: exporter.onnx.winograd)
+# or "direct" (the exported convolutions); the environment variable sets the default
+CONVOLUTIONS = ("auto", "direct")
+CONVOLUTIONS_VARIABLE = "INTERACTIVE_CPU_CONVOLUTIONS"
+
+
+def cpu_convolutions(options: dict) -> str:
+    import os
+
+    choice = options.pop("convolutions", None) or os.environ.get(CONVOLUTIONS_VARIABLE, "auto")
+    if choice not in CONVOLUTIONS:
+        raise InterActiveError(f"{CONVOLUTIONS_VARIABLE}={choice!r}: choose one of {', '.join(CONVOLUTIONS)}")
+    return choice
+
+
 ALIASES = {"ort": "onnxruntime", "onnxrt": "onnxruntime", "ov": "openvino", "trt": "tensorrt"}
 
 
@@ -27,14 +42,15 @@ def make_runner(backend: str, model, device: str = "auto", precision: str = "exp
     if backend not in BACKENDS:
         raise InterActiveError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     check_precision(backend, precision)
+    convolutions = cpu_convolutions(options)
     if backend == "onnxruntime":
         from interactive_trt.runtime.backends.onnxrt import OnnxRuntimeRunner
 
-        return OnnxRuntimeRunner(model, device=device, **options)
+        return OnnxRuntimeRunner(model, device=device, convolutions=convolutions, **options)
     if backend == "openvino":
         from interactive_trt.runtime.backends.openvino import OpenVinoRunner
 
-        return OpenVinoRunner(model, device=device, precision=precision, **options)
+        return OpenVinoRunner(model, device=device, precision=precision, convolutions=convolutions, **options)
     if backend == "torch":
         from interactive_trt.runtime.backends.torch_graph import TorchGraphRunner
 

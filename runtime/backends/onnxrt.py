@@ -1,5 +1,6 @@
 """ONNX Runtime: CUDA execution provider when onnxruntime-gpu has one, else CPU. Which ONNX Runtime package
-is installed is the extras' choice (common.ort); none is refused in one line."""
+is installed is the extras' choice (common.ort); none is refused in one line. On the CPU the 3x3 layers
+that pay run as Winograd F(4x4, 3x3) (exporter.onnx.winograd) unless `convolutions="direct"`."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import numpy as np
 
 from interactive_trt.common.errors import BackendUnavailable
 from interactive_trt.common.ort import both_installed_hint, import_onnxruntime
+from interactive_trt.exporter.onnx.winograd import cpu_model
 
 from interactive_trt.runtime.backends.base import Runner
 
@@ -28,9 +30,10 @@ def choose_providers(device: str) -> list[str]:
 class OnnxRuntimeRunner(Runner):
     name = "onnxruntime"
 
-    def __init__(self, model, device: str = "auto", threads: int = 0):
+    def __init__(self, model, device: str = "auto", threads: int = 0, convolutions: str = "auto"):
         super().__init__(model)
-        self.device, self.threads, self.session = device, threads, None
+        self.device, self.threads, self.convolutions, self.session = device, threads, convolutions, None
+        self.winograd_layers = 0
 
     def activate_impl(self) -> None:
         ort = import_onnxruntime()
@@ -39,8 +42,11 @@ class OnnxRuntimeRunner(Runner):
         if self.threads:
             options.intra_op_num_threads = self.threads
         providers = choose_providers(self.device)
+        source = str(self.model.onnx_path)
         try:
-            self.session = ort.InferenceSession(str(self.model.onnx_path), options, providers=providers)
+            if providers[0] == "CPUExecutionProvider" and self.convolutions == "auto":
+                source, self.winograd_layers = cpu_model(self.model.onnx_path, "onnxruntime")
+            self.session = ort.InferenceSession(source, options, providers=providers)
         except Exception as exc:  # noqa: BLE001 - ORT raises its own Fail/InvalidGraph types
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
             raise BackendUnavailable(f"{self.model.onnx_path}: ONNX Runtime cannot load it ({first})") from None

@@ -17,14 +17,18 @@ from interactive_trt.runtime.backends.base import Runner
 class OpenVinoRunner(Runner):
     name = "openvino"
 
-    def __init__(self, model, device: str = "auto", precision: str = "exported", threads: int = 0):
+    def __init__(self, model, device: str = "auto", precision: str = "exported", threads: int = 0,
+                 convolutions: str = "auto"):
         super().__init__(model)
         if device == "cuda":
             raise BackendUnavailable("the OpenVINO backend runs on the CPU; use --device cpu (or auto)")
-        self.precision, self.threads, self.graph = precision, threads, None
+        self.precision, self.threads, self.convolutions, self.graph = precision, threads, convolutions, None
+        self.winograd_layers = 0
 
     def activate_impl(self) -> None:
-        self.graph = CompiledGraph(self.model.onnx_path, self.precision, self.model.manifest.precision, self.threads)
+        self.graph = CompiledGraph(self.model.onnx_path, self.precision, self.model.manifest.precision, self.threads,
+                                   convolutions=self.convolutions)
+        self.winograd_layers = self.graph.winograd_layers
         self.output_names = self.model.manifest.output_names
 
     def infer_impl(self, image: np.ndarray) -> dict[str, np.ndarray]:
