@@ -213,12 +213,12 @@ class ExplicitGraph:
 
 
 class OnnxRuntime:
-    """interactive-infer's session: on the CPU the Winograd form unless `convolutions` is "direct"."""
+    """interactive-infer's session: on the CPU the graph's CPU forms unless `convolutions` is "direct"."""
 
     def __init__(self, onnx_path: Path, device: str, convolutions: str = "auto"):
         import onnxruntime as ort
 
-        from interactive_trt.exporter.onnx.winograd import cpu_model
+        from interactive_trt.exporter.onnx.cpu import cpu_model
         from interactive_trt.runtime.backends.onnxrt import choose_providers
 
         options = ort.SessionOptions()

@@ -23,7 +23,7 @@ from interactive_trt.contracts.outputs import output_layer, output_shape
 from interactive_trt.exporter.interactive.precision import Calibration, calibrate_loss_scale, check_precision
 from interactive_trt.contracts.spec import ModelSpec, Preprocessing
 from interactive_trt.exporter.onnx.verify import Bounds, Report, compare
-from interactive_trt.exporter.onnx.winograd import cpu_model
+from interactive_trt.exporter.onnx.cpu import cpu_model
 from interactive_trt.exporter.networks.weights import Weights, load_weights, matconvnet_mean
 
 OPSET = 17
@@ -192,12 +192,13 @@ def run_onnxruntime(path: Path | bytes, feed: np.ndarray, names: list[str]) -> d
     return dict(zip(names, session.run(names, {"image": feed})))
 
 
-def winograd_candidate(onnx_path: Path, log: Callable[[str], None]) -> bytes | None:
-    """The graph ONNX Runtime runs on a CPU (exporter.onnx.winograd), when it differs from the file."""
-    source, rewritten = cpu_model(onnx_path, "onnxruntime")
-    if not rewritten:
+def cpu_form_candidate(onnx_path: Path, log: Callable[[str], None]) -> bytes | None:
+    """The graph ONNX Runtime runs on a CPU (exporter.onnx.cpu), when it differs from the file."""
+    source, counts = cpu_model(onnx_path, "onnxruntime")
+    if not any(counts.values()):
         return None
-    log(f"  also verifying onnxruntime winograd (the CPU form: {rewritten} layers as Winograd F(4x4, 3x3))")
+    log(f"  also verifying onnxruntime cpu (the graph as it loads on a CPU: {counts['winograd']} layers as "
+        f"Winograd F(4x4, 3x3), {counts['products']} transposed convolutions as products)")
     return source
 
 
@@ -230,7 +231,7 @@ def verify_export(spec, weights, request: ExportRequest, graph, onnx_path: Path 
     reference = AutogradReference(spec, weights, **request.graph_options)
     reports = []
     others = openvino_candidates(onnx_path, request.precision, log) if onnx_path is not None else {}
-    winograd = winograd_candidate(onnx_path, log) if onnx_path is not None else None
+    cpu_form = cpu_form_candidate(onnx_path, log) if onnx_path is not None else None
     for label, batch in verification_inputs(spec, request.verify_images):
         started = time.perf_counter()
         image = torch.from_numpy(batch)
@@ -244,9 +245,9 @@ def verify_export(spec, weights, request: ExportRequest, graph, onnx_path: Path 
             got = run_onnxruntime(onnx_path, batch, graph.output_names)
             reports.append(compare(f"onnxruntime{typed} vs autograd, {label}", got, expected,
                                    bounds_for(request.precision, "onnxruntime")))
-        if winograd is not None:
-            got = run_onnxruntime(winograd, batch, graph.output_names)
-            reports.append(compare(f"onnxruntime winograd{typed} vs autograd, {label}", got, expected,
+        if cpu_form is not None:
+            got = run_onnxruntime(cpu_form, batch, graph.output_names)
+            reports.append(compare(f"onnxruntime cpu{typed} vs autograd, {label}", got, expected,
                                    bounds_for(request.precision, "onnxruntime")))
         for name, candidate in others.items():
             got = candidate(batch, graph.output_names)

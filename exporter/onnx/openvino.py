@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from interactive_trt.common.errors import BackendUnavailable, InterActiveError
-from interactive_trt.exporter.onnx.winograd import INPUT, OUTPUT, cpu_model
+from interactive_trt.exporter.onnx.cpu import cpu_model
+from interactive_trt.exporter.onnx.winograd import INPUT, OUTPUT
 
 INSTALL_HINT = "pip install 'interactive-trt[openvino]'"
 # the runtime's --precision: our name -> the type the backward convolutions compute in
@@ -265,7 +266,8 @@ def compile_for_cpu(onnx_path: Path, precision: str = "exported", graph_precisio
     core = ov.Core()
     check_inference_precision(precision, graph_precision, cpu_capabilities(core))
     try:
-        source, winograd_layers = cpu_model(onnx_path, "openvino") if convolutions == "auto" else (str(onnx_path), 0)
+        source, counts = cpu_model(onnx_path, "openvino") if convolutions == "auto" else (str(onnx_path), {})
+        winograd_layers = counts.get("winograd", 0)
         model = core.read_model(source)
     except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError subclasses with long texts
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__

@@ -54,7 +54,8 @@ def input_transform() -> np.ndarray:
 
 def kernel_transform(weight: np.ndarray) -> np.ndarray:
     """(36, C_out, C_in): G W G^T for every channel pair."""
-    return np.einsum("ia,kcab,jb->ijkc", G, weight.astype(np.float64), G).reshape(ALPHA * ALPHA, *weight.shape[:2])
+    rows = np.tensordot(G, weight.astype(np.float64), axes=([1], [2]))  # i, k, c, b
+    return np.tensordot(rows, G, axes=([3], [1])).transpose(0, 3, 1, 2).reshape(ALPHA * ALPHA, *weight.shape[:2])
 
 
 def output_transform() -> np.ndarray:
@@ -84,8 +85,13 @@ class Writer:
         self.model, self.prefix, self.nodes = model, prefix, []
 
     def constant(self, name: str, value: np.ndarray) -> str:
+        """An initializer written in place (appending a finished TensorProto copies it once more)."""
         name = f"{self.prefix}/{name}"
-        self.model.graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        value = np.ascontiguousarray(value)
+        tensor = self.model.graph.initializer.add()
+        tensor.name, tensor.data_type = name, helper.np_dtype_to_tensor_dtype(value.dtype)
+        tensor.dims.extend(value.shape)
+        tensor.raw_data = value.tobytes()
         return name
 
     def node(self, op: str, inputs: list[str], output: str | None = None, label: str | None = None,
@@ -150,10 +156,11 @@ def winograd_nodes(model: onnx.ModelProto, node, weight: np.ndarray, bias: str |
 
 
 def drop_unread_initializers(model: onnx.ModelProto) -> None:
+    """In place: re-adding the kept ones would copy every kernel."""
     read = {name for node in model.graph.node for name in node.input} | {o.name for o in model.graph.output}
-    kept = [item for item in model.graph.initializer if item.name in read]
-    del model.graph.initializer[:]
-    model.graph.initializer.extend(kept)
+    for index in reversed(range(len(model.graph.initializer))):
+        if model.graph.initializer[index].name not in read:
+            del model.graph.initializer[index]
 
 
 def winograd_convolutions(model: onnx.ModelProto, runtime: str) -> int:
@@ -167,8 +174,12 @@ def winograd_convolutions(model: onnx.ModelProto, runtime: str) -> int:
     for node in model.graph.node:
         source = (initializer_behind(node.input[1], initializers, producers)
                   if node.op_type == "Conv" and node.domain in ("", "ai.onnx") and len(node.input) > 1 else None)
-        weight = numpy_helper.to_array(initializers[source]) if source else None
-        if weight is None or not eligible(node, weight) or not pays(weight, runtime):
+        stored = initializers[source] if source else None
+        if stored is None or list(stored.dims[2:]) != [3, 3] or stored.data_type != onnx.TensorProto.FLOAT:
+            nodes.append(node)
+            continue
+        weight = numpy_helper.to_array(stored)
+        if not eligible(node, weight) or not pays(weight, runtime):
             nodes.append(node)
             continue
         bias = node.input[2] if len(node.input) > 2 and node.input[2] else None
@@ -180,16 +191,3 @@ def winograd_convolutions(model: onnx.ModelProto, runtime: str) -> int:
         drop_unread_initializers(model)
     return rewritten
 
-
-PROTOBUF_LIMIT = 2**31 - 2**24  # a serialized ModelProto must stay under 2 GiB
-
-
-def cpu_model(path, runtime: str) -> tuple[bytes | str, int]:
-    """The exported file as `runtime` runs it on the CPU: serialized with the paying 3x3 layers rewritten,
-    and how many; the path itself (and 0) when none pays or the rewritten graph would not fit one
-    protobuf (the direct form then runs, as exported)."""
-    model = onnx.load(str(path))
-    rewritten = winograd_convolutions(model, runtime)
-    if not rewritten or model.ByteSize() > PROTOBUF_LIMIT:
-        return str(path), 0
-    return model.SerializeToString(), rewritten

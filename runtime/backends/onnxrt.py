@@ -1,6 +1,6 @@
 """ONNX Runtime: CUDA execution provider when onnxruntime-gpu has one, else CPU. Which ONNX Runtime package
-is installed is the extras' choice (common.ort); none is refused in one line. On the CPU the 3x3 layers
-that pay run as Winograd F(4x4, 3x3) (exporter.onnx.winograd) unless `convolutions="direct"`."""
+is installed is the extras' choice (common.ort); none is refused in one line. On the CPU the graph runs
+in the forms ONNX Runtime's CPU kernels run fast (exporter.onnx.cpu) unless `convolutions="direct"`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 
 from interactive_trt.common.errors import BackendUnavailable
 from interactive_trt.common.ort import both_installed_hint, import_onnxruntime
-from interactive_trt.exporter.onnx.winograd import cpu_model
+from interactive_trt.exporter.onnx.cpu import cpu_model
 
 from interactive_trt.runtime.backends.base import Runner
 
@@ -45,7 +45,8 @@ class OnnxRuntimeRunner(Runner):
         source = str(self.model.onnx_path)
         try:
             if providers[0] == "CPUExecutionProvider" and self.convolutions == "auto":
-                source, self.winograd_layers = cpu_model(self.model.onnx_path, "onnxruntime")
+                source, counts = cpu_model(self.model.onnx_path, "onnxruntime")
+                self.winograd_layers = counts["winograd"]
             self.session = ort.InferenceSession(source, options, providers=providers)
         except Exception as exc:  # noqa: BLE001 - ORT raises its own Fail/InvalidGraph types
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__

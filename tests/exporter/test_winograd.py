@@ -12,6 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 from interactive_trt.common.errors import InterActiveError
 from interactive_trt.exporter.onnx import openvino as ov_runtime
 from interactive_trt.exporter.onnx import winograd
+from interactive_trt.exporter.onnx.cpu import cpu_model
 from interactive_trt.exporter.onnx.export import ONNXRUNTIME_BOUNDS, ExportRequest, export_model
 from interactive_trt.exporter.onnx.verify import compare, cosine
 from interactive_trt.exporter.interactive.reference import AutogradReference
@@ -124,8 +125,9 @@ def test_export_verification_runs_the_cpu_form_against_autograd(verified_export)
     path, manifest, messages = verified_export
     assert manifest.verification["passed"] is True
     labels = [report["label"] for report in manifest.verification["reports"]]
-    assert sum(label.startswith("onnxruntime winograd vs autograd") for label in labels) >= 2  # noise and photo
-    assert any("onnxruntime winograd" in message for message in messages)
+    assert sum(label.startswith("onnxruntime cpu vs autograd") for label in labels) >= 2  # noise and photo
+    assert any("onnxruntime cpu (the graph as it loads on a CPU:" in message and "layers as Winograd" in message
+               and "2 transposed convolutions as products" in message for message in messages)  # fc6, fc7
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
@@ -160,7 +162,8 @@ needs_openvino = pytest.mark.skipif(not ov_runtime.is_installed(), reason="openv
 
 @needs_openvino
 def test_bf16_reduces_the_products_and_leaves_the_transforms_in_float32(every_layer_pays, verified_export):
-    source, rewritten = winograd.cpu_model(verified_export[0], "openvino")
+    source, counts = cpu_model(verified_export[0], "openvino")
+    assert counts["winograd"] > 0 and counts["products"] == 0  # OpenVINO's loader has its own product form
     model = ov_runtime.openvino().Core().read_model(source)
     ov_runtime.rewrite_backward_convolutions(model)
     assert ov_runtime.reduce_precision(model, "bf16") > 0
@@ -181,3 +184,51 @@ def test_bf16_with_winograd_stays_inside_the_reduced_bounds(every_layer_pays, ve
         assert runner.winograd_layers > 0
     report = compare("openvino bf16 winograd, astronaut", got, expected, REDUCED_BOUNDS)
     assert report.passed, [(c.name, round(c.cosine, 6)) for c in report.failures]
+
+
+def transposed_model(kernel, bias=None, **attributes) -> onnx.ModelProto:
+    inputs = ["x", "w"] + (["b"] if bias is not None else [])
+    initializers = [numpy_helper.from_array(kernel, "w")] + ([numpy_helper.from_array(bias, "b")] if bias is not None else [])
+    graph = helper.make_graph(
+        [helper.make_node("ConvTranspose", inputs, ["y"], name="back", kernel_shape=list(kernel.shape[2:]), **attributes)],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", kernel.shape[0], "h", "w"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", kernel.shape[1], "oh", "ow"])], initializers)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("taps,pads,with_bias", [(7, [0, 0, 0, 0], False), (7, [1, 2, 0, 3], True), (1, [0, 0, 0, 0], True),
+                                                 (1, [0, 0, 0, 0], False), (3, [0, 0, 0, 0], False)])
+def test_a_transposed_product_equals_the_transposed_convolution(taps, pads, with_bias):
+    from interactive_trt.exporter.onnx.cpu import transposed_as_products
+
+    rng = np.random.default_rng(2)
+    kernel = rng.standard_normal((96, 48, taps, taps)).astype(np.float32)
+    bias = rng.standard_normal(48).astype(np.float32) if with_bias else None
+    direct = transposed_model(kernel, bias, pads=pads)
+    rewritten = onnx.ModelProto()
+    rewritten.CopyFrom(direct)
+    assert transposed_as_products(rewritten) == 1
+    assert "MatMul" in {node.op_type for node in rewritten.graph.node}
+    for shape in [(2, 96, 10, 10), (1, 96, 1, 1), (1, 96, 4, 7)]:
+        x = rng.standard_normal(shape).astype(np.float32)
+        expected, got = run(direct, "onnxruntime", x), run(rewritten, "onnxruntime", x)
+        assert got.shape == expected.shape
+        assert np.abs(got - expected).max() <= 1e-5 * np.abs(expected).max()
+
+
+@pytest.mark.parametrize("kind", ["strided", "grouped", "an all-ones spread", "padded 1x1"])
+def test_transposed_convolutions_outside_the_product_form_stay(kind):
+    from interactive_trt.exporter.onnx.cpu import transposed_as_products
+
+    kernel, attributes = np.ones((96, 48, 3, 3), dtype=np.float32), {}
+    if kind == "strided":
+        attributes["strides"] = [2, 2]
+    elif kind == "grouped":
+        kernel, attributes["group"] = np.ones((96, 24, 3, 3), dtype=np.float32), 2
+    elif kind == "an all-ones spread":
+        kernel = np.ones((1, 1, 3, 3), dtype=np.float32)
+    else:
+        kernel, attributes["pads"] = np.ones((96, 48, 1, 1), dtype=np.float32), [1, 1, 1, 1]
+    model = transposed_model(kernel, **attributes)
+    assert transposed_as_products(model) == 0
+    assert [node.op_type for node in model.graph.node] == ["ConvTranspose"]
