@@ -16,8 +16,8 @@ import numpy as np
 import onnx
 
 
-from interactive_trt.exporter.onnx.rewrite import attributes_of, initializer_behind
-from interactive_trt.exporter.onnx.winograd import Writer, drop_unread_initializers, winograd_convolutions
+from interactive_trt.exporter.onnx.rewrite import attributes_of, replace_nodes
+from interactive_trt.exporter.onnx.winograd import Writer, winograd_convolutions
 
 PROTOBUF_LIMIT = 2**31 - 2**24  # a serialized ModelProto must stay under 2 GiB
 MIN_PRODUCT_CHANNELS = 4096  # C_in * C_out from which a transposed convolution is a product (not a spread)
@@ -65,23 +65,12 @@ def product_nodes(model: onnx.ModelProto, node, shape: tuple[int, ...], source: 
 
 def transposed_as_products(model: onnx.ModelProto) -> int:
     """Rewrites, in place, every transposed convolution of `product_form`; returns how many."""
-    initializers = {item.name: item for item in model.graph.initializer}
-    producers = {output: node for node in model.graph.node for output in node.output}
-    rewritten, nodes = 0, []
-    for node in model.graph.node:
-        source = (initializer_behind(node.input[1], initializers, producers)
-                  if node.op_type == "ConvTranspose" and node.domain in ("", "ai.onnx") else None)
-        stored = initializers[source] if source else None
-        if stored is None or stored.data_type != onnx.TensorProto.FLOAT or not product_form(node, tuple(stored.dims)):
-            nodes.append(node)
-            continue
-        nodes.extend(product_nodes(model, node, tuple(stored.dims), source))
-        rewritten += 1
-    if rewritten:
-        del model.graph.node[:]
-        model.graph.node.extend(nodes)
-        drop_unread_initializers(model)
-    return rewritten
+    def replacement(node, stored, name):
+        if stored.data_type != onnx.TensorProto.FLOAT or not product_form(node, tuple(stored.dims)):
+            return None
+        return product_nodes(model, node, tuple(stored.dims), name)
+
+    return replace_nodes(model, "ConvTranspose", replacement)
 
 
 def cpu_model(path, runtime: str) -> tuple[bytes | str, dict[str, int]]:

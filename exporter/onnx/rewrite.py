@@ -60,6 +60,37 @@ def initializer_behind(name: str, initializers: dict, producers: dict) -> str | 
     return name
 
 
+def drop_unread_initializers(model: onnx.ModelProto) -> None:
+    """In place: re-adding the kept ones would copy every kernel."""
+    read = {name for node in model.graph.node for name in node.input} | {o.name for o in model.graph.output}
+    for index in reversed(range(len(model.graph.initializer))):
+        if model.graph.initializer[index].name not in read:
+            del model.graph.initializer[index]
+
+
+def replace_nodes(model: onnx.ModelProto, op_type: str, replacement) -> int:
+    """Each `op_type` node whose weight (input 1) is an initializer, or an Identity of one, is offered to
+    `replacement(node, initializer, name)`, which returns the nodes that compute it instead, or None to
+    keep it. Kernels nobody reads afterwards are dropped; returns how many nodes were replaced."""
+    initializers = {item.name: item for item in model.graph.initializer}
+    producers = {output: node for node in model.graph.node for output in node.output}
+    replaced, nodes = 0, []
+    for node in model.graph.node:
+        source = (initializer_behind(node.input[1], initializers, producers)
+                  if node.op_type == op_type and node.domain in ("", "ai.onnx") and len(node.input) > 1 else None)
+        instead = replacement(node, initializers[source], source) if source else None
+        if instead is None:
+            nodes.append(node)
+            continue
+        nodes.extend(instead)
+        replaced += 1
+    if replaced:
+        del model.graph.node[:]
+        model.graph.node.extend(nodes)
+        drop_unread_initializers(model)
+    return replaced
+
+
 def drop_unread_identities(model: onnx.ModelProto) -> None:
     read = {name for node in model.graph.node for name in node.input} | {out.name for out in model.graph.output}
     kept = [node for node in model.graph.node if node.op_type != "Identity" or node.output[0] in read]

@@ -27,7 +27,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from interactive_trt.exporter.onnx.rewrite import attributes_of, initializer_behind
+from interactive_trt.exporter.onnx.rewrite import attributes_of, replace_nodes
 
 TILE = 4  # output tile m; input tile m + 2
 B_T = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
@@ -155,39 +155,19 @@ def winograd_nodes(model: onnx.ModelProto, node, weight: np.ndarray, bias: str |
     return w.nodes
 
 
-def drop_unread_initializers(model: onnx.ModelProto) -> None:
-    """In place: re-adding the kept ones would copy every kernel."""
-    read = {name for node in model.graph.node for name in node.input} | {o.name for o in model.graph.output}
-    for index in reversed(range(len(model.graph.initializer))):
-        if model.graph.initializer[index].name not in read:
-            del model.graph.initializer[index]
-
-
 def winograd_convolutions(model: onnx.ModelProto, runtime: str) -> int:
     """Rewrites, in place, every 3x3 convolution that pays on `runtime` ("onnxruntime" or "openvino");
     returns how many. Kernels no other node reads are dropped."""
     if runtime not in LAYOUTS:
         raise ValueError(f"no Winograd layout for {runtime!r}")
-    initializers = {item.name: item for item in model.graph.initializer}
-    producers = {output: node for node in model.graph.node for output in node.output}
-    rewritten, nodes = 0, []
-    for node in model.graph.node:
-        source = (initializer_behind(node.input[1], initializers, producers)
-                  if node.op_type == "Conv" and node.domain in ("", "ai.onnx") and len(node.input) > 1 else None)
-        stored = initializers[source] if source else None
-        if stored is None or list(stored.dims[2:]) != [3, 3] or stored.data_type != onnx.TensorProto.FLOAT:
-            nodes.append(node)
-            continue
+
+    def replacement(node, stored, _name):
+        if list(stored.dims[2:]) != [3, 3] or stored.data_type != onnx.TensorProto.FLOAT:
+            return None
         weight = numpy_helper.to_array(stored)
         if not eligible(node, weight) or not pays(weight, runtime):
-            nodes.append(node)
-            continue
+            return None
         bias = node.input[2] if len(node.input) > 2 and node.input[2] else None
-        nodes.extend(winograd_nodes(model, node, weight, bias, LAYOUTS[runtime]))
-        rewritten += 1
-    if rewritten:
-        del model.graph.node[:]
-        model.graph.node.extend(nodes)
-        drop_unread_initializers(model)
-    return rewritten
+        return winograd_nodes(model, node, weight, bias, LAYOUTS[runtime])
 
+    return replace_nodes(model, "Conv", replacement)
