@@ -218,15 +218,12 @@ class OnnxRuntime:
     def __init__(self, onnx_path: Path, device: str, convolutions: str = "auto"):
         import onnxruntime as ort
 
-        from interactive_trt.exporter.onnx.cpu import cpu_model
-        from interactive_trt.runtime.backends.onnxrt import choose_providers
+        from interactive_trt.runtime.backends.onnxrt import choose_providers, session_source
 
         options = ort.SessionOptions()
         options.log_severity_level = 3
         providers = choose_providers(device)
-        source = str(onnx_path)
-        if providers[0] == "CPUExecutionProvider" and convolutions == "auto":
-            source, _ = cpu_model(onnx_path, "onnxruntime")
+        source, _ = session_source(onnx_path, providers, convolutions)
         self.session = ort.InferenceSession(source, options, providers=providers)
         self.device = "cuda" if self.session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
         self.ort = ort

@@ -15,7 +15,6 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
-
 from interactive_trt.exporter.onnx.rewrite import attributes_of, replace_nodes
 from interactive_trt.exporter.onnx.winograd import Writer, winograd_convolutions
 
@@ -50,8 +49,7 @@ def product_nodes(model: onnx.ModelProto, node, shape: tuple[int, ...], source: 
         out = w.node("Reshape", [columns, w.concat([-1, channels_out], grid)],
                      output=None if bias else node.output[0])
         if bias:
-            w.node("Add", [out, w.node("Reshape", [bias, w.constant("bias_shape", np.array([1, -1, 1, 1], dtype=np.int64))])],
-                   output=node.output[0])
+            w.add_bias(out, bias, output=node.output[0])
         return w.nodes
     one_hot = np.zeros((channels_out, k_h * k_w, 1, k_h, k_w), dtype=np.float32)
     for tap in range(k_h * k_w):

@@ -180,26 +180,37 @@ def verification_inputs(spec: ModelSpec, images: tuple[Path, ...] = ()) -> list[
     return batches
 
 
+class OnnxRuntimeGraph:
+    """One ONNX Runtime CPU session over the file, or over a serialized model (its CPU form): named
+    float32 arrays in, named arrays out, as `openvino.CompiledGraph`. Made once per candidate."""
+
+    def __init__(self, source: Path | bytes):
+        from interactive_trt.common.ort import import_onnxruntime
+
+        ort = import_onnxruntime()
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(source if isinstance(source, bytes) else str(source), options,
+                                            providers=["CPUExecutionProvider"])
+
+    def __call__(self, feed: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+        return dict(zip(names, self.session.run(names, {"image": feed})))
+
+
 def run_onnxruntime(path: Path | bytes, feed: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
-    """One batch through ONNX Runtime's CPU provider: the file, or a serialized model (its CPU rewrite)."""
-    from interactive_trt.common.ort import import_onnxruntime
-
-    ort = import_onnxruntime()
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    source = path if isinstance(path, bytes) else str(path)
-    session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
-    return dict(zip(names, session.run(names, {"image": feed})))
+    """One batch through ONNX Runtime's CPU provider."""
+    return OnnxRuntimeGraph(path)(feed, names)
 
 
-def cpu_form_candidate(onnx_path: Path, log: Callable[[str], None]) -> bytes | None:
-    """The graph ONNX Runtime runs on a CPU (exporter.onnx.cpu), when it differs from the file."""
+def onnxruntime_candidates(onnx_path: Path, log: Callable[[str], None]) -> dict:
+    """ONNX Runtime on the file, and on the graph it runs on a CPU (exporter.onnx.cpu) when that differs."""
+    candidates = {"onnxruntime": OnnxRuntimeGraph(onnx_path)}
     source, counts = cpu_model(onnx_path, "onnxruntime")
-    if not any(counts.values()):
-        return None
-    log(f"  also verifying onnxruntime cpu (the graph as it loads on a CPU: {counts['winograd']} layers as "
-        f"Winograd F(4x4, 3x3), {counts['products']} transposed convolutions as products)")
-    return source
+    if any(counts.values()):
+        log(f"  also verifying onnxruntime cpu (the graph as it loads on a CPU: {counts['winograd']} layers as "
+            f"Winograd F(4x4, 3x3), {counts['products']} transposed convolutions as products)")
+        candidates["onnxruntime cpu"] = OnnxRuntimeGraph(source)
+    return candidates
 
 
 def openvino_candidates(onnx_path: Path, precision: str, log: Callable[[str], None]) -> dict:
@@ -230,8 +241,8 @@ def verify_export(spec, weights, request: ExportRequest, graph, onnx_path: Path 
 
     reference = AutogradReference(spec, weights, **request.graph_options)
     reports = []
-    others = openvino_candidates(onnx_path, request.precision, log) if onnx_path is not None else {}
-    cpu_form = cpu_form_candidate(onnx_path, log) if onnx_path is not None else None
+    others = ({**onnxruntime_candidates(onnx_path, log), **openvino_candidates(onnx_path, request.precision, log)}
+              if onnx_path is not None else {})
     for label, batch in verification_inputs(spec, request.verify_images):
         started = time.perf_counter()
         image = torch.from_numpy(batch)
@@ -241,14 +252,6 @@ def verify_export(spec, weights, request: ExportRequest, graph, onnx_path: Path 
         typed = "" if request.precision == "fp32" else f" {request.precision}"
         reports.append(compare(f"torch graph{typed} vs autograd, {label}", explicit, expected,
                                bounds_for(request.precision, "torch graph")))
-        if onnx_path is not None:
-            got = run_onnxruntime(onnx_path, batch, graph.output_names)
-            reports.append(compare(f"onnxruntime{typed} vs autograd, {label}", got, expected,
-                                   bounds_for(request.precision, "onnxruntime")))
-        if cpu_form is not None:
-            got = run_onnxruntime(cpu_form, batch, graph.output_names)
-            reports.append(compare(f"onnxruntime cpu{typed} vs autograd, {label}", got, expected,
-                                   bounds_for(request.precision, "onnxruntime")))
         for name, candidate in others.items():
             got = candidate(batch, graph.output_names)
             reports.append(compare(f"{name}{typed} vs autograd, {label}", got, expected,

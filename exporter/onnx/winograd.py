@@ -63,11 +63,10 @@ def output_transform() -> np.ndarray:
     return np.einsum("pi,qj->pqij", A_T, A_T).reshape(TILE * TILE, ALPHA * ALPHA)
 
 
-def eligible(node, weight: np.ndarray) -> bool:
-    """A dense, stride-1, undilated float32 3x3 convolution with explicit pads."""
+def eligible(node) -> bool:
+    """A dense, stride-1, undilated convolution with explicit pads (its kernel: `replacement` checks)."""
     attributes = attributes_of(node)
-    return (weight.dtype == np.float32 and weight.ndim == 4 and weight.shape[2:] == (3, 3)
-            and int(attributes.get("group", 1)) == 1
+    return (int(attributes.get("group", 1)) == 1
             and all(s == 1 for s in attributes.get("strides", [1, 1]))
             and all(d == 1 for d in attributes.get("dilations", [1, 1]))
             and attributes.get("auto_pad", b"NOTSET") in (b"NOTSET", "NOTSET"))
@@ -102,6 +101,11 @@ class Writer:
 
     def shape(self, value: str, start: int, end: int) -> str:
         return self.node("Shape", [value], start=start, end=end)
+
+    def add_bias(self, value: str, bias: str, output: str | None = None) -> str:
+        """`value` (N, C, H, W) plus a per-channel bias vector."""
+        shape = self.constant("bias_shape", np.array([1, -1, 1, 1], dtype=np.int64))
+        return self.node("Add", [value, self.node("Reshape", [bias, shape])], output=output)
 
     def concat(self, fixed: list[int], dynamic: str) -> str:
         return self.node("Concat", [self.constant(f"dims_{len(self.nodes)}", np.array(fixed, dtype=np.int64)), dynamic],
@@ -146,8 +150,7 @@ def winograd_nodes(model: onnx.ModelProto, node, weight: np.ndarray, bias: str |
         blocks = w.node("Reshape", [outputs, w.concat([-1, channels_out * TILE * TILE], grid)])
         placed = w.node("DepthToSpace", [blocks], blocksize=TILE, mode="CRD")
         if bias:
-            placed = w.node("Add", [placed, w.node("Reshape", [bias, w.constant(
-                "bias_shape", np.array([1, -1, 1, 1], dtype=np.int64))])])
+            placed = w.add_bias(placed, bias)
     size = w.node("Add", [w.shape(source, 2, 4),
                           w.constant("grown", np.array([top + bottom - 2, left + right - 2], dtype=np.int64))])
     w.node("Slice", [placed, w.constant("starts", np.zeros(2, dtype=np.int64)), size,
@@ -162,10 +165,12 @@ def winograd_convolutions(model: onnx.ModelProto, runtime: str) -> int:
         raise ValueError(f"no Winograd layout for {runtime!r}")
 
     def replacement(node, stored, _name):
-        if list(stored.dims[2:]) != [3, 3] or stored.data_type != onnx.TensorProto.FLOAT:
+        """Float32 4-D 3x3 kernels only; the kernel is read once the layer qualifies."""
+        if (len(stored.dims) != 4 or list(stored.dims[2:]) != [3, 3] or stored.data_type != onnx.TensorProto.FLOAT
+                or not eligible(node)):
             return None
         weight = numpy_helper.to_array(stored)
-        if not eligible(node, weight) or not pays(weight, runtime):
+        if not pays(weight, runtime):
             return None
         bias = node.input[2] if len(node.input) > 2 and node.input[2] else None
         return winograd_nodes(model, node, weight, bias, LAYOUTS[runtime])

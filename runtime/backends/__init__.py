@@ -3,6 +3,8 @@ heavy, and the ONNX Runtime path must import none of them)."""
 
 from __future__ import annotations
 
+import os
+
 from interactive_trt.common.errors import InterActiveError
 
 BACKENDS = ("onnxruntime", "openvino", "tensorrt", "torch")
@@ -26,8 +28,6 @@ CONVOLUTIONS_VARIABLE = "INTERACTIVE_CPU_CONVOLUTIONS"
 
 
 def cpu_convolutions(options: dict) -> str:
-    import os
-
     choice = options.pop("convolutions", None) or os.environ.get(CONVOLUTIONS_VARIABLE, "auto")
     if choice not in CONVOLUTIONS:
         raise InterActiveError(f"{CONVOLUTIONS_VARIABLE}={choice!r}: choose one of {', '.join(CONVOLUTIONS)}")

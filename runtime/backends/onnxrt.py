@@ -27,6 +27,13 @@ def choose_providers(device: str) -> list[str]:
     return ["CPUExecutionProvider"]
 
 
+def session_source(path, providers: list[str], convolutions: str) -> tuple[str | bytes, dict[str, int]]:
+    """What a session loads: on the CPU provider the graph's CPU form (unless "direct"), else the file."""
+    if providers[0] == "CPUExecutionProvider" and convolutions == "auto":
+        return cpu_model(path, "onnxruntime")
+    return str(path), {"winograd": 0, "products": 0}
+
+
 class OnnxRuntimeRunner(Runner):
     name = "onnxruntime"
 
@@ -42,11 +49,9 @@ class OnnxRuntimeRunner(Runner):
         if self.threads:
             options.intra_op_num_threads = self.threads
         providers = choose_providers(self.device)
-        source = str(self.model.onnx_path)
         try:
-            if providers[0] == "CPUExecutionProvider" and self.convolutions == "auto":
-                source, counts = cpu_model(self.model.onnx_path, "onnxruntime")
-                self.winograd_layers = counts["winograd"]
+            source, counts = session_source(self.model.onnx_path, providers, self.convolutions)
+            self.winograd_layers = counts["winograd"]
             self.session = ort.InferenceSession(source, options, providers=providers)
         except Exception as exc:  # noqa: BLE001 - ORT raises its own Fail/InvalidGraph types
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
