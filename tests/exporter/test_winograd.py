@@ -232,3 +232,31 @@ def test_transposed_convolutions_outside_the_product_form_stay(kind):
     model = transposed_model(kernel, **attributes)
     assert transposed_as_products(model) == 0
     assert [node.op_type for node in model.graph.node] == ["ConvTranspose"]
+
+
+def model_reading_external_floats(directory, count: int):
+    """An eligible 3x3 layer beside a graph output read from `count` float32 zeros in a sparse external
+    file (written as a hole, so a 2 GiB tensor costs no disk)."""
+    model = conv_model(np.random.default_rng(0).standard_normal((8, 8, 3, 3)).astype(np.float32), pads=[1, 1, 1, 1])
+    with open(directory / "big.bin", "wb") as data:
+        data.truncate(4 * count)
+    big = model.graph.initializer.add()
+    big.name, big.data_type, big.data_location = "big", TensorProto.FLOAT, TensorProto.EXTERNAL
+    big.dims.append(count)
+    for key, value in (("location", "big.bin"), ("offset", "0"), ("length", str(4 * count))):
+        entry = big.external_data.add()
+        entry.key, entry.value = key, value
+    model.graph.node.append(helper.make_node("Identity", ["big"], ["big_out"]))  # read, so not dropped
+    model.graph.output.append(helper.make_tensor_value_info("big_out", TensorProto.FLOAT, [count]))
+    path = directory / "model.onnx"
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def test_a_cpu_form_over_protobufs_limit_falls_back_to_the_file(every_layer_pays, tmp_path):
+    """A rewritten graph that one protobuf cannot hold (2 GiB) runs as exported instead of failing."""
+    small = model_reading_external_floats(tmp_path, 1024)
+    source, counts = cpu_model(small, "onnxruntime")
+    assert isinstance(source, bytes) and counts["winograd"] == 1
+    big = model_reading_external_floats(tmp_path, (2**31 + 2**26) // 4)
+    assert cpu_model(big, "onnxruntime") == (str(big), {"winograd": 0, "products": 0})
