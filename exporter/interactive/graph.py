@@ -72,22 +72,25 @@ def widen(x: torch.Tensor) -> torch.Tensor:
     return x if x.dtype == torch.float32 else x.float()
 
 
-def first_argmax_masks(windows: list[torch.Tensor]) -> list[torch.Tensor]:
-    """One-hot masks of the first maximum in scan order of each pooling window.
+def route_to_first_argmax(grad: torch.Tensor, windows: list[torch.Tensor]) -> list[torch.Tensor]:
+    """`grad` routed to the first maximum in scan order of each pooling window: one part per window slot.
 
-    Exact ties (flat regions of real photos) route to one position per window, as autograd does;
-    the masks are built from the same values they compare, so mixed precision cannot break them.
+    Exact ties (flat regions of real photos) route to one position per window, as autograd does; the
+    masks are built from the same values they compare, so mixed precision cannot break them. Each slot
+    takes what the slots before it left, where it holds the maximum; the last slot takes what is left,
+    since it holds the maximum wherever no earlier slot does. A mask is 0 or 1, so every product and
+    difference is exact in any float type, and this costs two ops a slot less than building exclusive
+    one-hot masks first (the routing is memory-bound: VGG-19's pool2 alone moves 8 MB an op).
     """
     peak = windows[0]
     for window in windows[1:]:
         peak = torch.maximum(peak, window)
-    taken = torch.zeros_like(peak)
-    masks = []
-    for window in windows:
-        hit = (window == peak).to(peak.dtype) * (1 - taken)
-        masks.append(hit)
-        taken = taken + hit
-    return masks
+    routed, left = [], grad
+    for window in windows[:-1]:
+        taken = left * (window == peak).to(grad.dtype)
+        routed.append(taken)
+        left = left - taken
+    return routed + [left]
 
 
 class InterActiveGraph(nn.Module):
@@ -219,7 +222,7 @@ class InterActiveGraph(nn.Module):
             for j in range(k):
                 end_i, end_j = (-(k - 1 - i) or None), (-(k - 1 - j) or None)
                 windows.append(x[:, :, i:end_i:s, j:end_j:s])
-        routed = [grad_out * mask.to(grad_out.dtype) for mask in first_argmax_masks(windows)]
+        routed = route_to_first_argmax(grad_out, windows)
         stacked = torch.stack(routed, dim=2).flatten(1, 2)
         if k == s:
             spread = F.pixel_shuffle(stacked, k)

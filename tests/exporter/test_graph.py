@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from interactive_trt.exporter.interactive.graph import InterActiveGraph, first_argmax_masks
+from interactive_trt.exporter.interactive.graph import InterActiveGraph, route_to_first_argmax
 from interactive_trt.exporter.interactive.reference import AutogradReference, connection_gamma
 from interactive_trt.contracts.spec import Layer
 from interactive_trt.exporter.onnx.verify import rel_l2
@@ -93,10 +93,22 @@ def test_pool_routing_matches_autograd_with_ties(small_spec, small_weights, kern
     assert torch.allclose(got.sum(), grad_out.sum())
 
 
-def test_first_argmax_masks_pick_exactly_one_per_window():
-    windows = [torch.tensor([1.0, 2.0, 5.0]), torch.tensor([1.0, 5.0, 5.0]), torch.tensor([1.0, 2.0, 5.0])]
-    masks = torch.stack(first_argmax_masks(windows))
-    assert masks.tolist() == [[1, 0, 1], [0, 1, 0], [0, 0, 0]]
+def test_routing_takes_the_first_maximum_of_each_window_exactly():
+    windows = [torch.tensor([1.0, 2.0, 5.0, 3.0]), torch.tensor([1.0, 5.0, 5.0, 3.0]),
+               torch.tensor([1.0, 2.0, 5.0, 7.0])]
+    grad = torch.tensor([0.1, -0.3, 0.7, 1e-30])
+    routed = torch.stack(route_to_first_argmax(grad, windows))
+    assert torch.equal(routed, torch.tensor([[0.1, 0, 0.7, 0], [0, -0.3, 0, 0], [0, 0, 0, 1e-30]]))
+    half = route_to_first_argmax(grad.half(), [w.half() for w in windows])
+    assert torch.equal(torch.stack(half), routed.half())
+
+
+def test_relu_mask_passes_exactly_where_the_response_is_positive(small_spec, small_weights):
+    graph = InterActiveGraph(small_spec, small_weights)
+    layer = small_spec.layer("conv1_1")
+    x = torch.relu(torch.tensor([-2.0, -0.0, 0.0, 1e-38, 3.0]))
+    grad = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert graph.through_activation(layer, x, grad).tolist() == [0, 0, 0, 4, 5]
 
 
 @pytest.mark.parametrize("kernel, pads, stride, groups, side", [
