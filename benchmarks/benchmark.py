@@ -13,6 +13,15 @@ of its rounds); the runners are freed before the next mode (all at once do not f
     python benchmarks/benchmark.py --size 512 --batch 1,8,32      # GPU machine, issue 3's table
     python benchmarks/benchmark.py --device cpu --batch 1,4 \
         --backends autograd-plain,onnxruntime,openvino-fp32,openvino-bf16   # issue 16's CPU table
+    python benchmarks/benchmark.py --batch 32 --modes interactive --kernels 12 \
+        --backends autograd-plain,onnxruntime,onnxruntime+direct,onnxruntime-fp16,graph-fp16+cl  # issue 22's
+
+A backend name may carry modifiers after "+": for ONNX Runtime `direct` (the file as exported, no
+load-time form), `winograd`, `products`, `sums` (exactly these CUDA forms), `tf32` / `notf32` (the CUDA
+provider's use_tf32), `heuristic` (cuDNN heuristics mode A instead of B), `fuse` (fuse_conv_bias),
+`nhwc` (prefer_nhwc); for graph-* and the torch backend's modes `cl` (channels_last) and `compile`
+(torch.compile). On a GPU each backend is built, timed and freed in turn (`--schedule`), since several
+ONNX Runtime sessions at batch 32 each keep their own memory arena.
 """
 
 from __future__ import annotations
@@ -110,6 +119,9 @@ class PlainAutograd:
     def __init__(self, spec, weights, device, interactive, p: float = 2.0, params=None):
         import torch
 
+        torch.backends.cudnn.allow_tf32 = False  # a careful user's float32: TF32 off, cuDNN's timed plans
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.benchmark = True
         self.torch, self.device, self.spec, self.interactive, self.p = torch, device, spec, interactive, p
         self.params = params if params is not None else torch_params(spec, weights, device)
         self.successors = {t: spec.successors(t) for t in spec.feature_layers}
@@ -190,18 +202,27 @@ class PlainAutograd:
 
 
 class ExplicitGraph:
-    """The exported graph's own PyTorch module (no autograd), in its compute precision."""
+    """The exported graph's own PyTorch module (no autograd), in its compute precision, as the torch
+    backend runs it (runtime.backends.torch_graph.prepare_graph: channels_last, torch.compile)."""
 
-    def __init__(self, spec, weights, device, interactive, precision):
+    def __init__(self, spec, weights, device, interactive, precision, modifiers=()):
         import torch
 
+        from interactive_trt.runtime.backends.torch_graph import prepare_graph
+
+        unknown = [m for m in modifiers if m not in ("cl", "compile")]
+        if unknown:
+            raise InterActiveError(f"unknown torch graph modifier {unknown[0]!r} (cl, compile)")
         torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.benchmark = True
         self.torch, self.device = torch, device
-        self.graph = InterActiveGraph(spec, weights, interactive=interactive, precision=precision).eval().to(device)
+        graph = InterActiveGraph(spec, weights, interactive=interactive, precision=precision).eval()
+        self.graph, self.layout = prepare_graph(graph, device, channels_last="cl" in modifiers,
+                                                compile="compile" in modifiers)
 
     def prepare(self, batch: np.ndarray):
-        self.image = self.torch.from_numpy(batch).to(self.device)
+        self.image = self.torch.from_numpy(batch).to(self.device).contiguous(memory_format=self.layout)
 
     def __call__(self):
         with self.torch.inference_mode():
@@ -212,18 +233,31 @@ class ExplicitGraph:
             self.torch.cuda.synchronize()
 
 
-class OnnxRuntime:
-    """interactive-infer's session: on the CPU the graph's CPU forms unless `convolutions` is "direct"."""
+# benchmark modifiers of ONNX Runtime backends: CUDA provider options
+CUDA_MODIFIERS = {"tf32": ("use_tf32", 1), "notf32": ("use_tf32", 0), "heuristic": ("cudnn_conv_algo_search", "HEURISTIC"),
+                  "fuse": ("fuse_conv_bias", 1), "nhwc": ("prefer_nhwc", 1)}
 
-    def __init__(self, onnx_path: Path, device: str, convolutions: str = "auto"):
+
+class OnnxRuntime:
+    """interactive-infer's session: each provider's load-time form of the graph (CPU or CUDA) unless
+    "direct"; modifiers choose CUDA forms and provider options (CUDA_MODIFIERS) for measurements."""
+
+    def __init__(self, onnx_path: Path, device: str, precision: str = "fp32", modifiers=()):
         import onnxruntime as ort
 
-        from interactive_trt.runtime.backends.onnxrt import choose_providers, session_source
+        from interactive_trt.common.ort import session_providers
+        from interactive_trt.exporter.onnx.cuda import FORMS
+        from interactive_trt.runtime.backends.onnxrt import session_source
 
         options = ort.SessionOptions()
         options.log_severity_level = 3
-        providers = choose_providers(device)
-        source, _ = session_source(onnx_path, providers, convolutions)
+        overrides = dict(CUDA_MODIFIERS[m] for m in modifiers if m in CUDA_MODIFIERS)
+        unknown = [m for m in modifiers if m not in CUDA_MODIFIERS and m not in FORMS and m != "direct"]
+        if unknown:
+            raise InterActiveError(f"unknown ONNX Runtime modifier {unknown[0]!r}")
+        forms = ",".join(m for m in modifiers if m in FORMS) or None
+        providers = session_providers(device, precision, **overrides)
+        source, self.counts = session_source(onnx_path, providers, "direct" if "direct" in modifiers else "auto", forms)
         self.session = ort.InferenceSession(source, options, providers=providers)
         self.device = "cuda" if self.session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
         self.ort = ort
@@ -313,10 +347,18 @@ def main() -> int:
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     parser.add_argument("--width-divisor", type=int, default=1)
     parser.add_argument("--backends", default=None, help="any of autograd-plain, autograd-fp32/fp16 (the "
-                        "reference), graph-fp32/fp16, onnxruntime, openvino-fp32/bf16, tensorrt-fp32/fp16; "
-                        "onnxruntime and openvino-* with -direct appended: without the CPU's Winograd form "
+                        "reference), graph-fp32/fp16, onnxruntime[-fp16|-fp16-backward], openvino-fp32/bf16, "
+                        "tensorrt-fp32/fp16, with +modifiers (above; +direct: without the load-time forms) "
                         f"(default on cuda: autograd-fp32,autograd-fp16,graph-fp16,onnxruntime,tensorrt-fp32,"
                         f"tensorrt-fp16; on cpu: {CPU_BACKENDS})")
+    parser.add_argument("--modes", default="forward,interactive", help="forward,interactive (both, the default) "
+                        "or either one")
+    parser.add_argument("--schedule", choices=["interleaved", "sequential"], default=None,
+                        help="time the backends in rounds that visit each (default on cpu) or one after another, "
+                        "each freed before the next is built (default on cuda)")
+    parser.add_argument("--kernels", type=int, default=0, help="on cuda, at the largest batch: the N GPU kernels "
+                        "that take the most time in one call of each backend (torch.profiler, which sees ONNX "
+                        "Runtime's kernels too)")
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--json", type=Path)
@@ -356,8 +398,9 @@ def main() -> int:
             params.update(torch_params(spec, weights, args.device))
         return params
 
-    def make(backend, mode):
+    def make(name, mode):
         interactive = mode == "interactive"
+        backend, modifiers = parse_backend(name)
         if backend == "autograd-plain":
             return PlainAutograd(spec, weights, args.device, interactive, params=shared_params())
         if backend.startswith("autograd"):
@@ -366,11 +409,11 @@ def main() -> int:
             return Autograd(spec, weights, args.device, interactive, autocast=backend.endswith("fp16"),
                             params=shared_params())
         if backend.startswith("graph"):
-            return ExplicitGraph(spec, weights, args.device, interactive, backend.rsplit("-", 1)[1])
-        convolutions = "direct" if backend.endswith("-direct") else "auto"
-        backend = backend.removesuffix("-direct")
-        if backend == "onnxruntime":
-            return OnnxRuntime(exported("fp32", mode)[0], args.device, convolutions)
+            return ExplicitGraph(spec, weights, args.device, interactive, backend.split("-", 1)[1], modifiers)
+        convolutions = "direct" if "direct" in modifiers else "auto"
+        if backend.startswith("onnxruntime"):
+            precision = backend.removeprefix("onnxruntime").removeprefix("-") or "fp32"
+            return OnnxRuntime(exported(precision, mode)[0], args.device, precision, modifiers)
         if backend.startswith("openvino"):
             if args.device != "cpu":
                 raise InterActiveError("OpenVINO runs on the CPU (--device cpu)")
@@ -378,28 +421,66 @@ def main() -> int:
         path, _ = exported(backend.rsplit("-", 1)[1], mode)
         return TensorRT(path, size)
 
-    for batch in batches:
-        images = np.random.default_rng(0).standard_normal((batch, 3, size, size), dtype=np.float32)
-        for mode in ("forward", "interactive"):
-            runners = {}
-            for backend in args.backends.split(","):
-                try:
-                    runners[backend] = make(backend, mode)
-                    runners[backend].prepare(images)
-                except (InterActiveError, ImportError, OSError) as exc:
-                    runners.pop(backend, None)
-                    if (backend, mode) not in {(b, m) for b, m, _ in skipped}:
-                        skipped.append((backend, mode, str(exc).splitlines()[0][:160]))
-            for backend, (seconds, best) in interleaved(runners, args.repeat, args.warmup).items():
-                rate = flops[mode] * batch / seconds
-                rows.append({"backend": backend, "mode": mode, "batch": batch, "ms": 1e3 * seconds,
-                             "best_ms": 1e3 * best, "images_per_s": batch / seconds, "tflops": rate / 1e12,
-                             "of_matmul": rate / roofline})
-                print(f"  {backend:14s} {mode:11s} batch {batch:3d}: {1e3 * seconds:9.2f} ms (best {1e3 * best:.2f})",
-                      file=sys.stderr)
+    names = args.backends.split(",")
+
+    def save():
+        """The JSON so far, written atomically after every row: a run cut short keeps what it measured."""
+        if args.json:
+            temporary = args.json.with_name(args.json.name + ".partial")
+            temporary.write_text(json.dumps({"model": spec.name, "size": size, "device": args.device,
+                                             "matmul": roofline_name, "matmul_tflops": roofline / 1e12, "rows": rows,
+                                             "skipped": skipped}, indent=2))
+            temporary.replace(args.json)
+
+    def record(name, mode, batch, seconds, best):
+        rate = flops[mode] * batch / seconds
+        rows.append({"backend": name, "mode": mode, "batch": batch, "ms": 1e3 * seconds, "best_ms": 1e3 * best,
+                     "images_per_s": batch / seconds, "tflops": rate / 1e12, "of_matmul": rate / roofline})
+        print(f"  {name:28s} {mode:11s} batch {batch:3d}: {1e3 * seconds:9.2f} ms (best {1e3 * best:.2f})",
+              file=sys.stderr)
+
+    def skip(name, mode, exc):
+        if (name, mode) not in {(b, m) for b, m, _ in skipped}:
+            skipped.append((name, mode, (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]))
+        print(f"  {name:28s} {mode:11s}: not run ({skipped[-1][2]})", file=sys.stderr)
+
+    def built(name, mode, images):
+        try:
+            runner = make(name, mode)
+            runner.prepare(images)
+            return runner
+        except Exception as exc:  # noqa: BLE001 - one backend's failure (ORT's own types, out of memory) is a row
+            skip(name, mode, exc)
+            return None
+
+    schedule = args.schedule or ("sequential" if args.device == "cuda" else "interleaved")
+    inputs = {batch: np.random.default_rng(0).standard_normal((batch, 3, size, size), dtype=np.float32)
+              for batch in batches}
+    for mode in args.modes.split(","):
+        if schedule == "sequential":  # one runner on the device at a time, built once for every batch
+            for name in names:
+                runner = built(name, mode, inputs[batches[0]])
+                for batch in batches if runner is not None else ():
+                    try:
+                        runner.prepare(inputs[batch])
+                        ((seconds, best),) = interleaved({name: runner}, args.repeat, args.warmup).values()
+                        record(name, mode, batch, seconds, best)
+                        if args.kernels and batch == max(batches):
+                            rows[-1]["kernels"] = kernel_table(runner, args.kernels)
+                    except Exception as exc:  # noqa: BLE001 - out of memory at one batch is a row too
+                        skip(name, mode, exc)
+                    save()
+                del runner
+                release_device_memory(args.device)
+            continue
+        for batch in batches:
+            runners = {name: runner for name in names if (runner := built(name, mode, inputs[batch])) is not None}
+            for name, (seconds, best) in interleaved(runners, args.repeat, args.warmup).items():
+                record(name, mode, batch, seconds, best)
             del runners
             gc.collect()
-    rows.sort(key=lambda row: (row["batch"], args.backends.split(",").index(row["backend"]), row["mode"]))
+            save()
+    rows.sort(key=lambda row: (row["batch"], names.index(row["backend"]), row["mode"]))
     print()
     print("| backend | mode | batch | ms / batch (median) | best | images/s | TFLOP/s | of matmul |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -413,11 +494,51 @@ def main() -> int:
     for batch in batches:
         for label, value in ratios(by_key, batch, args.device):
             print(f"- {label}: {value}")
-    if args.json:
-        args.json.write_text(json.dumps({"size": size, "device": args.device, "matmul": roofline_name,
-                                         "matmul_tflops": roofline / 1e12, "rows": rows,
-                                         "skipped": skipped}, indent=2))
+    save()
     return 0
+
+
+def parse_backend(name: str) -> tuple[str, tuple[str, ...]]:
+    """'onnxruntime-fp16+direct+tf32' -> ('onnxruntime-fp16', ('direct', 'tf32')); the older spelling
+    'onnxruntime-direct' and 'openvino-fp32-direct' reads as '+direct'."""
+    base, *modifiers = name.split("+")
+    if base.endswith("-direct"):
+        base, modifiers = base.removesuffix("-direct"), modifiers + ["direct"]
+    return base, tuple(modifiers)
+
+
+def release_device_memory(device: str) -> None:
+    gc.collect()
+    if device == "cuda":
+        import torch
+
+        torch.cuda.empty_cache()
+
+
+def kernel_table(runner, top: int) -> list[dict]:
+    """The `top` GPU kernels by time in one call, from CUPTI through torch.profiler (it records every
+    kernel of the process, ONNX Runtime's too), with each one's share of all kernel time."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    runner()
+    runner.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as trace:
+        runner()
+        runner.synchronize()
+    totals: dict[str, list] = {}
+    for event in trace.events():
+        if str(getattr(event, "device_type", "")).endswith("CUDA") and event.device_time_total:  # kernels
+            entry = totals.setdefault(event.name, [0.0, 0])
+            entry[0] += event.device_time_total
+            entry[1] += 1
+    total = sum(us for us, _ in totals.values()) or 1.0
+    table = [{"kernel": name[:110], "ms": us / 1e3, "calls": calls, "share": us / total}
+             for name, (us, calls) in sorted(totals.items(), key=lambda item: -item[1][0])[:top]]
+    print(f"    kernels: {total / 1e3:.2f} ms in all", file=sys.stderr)
+    for row in table:
+        print(f"    {row['ms']:8.2f} ms {100 * row['share']:5.1f}% x{row['calls']:<4d} {row['kernel']}", file=sys.stderr)
+    return table
 
 
 def interleaved(runners: dict, repeat: int, warmup: int) -> dict:
@@ -463,6 +584,23 @@ def ratios(by_key, batch, device="cuda"):
     row = by_key.get(("tensorrt-fp16", "interactive", batch))
     if row:
         out.append((f"TensorRT fp16 share of the matmul rate, batch {batch} (bar >= 40%)", f"{100 * row['of_matmul']:.0f}%"))
+    return out + gpu_ratios(by_key, batch)
+
+
+def gpu_ratios(by_key, batch):
+    """Issue 22's goals, for every variant measured: ONNX Runtime CUDA float32 against the plain-autograd
+    peer (>= 1x); its reduced-precision files and the torch graph in fp16 against autocast (>= 1.5x)."""
+    out = []
+    peer, autocast = (by_key.get((name, "interactive", batch)) for name in ("autograd-plain", "autograd-fp16"))
+    for (name, mode, size), row in by_key.items():
+        if mode != "interactive" or size != batch:
+            continue
+        base, _ = parse_backend(name)
+        if base == "onnxruntime" and peer:
+            out.append((f"{name} vs plain autograd fp32, batch {batch} (goal >= 1x)", f"{peer['ms'] / row['ms']:.2f}x"))
+        elif base in ("onnxruntime-fp16", "onnxruntime-fp16-backward", "graph-fp16") and autocast:
+            out.append((f"{name} vs autograd fp16 autocast, batch {batch} (goal >= 1.5x)",
+                        f"{autocast['ms'] / row['ms']:.2f}x"))
     return out
 
 

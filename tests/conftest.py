@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -10,7 +11,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# ../shared/data beside the checkout; a GPU machine gets a copy carried inside it (benchmarks/gpu_check.sh)
+SHARED_DATA = Path(os.environ.get("INTERACTIVE_SHARED_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
 GPU_STUBS = Path(__file__).resolve().parent / "stubs" / "gpu_stack"
 
 
@@ -30,7 +32,18 @@ def tensorrt_problem() -> str | None:
     return gpu_problem() or preflight.tensorrt_problem()
 
 
-MARKER_PROBLEMS = {"gpu": gpu_problem, "tensorrt": tensorrt_problem}
+def ort_cuda_problem() -> str | None:
+    """Why marker `ort_cuda` (ONNX Runtime with its CUDA provider, and a GPU) cannot run here; None when it can."""
+    try:
+        import onnxruntime
+    except (ImportError, OSError) as exc:
+        return f"onnxruntime does not import ({exc})"
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        return "this ONNX Runtime has no CUDA provider (pip install 'interactive-trt[gpu]' on a GPU machine)"
+    return gpu_problem()
+
+
+MARKER_PROBLEMS = {"gpu": gpu_problem, "tensorrt": tensorrt_problem, "ort_cuda": ort_cuda_problem}
 
 
 def pytest_collection_modifyitems(config, items):

@@ -34,7 +34,11 @@ def product_form(node, shape: tuple[int, ...]) -> bool:
             and (tuple(shape[2:]) != (1, 1) or not any(attributes.get("pads", [0, 0, 0, 0]))))
 
 
-def product_nodes(model: onnx.ModelProto, node, shape: tuple[int, ...], source: str) -> list:
+def product_nodes(model: onnx.ModelProto, node, shape: tuple[int, ...], source: str,
+                  placement: str = "convtranspose") -> list:
+    """The product, then the k x k blocks added into place: by a grouped ConvTranspose with one-hot kernels
+    ("convtranspose", the CPU's), or by one Sum of the blocks padded to their offsets ("pads": cuDNN runs
+    grouped transposed convolutions slowly, and fc6's blocks are 10 x 10 maps)."""
     channels_in, channels_out, k_h, k_w = shape
     bias = node.input[2] if len(node.input) > 2 and node.input[2] else None
     w = Writer(model, node.name or node.output[0])
@@ -51,6 +55,9 @@ def product_nodes(model: onnx.ModelProto, node, shape: tuple[int, ...], source: 
         if bias:
             w.add_bias(out, bias, output=node.output[0])
         return w.nodes
+    if placement == "pads":
+        padded_sum(w, columns, node, channels_out, (k_h, k_w), grid, bias)
+        return w.nodes
     one_hot = np.zeros((channels_out, k_h * k_w, 1, k_h, k_w), dtype=np.float32)
     for tap in range(k_h * k_w):
         one_hot[:, tap, 0, tap // k_w, tap % k_w] = 1
@@ -61,12 +68,36 @@ def product_nodes(model: onnx.ModelProto, node, shape: tuple[int, ...], source: 
     return w.nodes
 
 
-def transposed_as_products(model: onnx.ModelProto) -> int:
+def padded_sum(w: Writer, columns: str, node, channels_out: int, kernel: tuple[int, int], grid: str,
+               bias: str | None) -> None:
+    """col2im as one Sum: block (i, j) of every input position, padded to land at offset (i, j) of the
+    full output, whose border the ConvTranspose's pads then crop."""
+    k_h, k_w = kernel
+    blocks = w.node("Reshape", [columns, w.concat([-1, channels_out, k_h * k_w], grid)])  # N, C_out, taps, H, W
+    placed = []
+    for tap in range(k_h * k_w):
+        i, j = divmod(tap, k_w)
+        block = w.node("Gather", [blocks, w.constant(f"tap_{tap}", np.array(tap, dtype=np.int64))], axis=2)
+        pads = np.array([0, 0, i, j, 0, 0, k_h - 1 - i, k_w - 1 - j], dtype=np.int64)
+        placed.append(w.node("Pad", [block, w.constant(f"pads_{tap}", pads)]))
+    top, left, bottom, right = attributes_of(node).get("pads", [0, 0, 0, 0])
+    cropped = any((top, left, bottom, right))
+    out = w.node("Sum", placed, output=None if cropped or bias else node.output[0])
+    if cropped:
+        end = w.node("Sub", [w.shape(out, 2, 4), w.constant("crop_end", np.array([bottom, right], dtype=np.int64))])
+        out = w.node("Slice", [out, w.constant("crop_start", np.array([top, left], dtype=np.int64)), end,
+                               w.constant("crop_axes", np.array([2, 3], dtype=np.int64))],
+                     output=None if bias else node.output[0])
+    if bias:
+        w.add_bias(out, bias, output=node.output[0])
+
+
+def transposed_as_products(model: onnx.ModelProto, placement: str = "convtranspose") -> int:
     """Rewrites, in place, every transposed convolution of `product_form`; returns how many."""
     def replacement(node, stored, name):
         if stored.data_type != onnx.TensorProto.FLOAT or not product_form(node, tuple(stored.dims)):
             return None
-        return product_nodes(model, node, tuple(stored.dims), name)
+        return product_nodes(model, node, tuple(stored.dims), name, placement)
 
     return replace_nodes(model, "ConvTranspose", replacement)
 

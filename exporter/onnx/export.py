@@ -24,6 +24,7 @@ from interactive_trt.exporter.interactive.precision import Calibration, calibrat
 from interactive_trt.contracts.spec import ModelSpec, Preprocessing
 from interactive_trt.exporter.onnx.verify import Bounds, Report, compare
 from interactive_trt.exporter.onnx.cpu import cpu_model
+from interactive_trt.exporter.onnx.cuda import chosen_forms, cuda_model
 from interactive_trt.exporter.networks.weights import Weights, load_weights, matconvnet_mean
 
 OPSET = 17
@@ -181,17 +182,18 @@ def verification_inputs(spec: ModelSpec, images: tuple[Path, ...] = ()) -> list[
 
 
 class OnnxRuntimeGraph:
-    """One ONNX Runtime CPU session over the file, or over a serialized model (its CPU form): named
-    float32 arrays in, named arrays out, as `openvino.CompiledGraph`. Made once per candidate."""
+    """One ONNX Runtime session over the file, or over a serialized model (a load-time form): named
+    float32 arrays in, named arrays out, as `openvino.CompiledGraph`. Made once per candidate; on the CPU
+    provider unless `providers` says otherwise (common.ort.session_providers)."""
 
-    def __init__(self, source: Path | bytes):
-        from interactive_trt.common.ort import import_onnxruntime
+    def __init__(self, source: Path | bytes, providers: list | None = None):
+        from interactive_trt.common.ort import CPU_PROVIDER, import_onnxruntime
 
         ort = import_onnxruntime()
         options = ort.SessionOptions()
         options.log_severity_level = 3
         self.session = ort.InferenceSession(source if isinstance(source, bytes) else str(source), options,
-                                            providers=["CPUExecutionProvider"])
+                                            providers=providers or [CPU_PROVIDER])
 
     def __call__(self, feed: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
         return dict(zip(names, self.session.run(names, {"image": feed})))
@@ -202,14 +204,22 @@ def run_onnxruntime(path: Path | bytes, feed: np.ndarray, names: list[str]) -> d
     return OnnxRuntimeGraph(path)(feed, names)
 
 
-def onnxruntime_candidates(onnx_path: Path, log: Callable[[str], None]) -> dict:
-    """ONNX Runtime on the file, and on the graph it runs on a CPU (exporter.onnx.cpu) when that differs."""
+def onnxruntime_candidates(onnx_path: Path, precision: str, log: Callable[[str], None]) -> dict:
+    """ONNX Runtime on the file, on the graph it runs on a CPU (exporter.onnx.cpu) when that differs, and
+    on its CUDA provider as interactive-infer runs it (options and form) where onnxruntime-gpu has one."""
+    from interactive_trt.common.ort import CUDA_PROVIDER, import_onnxruntime, session_providers
+
     candidates = {"onnxruntime": OnnxRuntimeGraph(onnx_path)}
     source, counts = cpu_model(onnx_path, "onnxruntime")
     if any(counts.values()):
         log(f"  also verifying onnxruntime cpu (the graph as it loads on a CPU: {counts['winograd']} layers as "
             f"Winograd F(4x4, 3x3), {counts['products']} transposed convolutions as products)")
         candidates["onnxruntime cpu"] = OnnxRuntimeGraph(source)
+    if CUDA_PROVIDER in import_onnxruntime().get_available_providers():
+        source, counts = cuda_model(onnx_path, chosen_forms())
+        taken = ", ".join(f"{form} {count}" for form, count in counts.items() if count) or "none"
+        log(f"  also verifying onnxruntime cuda (CUDA forms taken: {taken})")
+        candidates["onnxruntime cuda"] = OnnxRuntimeGraph(source, session_providers("cuda", precision))
     return candidates
 
 
@@ -241,7 +251,8 @@ def verify_export(spec, weights, request: ExportRequest, graph, onnx_path: Path 
 
     reference = AutogradReference(spec, weights, **request.graph_options)
     reports = []
-    others = ({**onnxruntime_candidates(onnx_path, log), **openvino_candidates(onnx_path, request.precision, log)}
+    others = ({**onnxruntime_candidates(onnx_path, request.precision, log),
+               **openvino_candidates(onnx_path, request.precision, log)}
               if onnx_path is not None else {})
     for label, batch in verification_inputs(spec, request.verify_images):
         started = time.perf_counter()

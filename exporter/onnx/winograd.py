@@ -1,4 +1,5 @@
-"""3x3 convolutions as Winograd F(4x4, 3x3) in ordinary ONNX ops, for the CPU runtimes at load time.
+"""3x3 convolutions as Winograd F(4x4, 3x3) in ordinary ONNX ops, for the CPU runtimes at load time (and
+for ONNX Runtime's CUDA provider where asked: exporter.onnx.cuda).
 
 On a CPU, a direct 3x3 convolution is a matrix product at the machine's matmul rate; VGG-19's
 InterActive pass is 427 GFLOP of them at 512x512, about two seconds on two cores however well they are
@@ -41,10 +42,11 @@ ALPHA = TILE + 2
 INPUT, OUTPUT = "winograd/input_transform", "winograd/output_transform"
 
 # C_in * C_out / (C_in + C_out) from which a layer is rewritten
-MIN_CHANNEL_RATIO = {"onnxruntime": 64, "openvino": 128}
+MIN_CHANNEL_RATIO = {"onnxruntime": 64, "openvino": 128, "cuda": 64}
 # how the transforms are written: ONNX Runtime runs grouped convolutions for both well; OpenVINO's CPU
-# plugin runs a grouped ConvTranspose far slower than a MatMul and DepthToSpace
-LAYOUTS = {"onnxruntime": "grouped", "openvino": "matmul"}
+# plugin runs a grouped ConvTranspose far slower than a MatMul and DepthToSpace, and so does cuDNN ("cuda":
+# ONNX Runtime's CUDA provider, exporter.onnx.cuda)
+LAYOUTS = {"onnxruntime": "grouped", "openvino": "matmul", "cuda": "matmul"}
 
 
 def input_transform() -> np.ndarray:
@@ -86,7 +88,7 @@ class Writer:
     def constant(self, name: str, value: np.ndarray) -> str:
         """An initializer written in place (appending a finished TensorProto copies it once more)."""
         name = f"{self.prefix}/{name}"
-        value = np.ascontiguousarray(value)
+        value = np.asarray(value, order="C")  # 0-d stays 0-d (a scalar index)
         tensor = self.model.graph.initializer.add()
         tensor.name, tensor.data_type = name, helper.np_dtype_to_tensor_dtype(value.dtype)
         tensor.dims.extend(value.shape)

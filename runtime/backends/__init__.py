@@ -54,7 +54,7 @@ def make_runner(backend: str, model, device: str = "auto", precision: str = "exp
     if backend == "torch":
         from interactive_trt.runtime.backends.torch_graph import TorchGraphRunner
 
-        return TorchGraphRunner(model, device=device)
+        return TorchGraphRunner(model, device=device, **options)
     from interactive_trt.runtime.backends.tensorrt import TensorRTRunner
 
     return TensorRTRunner(model, device=device, **options)

@@ -1,45 +1,39 @@
 """ONNX Runtime: CUDA execution provider when onnxruntime-gpu has one, else CPU. Which ONNX Runtime package
-is installed is the extras' choice (common.ort); none is refused in one line. On the CPU the graph runs
-in the forms ONNX Runtime's CPU kernels run fast (exporter.onnx.cpu) unless `convolutions="direct"`."""
+is installed is the extras' choice (common.ort); none is refused in one line. Each provider runs the graph
+in the form its kernels run fast (exporter.onnx.cpu, exporter.onnx.cuda) unless `convolutions="direct"`;
+the CUDA provider gets the options of common.ort.cuda_options (TF32 off for float32 graphs)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from interactive_trt.common.errors import BackendUnavailable
-from interactive_trt.common.ort import both_installed_hint, import_onnxruntime
+from interactive_trt.common.errors import BackendUnavailable, InterActiveError
+from interactive_trt.common.ort import CPU_PROVIDER, import_onnxruntime, provider_name, session_providers
 from interactive_trt.exporter.onnx.cpu import cpu_model
+from interactive_trt.exporter.onnx.cuda import chosen_forms, cuda_model
 
 from interactive_trt.runtime.backends.base import Runner
 
 
-def choose_providers(device: str) -> list[str]:
-    ort = import_onnxruntime()
-    available = ort.get_available_providers()
-    if device == "cpu":
-        return ["CPUExecutionProvider"]
-    if "CUDAExecutionProvider" in available:
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    if device == "cuda":
-        raise BackendUnavailable(both_installed_hint() or (
-            "ONNX Runtime has no CUDA provider here: pip install 'interactive-trt[gpu]' (onnxruntime-gpu) "
-            "on a machine with an NVIDIA GPU, or use --device cpu"))
-    return ["CPUExecutionProvider"]
-
-
-def session_source(path, providers: list[str], convolutions: str) -> tuple[str | bytes, dict[str, int]]:
-    """What a session loads: on the CPU provider the graph's CPU form (unless "direct"), else the file."""
-    if providers[0] == "CPUExecutionProvider" and convolutions == "auto":
+def session_source(path, providers: list, convolutions: str, cuda_forms: str | None = None):
+    """What a session loads, and how many layers took each form: the graph's CPU form on the CPU provider,
+    its CUDA form on the CUDA provider (`cuda_forms`, else INTERACTIVE_CUDA_FORMS, else DEFAULT_FORMS),
+    the file itself with "direct"."""
+    if convolutions != "auto":
+        return str(path), {}
+    if provider_name(providers[0]) == CPU_PROVIDER:
         return cpu_model(path, "onnxruntime")
-    return str(path), {"winograd": 0, "products": 0}
+    return cuda_model(path, chosen_forms(cuda_forms))
 
 
 class OnnxRuntimeRunner(Runner):
     name = "onnxruntime"
 
-    def __init__(self, model, device: str = "auto", threads: int = 0, convolutions: str = "auto"):
+    def __init__(self, model, device: str = "auto", threads: int = 0, convolutions: str = "auto",
+                 cuda_forms: str | None = None, cuda_overrides: dict | None = None):
         super().__init__(model)
         self.device, self.threads, self.convolutions, self.session = device, threads, convolutions, None
+        self.cuda_forms, self.cuda_overrides = cuda_forms, dict(cuda_overrides or {})
         self.winograd_layers = 0
 
     def activate_impl(self) -> None:
@@ -48,11 +42,13 @@ class OnnxRuntimeRunner(Runner):
         options.log_severity_level = 3
         if self.threads:
             options.intra_op_num_threads = self.threads
-        providers = choose_providers(self.device)
+        providers = session_providers(self.device, self.model.manifest.precision, **self.cuda_overrides)
         try:
-            source, counts = session_source(self.model.onnx_path, providers, self.convolutions)
-            self.winograd_layers = counts["winograd"]
+            source, counts = session_source(self.model.onnx_path, providers, self.convolutions, self.cuda_forms)
+            self.winograd_layers = counts.get("winograd", 0)
             self.session = ort.InferenceSession(source, options, providers=providers)
+        except InterActiveError:  # an unknown INTERACTIVE_CUDA_FORMS, said as it is
+            raise
         except Exception as exc:  # noqa: BLE001 - ORT raises its own Fail/InvalidGraph types
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
             raise BackendUnavailable(f"{self.model.onnx_path}: ONNX Runtime cannot load it ({first})") from None

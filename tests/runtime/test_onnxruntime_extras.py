@@ -47,11 +47,10 @@ def test_tensorrt_and_cuda_python_are_a_matched_pair(extra, cuda_major, tensorrt
 
 def test_both_packages_installed_is_named_with_the_fix(monkeypatch):
     from interactive_trt.common import ort
-    from interactive_trt.runtime.backends.onnxrt import choose_providers
 
     monkeypatch.setattr(ort, "installed_packages", lambda: ["onnxruntime", "onnxruntime-gpu"])
     with pytest.raises(BackendUnavailable, match="both installed and share one folder") as caught:
-        choose_providers("cuda")  # this machine's ONNX Runtime has no CUDA provider
+        ort.session_providers("cuda")  # this machine's ONNX Runtime has no CUDA provider
     assert "pip uninstall -y onnxruntime onnxruntime-gpu" in str(caught.value)
 
 
