@@ -109,9 +109,16 @@ def cpu_model(path, runtime: str) -> tuple[bytes | str, dict[str, int]]:
     model = onnx.load(str(path))
     counts = {"winograd": winograd_convolutions(model, runtime),
               "products": transposed_as_products(model) if runtime == "onnxruntime" else 0}
+    return serialized(model, path, counts)
+
+
+def serialized(model: onnx.ModelProto, path, counts: dict[str, int]) -> tuple[bytes | str, dict[str, int]]:
+    """A load-time form as a session takes it: the rewritten model's bytes and its counts; the path and
+    zero counts where nothing was rewritten or the result would not fit one protobuf (the file then runs
+    as exported)."""
     if not any(counts.values()):
         return str(path), counts
     try:  # asking for the size first costs as long as serializing (2.3 s for VGG-19)
         return model.SerializeToString(), counts
     except (EncodeError, ValueError):  # over protobuf's 2 GiB
-        return str(path), {"winograd": 0, "products": 0}
+        return str(path), dict.fromkeys(counts, 0)

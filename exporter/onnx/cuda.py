@@ -25,11 +25,10 @@ import os
 
 import numpy as np
 import onnx
-from google.protobuf.message import EncodeError
 from onnx import helper, numpy_helper
 
 from interactive_trt.common.errors import InterActiveError
-from interactive_trt.exporter.onnx.cpu import transposed_as_products
+from interactive_trt.exporter.onnx.cpu import serialized, transposed_as_products
 from interactive_trt.exporter.onnx.rewrite import attributes_of
 from interactive_trt.exporter.onnx.winograd import winograd_convolutions
 
@@ -105,9 +104,4 @@ def cuda_model(path, forms: tuple[str, ...] = DEFAULT_FORMS) -> tuple[bytes | st
         counts["products"] = transposed_as_products(model, placement="pads")
     if "sums" in forms:
         counts["sums"] = channel_sums_as_reductions(model)
-    if not any(counts.values()):
-        return str(path), counts
-    try:
-        return model.SerializeToString(), counts
-    except (EncodeError, ValueError):  # over protobuf's 2 GiB
-        return str(path), dict.fromkeys(FORMS, 0)
+    return serialized(model, path, counts)
