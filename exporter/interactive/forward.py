@@ -15,7 +15,7 @@ def weight_tensors(spec: ModelSpec, weights: Weights) -> dict[str, tuple[torch.T
     return {
         layer.name: (torch.from_numpy(weights.arrays[layer.name][0].copy()),
                      torch.from_numpy(weights.arrays[layer.name][1].copy()))
-        for layer in spec.conv_layers()
+        for layer in spec.parameter_layers()
     }
 
 
@@ -38,10 +38,36 @@ def pad_input(layer: Layer, x: torch.Tensor, value: float = 0.0) -> torch.Tensor
 
 
 def activate(layer: Layer, z: torch.Tensor) -> torch.Tensor:
-    """ReLU or ReLU6 (hardtanh 0..6: its gradient mask is strict at both ends, as INTERACTIVE.md fixes)."""
-    if layer.activation == "relu6":
+    """The layer's activation as torch defines it, so that autograd's derivative (and its convention at
+    kinks) is the reference's. ReLU6 and HardSigmoid are hardtanh, whose gradient mask is strict at both
+    ends, as INTERACTIVE.md fixes; HardSigmoid keeps the slope and offset the file stores."""
+    kind = layer.activation
+    if kind == "relu6":
         return F.relu6(z)
-    return F.relu(z) if layer.activation == "relu" else z
+    if kind == "relu":
+        return F.relu(z)
+    if kind == "hardsigmoid":
+        return F.hardtanh(z * layer.alpha + layer.beta, 0.0, 1.0)
+    if kind == "leakyrelu":
+        return F.leaky_relu(z, layer.alpha)
+    if kind == "elu":
+        return F.elu(z, layer.alpha)
+    if kind == "gelu_tanh":
+        return F.gelu(z, approximate="tanh")
+    smooth = {"sigmoid": torch.sigmoid, "silu": F.silu, "hardswish": F.hardswish, "gelu": F.gelu,
+              "tanh": torch.tanh, "softplus": F.softplus}
+    return smooth[kind](z) if kind else z
+
+
+def per_channel(vector: torch.Tensor) -> torch.Tensor:
+    return vector[None, :, None, None]
+
+
+def layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
+    """LayerNormalization over the channels at each position (ConvNeXt's, on an NCHW map)."""
+    centred = x - x.mean(dim=1, keepdim=True)
+    variance = (centred * centred).mean(dim=1, keepdim=True)
+    return centred * torch.rsqrt(variance + eps) * per_channel(weight) + per_channel(bias)
 
 
 def apply_layer(layer: Layer, inputs: list[torch.Tensor], params) -> tuple[torch.Tensor, torch.Tensor]:
@@ -66,6 +92,21 @@ def apply_layer(layer: Layer, inputs: list[torch.Tensor], params) -> tuple[torch
         for other in inputs[1:]:
             z = z + other
         return z, activate(layer, z)
+    if layer.op == "act":
+        return inputs[0], activate(layer, inputs[0])
+    if layer.op == "gap":
+        y = inputs[0].mean(dim=(2, 3), keepdim=True)
+        return y, y
+    if layer.op == "mul":
+        y = inputs[0] * inputs[1]
+        return y, y
+    if layer.op == "affine":
+        scale, shift = params
+        y = inputs[0] * per_channel(scale) + per_channel(shift)
+        return y, y
+    if layer.op == "layernorm":
+        y = layer_norm(inputs[0], *params, layer.bn_eps)
+        return y, y
     y = torch.cat(inputs, dim=1)
     return y, y
 

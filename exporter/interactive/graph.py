@@ -23,12 +23,14 @@ read off the forward values in the forward dtype and only then cast to the backw
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from interactive_trt.common.errors import SpecError
-from interactive_trt.exporter.interactive.forward import apply_layer, required_layers, run_forward
+from interactive_trt.exporter.interactive.forward import apply_layer, per_channel, required_layers, run_forward
 from interactive_trt.contracts.outputs import CONFIGS, HEADS, output_names
 from interactive_trt.exporter.interactive.precision import torch_dtypes
 from interactive_trt.contracts.spec import Layer, ModelSpec
@@ -116,7 +118,7 @@ class InterActiveGraph(nn.Module):
         self.loss_scale = float(loss_scale)
         self.observer = None  # calibration hook: called with every back-propagated tensor
         self.output_names = output_names(spec, head, interactive)
-        for layer in spec.conv_layers():
+        for layer in spec.parameter_layers():
             weight, bias = weights.arrays[layer.name]
             self.register_buffer(f"{layer.name}__weight", torch.from_numpy(weight.copy()).to(self.dtype))
             self.register_buffer(f"{layer.name}__bias", torch.from_numpy(bias.copy()).to(self.dtype))
@@ -188,17 +190,19 @@ class InterActiveGraph(nn.Module):
             y = y[:, :, :delta[0] if delta[0] < 0 else None, :delta[1] if delta[1] < 0 else None]
         return y
 
-    def through_activation(self, layer: Layer, x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-        """The gradient through the layer's activation, whose mask is read off its output: ReLU x > 0,
-        ReLU6 0 < x < 6. Decided in the forward dtype, applied in the backward one (as a product with the
-        cast mask: ONNX Runtime's CPU Where costs 2.6x a Cast and a Mul on EfficientNet-Lite0)."""
-        if layer.activation == "relu":
-            passes = x > 0
-        elif layer.activation == "relu6":
-            passes = (x > 0) & (x < 6)
-        else:
+    def through_activation(self, layer: Layer, z: torch.Tensor, x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        """The gradient through the layer's activation. ReLU's and ReLU6's masks are read off the output x
+        (x > 0, 0 < x < 6) and applied as a product with the cast mask (ONNX Runtime's CPU Where costs 2.6x a
+        Cast and a Mul on EfficientNet-Lite0); every other activation's derivative is computed from its
+        input z (INTERACTIVE.md, "Any CNN, part 3"). Decided in the forward dtype, applied in the backward one."""
+        kind = layer.activation
+        if kind == "relu":
+            return grad * (x > 0).to(grad.dtype)
+        if kind == "relu6":
+            return grad * ((x > 0) & (x < 6)).to(grad.dtype)
+        if not kind:
             return grad
-        return grad * passes.to(grad.dtype)
+        return grad * activation_derivative(layer, z).to(grad.dtype)
 
     def conv_input_grad(self, layer: Layer, layer_score: torch.Tensor) -> torch.Tensor:
         weight, _ = self.params(layer.name)
@@ -247,6 +251,27 @@ class InterActiveGraph(nn.Module):
             scaled = grad_out / count.to(grad_out.dtype)
         return self.transpose_to_input(scaled, getattr(self, f"{layer.name}__spread"), layer, grad_out.shape[1])
 
+    def mul_input_grads(self, layer: Layer, grad: torch.Tensor, acts):
+        """The product rule: each operand gets the gradient times the other, summed back over the axes it
+        was broadcast along (a gate's 1 x 1 factor gets the sum over the map)."""
+        for index, source in enumerate(layer.inputs):
+            if source not in self.gradient_layers:
+                continue
+            part = grad * acts[layer.inputs[1 - index]].to(grad.dtype)
+            shape = acts[source].shape
+            axes = tuple(axis for axis in (1, 2, 3) if shape[axis] == 1 and part.shape[axis] != 1)
+            yield source, (part.sum(dim=axes, keepdim=True) if axes else part)
+
+    def layernorm_input_grad(self, layer: Layer, x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        """LayerNorm's vector-Jacobian product over the channels (INTERACTIVE.md, "Any CNN, part 3"):
+        (g - mean_c(g) - xhat * mean_c(g * xhat)) / sigma, with g = G * weight."""
+        centred = x - x.mean(dim=1, keepdim=True)
+        inverse_sigma = torch.rsqrt((centred * centred).mean(dim=1, keepdim=True) + layer.bn_eps)
+        xhat = (centred * inverse_sigma).to(grad.dtype)
+        g = grad * per_channel(self.params(layer.name)[0]).to(grad.dtype)
+        projected = g - g.mean(dim=1, keepdim=True) - xhat * (g * xhat).mean(dim=1, keepdim=True)
+        return projected * inverse_sigma.to(grad.dtype)
+
     def connection_sum(self, successor: Layer, layer_score: torch.Tensor) -> torch.Tensor:
         """Equations (8)-(9): sum the layer score over every (w', h', d') connected to (w, h, d).
 
@@ -275,7 +300,7 @@ class InterActiveGraph(nn.Module):
 
     # ------------------------------------------------------------------ the passes
     def run_forward(self, image: torch.Tensor):
-        params = {layer.name: self.params(layer.name) for layer in self.spec.conv_layers()}
+        params = {layer.name: self.params(layer.name) for layer in self.spec.parameter_layers()}
         return run_forward(self.spec, params, image, self.forward_targets)
 
     def input_grads(self, layer: Layer, grad: torch.Tensor, acts):
@@ -293,17 +318,29 @@ class InterActiveGraph(nn.Module):
                 if source in self.gradient_layers:
                     yield source, grad
             return
+        if layer.op == "mul":
+            yield from self.mul_input_grads(layer, grad, acts)
+            return
         source = layer.inputs[0]
         if source not in self.gradient_layers:
             return
-        if layer.op == "conv":
+        if layer.op == "act":
+            yield source, grad  # through_activation has taken the derivative
+        elif layer.op == "gap":
+            x = acts[source]
+            yield source, (widen(grad) * inverse_spatial_count(x)).to(grad.dtype).expand(-1, -1, *x.shape[2:])
+        elif layer.op == "affine":
+            yield source, grad * per_channel(self.params(layer.name)[0]).to(grad.dtype)
+        elif layer.op == "layernorm":
+            yield source, self.layernorm_input_grad(layer, acts[source], grad)
+        elif layer.op == "conv":
             yield source, self.conv_input_grad(layer, grad)
         elif layer.op == "avgpool":
             yield source, self.avgpool_input_grad(layer, acts[source], grad)
         else:
             yield source, self.pool_input_grad(layer, acts[source], grad)
 
-    def layer_scores_last(self, acts) -> dict[str, torch.Tensor]:
+    def layer_scores_last(self, acts, pre) -> dict[str, torch.Tensor]:
         """One backward pass from T = last layer serves every successor at once."""
         spec = self.spec
         wanted = set(self.all_successors)
@@ -315,7 +352,7 @@ class InterActiveGraph(nn.Module):
                 continue
             grad = grads.pop(layer.name)
             self.observe(layer.name, grad)
-            grad = self.through_activation(layer, acts[layer.name], grad)
+            grad = self.through_activation(layer, pre[layer.name], acts[layer.name], grad)
             if layer.name in wanted:
                 scores[layer.name] = grad
                 if len(scores) == len(wanted):
@@ -324,20 +361,20 @@ class InterActiveGraph(nn.Module):
                 grads[source] = grads[source] + part if source in grads else part
         return scores
 
-    def layer_scores_next(self, acts) -> dict[str, torch.Tensor]:
+    def layer_scores_next(self, acts, pre) -> dict[str, torch.Tensor]:
         """T = t+1: the layer score of each successor is its own seed times its ReLU mask."""
         scores = {}
         for name in self.all_successors:
             x = acts[name]
             seed = layer_score_seed(x, self.p, self.seed_scale * self.loss_scale, self.grad_dtype)
-            scores[name] = self.through_activation(self.spec.layer(name), x, seed)
+            scores[name] = self.through_activation(self.spec.layer(name), pre[name], x, seed)
             self.observe(name, scores[name])
         return scores
 
-    def feature_outputs(self, acts) -> list[torch.Tensor]:
+    def feature_outputs(self, acts, pre) -> list[torch.Tensor]:
         results = []
         if self.interactive:
-            scores = self.layer_scores_last(acts) if self.config == "last" else self.layer_scores_next(acts)
+            scores = (self.layer_scores_last if self.config == "last" else self.layer_scores_next)(acts, pre)
         for name in self.spec.feature_layers:
             x = widen(acts[name])
             if self.interactive:
@@ -372,10 +409,48 @@ class InterActiveGraph(nn.Module):
         acts, pre = self.run_forward(image.to(self.dtype))
         results = []
         if self.head in ("features", "both"):
-            results += self.feature_outputs(acts)
+            results += self.feature_outputs(acts, pre)
         if self.head in ("imagenet", "both"):
             results += self.head_outputs(acts, pre)
         return tuple(results)
 
     def named_outputs(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         return dict(zip(self.output_names, self.forward(image)))
+
+
+def activation_derivative(layer: Layer, z: torch.Tensor) -> torch.Tensor:
+    """f'(z) of a smooth activation, written out (INTERACTIVE.md, "Any CNN, part 3"), with autograd's
+    convention at the kinks: HardSigmoid strict inside its linear range (it is a hardtanh), HardSwish's
+    middle piece on (-3, 3) and 1 from 3 on, LeakyReLU's and ELU's negative piece at 0."""
+    kind = layer.activation
+    if kind in ("sigmoid", "softplus"):
+        s = torch.sigmoid(z)
+        return s * (1 - s) if kind == "sigmoid" else s
+    if kind == "silu":
+        s = torch.sigmoid(z)
+        return s * (1 + z * (1 - s))
+    if kind == "tanh":
+        t = torch.tanh(z)
+        return 1 - t * t
+    if kind == "hardsigmoid":
+        y = z * layer.alpha + layer.beta
+        return ((y > 0) & (y < 1)).to(z.dtype) * layer.alpha
+    if kind == "hardswish":
+        middle = (z > -3) & (z < 3)
+        return torch.where(middle, z * (1 / 3) + 0.5, (z >= 3).to(z.dtype))
+    if kind == "leakyrelu":
+        return torch.where(z > 0, torch.ones_like(z), torch.full_like(z, layer.alpha))
+    if kind == "elu":
+        return torch.where(z > 0, torch.ones_like(z), torch.exp(z) * layer.alpha)
+    if kind == "gelu":
+        return 0.5 * (1 + torch.erf(z * SQRT_HALF)) + z * torch.exp(-0.5 * z * z) * INV_SQRT_2PI
+    if kind == "gelu_tanh":
+        inner = SQRT_2_OVER_PI * (z + 0.044715 * z * z * z)
+        t = torch.tanh(inner)
+        return 0.5 * (1 + t) + 0.5 * z * (1 - t * t) * SQRT_2_OVER_PI * (1 + 3 * 0.044715 * z * z)
+    raise SpecError(f"layer {layer.name!r}: no derivative for activation {kind!r}")
+
+
+SQRT_HALF = math.sqrt(0.5)
+INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
+SQRT_2_OVER_PI = math.sqrt(2 / math.pi)

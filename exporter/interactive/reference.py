@@ -50,6 +50,7 @@ class AutogradReference:
         self.params = {name: (weight.to(device), bias.to(device))
                        for name, (weight, bias) in weight_tensors(spec, weights).items()}
         self.output_names = output_names(spec, head, interactive)
+        self.magnitudes: dict[str, torch.Tensor] = {}  # of the last call: see verify.compare
 
     def __call__(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         spec = self.spec
@@ -89,6 +90,7 @@ class AutogradReference:
                 results[f"{t}.gamma"] = gamma
                 results[f"{t}.interactive_avg"] = weighted.mean(dim=(2, 3))
                 results[f"{t}.interactive_max"] = weighted.amax(dim=(2, 3))
+                self.magnitudes[f"{t}.interactive_avg"] = weighted.detach().abs().mean(dim=(2, 3)).numpy(force=True)
             results[f"{t}.orig_avg"] = x.mean(dim=(2, 3))
             results[f"{t}.orig_max"] = x.amax(dim=(2, 3))
         return results

@@ -44,8 +44,8 @@ class Weights:
         """Refuse weights whose shapes do not match the layer table, listing every mismatch."""
         origin = origin or self.source
         problems = []
-        for layer in spec.conv_layers():
-            want = conv_shape(layer)
+        for layer in spec.parameter_layers():
+            want = parameter_shape(layer)
             if layer.name not in self.arrays:
                 problems.append(f"{layer.name} missing")
                 continue
@@ -63,6 +63,11 @@ def conv_shape(layer) -> tuple[int, int, int, int]:
     return (layer.channels, layer.in_channels // layer.groups, layer.kernel, layer.kernel)
 
 
+def parameter_shape(layer) -> tuple[int, ...]:
+    """A conv's OIHW; the per-channel scale of an affine map or a LayerNorm (its bias is per channel too)."""
+    return conv_shape(layer) if layer.op == "conv" else (layer.channels,)
+
+
 def random_weights(spec: ModelSpec, seed: int = 0) -> Weights:
     """Seeded He-normal weights, identical on every machine (numpy's PCG64, not torch's RNG).
 
@@ -70,7 +75,11 @@ def random_weights(spec: ModelSpec, seed: int = 0) -> Weights:
     """
     rng = np.random.default_rng(seed)
     arrays = {}
-    for layer in spec.conv_layers():
+    for layer in spec.parameter_layers():
+        if layer.op != "conv":  # per-channel scales near 1 and shifts near 0, as trained norms hold them
+            scale = 1 + rng.standard_normal(layer.channels, dtype=np.float32) * np.float32(0.2)
+            arrays[layer.name] = (scale, rng.standard_normal(layer.channels, dtype=np.float32) * np.float32(0.1))
+            continue
         shape = conv_shape(layer)
         fan_in = shape[1] * layer.kernel * layer.kernel
         weight = (rng.standard_normal(shape, dtype=np.float32) * np.float32(np.sqrt(2.0 / fan_in)))

@@ -261,12 +261,13 @@ def verify_export(spec, weights, request: ExportRequest, graph, onnx_path: Path 
         with torch.no_grad():
             explicit = {k: v.numpy() for k, v in graph.named_outputs(image).items()}
         typed = "" if request.precision == "fp32" else f" {request.precision}"
+        magnitudes = dict(reference.magnitudes)
         reports.append(compare(f"torch graph{typed} vs autograd, {label}", explicit, expected,
-                               bounds_for(request.precision, "torch graph")))
+                               bounds_for(request.precision, "torch graph"), magnitudes))
         for name, candidate in others.items():
             got = candidate(batch, graph.output_names)
             reports.append(compare(f"{name}{typed} vs autograd, {label}", got, expected,
-                                   bounds_for(request.precision, name)))
+                                   bounds_for(request.precision, name), magnitudes))
         log(f"  verified on {label} in {time.perf_counter() - started:.1f}s")
     return reports
 

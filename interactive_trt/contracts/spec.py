@@ -15,7 +15,16 @@ from dataclasses import asdict, dataclass, field
 from interactive_trt.common.errors import SpecError
 
 INPUT = "image"
-OPS = ("conv", "maxpool", "avgpool", "add", "concat")
+OPS = ("conv", "maxpool", "avgpool", "add", "concat", "act", "gap", "mul", "affine", "layernorm")
+# Activations whose gradient is a mask read off the layer's output; every other one needs its input z
+# (INTERACTIVE.md, "Any CNN, part 3": SiLU's derivative cannot be read from its output).
+MASK_ACTIVATIONS = ("relu", "relu6")
+SMOOTH_ACTIVATIONS = ("sigmoid", "silu", "hardsigmoid", "hardswish", "gelu", "gelu_tanh", "leakyrelu", "elu",
+                      "tanh", "softplus")
+# Ops a layer t reaches its successors through (they enter the layer score G, not gamma).
+WEIGHT_FREE = ("act", "mul", "affine", "layernorm")
+# Layers with parameters: (weight, bias) arrays, OIHW for convs, per channel for the others.
+PARAMETRIC = ("conv", "affine", "layernorm")
 
 
 @dataclass(frozen=True)
@@ -23,9 +32,16 @@ class Layer:
     """One node of the network.
 
     op: "conv", "maxpool", "avgpool", "add" (residual sum of equal-shaped inputs) or "concat"
-    (channel concatenation). Kernels and strides are square; `pads` (top, left, bottom, right) are
+    (channel concatenation); and, for the blocks of today's CNNs (INTERACTIVE.md, "Any CNN, part 3"):
+    "act" (an elementwise activation alone), "gap" (global average pool to N x C x 1 x 1, as a
+    squeeze-and-excitation branch reads it), "mul" (a map times a factor computed in the network: a gate,
+    per channel when the factor is 1 x 1, or a map of the same shape), "affine" (a per-channel scale and
+    shift that no conv absorbs: pre-activation BatchNorm, layer scale) and "layernorm" (over the channels
+    at each position, with per-channel weight and bias; `bn_eps` is its epsilon). Kernels and strides are square; `pads` (top, left, bottom, right) are
     asymmetric where a network needs it (TensorFlow's 'same'), else `padding` on every side.
-    Activation after a conv or an add: `relu`, or `relu6` (Clip 0..6), or neither (linear).
+    Activation after a conv or an add: `relu`, or `relu6` (Clip 0..6), or neither (linear); `act` names
+    any other (SMOOTH_ACTIVATIONS, with `alpha` and `beta` as ONNX stores them: HardSigmoid's slope and
+    offset, LeakyReLU's and ELU's alpha) and is the whole point of an "act" layer.
     `groups` > 1 for grouped and depthwise convs; `ceil_mode` and `count_include_pad` for pools.
     `weight_key` names the conv's weights in the source checkpoint (e.g. "features.0"), `bn_key` a
     BatchNormalization after it that is folded into those weights at load (with `bn_eps`).
@@ -51,6 +67,9 @@ class Layer:
     bn_key: str = ""
     bn_eps: float = 1e-5
     source: str = ""
+    act: str = ""
+    alpha: float = 0.0
+    beta: float = 0.0
 
     @property
     def pad4(self) -> tuple[int, int, int, int]:
@@ -59,9 +78,13 @@ class Layer:
 
     @property
     def activation(self) -> str:
-        """'relu6', 'relu' or '' (linear); pools and concats have none."""
+        """'relu6', 'relu', a smooth activation's name or '' (linear); pools, concats and gates have none."""
+        if self.op == "act":
+            return self.act
         if self.op not in ("conv", "add"):
             return ""
+        if self.act:
+            return self.act
         return "relu6" if self.relu6 else ("relu" if self.relu else "")
 
 
@@ -134,8 +157,47 @@ class ModelSpec:
         return [layer for layer in self.layers if name in layer.inputs]
 
     def successors(self, name: str) -> list[Layer]:
-        """The layers t+1 with weights that take layer `name` directly as input (paper: U^(t))."""
-        return [layer for layer in self.consumers(name) if layer.op == "conv"]
+        """The layers t+1 with weights that read layer `name` (paper: U^(t)), directly or through weight-free
+        ops (INTERACTIVE.md, "Any CNN, part 3"). A gate's factor is not such a path: it passes a global pool.
+        A mul is passed through from an input of its own full size only."""
+        found, seen, stack = [], set(), [name]
+        while stack:
+            source = stack.pop()
+            for layer in self.consumers(source):
+                if layer.name in seen:
+                    continue
+                if layer.op == "conv":
+                    seen.add(layer.name)
+                    found.append(layer)
+                elif layer.op in WEIGHT_FREE and (layer.op != "mul" or self.is_full_input(layer, source)):
+                    seen.add(layer.name)
+                    stack.append(layer.name)
+        order = {layer.name: index for index, layer in enumerate(self.layers)}
+        return sorted(found, key=lambda layer: order[layer.name])
+
+    def is_full_input(self, mul: Layer, source: str) -> bool:
+        """Whether `source` is a full-size operand of `mul` (not the broadcast gate factor)."""
+        return self.gate_input(mul) != source
+
+    def gate_input(self, mul: Layer) -> str:
+        """The operand of a mul that is broadcast (a squeeze-and-excitation factor: read through a global
+        pool), or '' when both are maps of the mul's own size."""
+        for source in mul.inputs:
+            if source != INPUT and self.reads_pooled(source):
+                return source
+        return ""
+
+    def reads_pooled(self, name: str) -> bool:
+        """True when layer `name` is 1 x 1 at every input size: it computes on a global average pool only."""
+        return name in self.pooled_layers()
+
+    def pooled_layers(self) -> set[str]:
+        pooled = set()
+        for layer in self.layers:
+            if layer.op == "gap" or (layer.op not in ("maxpool", "avgpool") and all(
+                    source in pooled for source in layer.inputs)):
+                pooled.add(layer.name)
+        return pooled
 
     @property
     def head_penultimate(self) -> str:
@@ -169,8 +231,15 @@ class ModelSpec:
                     )
             if layer.op == "add" and len(layer.inputs) < 2:
                 raise SpecError(f"model {self.name!r}: add {layer.name!r} needs at least two inputs")
-            if layer.op not in ("concat", "add") and len(layer.inputs) != 1:
+            if layer.op == "mul" and len(layer.inputs) != 2:
+                raise SpecError(f"model {self.name!r}: mul {layer.name!r} needs exactly two inputs")
+            if layer.op not in ("concat", "add", "mul") and len(layer.inputs) != 1:
                 raise SpecError(f"model {self.name!r}: layer {layer.name!r} ({layer.op}) needs exactly one input")
+            if layer.act and layer.act not in MASK_ACTIVATIONS + SMOOTH_ACTIVATIONS:
+                raise SpecError(f"model {self.name!r}: layer {layer.name!r}: unknown activation {layer.act!r}; "
+                                f"known: {', '.join(MASK_ACTIVATIONS + SMOOTH_ACTIVATIONS)}")
+            if layer.op == "act" and not layer.act:
+                raise SpecError(f"model {self.name!r}: act layer {layer.name!r} names no activation")
             if layer.op == "conv" and (layer.groups < 1 or layer.in_channels % layer.groups
                                        or layer.channels % layer.groups):
                 raise SpecError(f"model {self.name!r}: conv {layer.name!r} has {layer.groups} groups, which do not "
@@ -209,6 +278,17 @@ class ModelSpec:
         sizes, residues = {INPUT: (height, width)}, {}
         for layer in self.layers:
             h, w = sizes[layer.inputs[0]]
+            if layer.op == "gap":
+                sizes[layer.name] = (1, 1)
+                continue
+            if layer.op == "mul":
+                full = [source for source in layer.inputs if source not in self.pooled_layers()]
+                h, w = sizes[full[0]] if full else (1, 1)
+                if any(sizes[source] not in ((h, w), (1, 1)) for source in layer.inputs):
+                    raise SpecError(f"{self.name}: inputs of mul {layer.name!r} are neither of one size nor a "
+                                    f"1 x 1 gate at input {height}x{width}")
+                sizes[layer.name] = (h, w)
+                continue
             if layer.op in ("concat", "add"):
                 for other in layer.inputs[1:]:
                     if sizes[other] != (h, w):
@@ -290,3 +370,7 @@ class ModelSpec:
 
     def conv_layers(self) -> list[Layer]:
         return [layer for layer in self.layers if layer.op == "conv"]
+
+    def parameter_layers(self) -> list[Layer]:
+        """Layers with (weight, bias) arrays: convs, and the per-channel affine maps and LayerNorms."""
+        return [layer for layer in self.layers if layer.op in PARAMETRIC]

@@ -19,7 +19,7 @@ def weights_from_onnx(model):
     proto = onnx.load(str(model.onnx_path))
     initializers = {item.name: item for item in proto.graph.initializer}
     arrays = {}
-    for layer in model.manifest.model.conv_layers():
+    for layer in model.manifest.model.parameter_layers():
         try:
             weight = numpy_helper.to_array(initializers[f"{layer.name}__weight"])
             bias = numpy_helper.to_array(initializers[f"{layer.name}__bias"])

@@ -108,7 +108,7 @@ def test_relu_mask_passes_exactly_where_the_response_is_positive(small_spec, sma
     layer = small_spec.layer("conv1_1")
     x = torch.relu(torch.tensor([-2.0, -0.0, 0.0, 1e-38, 3.0]))
     grad = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0])
-    assert graph.through_activation(layer, x, grad).tolist() == [0, 0, 0, 4, 5]
+    assert graph.through_activation(layer, x, x, grad).tolist() == [0, 0, 0, 4, 5]
 
 
 @pytest.mark.parametrize("kernel, pads, stride, groups, side", [
@@ -145,8 +145,8 @@ def test_p1_layer_score_is_constant_at_the_top(small_spec, small_weights):
     graph = InterActiveGraph(small_spec, small_weights, config="next", p=1)
     image = torch.from_numpy(np.random.default_rng(0).standard_normal((1, 3, 224, 224), dtype=np.float32))
     with torch.no_grad():
-        acts, _ = graph.run_forward(image)
-        scores = graph.layer_scores_next(acts)
+        acts, pre = graph.run_forward(image)
+        scores = graph.layer_scores_next(acts, pre)
     fc7 = scores["fc7"]
     assert set(torch.unique(fc7).tolist()) <= {0.0, 1.0}  # fc7 is 1x1 at 224: 1/(WH) = 1
 

@@ -1,6 +1,8 @@
 """Mapping is exact or refused: an op outside the vocabulary, a dilation, a non-constant weight, a second
-input, an activation we cannot back-propagate, a BatchNorm without a conv before it. One line naming the
-node, its op and what is supported; the command exits 1 and writes nothing."""
+input, an activation without a derivative in the graph, a product of maps that is no gate, a norm over more
+than the channels. One line naming the node, its op and what is supported; the command exits 1 and writes
+nothing. What part 3 of Any CNN made importable (a Sigmoid, a BatchNorm after a pool, a product of two maps)
+is imported exactly."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from interactive_trt.exporter.networks.onnx_import import import_onnx
 import onnx_builders as build
 
 REPO = Path(__file__).resolve().parents[2]
-SUPPORTED = r"; supported: Add, AveragePool, BatchNormalization, Cast, Clip, Concat, Conv, Div, Dropout, Flatten, "
+SUPPORTED = r"; supported: Add, AveragePool, BatchNormalization, Cast, Clip, Concat, Conv, Div, Dropout, Elu, Flatten, "
 
 
 def network(middle, opset: int = 13, weight_input: bool = False, second_input: bool = False):
@@ -74,26 +76,56 @@ def nothing(g, x):
     return x, 8
 
 
+def prelu(g, x):
+    return g.one("PRelu", [x, g.const(np.full((8, 1, 1), 0.25, np.float32))], name="prelu"), 8
+
+
+def per_position_product(g, x):
+    return g.one("Mul", [g.conv(x, 8, 8, 1, name="map"), g.conv(x, 8, 1, 1, name="other")], name="gating"), 8
+
+
+def norm_over_everything(g, x):
+    ones, zeros = g.const(np.ones((8, 112, 112), np.float32)), g.const(np.zeros((8, 112, 112), np.float32))
+    return g.one("LayerNormalization", [x, ones, zeros], name="norm", axis=1), 8
+
+
+def erf(g, x):
+    return g.one("Erf", [x], name="erf"), 8
+
+
 @pytest.mark.parametrize("middle, weight_input, second_input, pattern", [
     (lstm, False, False, r"node 'lstm' \(LSTM\): a recurrent layer, not a CNN layer" + SUPPORTED),
     (resize, False, False, r"node 'upsample' \(Resize\): resampling has no connection sets" + ".*" + SUPPORTED),
     (dilated, False, False, r"node 'dilated' \(Conv\): dilation 2x2; supported: dilation 1"),
-    (sigmoid, False, False, r"node 'gate' \(Sigmoid\): an activation InterActive cannot back-propagate as a mask "
-                            r"\(ReLU and ReLU6 can\)" + SUPPORTED),
-    (bn_after_pool, False, False, r"node 'bn' \(BatchNormalization\): a BatchNormalization not preceded by a Conv "
-                                  r"\(it reads the output of a maxpool layer, 'pool:0'\); supported: a "
-                                  r"BatchNormalization folded into the Conv or fully connected layer before it"),
-    (product, False, False, r"node 'gating' \(Mul\): a product of two computed tensors \(gating, attention\); "
-                            r"supported: a per-channel constant scale"),
+    (prelu, False, False, r"node 'prelu' \(PRelu\): an activation without a derivative in the InterActive graph"
+                          + ".*" + SUPPORTED),
+    (per_position_product, False, False, r"node 'gating' \(Mul\): a product of maps of shapes \[\(8, 112, 112\), "
+                                         r"\(1, 112, 112\)\]; supported: equal shapes, or a map times a per-channel "
+                                         r"gate"),
+    (norm_over_everything, False, False, r"node 'norm' \(LayerNormalization\): a LayerNormalization from axis 1 of an "
+                                         r"NCHW map: over more than its channels"),
+    (erf, False, False, r"node 'erf' \(Erf\): op not in the InterActive vocabulary" + SUPPORTED),
     (nothing, True, False, r"graph input 'stem_weight' \[8, 3, 3, 3\] is a second input; supported: one input, "
                            r"the image \('image'\), with every weight stored as an initializer"),
     (nothing, False, True, r"graph input 'mask' \[1, 8, 112, 112\] is a second input"),
-], ids=["lstm", "resize", "dilation", "sigmoid", "bn-after-pool", "gating", "weights-as-inputs", "second-input"])
+], ids=["lstm", "resize", "dilation", "prelu", "per-position-product", "norm-over-everything", "erf", "weights-as-inputs",
+        "second-input"])
 def test_refusals_name_the_node_its_op_and_what_is_supported(tmp_path, middle, weight_input, second_input, pattern):
-    path = build.save(network(middle, weight_input=weight_input, second_input=second_input), tmp_path / "net.onnx")
+    opset = 17 if middle is norm_over_everything else 13
+    path = build.save(network(middle, opset, weight_input, second_input), tmp_path / "net.onnx")
     with pytest.raises(OnnxImportError, match=pattern) as caught:
         import_onnx(path)
     assert "\n" not in str(caught.value) and str(caught.value).startswith(str(path))
+
+
+@pytest.mark.parametrize("middle", [sigmoid, bn_after_pool, product], ids=["sigmoid", "bn-after-pool", "product"])
+def test_what_part3_made_importable_is_imported_exactly(tmp_path, middle):
+    from interactive_trt.exporter.networks.onnx_import import verify_against_source
+
+    imported = import_onnx(build.save(network(middle), tmp_path / "net.onnx"))
+    ops = {layer.op for layer in imported.spec.layers} | {layer.activation for layer in imported.spec.layers}
+    assert {"sigmoid": "sigmoid", "bn_after_pool": "affine", "product": "mul"}[middle.__name__] in ops
+    assert all(report.passed for report in verify_against_source(imported, ()))
 
 
 def test_a_batchnorm_on_the_image_is_refused(tmp_path):
@@ -126,7 +158,7 @@ def test_an_activation_after_the_pooled_classifier_is_refused(tmp_path):
         return g.one("Gemm", [x, g.weight(1000, 32), g.bias(1000)], transB=1)
 
     with pytest.raises(OnnxImportError, match=r"node 'fc1_relu' \(Relu\): relu of a globally pooled vector; "
-                                              r"supported: an activation right after a Conv"):
+                                              r"supported: an activation of a feature map"):
         import_onnx(classifier_graph(tmp_path, head))
 
 

@@ -60,6 +60,15 @@ class Pooled:
 
 
 @dataclass(frozen=True)
+class Rows:
+    """A channels-last map with its positions as the rows of a matrix (N H W x C), as ONNX Runtime's
+    MatMul + Add fusion reshapes a pointwise Linear layer around its Gemm."""
+
+    layer: str
+    version: int
+
+
+@dataclass(frozen=True)
 class Probabilities:
     scores: object  # Dense or Pooled
 
@@ -88,6 +97,9 @@ class Draft:
     source: str = ""
     version: int = 0
     dense: bool = False  # a fully connected layer (its output tensor is N x D)
+    alpha: float = 0.0  # an activation's parameters as ONNX stores them (HardSigmoid, LeakyRelu, Elu)
+    beta: float = 0.0
+    eps: float = 1e-5  # a LayerNormalization's epsilon
 
 
 def node_label(node) -> str:
@@ -109,6 +121,7 @@ class GraphContext:
     input_scale: np.ndarray | None = None  # a per-channel affine on the image inside the file (x * a + b)
     input_shift: np.ndarray | None = None
     softmax_input: str = ""  # the class scores, where the file ends in a softmax
+    gaps: dict = field(default_factory=dict)  # (layer, version) -> the gap layer made for it
 
     def __post_init__(self):
         graph = self.model.graph
@@ -226,6 +239,41 @@ class GraphContext:
                               total_stride=self.total_stride_of(source) * stride, kernel=kernel, stride=stride,
                               pads=tuple(int(p) for p in pads), ceil_mode=ceil_mode, source=node.output[0], **fields))
 
+    def follow(self, layer: str, node, op: str, **fields) -> Draft:
+        """A layer of the same channels and size as `layer` that reads it (act, affine, layernorm, mul)."""
+        return self.add(Draft(id=self.new_id(), op=op, inputs=(layer,), channels=self.channels_of(layer),
+                              size=self.size_of(layer), total_stride=self.total_stride_of(layer),
+                              source=node.output[0], **fields))
+
+    def gap_of(self, node, value) -> Map:
+        """A squeeze-and-excitation branch's global average pool as a layer (N x C x 1 x 1), made once."""
+        key = (value.layer, value.version)
+        if key not in self.gaps:
+            draft = self.add(Draft(id=self.new_id(), op="gap", inputs=(value.layer,),
+                                   channels=self.channels_of(value.layer), size=(1, 1),
+                                   total_stride=self.total_stride_of(value.layer), source=node.input[0]))
+            self.gaps[key] = draft.id
+        return Map(self.gaps[key], "NCHW", 0)
+
+    def is_pooled(self, layer: str) -> bool:
+        """Whether `layer` computes on a global average pool alone (a gate's branch: 1 x 1 at every size)."""
+        if layer == INPUT:
+            return False
+        draft = self.drafts[layer]
+        return draft.op == "gap" or (draft.op not in ("maxpool", "avgpool")
+                                     and all(self.is_pooled(source) for source in draft.inputs))
+
+    def leads_to_output(self, name: str) -> bool:
+        """Whether tensor `name` reaches the graph output through shape ops and a softmax alone (a
+        classifier, as Keras' 1x1 conv on the pooled map: conv_preds)."""
+        passing = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Softmax", "Identity", "Dropout", "Transpose"}
+        while name not in self.outputs:
+            readers = self.consumers.get(name, [])
+            if len(readers) != 1 or readers[0].op_type not in passing:
+                return False
+            name = readers[0].output[0]
+        return True
+
     def modify(self, layer: str, output: str) -> Draft:
         """A node folds into `layer`: the layer's value is now the tensor `output`."""
         draft = self.drafts[layer]
@@ -237,6 +285,7 @@ class GraphContext:
 def describe(value) -> str:
     kinds = {Map: "a feature map", Padded: "a zero-padded map", Flat: "a flattened map",
              Dense: "the output of a fully connected layer", Pooled: "a globally pooled vector",
+             Rows: "a map's positions as rows",
              Probabilities: "a softmax"}
     return kinds.get(type(value), "a constant")
 

@@ -22,12 +22,15 @@ from pathlib import Path
 import numpy as np
 
 from interactive_trt.common.errors import OnnxImportError, SpecError
-from interactive_trt.contracts.spec import INPUT, Layer, ModelSpec, Preprocessing, ResizeRule, upstream
+from interactive_trt.contracts.spec import (
+    INPUT, MASK_ACTIVATIONS, PARAMETRIC, Layer, ModelSpec, Preprocessing, ResizeRule, upstream,
+)
 from interactive_trt.exporter.networks.onnx_import.builder import (
     Dense, GraphContext, Map, Pooled, Probabilities, describe,
 )
 from interactive_trt.exporter.networks.onnx_import.canonical import Canonical, canonicalise
 from interactive_trt.exporter.networks.onnx_import.converters import lookup
+from interactive_trt.exporter.networks.onnx_import.patterns import fuse_activations
 from interactive_trt.exporter.networks.weights import Weights
 
 RESERVED = {INPUT, "imagenet"}
@@ -162,8 +165,11 @@ def default_feature_layers(spec: ModelSpec) -> tuple[str, ...]:
 
     ends: dict[int, str] = {}
     for layer in spec.layers:
-        if layer.name not in below or not spec.successors(layer.name) or expansion(layer):
+        successors = spec.successors(layer.name)
+        if layer.name not in below or not successors or expansion(layer):
             continue
+        if any(successor.name not in below and successor.name != target for successor in successors):
+            continue  # read through weight-free ops by a layer above T (a norm and activation before the head)
         if not is_cut(spec, target, layer.name):
             continue
         stage = strides[layer.inputs[0]] if layer.op in ("maxpool", "avgpool") else strides[layer.name]
@@ -181,6 +187,7 @@ def import_onnx(path: Path, options: ImportOptions = ImportOptions()) -> Importe
     started = time.perf_counter()
     path = Path(path)
     canonical = canonicalise(path, options.input_size)
+    fuse_activations(canonical.model)  # the canonical graph is ours: mapped here, never run
     ctx = GraphContext(model=canonical.model, path=str(path), opset=canonical.opset, batch=canonical.batch or 1,
                        native_size=canonical.native_size)
     ctx.set_value(canonical.input_name, Map(INPUT, canonical.layout, 0))
@@ -238,9 +245,11 @@ def assemble(ctx: GraphContext, canonical: Canonical, head: str, options: Import
         layers.append(Layer(name=name, op=draft.op, inputs=tuple(names[i] for i in draft.inputs),
                             channels=draft.channels, kernel=draft.kernel, stride=draft.stride, pads=draft.pads,
                             relu=bool(draft.activation), relu6=draft.activation == "relu6",
+                            act=draft.activation if draft.op == "act" or draft.activation not in MASK_ACTIVATIONS
+                            else "", alpha=draft.alpha, beta=draft.beta, bn_eps=draft.eps,
                             ceil_mode=draft.ceil_mode, weight_key=draft.weight_key, in_channels=draft.in_channels,
                             groups=draft.groups, count_include_pad=draft.count_include_pad, source=draft.source))
-        if draft.op == "conv":
+        if draft.op in PARAMETRIC:
             arrays[name] = (np.ascontiguousarray(draft.weight, np.float32),
                             np.ascontiguousarray(draft.bias, np.float32))
     preprocessing = options.preprocessing

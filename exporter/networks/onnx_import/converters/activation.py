@@ -1,6 +1,9 @@
-"""Activations: ReLU and ReLU6 (Clip 0..6, its bounds as attributes before opset 11, as inputs since), which
-back-propagate as masks (z > 0; 0 < z < 6). They merge into the conv, fully connected layer or add before
-them; anything else is refused (INTERACTIVE.md, "Any CNN")."""
+"""Activations. ReLU and ReLU6 (Clip 0..6, its bounds as attributes before opset 11, as inputs since)
+back-propagate as masks; Sigmoid, SiLU (the op is not in ONNX: Mul(x, Sigmoid(x))), HardSigmoid, HardSwish
+(the op, or Mul(x, HardSigmoid(x)) with 1/6 and 1/2), GELU (the op, or its Erf form), LeakyReLU, ELU, Tanh
+and Softplus with their exact derivatives (INTERACTIVE.md, "Any CNN, part 3"). An activation merges into
+the conv, fully connected layer or add before it where that layer's pre-activation is read by nothing
+else; anywhere else it is an activation layer of its own."""
 
 from __future__ import annotations
 
@@ -11,31 +14,32 @@ import numpy as np
 from interactive_trt.contracts.spec import INPUT
 from interactive_trt.exporter.networks.onnx_import.builder import Dense, Map, describe
 from interactive_trt.exporter.networks.onnx_import.converters.registry import attributes, converter
+from interactive_trt.exporter.networks.onnx_import.patterns import FUSED
 
 FLOAT_MAX = 3.0e38
 
 
-def activate(node, ctx, kind: str) -> None:
-    value = ctx.value(node, 0)
+def activate(node, ctx, kind: str, alpha: float = 0.0, beta: float = 0.0, index: int = 0, readers: int = 1) -> None:
+    """`kind` of input `index`; `readers`: how many nodes read that input when the activation is one of
+    them (two for x * f(x))."""
+    value = ctx.value(node, index)
     if not isinstance(value, (Map, Dense)) or getattr(value, "layer", INPUT) == INPUT:
         where = "the input image" if isinstance(value, Map) else describe(value)
-        raise ctx.refuse(node, f"{kind} of {where}; supported: an activation right after a Conv, a fully connected "
-                               "layer or an Add (it cannot move before a global average pool)")
+        raise ctx.refuse(node, f"{kind} of {where}; supported: an activation of a feature map or of a fully "
+                               "connected layer (it cannot move before a global average pool)")
+    name = node.input[index]
     draft = ctx.drafts[value.layer]
-    if draft.op not in ("conv", "add"):
-        raise ctx.refuse(node, f"{kind} after a {draft.op} layer ({draft.source!r}); supported: an activation right "
-                               "after a Conv, a fully connected layer or an Add")
-    if draft.activation == kind:
+    if draft.activation == kind and kind in ("relu", "relu6"):
         ctx.set_value(node.output[0], value)  # idempotent: the layer is already activated
         return
-    if draft.activation:
-        raise ctx.refuse(node, f"{kind} after {draft.activation} of {draft.source!r}; supported: one activation")
-    if not ctx.sole_reader(node, node.input[0]):
-        raise ctx.refuse(node, f"other nodes also read its pre-activation {node.input[0]!r}; supported: a layer "
-                               "whose activated output alone is used")
-    draft.activation = kind
-    draft = ctx.modify(value.layer, node.output[0])
-    ctx.set_value(node.output[0], replace(value, version=draft.version))
+    alone = name not in ctx.outputs and len(ctx.consumers.get(name, [])) == readers
+    if draft.op in ("conv", "add") and not draft.activation and alone:
+        draft.activation, draft.alpha, draft.beta = kind, float(alpha), float(beta)
+        draft = ctx.modify(value.layer, node.output[0])
+        ctx.set_value(node.output[0], replace(value, version=draft.version))
+        return
+    draft = ctx.follow(value.layer, node, "act", activation=kind, alpha=float(alpha), beta=float(beta))
+    ctx.set_value(node.output[0], replace(value, layer=draft.id, version=draft.version))
 
 
 @converter("Relu", 6, 13, 14)
@@ -63,3 +67,51 @@ def clip(node, ctx) -> None:
         activate(node, ctx, "relu")
     else:
         raise ctx.refuse(node, f"Clip({low:g}, {high:g}); supported: Clip(0, 6) (ReLU6) and Clip(0, inf) (ReLU)")
+
+
+@converter("Sigmoid", 6, 13)
+def sigmoid(node, ctx) -> None:
+    activate(node, ctx, "sigmoid")
+
+
+@converter("HardSigmoid", 6, 22)
+def hard_sigmoid(node, ctx) -> None:
+    attrs = attributes(node)
+    activate(node, ctx, "hardsigmoid", float(attrs.get("alpha", 0.2)), float(attrs.get("beta", 0.5)))
+
+
+@converter("HardSwish", 14, 22)
+def hard_swish(node, ctx) -> None:
+    activate(node, ctx, "hardswish")
+
+
+@converter("LeakyRelu", 6, 16)
+def leaky_relu(node, ctx) -> None:
+    activate(node, ctx, "leakyrelu", float(attributes(node).get("alpha", 0.01)))
+
+
+@converter("Elu", 6, 22)
+def elu(node, ctx) -> None:
+    activate(node, ctx, "elu", float(attributes(node).get("alpha", 1.0)))
+
+
+@converter("Tanh", 6, 13)
+def tanh(node, ctx) -> None:
+    activate(node, ctx, "tanh")
+
+
+@converter("Softplus", 1, 22)
+def softplus(node, ctx) -> None:
+    activate(node, ctx, "softplus")
+
+
+@converter("Gelu", 20)
+def gelu(node, ctx) -> None:
+    approximate = attributes(node).get("approximate", "none")
+    activate(node, ctx, "gelu_tanh" if approximate == "tanh" else "gelu")
+
+
+@converter(f"{FUSED}.Activation", 1)
+def fused(node, ctx) -> None:
+    """An activation that the file writes as several nodes (patterns.py)."""
+    activate(node, ctx, attributes(node)["kind"])

@@ -10,6 +10,7 @@ import numpy as np
 
 from interactive_trt.contracts.spec import INPUT
 from interactive_trt.exporter.networks.onnx_import.builder import Dense, Map, Padded, Pooled, auto_pads, describe
+from interactive_trt.exporter.networks.onnx_import.converters.dense import fully_connected
 from interactive_trt.exporter.networks.onnx_import.converters.registry import attributes, converter
 
 
@@ -44,7 +45,20 @@ def window(ctx, node, attrs: dict, kernel_default=None) -> tuple[int, int, tuple
 
 @converter("Conv", 1, 11)
 def convolution(node, ctx) -> None:
-    value = ctx.map_of(node, 0, padded=True)
+    pooled = ctx.value(node, 0)
+    if isinstance(pooled, Pooled) and pooled.rank == 4 and not pooled.linear:
+        if ctx.leads_to_output(node.output[0]):  # a classifier on the pooled map (Keras' conv_preds)
+            weight = ctx.require_const(node, 1, "weight")
+            bias = ctx.optional_const(node, 2, "bias")
+            if weight.ndim != 4 or weight.shape[2:] != (1, 1) or int(attributes(node).get("group", 1)) != 1:
+                raise ctx.refuse(node, f"a conv with weight {list(weight.shape)} on the globally pooled map; "
+                                       "supported: a 1x1 conv (a fully connected layer)")
+            fully_connected(node, ctx, weight[:, :, 0, 0], np.zeros(weight.shape[0]) if bias is None else bias)
+            ctx.set_value(node.output[0], replace(ctx.values[node.output[0]], rank=4))  # N x classes x 1 x 1
+            return
+        value = ctx.gap_of(node, pooled)  # a gate's branch: the pool becomes a layer
+    else:
+        value = ctx.map_of(node, 0, padded=True)
     weight = ctx.require_const(node, 1, "weight")
     if weight.ndim != 4:
         raise ctx.refuse(node, f"a {weight.ndim - 2}-D convolution; supported: 2-D convolutions")
@@ -122,18 +136,18 @@ def fold_affine(ctx, node, index: int, scale, shift, what: str, allow_input: boo
         ctx.set_value(node.output[0], value)
         return
     if isinstance(value, Pooled) and not value.linear or not isinstance(value, (Map, Dense, Pooled)):
-        raise ctx.refuse(node, f"a {what} of {describe(value)}; supported: a {what} folded into the Conv or "
-                               "fully connected layer before it")
+        raise ctx.refuse(node, f"a {what} of {describe(value)}; supported: a {what} of a feature map or of a "
+                               "fully connected layer")
     draft = ctx.drafts[value.layer]
-    if draft.op != "conv":
-        raise ctx.refuse(node, f"a {what} not preceded by a Conv (it reads the output of a {draft.op} layer, "
-                               f"{draft.source!r}); supported: a {what} folded into the Conv or fully connected "
-                               "layer before it")
-    if draft.activation:
-        raise ctx.refuse(node, f"a {what} after the activation of {draft.source!r}; supported: a {what} folded into "
-                               "the Conv or fully connected layer before its activation")
-    if not ctx.sole_reader(node, name):
-        raise ctx.refuse(node, f"folding it into the layer before changes {name!r}, which other nodes also read")
+    if draft.op != "conv" or draft.activation or not ctx.sole_reader(node, name):
+        if isinstance(value, Pooled):
+            raise ctx.refuse(node, f"a {what} after the fully connected layer that moved before the global average "
+                                   "pool, which it cannot follow there; supported: a single linear classifier")
+        # pre-activation BatchNorm, a BN or constant Mul after an activation, layer scale: a layer of its own
+        # (INTERACTIVE.md, "Any CNN, part 3"), exact whatever lies around it
+        draft = ctx.follow(value.layer, node, "affine", weight=np.array(scale_vector), bias=np.array(shift_vector))
+        ctx.set_value(node.output[0], replace(value, layer=draft.id, version=draft.version))
+        return
     draft.weight = draft.weight * scale_vector[:, None, None, None]
     draft.bias = draft.bias * scale_vector + shift_vector
     draft = ctx.modify(value.layer, node.output[0])

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from interactive_trt.exporter.networks.onnx_import.builder import Dense, Flat, Pooled, Probabilities, describe
+from interactive_trt.exporter.networks.onnx_import.builder import (
+    Dense, Flat, Map, Pooled, Probabilities, Rows, describe,
+)
 from interactive_trt.exporter.networks.onnx_import.converters.registry import attributes, converter
 
 
@@ -67,6 +69,10 @@ def gemm(node, ctx) -> None:
         if c.size not in (1, weight.shape[0]) or c.ndim > 2 or (c.ndim == 2 and c.shape[0] != 1):
             raise ctx.refuse(node, f"bias of shape {list(c.shape)}; supported: one number per output")
         bias = np.broadcast_to(c.reshape(-1), (weight.shape[0],)) * float(attrs.get("beta", 1.0))
+    value = ctx.value(node, 0)
+    if isinstance(value, Rows):
+        pointwise(node, ctx, value, weight.T, bias)
+        return
     fully_connected(node, ctx, weight, bias)
 
 
@@ -79,7 +85,27 @@ def matmul(node, ctx) -> None:
     matrix = np.asarray(matrix, np.float64)
     if matrix.ndim != 2:
         raise ctx.refuse(node, f"weight of shape {list(matrix.shape)}; supported: a matrix")
+    value = ctx.value(node, 0)
+    if isinstance(value, (Map, Rows)):
+        pointwise(node, ctx, value, matrix, np.zeros(matrix.shape[1]))
+        return
     fully_connected(node, ctx, matrix.T, np.zeros(matrix.shape[1]))
+
+
+def pointwise(node, ctx, value, matrix: np.ndarray, bias: np.ndarray) -> None:
+    """A Linear layer (in x out `matrix`) applied at every position of a channels-last map (ConvNeXt's MLP):
+    a 1x1 conv. The map comes as it is or as rows (Rows)."""
+    channels = ctx.channels_of(value.layer)
+    if isinstance(value, Map) and value.layout != "NHWC" or matrix.shape[0] != channels:
+        layout = getattr(value, "layout", "NHWC")
+        raise ctx.refuse(node, f"a product of an {layout} map of {channels} channels with a "
+                               f"{matrix.shape[0]}x{matrix.shape[1]} matrix; supported: a Linear layer over the "
+                               "channels of a channels-last map")
+    draft = ctx.windowed(node, "conv", value.layer, matrix.shape[1], 1, 1, (0, 0, 0, 0), in_channels=channels,
+                         weight=np.ascontiguousarray(matrix.T[:, :, None, None]), bias=np.asarray(bias, np.float64),
+                         weight_key=node.input[1])
+    ctx.set_value(node.output[0], Map(draft.id, "NHWC", draft.version) if isinstance(value, Map)
+                  else Rows(draft.id, draft.version))
 
 
 @converter("Softmax", 1, 11, 13)

@@ -64,8 +64,28 @@ def mul(node, ctx) -> None:
     elif constants[0] is not None and constants[1] is None:
         fold_affine(ctx, node, 1, constants[0], 0.0, "constant Mul")
     else:
-        raise ctx.refuse(node, "a product of two computed tensors (gating, attention); supported: a per-channel "
-                               "constant scale folded into the layer before it")
+        gate(node, ctx)
+
+
+def gate(node, ctx) -> None:
+    """A map times a factor computed in the network: a squeeze-and-excitation gate (N x C x 1 x 1, made from
+    the map through a global average pool) or another map of its shape (INTERACTIVE.md, "Any CNN, part 3")."""
+    values = [ctx.value(node, index) for index in range(2)]
+    if not all(isinstance(value, Map) for value in values) or values[0].layout != values[1].layout:
+        raise ctx.refuse(node, "a product of " + " and ".join(describe(value) for value in values) + "; supported: "
+                         "a feature map times a gate (per channel, after a global average pool) or times a map of "
+                         "its own shape, in one layout")
+    layers = [value.layer for value in values]
+    shapes = [(ctx.channels_of(layer), ctx.size_of(layer)) for layer in layers]
+    full = [index for index, layer in enumerate(layers) if not ctx.is_pooled(layer)]
+    if len({shapes[index] for index in full}) > 1 or len({channels for channels, _ in shapes}) > 1:
+        raise ctx.refuse(node, f"a product of maps of shapes {[(c, *size) for c, size in shapes]}; supported: equal "
+                               "shapes, or a map times a per-channel gate from a global average pool")
+    main = full[0] if full else 0
+    draft = ctx.add(Draft(id=ctx.new_id(), op="mul", inputs=tuple(layers), channels=shapes[main][0],
+                          size=shapes[main][1], total_stride=max(ctx.total_stride_of(layer) for layer in layers),
+                          source=node.output[0]))
+    ctx.set_value(node.output[0], Map(draft.id, values[0].layout, draft.version))
 
 
 @converter("Sub", 7, 13, 14)

@@ -13,22 +13,23 @@ from typing import Callable
 from onnx import defs, helper
 
 from interactive_trt.common.errors import OnnxImportError
+from interactive_trt.exporter.networks.onnx_import.patterns import FUSED
 
 CONVERTERS: dict[str, dict[int, Callable]] = {}
 
 # Why some ops that CNNs use are outside the vocabulary (INTERACTIVE.md, "Any CNN").
 REASONS = {
-    **{op: "an activation InterActive cannot back-propagate as a mask (ReLU and ReLU6 can)"
-       for op in ("Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "LeakyRelu", "PRelu", "Elu", "Selu", "Softplus",
-                  "Softsign", "Gelu", "Mish", "ThresholdedRelu", "Celu", "Swish")},
+    **{op: "an activation without a derivative in the InterActive graph (INTERACTIVE.md, \"Any CNN, part 3\" "
+           "lists those it has)"
+       for op in ("PRelu", "Selu", "Softsign", "Mish", "ThresholdedRelu", "Celu", "Swish")},
     **{op: "a recurrent layer, not a CNN layer" for op in ("LSTM", "GRU", "RNN", "Scan", "Loop", "If")},
     **{op: "resampling has no connection sets of equations (8)-(9)" for op in ("Resize", "Upsample",
                                                                                 "ConvTranspose", "DepthToSpace",
                                                                                 "SpaceToDepth")},
     "GlobalMaxPool": "a global max pool does not commute with the classifier (use a global average pool)",
     "LRN": "local response normalisation is not in the vocabulary",
-    "InstanceNormalization": "only BatchNormalization (inference form, folded into the conv before it) is",
-    "LayerNormalization": "only BatchNormalization (inference form, folded into the conv before it) is",
+    "InstanceNormalization": "a normalisation over space, not in the vocabulary (BatchNormalization and "
+                             "LayerNormalization over channels are)",
 }
 
 
@@ -42,11 +43,13 @@ def converter(op_type: str, *versions: int):
 
 
 def supported_ops() -> str:
-    return ", ".join(sorted(CONVERTERS))
+    return ", ".join(sorted(op for op in CONVERTERS if not op.startswith(f"{FUSED}.")))
 
 
 def lookup(node, opset: int, path: str) -> Callable:
     label = f"{path}: node {node.name or '(unnamed)'!r} ({node.op_type})"
+    if node.domain == FUSED:  # one of ours: a pattern of several nodes that patterns.py made one
+        return CONVERTERS[f"{FUSED}.Activation"][1]
     table = CONVERTERS.get(node.op_type) if node.domain in ("", "ai.onnx") else None
     if table is None:
         domain = f" of domain {node.domain!r}" if node.domain not in ("", "ai.onnx") else ""

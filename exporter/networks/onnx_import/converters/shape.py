@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 
 from interactive_trt.exporter.networks.onnx_import.builder import (
-    Dense, Flat, Map, Padded, Pooled, Probabilities, describe,
+    Dense, Flat, Map, Padded, Pooled, Probabilities, Rows, describe,
 )
 from interactive_trt.exporter.networks.onnx_import.converters.registry import attributes, converter
 
@@ -52,9 +52,25 @@ def flatten(node, ctx) -> None:
     ctx.set_value(node.output[0], flatten_value(node, ctx, value))
 
 
+def positions_as_rows(node, ctx, value, target: list[int]) -> bool:
+    """A channels-last map to N H W x C rows and back (a pointwise Linear layer's Gemm in between)."""
+    channels = ctx.channels_of(value.layer)
+    height, width = ctx.size_of(value.layer)
+    rows = ctx.batch * height * width
+    if isinstance(value, Map) and value.layout == "NHWC" and len(target) == 2 and target[1] == channels \
+            and target[0] in (rows, -1) and rows != ctx.batch:
+        ctx.set_value(node.output[0], Rows(value.layer, value.version))
+        return True
+    if isinstance(value, Rows) and len(target) == 4 and target[0] in (ctx.batch, -1) and \
+            target[1:] == [height, width, channels]:
+        ctx.set_value(node.output[0], Map(value.layer, "NHWC", value.version))
+        return True
+    return False
+
+
 def numel(ctx, value) -> int:
     channels = ctx.channels_of(value.layer)
-    if isinstance(value, (Map, Flat)):
+    if isinstance(value, (Map, Flat, Rows)):
         height, width = ctx.size_of(value.layer)
         return channels * height * width
     return channels
@@ -71,6 +87,8 @@ def reshape(node, ctx) -> None:
     batch = ctx.batch
     if target and target[0] == 0:
         target[0] = batch
+    if isinstance(value, (Map, Rows)) and positions_as_rows(node, ctx, value, target):
+        return
     if len(target) == 2 and target[0] in (batch, -1) and target[1] in (total, -1) and target != [-1, -1]:
         ctx.set_value(node.output[0], flatten_value(node, ctx, value))
         return

@@ -1,0 +1,201 @@
+"""Small networks of today's CNN families, written in plain torch from their published block diagrams
+(torchvision does not import beside our torch): seeded random weights and random BatchNorm statistics, at
+widths a CI machine runs in seconds. Any CNN, part 3 imports them through torch.onnx."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from onnx_builders import randomise_batchnorm
+
+
+def conv_bn(cin, cout, kernel=1, stride=1, groups=1, act=None):
+    padding = (kernel - 1) // 2
+    layers = [nn.Conv2d(cin, cout, kernel, stride, padding, groups=groups, bias=False), nn.BatchNorm2d(cout)]
+    return nn.Sequential(*layers, *([act()] if act else []))
+
+
+class SqueezeExcite(nn.Module):
+    """x * gate(fc(act(fc(mean(x))))): EfficientNet's (SiLU, Sigmoid) and MobileNetV3's (ReLU, Hardsigmoid)."""
+
+    def __init__(self, channels, squeezed, act=nn.SiLU, gate=nn.Sigmoid):
+        super().__init__()
+        self.reduce, self.expand = nn.Conv2d(channels, squeezed, 1), nn.Conv2d(squeezed, channels, 1)
+        self.act, self.gate = act(), gate()
+
+    def forward(self, x):
+        scale = F.adaptive_avg_pool2d(x, 1)
+        return x * self.gate(self.expand(self.act(self.reduce(scale))))
+
+
+class MBConv(nn.Module):
+    def __init__(self, cin, cout, kernel, stride, expand, act=nn.SiLU, gate=nn.Sigmoid, se=True):
+        super().__init__()
+        wide = cin * expand
+        layers = [conv_bn(cin, wide, act=act)] if expand != 1 else []
+        layers.append(conv_bn(wide, wide, kernel, stride, groups=wide, act=act))
+        if se:
+            layers.append(SqueezeExcite(wide, max(1, cin // 4), act=act if act is nn.SiLU else nn.ReLU, gate=gate))
+        layers.append(conv_bn(wide, cout))
+        self.block = nn.Sequential(*layers)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x):
+        return x + self.block(x) if self.residual else self.block(x)
+
+
+class EfficientNetB0(nn.Module):
+    """EfficientNet-B0's layout (SiLU, squeeze-and-excitation, 3x3 and 5x5 depthwise) at a quarter width."""
+
+    STAGES = ((1, 4, 1, 1, 3), (6, 6, 2, 2, 3), (6, 10, 2, 2, 5), (6, 20, 2, 2, 3), (6, 28, 1, 1, 5),
+              (6, 48, 1, 2, 5), (6, 80, 1, 1, 3))
+
+    def __init__(self, classes=1000):
+        super().__init__()
+        layers, cin = [conv_bn(3, 8, 3, 2, act=nn.SiLU)], 8
+        for expand, cout, repeats, stride, kernel in self.STAGES:
+            for index in range(repeats):
+                layers.append(MBConv(cin, cout, kernel, stride if index == 0 else 1, expand))
+                cin = cout
+        layers.append(conv_bn(cin, 320, act=nn.SiLU))
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(320, classes))
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1))
+
+
+class MobileNetV3(nn.Module):
+    """MobileNetV3-Small's layout: Hardswish and ReLU, squeeze-and-excitation with Hardsigmoid, and its head
+    (here the single Linear variant: the MLP head is refused by name until heads come)."""
+
+    BLOCKS = ((3, 1, 8, True, "RE", 2), (3, 4.5, 12, False, "RE", 2), (3, 3.7, 12, False, "RE", 1),
+              (5, 4, 20, True, "HS", 2), (5, 6, 20, True, "HS", 1), (5, 3, 24, True, "HS", 1),
+              (5, 6, 48, True, "HS", 2), (5, 6, 48, True, "HS", 1))
+
+    def __init__(self, classes=1000, mlp_head=False):
+        super().__init__()
+        layers, cin = [conv_bn(3, 8, 3, 2, act=nn.Hardswish)], 8
+        for kernel, expand, cout, se, kind, stride in self.BLOCKS:
+            act = nn.ReLU if kind == "RE" else nn.Hardswish
+            wide = int(round(cin * expand))
+            block = [conv_bn(cin, wide, act=act)] if wide != cin else []
+            block.append(conv_bn(wide, wide, kernel, stride, groups=wide, act=act))
+            if se:
+                block.append(SqueezeExcite(wide, max(4, wide // 4), act=nn.ReLU, gate=nn.Hardsigmoid))
+            block.append(conv_bn(wide, cout))
+            layers.append(Residual(nn.Sequential(*block)) if stride == 1 and cin == cout else nn.Sequential(*block))
+            cin = cout
+        layers.append(conv_bn(cin, 96, act=nn.Hardswish))
+        self.features = nn.Sequential(*layers)
+        head = [nn.Linear(96, 128), nn.Hardswish(), nn.Dropout(0.2), nn.Linear(128, classes)] if mlp_head \
+            else [nn.Dropout(0.2), nn.Linear(96, classes)]
+        self.classifier = nn.Sequential(*head)
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1))
+
+
+class Residual(nn.Module):
+    def __init__(self, body):
+        super().__init__()
+        self.body = body
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """torchvision's: a LayerNorm over the channels of an NCHW map, through a channels-last permute."""
+
+    def forward(self, x):
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+class ConvNeXtBlock(nn.Module):
+    def __init__(self, dim, gelu="none"):
+        super().__init__()
+        self.dw = nn.Conv2d(dim, dim, 7, padding=3, groups=dim)
+        self.norm, self.gelu = nn.LayerNorm(dim, eps=1e-6), nn.GELU(approximate=gelu)
+        self.pw1, self.pw2 = nn.Linear(dim, 4 * dim), nn.Linear(4 * dim, dim)
+        self.scale = nn.Parameter(torch.rand(dim) + 0.5)
+
+    def forward(self, x):
+        y = self.dw(x).permute(0, 2, 3, 1)
+        y = self.scale * self.pw2(self.gelu(self.pw1(self.norm(y))))
+        return x + y.permute(0, 3, 1, 2)
+
+
+class ConvNeXt(nn.Module):
+    """ConvNeXt-T's layout (patchify stem, 7x7 depthwise, LayerNorm, GELU MLP, layer scale, LayerNorm2d then
+    2x2 downsampling) at 1/12 width and fewer blocks; head: global pool and one Linear (ConvNeXt's
+    LayerNorm head is refused by name until heads come)."""
+
+    def __init__(self, classes=1000, dims=(8, 16, 32, 64), depths=(1, 1, 2, 1)):
+        super().__init__()
+        layers = [nn.Conv2d(3, dims[0], 4, 4), LayerNorm2d(dims[0], eps=1e-6)]
+        for stage, (dim, depth) in enumerate(zip(dims, depths)):
+            if stage:
+                layers += [LayerNorm2d(dims[stage - 1], eps=1e-6), nn.Conv2d(dims[stage - 1], dim, 2, 2)]
+            layers += [ConvNeXtBlock(dim) for _ in range(depth)]
+        self.features = nn.Sequential(*layers)
+        self.fc = nn.Linear(dims[-1], classes)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1))
+
+
+class DenseLayer(nn.Module):
+    """Pre-activation: BN -> ReLU -> 1x1 conv -> BN -> ReLU -> 3x3 conv, concatenated to its input."""
+
+    def __init__(self, cin, growth):
+        super().__init__()
+        self.body = nn.Sequential(nn.BatchNorm2d(cin), nn.ReLU(), nn.Conv2d(cin, 4 * growth, 1, bias=False),
+                                  nn.BatchNorm2d(4 * growth), nn.ReLU(), nn.Conv2d(4 * growth, growth, 3, 1, 1,
+                                                                                    bias=False))
+
+    def forward(self, x):
+        return torch.cat([x, self.body(x)], 1)
+
+
+class DenseNet(nn.Module):
+    """DenseNet-121's layout (pre-activation dense layers, transitions BN-ReLU-conv-avgpool) at growth 4."""
+
+    def __init__(self, classes=1000, growth=4, blocks=(2, 2, 2, 2)):
+        super().__init__()
+        layers, channels = [nn.Conv2d(3, 16, 7, 2, 3, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+                            nn.MaxPool2d(3, 2, 1)], 16
+        for index, count in enumerate(blocks):
+            for _ in range(count):
+                layers.append(DenseLayer(channels, growth))
+                channels += growth
+            if index < len(blocks) - 1:
+                layers += [nn.BatchNorm2d(channels), nn.ReLU(), nn.Conv2d(channels, channels // 2, 1, bias=False),
+                           nn.AvgPool2d(2, 2)]
+                channels //= 2
+        layers += [nn.BatchNorm2d(channels), nn.ReLU()]
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(channels, classes)
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1))
+
+
+def randomise(model, seed: int = 0):
+    """Seeded weights, random BatchNorm statistics and LayerNorm affines (trained networks hold such)."""
+    torch.manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, nn.LayerNorm):
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.normal_(0, 0.1)
+    return randomise_batchnorm(model, seed)
+
+
+FAMILIES = {
+    "efficientnet_b0": lambda: randomise(EfficientNetB0()),
+    "mobilenetv3": lambda: randomise(MobileNetV3()),
+    "convnext": lambda: randomise(ConvNeXt()),
+    "densenet": lambda: randomise(DenseNet()),
+}

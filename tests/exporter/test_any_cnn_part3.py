@@ -1,0 +1,172 @@
+"""Any CNN, part 3 (INTERACTIVE.md): smooth activations, gates, per-channel affine maps and LayerNorm in the
+layer table, the explicit graph against the autograd reference (whose gamma is the independent input
+gradient of <G, conv(X, ones)>), and the exported graph on every installed runtime."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from interactive_trt.contracts.spec import SMOOTH_ACTIVATIONS, Layer, ModelSpec, ResizeRule
+from interactive_trt.exporter.interactive.graph import InterActiveGraph
+from interactive_trt.exporter.interactive.reference import AutogradReference
+from interactive_trt.exporter.networks.weights import Weights, random_weights
+from interactive_trt.exporter.onnx.verify import cosine, rel_l2
+
+SMALL = ResizeRule(target_side=64, multiple=8, min_side=32)
+PARAMETERS = {"hardsigmoid": (1 / 6, 0.5), "leakyrelu": (0.1, 0.0), "elu": (0.7, 0.0)}
+
+
+def outputs_of(spec, weights, batch, **options):
+    graph = InterActiveGraph(spec, weights, **options).eval()
+    reference = AutogradReference(spec, weights, **options)
+    image = torch.from_numpy(batch)
+    with torch.no_grad():
+        got = {k: v.numpy() for k, v in graph.named_outputs(image).items()}
+    return got, {k: v.numpy() for k, v in reference(image).items()}
+
+
+def assert_graph_equals_autograd(spec, weights, batch, **options):
+    got, expected = outputs_of(spec, weights, batch, **options)
+    for name, value in expected.items():
+        assert rel_l2(got[name], value) <= 1e-5, name
+    return got
+
+
+def kink_image(seed: int = 0) -> np.ndarray:
+    """Noise plus every kink of the activations exactly: 0, +-3 (HardSwish, HardSigmoid), 6 and ties."""
+    image = np.random.default_rng(seed).standard_normal((2, 3, 32, 32), dtype=np.float32) * 3
+    image[:, :, ::4, ::4] = np.resize(np.float32([0, 3, -3, 6, -6, 1e-3, -1e-3]), image[:, :, ::4, ::4].shape)
+    return image
+
+
+def identity_1x1(weights: Weights, name: str) -> None:
+    weight, bias = weights.arrays[name]
+    weight[:] = np.eye(weight.shape[0], weight.shape[1], dtype=np.float32)[:, :, None, None]
+    bias[:] = 0
+
+
+def activation_spec(kind: str, alone: bool) -> ModelSpec:
+    """t -> s (the activation on s, or an act layer after a linear s) -> a 3x3 conv -> T. s's pre-activation
+    is the image itself (identity weights), so the kinks of the image are the activation's kinks."""
+    alpha, beta = PARAMETERS.get(kind, (0.0, 0.0))
+    if alone:
+        middle = (Layer("s", "conv", ("t",), 3, relu=False, in_channels=3),
+                  Layer("act", "act", ("s",), 3, act=kind, alpha=alpha, beta=beta))
+    else:
+        middle = (Layer("s", "conv", ("t",), 3, act=kind, alpha=alpha, beta=beta, in_channels=3),)
+    layers = (Layer("t", "conv", ("image",), 3, relu=False, in_channels=3), *middle,
+              Layer("c", "conv", (middle[-1].name,), 8, kernel=3, padding=1, in_channels=3),
+              Layer("head", "conv", ("c",), 5, relu=False, in_channels=8))
+    return ModelSpec(name=f"{kind}_{'alone' if alone else 'on_conv'}", layers=layers, feature_layers=("t", "s"),
+                     last_layer="c", head_logits="head", resize=SMALL)
+
+
+@pytest.mark.parametrize("alone", [False, True], ids=["on_conv", "act_layer"])
+@pytest.mark.parametrize("kind", SMOOTH_ACTIVATIONS)
+def test_each_activation_at_its_kinks_equals_autograd(kind, alone):
+    spec = activation_spec(kind, alone)
+    weights = random_weights(spec, seed=1)
+    identity_1x1(weights, "t")
+    identity_1x1(weights, "s")
+    for config in ("last", "next"):
+        got = assert_graph_equals_autograd(spec, weights, kink_image(), config=config, head="features")
+        assert np.abs(got["t.gamma"]).max() > 0
+
+
+def test_the_derivatives_are_written_out_not_masked():
+    """A smooth activation's derivative is not a mask: G changes where it passes smoothly (a test that a
+    ReLU mask standing in for SiLU's derivative would fail)."""
+    silu, relu = activation_spec("silu", False), activation_spec("silu", False)
+    relu = replace(relu, layers=tuple(replace(layer, act="") if layer.name == "s" else layer for layer in relu.layers))
+    weights = random_weights(silu, seed=1)
+    a, _ = outputs_of(silu, weights, kink_image(), head="features")
+    b, _ = outputs_of(relu, weights, kink_image(), head="features")
+    assert rel_l2(a["t.gamma"], b["t.gamma"]) > 1e-2
+
+
+def se_spec(gate: str = "sigmoid", act: str = "silu") -> ModelSpec:
+    """An EfficientNet/MobileNetV3 block: expand, depthwise, squeeze-and-excitation gate, project, residual."""
+    alpha, beta = PARAMETERS.get(gate, (0.0, 0.0))
+    layers = (
+        Layer("stem", "conv", ("image",), 8, kernel=3, stride=2, padding=1, act=act, in_channels=3),
+        Layer("expand", "conv", ("stem",), 16, act=act, in_channels=8),
+        Layer("dw", "conv", ("expand",), 16, kernel=3, padding=1, groups=16, act=act, in_channels=16),
+        Layer("squeeze", "gap", ("dw",), 16),
+        Layer("reduce", "conv", ("squeeze",), 4, act=act, in_channels=16),
+        Layer("excite", "conv", ("reduce",), 16, act=gate, alpha=alpha, beta=beta, in_channels=4),
+        Layer("gated", "mul", ("dw", "excite"), 16),
+        Layer("project", "conv", ("gated",), 8, relu=False, in_channels=16),
+        Layer("residual", "add", ("project", "stem"), 8, relu=False),
+        Layer("top", "conv", ("residual",), 32, act=act, in_channels=8),
+        Layer("fc", "conv", ("top",), 10, relu=False, in_channels=32),
+    )
+    return ModelSpec(name=f"se_{gate}_{act}", layers=layers, feature_layers=("stem", "dw", "residual"),
+                     last_layer="top", head_logits="fc", resize=SMALL)
+
+
+@pytest.mark.parametrize("gate, act", [("sigmoid", "silu"), ("hardsigmoid", "hardswish")])
+def test_a_squeeze_and_excitation_block_equals_autograd(gate, act):
+    spec = se_spec(gate, act)
+    assert [s.name for s in spec.successors("dw")] == ["project"]  # through the gate, not into its branch
+    assert [s.name for s in spec.successors("expand")] == ["dw"]
+    weights = random_weights(spec, seed=2)
+    batch = np.random.default_rng(3).standard_normal((2, 3, 64, 64), dtype=np.float32)
+    for config, p in (("last", 2), ("next", 1)):
+        got = assert_graph_equals_autograd(spec, weights, batch, config=config, p=p)
+        assert got["dw.gamma"].shape == (2, 1, 32, 32) and got["stem.gamma"].shape == (2, 1, 32, 32)
+
+
+def convnext_spec() -> ModelSpec:
+    """A ConvNeXt block on an NCHW map: depthwise 7x7, LayerNorm over channels, pointwise MLP with GELU,
+    layer scale, residual; a pre-activation BatchNorm (a per-channel affine map before a ReLU)."""
+    layers = (
+        Layer("stem", "conv", ("image",), 8, kernel=4, stride=4, relu=False, in_channels=3),
+        Layer("stem_norm", "layernorm", ("stem",), 8, bn_eps=1e-6),
+        Layer("dw", "conv", ("stem_norm",), 8, kernel=7, padding=3, groups=8, relu=False, in_channels=8),
+        Layer("norm", "layernorm", ("dw",), 8, bn_eps=1e-6),
+        Layer("pw1", "conv", ("norm",), 32, act="gelu", in_channels=8),
+        Layer("pw2", "conv", ("pw1",), 8, relu=False, in_channels=32),
+        Layer("scale", "affine", ("pw2",), 8),
+        Layer("block", "add", ("stem_norm", "scale"), 8, relu=False),
+        Layer("bn", "affine", ("block",), 8),
+        Layer("bn_relu", "act", ("bn",), 8, act="gelu_tanh"),
+        Layer("down", "conv", ("bn_relu",), 16, kernel=2, stride=2, act="tanh", in_channels=8),
+        Layer("fc", "conv", ("down",), 10, relu=False, in_channels=16),
+    )
+    return ModelSpec(name="convnext_like", layers=layers, feature_layers=("stem_norm", "block", "pw1"),
+                     last_layer="down", head_logits="fc", resize=ResizeRule(target_side=64, multiple=8, min_side=32))
+
+
+def test_layernorm_affine_maps_and_a_convnext_block_equal_autograd():
+    spec = convnext_spec()
+    assert [s.name for s in spec.successors("stem_norm")] == ["dw"]
+    assert [s.name for s in spec.successors("block")] == ["down"]  # through the BN affine and its activation
+    weights = random_weights(spec, seed=4)
+    batch = np.random.default_rng(5).standard_normal((2, 3, 64, 64), dtype=np.float32)
+    got = assert_graph_equals_autograd(spec, weights, batch)
+    assert got["block.gamma"].shape == (2, 1, 16, 16)
+    assert got["stem_norm.gamma"].shape == (2, 8, 16, 16)  # its successor is depthwise
+
+
+def test_exported_part3_graphs_run_the_same_on_onnxruntime_and_openvino(tmp_path):
+    from interactive_trt.exporter.onnx import openvino as ov_runtime
+    from interactive_trt.exporter.onnx.export import export_onnx, run_onnxruntime
+
+    batch = np.random.default_rng(6).standard_normal((2, 3, 64, 64), dtype=np.float32)
+    for spec in (se_spec(), se_spec("hardsigmoid", "hardswish"), convnext_spec()):
+        weights = random_weights(spec, seed=7)
+        graph = InterActiveGraph(spec, weights).eval()
+        path = tmp_path / f"{spec.name}.onnx"
+        export_onnx(graph, path, torch.zeros(1, 3, 32, 32))
+        expected = {k: v.numpy() for k, v in AutogradReference(spec, weights)(torch.from_numpy(batch)).items()}
+        runs = {"onnxruntime": run_onnxruntime(path, batch, list(expected))}
+        if ov_runtime.is_installed():
+            runs["openvino"] = ov_runtime.run_openvino(path, batch, list(expected))
+        for runtime, got in runs.items():
+            for name, value in expected.items():
+                assert cosine(got[name], value) >= 0.9999, (spec.name, runtime, name)
+                assert rel_l2(got[name], value) <= 1e-4, (spec.name, runtime, name)
