@@ -59,6 +59,12 @@ def activate(layer: Layer, z: torch.Tensor) -> torch.Tensor:
     return smooth[kind](z) if kind else z
 
 
+def shuffle_channels(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """ShuffleNet's channel shuffle: (groups, C / groups) transposed; with C / groups it is its inverse."""
+    n, c, h, w = x.shape
+    return x.reshape(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
 def per_channel(vector: torch.Tensor) -> torch.Tensor:
     return vector[None, :, None, None]
 
@@ -107,6 +113,12 @@ def apply_layer(layer: Layer, inputs: list[torch.Tensor], params) -> tuple[torch
     if layer.op == "layernorm":
         y = layer_norm(inputs[0], *params, layer.bn_eps)
         return y, y
+    if layer.op == "slice":
+        y = inputs[0][:, layer.offset:layer.offset + layer.channels]
+        return y, y
+    if layer.op == "shuffle":
+        y = shuffle_channels(inputs[0], layer.groups)
+        return y, y
     y = torch.cat(inputs, dim=1)
     return y, y
 
@@ -121,3 +133,19 @@ def run_forward(spec: ModelSpec, params, image: torch.Tensor, targets) -> tuple[
         z, x = apply_layer(layer, [acts[name] for name in layer.inputs], params.get(layer.name))
         pre[layer.name], acts[layer.name] = z, x
     return acts, pre
+
+
+def apply_head(spec: ModelSpec, params, x: torch.Tensor) -> torch.Tensor:
+    """The head's layers (spec.head_chain) on a map at its input: the score map, or, on the pooled map,
+    the class scores as a 1 x 1 map."""
+    for layer in spec.head_chain():
+        _, x = apply_layer(layer, [x], params.get(layer.name))
+    return x
+
+
+def class_scores(spec: ModelSpec, params, acts) -> torch.Tensor:
+    """The class scores as the network computes them: the spatial mean of the score map (a head of one linear
+    layer commutes with the pool; SqueezeNet pools after its head), or the head of the pooled map."""
+    if not spec.head_pooled:
+        return acts[spec.head_logits].mean(dim=(2, 3))
+    return apply_head(spec, params, acts[spec.head_input].mean(dim=(2, 3), keepdim=True)).flatten(1)

@@ -30,10 +30,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from interactive_trt.common.errors import SpecError
-from interactive_trt.exporter.interactive.forward import apply_layer, per_channel, required_layers, run_forward
+from interactive_trt.exporter.interactive.forward import (
+    apply_head, apply_layer, per_channel, required_layers, run_forward, shuffle_channels,
+)
 from interactive_trt.contracts.outputs import CONFIGS, HEADS, output_names
 from interactive_trt.exporter.interactive.precision import torch_dtypes
-from interactive_trt.contracts.spec import Layer, ModelSpec
+from interactive_trt.contracts.spec import PARAMETRIC, Layer, ModelSpec
 from interactive_trt.exporter.networks.weights import Weights
 
 
@@ -122,8 +124,8 @@ class InterActiveGraph(nn.Module):
             weight, bias = weights.arrays[layer.name]
             self.register_buffer(f"{layer.name}__weight", torch.from_numpy(weight.copy()).to(self.dtype))
             self.register_buffer(f"{layer.name}__bias", torch.from_numpy(bias.copy()).to(self.dtype))
-        self.successors = {t: [s.name for s in spec.successors(t)] for t in spec.feature_layers}
-        all_successors = sorted({s for names in self.successors.values() for s in names})
+        self.routes = {t: spec.successor_routes(t) for t in spec.feature_layers}
+        all_successors = sorted({s.name for routes in self.routes.values() for s, _ in routes})
         self.all_successors = all_successors
         targets = []
         if head in ("features", "both"):
@@ -251,6 +253,23 @@ class InterActiveGraph(nn.Module):
             scaled = grad_out / count.to(grad_out.dtype)
         return self.transpose_to_input(scaled, getattr(self, f"{layer.name}__spread"), layer, grad_out.shape[1])
 
+    def back_through(self, route, gamma: torch.Tensor) -> torch.Tensor:
+        """A successor's connection sums, in its input's channels, mapped back through the channel bookkeeping
+        of the route onto t's channels (INTERACTIVE.md, "Any CNN, part 3"). One map (a dense successor)
+        stays one map unless a slice takes some of t's channels only."""
+        spec = self.spec
+        for name, source in reversed(route):
+            layer = spec.layer(name)
+            if layer.op == "concat" and gamma.shape[1] > 1:
+                offset = spec.concat_offset(layer, source)
+                gamma = gamma[:, offset:offset + spec.channels_of(source)]
+            elif layer.op == "slice":
+                rest = spec.channels_of(source) - layer.offset - layer.channels
+                gamma = F.pad(gamma.expand(-1, layer.channels, -1, -1), (0, 0, 0, 0, layer.offset, rest))
+            elif layer.op == "shuffle" and gamma.shape[1] > 1:
+                gamma = shuffle_channels(gamma, layer.channels // layer.groups)
+        return gamma
+
     def mul_input_grads(self, layer: Layer, grad: torch.Tensor, acts):
         """The product rule: each operand gets the gradient times the other, summed back over the axes it
         was broadcast along (a gate's 1 x 1 factor gets the sum over the map)."""
@@ -333,6 +352,11 @@ class InterActiveGraph(nn.Module):
             yield source, grad * per_channel(self.params(layer.name)[0]).to(grad.dtype)
         elif layer.op == "layernorm":
             yield source, self.layernorm_input_grad(layer, acts[source], grad)
+        elif layer.op == "slice":
+            rest = self.spec.channels_of(source) - layer.offset - layer.channels
+            yield source, F.pad(grad, (0, 0, 0, 0, layer.offset, rest))
+        elif layer.op == "shuffle":
+            yield source, shuffle_channels(grad, layer.channels // layer.groups)
         elif layer.op == "conv":
             yield source, self.conv_input_grad(layer, grad)
         elif layer.op == "avgpool":
@@ -379,16 +403,47 @@ class InterActiveGraph(nn.Module):
             x = widen(acts[name])
             if self.interactive:
                 gamma = None
-                for successor in self.successors[name]:
-                    part = self.connection_sum(self.spec.layer(successor), scores[successor])
+                for successor, route in self.routes[name]:
+                    part = self.back_through(route, self.connection_sum(successor, scores[successor.name]))
                     gamma = part if gamma is None else gamma + part
                 weighted = x * gamma
                 results += [gamma, weighted.mean(dim=(2, 3)), weighted.amax(dim=(2, 3))]
             results += [x.mean(dim=(2, 3)), x.amax(dim=(2, 3))]
         return results
 
+    def pooled_head_outputs(self, acts, pre) -> list[torch.Tensor]:
+        """Section 4.4 for a head of more than one linear layer after the pool (INTERACTIVE.md, "Any CNN,
+        part 3"): the head at every position of T gives the score map that plays fc8; its layer score goes
+        back through the head to the head's first weighted layer, whose connection sum is gamma^(T); the class
+        scores are the head of the pooled T, before and after re-weighting T by gamma^(T) / its mean."""
+        spec = self.spec
+        params = {layer.name: self.params(layer.name) for layer in spec.head_chain() if layer.op in PARAMETRIC}
+        x = acts[spec.head_input]
+        scores_orig = widen(apply_head(spec, params, x.mean(dim=(2, 3), keepdim=True))).flatten(1)
+        if not self.interactive:
+            return [scores_orig]
+        logits = widen(pre[spec.head_logits])
+        grad = layer_score_seed(F.relu(logits), self.p, self.seed_scale) * (logits > 0).to(logits.dtype)
+        successor = spec.head_successor()
+        layer = spec.layer(spec.head_logits)
+        while layer.name != successor.name:
+            if layer.op == "conv":
+                grad = F.conv_transpose2d(grad, self.params(layer.name)[0].float())
+            elif layer.op == "affine":
+                grad = grad * per_channel(self.params(layer.name)[0]).float()
+            elif layer.op == "layernorm":
+                grad = self.layernorm_input_grad(layer, widen(acts[layer.inputs[0]]), grad)
+            layer = spec.layer(layer.inputs[0])
+            grad = self.through_activation(layer, widen(pre[layer.name]), widen(acts[layer.name]), grad)
+        gamma = grad.sum(dim=1, keepdim=True)  # the connection sum of a dense 1x1 successor
+        gamma = normalised_gamma(gamma)
+        reweighted = (widen(x) * gamma).mean(dim=(2, 3), keepdim=True).to(self.dtype)
+        return [scores_orig, widen(apply_head(spec, params, reweighted)).flatten(1), gamma]
+
     def head_outputs(self, acts, pre) -> list[torch.Tensor]:
         """Section 4.4: re-weight fc7 by gamma^(fc7) (T = fc8, ReLU'd), then recompute fc8."""
+        if self.spec.head_pooled:
+            return self.pooled_head_outputs(acts, pre)
         logits_layer = self.spec.layer(self.spec.head_logits)
         penultimate = acts[self.spec.head_penultimate]
         scores_orig = widen(acts[logits_layer.name]).mean(dim=(2, 3))
@@ -397,10 +452,7 @@ class InterActiveGraph(nn.Module):
         logits = widen(pre[logits_layer.name])
         responses = F.relu(logits)
         layer_score = layer_score_seed(responses, self.p, self.seed_scale) * (logits > 0).to(logits.dtype)
-        gamma = layer_score.sum(dim=1, keepdim=True)
-        gamma_mean = gamma.mean(dim=(2, 3), keepdim=True)
-        safe_mean = torch.where(gamma_mean > 0, gamma_mean, torch.ones_like(gamma_mean))
-        gamma = torch.where(gamma_mean > 0, gamma / safe_mean, torch.ones_like(gamma))
+        gamma = normalised_gamma(layer_score.sum(dim=1, keepdim=True))
         reweighted_input = (widen(penultimate) * gamma).to(self.dtype)
         _, reweighted = apply_layer(logits_layer, [reweighted_input], self.params(logits_layer.name))
         return [scores_orig, widen(reweighted).mean(dim=(2, 3)), gamma]
@@ -416,6 +468,13 @@ class InterActiveGraph(nn.Module):
 
     def named_outputs(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         return dict(zip(self.output_names, self.forward(image)))
+
+
+def normalised_gamma(gamma: torch.Tensor) -> torch.Tensor:
+    """gamma^(fc7) divided by its spatial mean; 1 everywhere where that mean is not positive."""
+    gamma_mean = gamma.mean(dim=(2, 3), keepdim=True)
+    safe_mean = torch.where(gamma_mean > 0, gamma_mean, torch.ones_like(gamma_mean))
+    return torch.where(gamma_mean > 0, gamma / safe_mean, torch.ones_like(gamma))
 
 
 def activation_derivative(layer: Layer, z: torch.Tensor) -> torch.Tensor:

@@ -53,7 +53,7 @@ def output_layer(spec: ModelSpec, name: str) -> str:
     """The layer whose spatial grid an output lives on (for maps) or whose channels it has."""
     prefix = name.split(".", 1)[0]
     if prefix == "imagenet":
-        return spec.head_logits if "scores" in name else spec.head_penultimate
+        return spec.head_logits if "scores" in name else spec.head_input
     return prefix
 
 

@@ -15,14 +15,16 @@ from dataclasses import asdict, dataclass, field
 from interactive_trt.common.errors import SpecError
 
 INPUT = "image"
-OPS = ("conv", "maxpool", "avgpool", "add", "concat", "act", "gap", "mul", "affine", "layernorm")
+OPS = ("conv", "maxpool", "avgpool", "add", "concat", "act", "gap", "mul", "affine", "layernorm", "slice", "shuffle")
 # Activations whose gradient is a mask read off the layer's output; every other one needs its input z
 # (INTERACTIVE.md, "Any CNN, part 3": SiLU's derivative cannot be read from its output).
 MASK_ACTIVATIONS = ("relu", "relu6")
 SMOOTH_ACTIVATIONS = ("sigmoid", "silu", "hardsigmoid", "hardswish", "gelu", "gelu_tanh", "leakyrelu", "elu",
                       "tanh", "softplus")
-# Ops a layer t reaches its successors through (they enter the layer score G, not gamma).
-WEIGHT_FREE = ("act", "mul", "affine", "layernorm")
+# Ops a layer t reaches its successors through (they enter the layer score G, not gamma); the channel
+# bookkeeping among them (BOOKKEEPING) also maps the successor's connection sums back onto t's channels.
+BOOKKEEPING = ("slice", "shuffle", "concat")
+WEIGHT_FREE = ("act", "mul", "affine", "layernorm", *BOOKKEEPING)
 # Layers with parameters: (weight, bias) arrays, OIHW for convs, per channel for the others.
 PARAMETRIC = ("conv", "affine", "layernorm")
 
@@ -36,8 +38,10 @@ class Layer:
     "act" (an elementwise activation alone), "gap" (global average pool to N x C x 1 x 1, as a
     squeeze-and-excitation branch reads it), "mul" (a map times a factor computed in the network: a gate,
     per channel when the factor is 1 x 1, or a map of the same shape), "affine" (a per-channel scale and
-    shift that no conv absorbs: pre-activation BatchNorm, layer scale) and "layernorm" (over the channels
-    at each position, with per-channel weight and bias; `bn_eps` is its epsilon). Kernels and strides are square; `pads` (top, left, bottom, right) are
+    shift that no conv absorbs: pre-activation BatchNorm, layer scale), "layernorm" (over the channels
+    at each position, with per-channel weight and bias; `bn_eps` is its epsilon), "slice" (`channels`
+    channels of its input from `offset` on: Split, Slice, Chunk) and "shuffle" (ShuffleNet's channel
+    shuffle of `groups` groups: output channel j * groups + i is input channel i * (C / groups) + j). Kernels and strides are square; `pads` (top, left, bottom, right) are
     asymmetric where a network needs it (TensorFlow's 'same'), else `padding` on every side.
     Activation after a conv or an add: `relu`, or `relu6` (Clip 0..6), or neither (linear); `act` names
     any other (SMOOTH_ACTIVATIONS, with `alpha` and `beta` as ONNX stores them: HardSigmoid's slope and
@@ -70,6 +74,7 @@ class Layer:
     act: str = ""
     alpha: float = 0.0
     beta: float = 0.0
+    offset: int = 0
 
     @property
     def pad4(self) -> tuple[int, int, int, int]:
@@ -126,6 +131,10 @@ class ModelSpec:
     feature_layers: the layers t whose InterActive features are exported (Table 1's rows).
     last_layer: T of the 'last' configuration (fc7 for VGG).
     head_logits: the layer that plays fc8 in the ImageNet head; its input plays fc7.
+    head_pooled: the network pools T before a head of more than one linear layer (MobileNetV3's MLP,
+    ConvNeXt's LayerNorm then Linear; INTERACTIVE.md, "Any CNN, part 3"). The head's layers, from T to
+    head_logits, are then applied at every position of T for the score map that plays fc8, T plays fc7, and
+    the class scores are the head of the pooled map, as trained.
     """
 
     name: str
@@ -135,6 +144,7 @@ class ModelSpec:
     head_logits: str
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
     resize: ResizeRule = field(default_factory=ResizeRule)
+    head_pooled: bool = False
 
     def __post_init__(self):
         self.validate()
@@ -156,24 +166,31 @@ class ModelSpec:
     def consumers(self, name: str) -> list[Layer]:
         return [layer for layer in self.layers if name in layer.inputs]
 
-    def successors(self, name: str) -> list[Layer]:
+    def successor_routes(self, name: str) -> list[tuple[Layer, tuple[tuple[str, str], ...]]]:
         """The layers t+1 with weights that read layer `name` (paper: U^(t)), directly or through weight-free
-        ops (INTERACTIVE.md, "Any CNN, part 3"). A gate's factor is not such a path: it passes a global pool.
-        A mul is passed through from an input of its own full size only."""
-        found, seen, stack = [], set(), [name]
+        ops (INTERACTIVE.md, "Any CNN, part 3"), each with the channel bookkeeping on its way: the (layer,
+        the input it was entered from) of every slice, shuffle and concat between. A gate's factor is not
+        such a way (it passes a global pool); a mul is passed from an input of its own full size only."""
+        found, seen, stack = [], set(), [(name, ())]
         while stack:
-            source = stack.pop()
+            source, steps = stack.pop()
             for layer in self.consumers(source):
-                if layer.name in seen:
+                if layer.op not in ("conv", *WEIGHT_FREE) or layer.op == "mul" and not self.is_full_input(layer, source):
                     continue
+                route = steps + ((layer.name, source),) if layer.op in BOOKKEEPING else steps
+                if (layer.name, route) in seen:
+                    continue
+                seen.add((layer.name, route))
                 if layer.op == "conv":
-                    seen.add(layer.name)
-                    found.append(layer)
-                elif layer.op in WEIGHT_FREE and (layer.op != "mul" or self.is_full_input(layer, source)):
-                    seen.add(layer.name)
-                    stack.append(layer.name)
+                    found.append((layer, route))
+                else:
+                    stack.append((layer.name, route))
         order = {layer.name: index for index, layer in enumerate(self.layers)}
-        return sorted(found, key=lambda layer: order[layer.name])
+        return sorted(found, key=lambda item: (order[item[0].name], item[1]))
+
+    def successors(self, name: str) -> list[Layer]:
+        """The successors of `successor_routes`, each once."""
+        return list({layer.name: layer for layer, _ in self.successor_routes(name)}.values())
 
     def is_full_input(self, mul: Layer, source: str) -> bool:
         """Whether `source` is a full-size operand of `mul` (not the broadcast gate factor)."""
@@ -203,6 +220,24 @@ class ModelSpec:
     def head_penultimate(self) -> str:
         inputs = self.layer(self.head_logits).inputs
         return inputs[0]
+
+    @property
+    def head_input(self) -> str:
+        """The map the ImageNet head re-weights (section 4.4): fc7's role, T for a pooled head."""
+        return self.last_layer if self.head_pooled else self.head_penultimate
+
+    def head_chain(self) -> list[Layer]:
+        """The head's layers after its input, in order, up to and including head_logits."""
+        chain, name = [], self.head_logits
+        while name != self.head_input:
+            layer = self.layer(name)
+            chain.append(layer)
+            name = layer.inputs[0]
+        return chain[::-1]
+
+    def head_successor(self) -> Layer:
+        """The head's first weighted layer: the successor of its input, reached through weight-free ops."""
+        return next(layer for layer in self.head_chain() if layer.op == "conv")
 
     def channels_of(self, name: str) -> int:
         if name == INPUT:
@@ -238,6 +273,14 @@ class ModelSpec:
             if layer.act and layer.act not in MASK_ACTIVATIONS + SMOOTH_ACTIVATIONS:
                 raise SpecError(f"model {self.name!r}: layer {layer.name!r}: unknown activation {layer.act!r}; "
                                 f"known: {', '.join(MASK_ACTIVATIONS + SMOOTH_ACTIVATIONS)}")
+            if layer.op == "slice" and (layer.offset < 0 or layer.offset + layer.channels
+                                        > self.channels_of(layer.inputs[0])):
+                raise SpecError(f"model {self.name!r}: slice {layer.name!r} takes channels {layer.offset} to "
+                                f"{layer.offset + layer.channels} of {self.channels_of(layer.inputs[0])}")
+            if layer.op == "shuffle" and (layer.channels != self.channels_of(layer.inputs[0])
+                                          or layer.groups < 1 or layer.channels % layer.groups):
+                raise SpecError(f"model {self.name!r}: shuffle {layer.name!r} of {layer.channels} channels in "
+                                f"{layer.groups} groups")
             if layer.op == "act" and not layer.act:
                 raise SpecError(f"model {self.name!r}: act layer {layer.name!r} names no activation")
             if layer.op == "conv" and (layer.groups < 1 or layer.in_channels % layer.groups
@@ -263,14 +306,36 @@ class ModelSpec:
         if head.op != "conv" or head.kernel != 1 or head.groups != 1 or head.stride != 1 or any(head.pad4):
             raise SpecError(f"model {self.name!r}: head layer {self.head_logits!r} must be a dense 1x1 conv "
                             "(a fully connected classifier applied at every position)")
+        if self.head_pooled:
+            self.check_pooled_head()
+
+    def check_pooled_head(self) -> None:
+        """A pooled head is a chain of per-position layers from T: one input each, windows of one."""
+        name = self.head_logits
+        while name != self.last_layer:
+            if name == INPUT:
+                raise SpecError(f"model {self.name!r}: head layer {self.head_logits!r} does not read T "
+                                f"({self.last_layer!r}) through a chain of layers")
+            layer = self.layer(name)
+            if len(layer.inputs) != 1 or layer.op not in ("conv", "act", "affine", "layernorm") or \
+                    layer.kernel != 1 or layer.stride != 1 or layer.groups != 1 or any(layer.pad4):
+                raise SpecError(f"model {self.name!r}: head layer {name!r} ({layer.op}) is not a per-position layer "
+                                "of one input (1x1 conv, activation, affine map, LayerNorm)")
+            name = layer.inputs[0]
 
     # ------------------------------------------------------------------ shapes
     def gamma_channels(self, name: str) -> int:
         """1 when every successor of `name` is dense (one spatial map), else the channels of `name`:
-        a grouped or depthwise successor connects each channel to its own group only (eq. 8-9)."""
-        if all(successor.groups == 1 for successor in self.successors(name)):
+        a grouped or depthwise successor connects each channel to its own group only (eq. 8-9), and a
+        slice on the way connects only the channels it takes."""
+        if all(successor.groups == 1 and all(self.layer(step).op != "slice" for step, _ in route)
+               for successor, route in self.successor_routes(name)):
             return 1
         return self.channels_of(name)
+
+    def concat_offset(self, concat: Layer, source: str) -> int:
+        """Where `source` starts among the channels of `concat`."""
+        return sum(self.channels_of(name) for name in concat.inputs[:concat.inputs.index(source)])
 
     def _walk(self, height: int, width: int):
         """Every layer's output size and, for windowed layers, the residue (rows, columns) of the
@@ -364,6 +429,7 @@ class ModelSpec:
                        "std": tuple(data["preprocessing"]["std"])}
                 ),
                 resize=ResizeRule(**data["resize"]),
+                head_pooled=bool(data.get("head_pooled", False)),
             )
         except (KeyError, TypeError) as exc:
             raise SpecError(f"model description is malformed: {exc}") from None

@@ -68,14 +68,14 @@ class EfficientNetB0(nn.Module):
 
 
 class MobileNetV3(nn.Module):
-    """MobileNetV3-Small's layout: Hardswish and ReLU, squeeze-and-excitation with Hardsigmoid, and its head
-    (here the single Linear variant: the MLP head is refused by name until heads come)."""
+    """MobileNetV3-Small's layout: Hardswish and ReLU, squeeze-and-excitation with Hardsigmoid, and its MLP
+    head after the pool (Linear, Hardswish, Dropout, Linear), or a single Linear."""
 
     BLOCKS = ((3, 1, 8, True, "RE", 2), (3, 4.5, 12, False, "RE", 2), (3, 3.7, 12, False, "RE", 1),
               (5, 4, 20, True, "HS", 2), (5, 6, 20, True, "HS", 1), (5, 3, 24, True, "HS", 1),
               (5, 6, 48, True, "HS", 2), (5, 6, 48, True, "HS", 1))
 
-    def __init__(self, classes=1000, mlp_head=False):
+    def __init__(self, classes=1000, mlp_head=True):
         super().__init__()
         layers, cin = [conv_bn(3, 8, 3, 2, act=nn.Hardswish)], 8
         for kernel, expand, cout, se, kind, stride in self.BLOCKS:
@@ -130,8 +130,7 @@ class ConvNeXtBlock(nn.Module):
 
 class ConvNeXt(nn.Module):
     """ConvNeXt-T's layout (patchify stem, 7x7 depthwise, LayerNorm, GELU MLP, layer scale, LayerNorm2d then
-    2x2 downsampling) at 1/12 width and fewer blocks; head: global pool and one Linear (ConvNeXt's
-    LayerNorm head is refused by name until heads come)."""
+    2x2 downsampling) at 1/12 width and fewer blocks; head: global pool, LayerNorm2d, flatten, Linear."""
 
     def __init__(self, classes=1000, dims=(8, 16, 32, 64), depths=(1, 1, 2, 1)):
         super().__init__()
@@ -141,10 +140,10 @@ class ConvNeXt(nn.Module):
                 layers += [LayerNorm2d(dims[stage - 1], eps=1e-6), nn.Conv2d(dims[stage - 1], dim, 2, 2)]
             layers += [ConvNeXtBlock(dim) for _ in range(depth)]
         self.features = nn.Sequential(*layers)
-        self.fc = nn.Linear(dims[-1], classes)
+        self.norm, self.fc = LayerNorm2d(dims[-1], eps=1e-6), nn.Linear(dims[-1], classes)
 
     def forward(self, x):
-        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1))
+        return self.fc(torch.flatten(self.norm(F.adaptive_avg_pool2d(self.features(x), 1)), 1))
 
 
 class DenseLayer(nn.Module):
@@ -183,6 +182,51 @@ class DenseNet(nn.Module):
         return self.classifier(torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1))
 
 
+def channel_shuffle(x, groups):
+    """torchvision's: view, transpose the two group axes, view back."""
+    batch, channels, height, width = x.size()
+    x = x.view(batch, groups, channels // groups, height, width)
+    return torch.transpose(x, 1, 2).contiguous().view(batch, -1, height, width)
+
+
+class ShuffleUnit(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        half = cout // 2
+        self.stride = stride
+        if stride > 1:
+            self.branch1 = nn.Sequential(conv_bn(cin, cin, 3, stride, groups=cin), conv_bn(cin, half, act=nn.ReLU))
+        wide = cin if stride > 1 else half
+        self.branch2 = nn.Sequential(conv_bn(wide, half, act=nn.ReLU), conv_bn(half, half, 3, stride, groups=half),
+                                     conv_bn(half, half, act=nn.ReLU))
+
+    def forward(self, x):
+        if self.stride == 1:
+            x1, x2 = x.chunk(2, dim=1)
+            out = torch.cat((x1, self.branch2(x2)), dim=1)
+        else:
+            out = torch.cat((self.branch1(x), self.branch2(x)), dim=1)
+        return channel_shuffle(out, 2)
+
+
+class ShuffleNetV2(nn.Module):
+    """ShuffleNetV2 x0.5's layout (channel split, concat, channel shuffle) at a quarter of its width."""
+
+    def __init__(self, classes=1000, widths=(12, 24, 48), repeats=(2, 2, 2)):
+        super().__init__()
+        layers, cin = [conv_bn(3, 8, 3, 2, act=nn.ReLU), nn.MaxPool2d(3, 2, 1)], 8
+        for width, count in zip(widths, repeats):
+            for index in range(count):
+                layers.append(ShuffleUnit(cin, width, 2 if index == 0 else 1))
+                cin = width
+        layers.append(conv_bn(cin, 256, act=nn.ReLU))
+        self.features = nn.Sequential(*layers)
+        self.fc = nn.Linear(256, classes)
+
+    def forward(self, x):
+        return self.fc(self.features(x).mean([2, 3]))
+
+
 def randomise(model, seed: int = 0):
     """Seeded weights, random BatchNorm statistics and LayerNorm affines (trained networks hold such)."""
     torch.manual_seed(seed)
@@ -198,4 +242,5 @@ FAMILIES = {
     "mobilenetv3": lambda: randomise(MobileNetV3()),
     "convnext": lambda: randomise(ConvNeXt()),
     "densenet": lambda: randomise(DenseNet()),
+    "shufflenetv2": lambda: randomise(ShuffleNetV2()),
 }

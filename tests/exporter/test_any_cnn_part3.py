@@ -170,3 +170,44 @@ def test_exported_part3_graphs_run_the_same_on_onnxruntime_and_openvino(tmp_path
             for name, value in expected.items():
                 assert cosine(got[name], value) >= 0.9999, (spec.name, runtime, name)
                 assert rel_l2(got[name], value) <= 1e-4, (spec.name, runtime, name)
+
+
+def shuffle_spec() -> ModelSpec:
+    """A ShuffleNetV2 unit: the channels split in two, one half through a branch, concatenated back and
+    shuffled; then a dense and a depthwise successor."""
+    layers = (
+        Layer("stem", "conv", ("image",), 8, kernel=3, stride=2, padding=1, in_channels=3),
+        Layer("left", "slice", ("stem",), 4),
+        Layer("right", "slice", ("stem",), 4, offset=4),
+        Layer("branch", "conv", ("right",), 4, kernel=3, padding=1, in_channels=4),
+        Layer("joined", "concat", ("left", "branch"), 8),
+        Layer("shuffled", "shuffle", ("joined",), 8, groups=2),
+        Layer("dense", "conv", ("shuffled",), 8, in_channels=8),
+        Layer("dense_down", "maxpool", ("dense",), 8, kernel=2, stride=2),
+        Layer("dw", "conv", ("shuffled",), 8, kernel=3, stride=2, padding=1, groups=8, in_channels=8),
+        Layer("both", "add", ("dense_down", "dw"), 8),
+        Layer("top", "conv", ("both",), 16, in_channels=8),
+        Layer("fc", "conv", ("top",), 10, relu=False, in_channels=16),
+    )
+    return ModelSpec(name="shuffle_unit", layers=layers, feature_layers=("stem", "branch", "joined", "shuffled"),
+                     last_layer="top", head_logits="fc", resize=SMALL)
+
+
+def test_channel_bookkeeping_maps_gamma_back_onto_the_channels_of_t():
+    spec = shuffle_spec()
+    routes = {t: [(s.name, [step for step, _ in route]) for s, route in spec.successor_routes(t)]
+              for t in spec.feature_layers}
+    assert routes["stem"] == [("branch", ["right"]), ("dense", ["left", "joined", "shuffled"]),
+                              ("dw", ["left", "joined", "shuffled"])]
+    assert routes["branch"] == [("dense", ["joined", "shuffled"]), ("dw", ["joined", "shuffled"])]
+    assert [spec.gamma_channels(t) for t in spec.feature_layers] == [8, 4, 8, 8]
+    weights = random_weights(spec, seed=8)
+    batch = np.random.default_rng(9).standard_normal((2, 3, 32, 32), dtype=np.float32)
+    got = assert_graph_equals_autograd(spec, weights, batch, head="features")
+    assert got["stem.gamma"].shape == (2, 8, 16, 16) and got["branch.gamma"].shape == (2, 4, 16, 16)
+    # without the depthwise successor, `branch` (concatenated, then shuffled, into a dense conv) has one map
+    dense_only = replace(spec, layers=tuple(layer for layer in spec.layers if layer.name not in ("dw", "both"))[:-2]
+                         + (Layer("top", "conv", ("dense_down",), 16, in_channels=8),
+                            Layer("fc", "conv", ("top",), 10, relu=False, in_channels=16)))
+    assert dense_only.gamma_channels("branch") == 1 and dense_only.gamma_channels("stem") == 8
+    assert_graph_equals_autograd(dense_only, random_weights(dense_only, seed=8), batch, head="features")

@@ -19,10 +19,10 @@ import families
 import onnx_builders as build
 
 CASES = [("efficientnet_b0", "folded"), ("efficientnet_b0", "unfolded"), ("mobilenetv3", "folded"),
-         ("mobilenetv3", "unfolded"), ("convnext", "folded"), ("densenet", "unfolded")]
+         ("mobilenetv3", "unfolded"), ("convnext", "folded"), ("densenet", "unfolded"), ("shufflenetv2", "folded")]
 # what each family's graph must hold once imported: the ops of part 3 it exercises
 HOLDS = {"efficientnet_b0": {"gap", "mul", "silu", "sigmoid"}, "mobilenetv3": {"gap", "mul", "hardswish", "hardsigmoid"},
-         "convnext": {"layernorm", "gelu"}, "densenet": {"affine", "relu"}}
+         "convnext": {"layernorm", "gelu"}, "densenet": {"affine", "relu"}, "shufflenetv2": {"slice", "shuffle", "concat"}}
 
 
 @pytest.fixture(scope="module")
@@ -85,11 +85,33 @@ def test_family_exports_and_verifies_on_every_installed_runtime(family_files, tm
     assert all(report["passed"] for report in manifest.verification["reports"])
 
 
-def test_the_mlp_head_of_mobilenetv3_is_refused_by_name(tmp_path):
-    from interactive_trt.common.errors import OnnxImportError
+@pytest.mark.parametrize("name", ["mobilenetv3", "convnext"])
+def test_a_head_of_more_than_one_linear_layer_is_applied_per_position(family_files, photos, name):
+    """INTERACTIVE.md, "Any CNN, part 3", heads: T is the map before the pool; the class scores are the head of
+    the pooled T (the network as trained); the head at every position of T gives the score map whose layer
+    score makes gamma^(T); with gamma = 1 the InterActive scores are the original ones."""
+    from interactive_trt.exporter.interactive.forward import apply_head, class_scores, run_forward, weight_tensors
 
-    path = build.export_torch(families.randomise(families.MobileNetV3(mlp_head=True)), tmp_path / "mlp.onnx",
-                              opset=17)
-    with pytest.raises(OnnxImportError, match=r"HardSwish\): hardswish of a globally pooled vector; supported: an "
-                                              r"activation of a feature map"):
-        import_onnx(path)
+    _, files = family_files
+    imported = import_onnx(files[(name, "folded")])
+    spec = imported.spec
+    assert spec.head_pooled and spec.last_layer == spec.head_input
+    assert [layer.op for layer in spec.head_chain()] == (["conv", "conv"] if name == "mobilenetv3"
+                                                         else ["layernorm", "conv"])
+    params = weight_tensors(spec, imported.weights)
+    image = torch.from_numpy(prepare(photos["coffee"], (224, 224), spec.preprocessing)[None])
+    with torch.no_grad():
+        acts, _ = run_forward(spec, params, image, [spec.head_logits])
+        x = acts[spec.last_layer]
+        pooled = apply_head(spec, params, x.mean(dim=(2, 3), keepdim=True)).flatten(1)
+        assert torch.equal(class_scores(spec, params, acts), pooled)
+        varied = x * (1 + 3 * torch.rand(1, 1, *x.shape[2:], generator=torch.Generator().manual_seed(0)))
+        dense = apply_head(spec, params, varied).mean(dim=(2, 3))
+        assert rel_l2(dense.numpy(), apply_head(spec, params, varied.mean(dim=(2, 3), keepdim=True)).flatten(1).numpy()) \
+            > 1e-3  # a nonlinear head does not commute with the pool: the class scores are the pooled one's
+        outputs = InterActiveGraph(spec, imported.weights, head="imagenet").eval().named_outputs(image)
+        gamma = outputs["imagenet.gamma"]
+        rescored = apply_head(spec, params, (x * gamma).mean(dim=(2, 3), keepdim=True)).flatten(1)
+    assert gamma.shape == (1, 1, 7, 7) and torch.allclose(gamma.mean(), torch.tensor(1.0))
+    assert torch.allclose(outputs["imagenet.scores_orig"], pooled, rtol=1e-5, atol=1e-6)
+    assert torch.allclose(outputs["imagenet.scores_interactive"], rescored, rtol=1e-5, atol=1e-6)

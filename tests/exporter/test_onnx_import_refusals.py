@@ -151,13 +151,25 @@ def classifier_graph(tmp_path, head):
     return build.save(g.model("image", [1, 3, 224, 224], out, 13), tmp_path / "head.onnx")
 
 
-def test_an_activation_after_the_pooled_classifier_is_refused(tmp_path):
+def test_an_mlp_head_after_the_pool_is_imported_as_a_pooled_head(tmp_path):
+    from interactive_trt.exporter.networks.onnx_import import verify_against_source
+
     def head(g, x):
         x = g.one("Flatten", [g.one("GlobalAveragePool", [x])])
         x = g.one("Relu", [g.one("Gemm", [x, g.weight(32, 8), g.bias(32)], transB=1)], name="fc1_relu")
         return g.one("Gemm", [x, g.weight(1000, 32), g.bias(1000)], transB=1)
 
-    with pytest.raises(OnnxImportError, match=r"node 'fc1_relu' \(Relu\): relu of a globally pooled vector; "
+    imported = import_onnx(classifier_graph(tmp_path, head))
+    assert imported.spec.head_pooled and len(imported.spec.head_chain()) == 2
+    assert all(report.passed for report in verify_against_source(imported, ()))
+
+
+def test_an_activation_of_the_pooled_vector_itself_is_refused(tmp_path):
+    def head(g, x):
+        x = g.one("Relu", [g.one("Flatten", [g.one("GlobalAveragePool", [x])])], name="pooled_relu")
+        return g.one("Gemm", [x, g.weight(1000, 8), g.bias(1000)], transB=1)
+
+    with pytest.raises(OnnxImportError, match=r"node 'pooled_relu' \(Relu\): relu of a globally pooled vector; "
                                               r"supported: an activation of a feature map"):
         import_onnx(classifier_graph(tmp_path, head))
 

@@ -69,6 +69,17 @@ class Rows:
 
 
 @dataclass(frozen=True)
+class Grouped:
+    """A map's channels viewed as groups x (C / groups), N x g x C/g x H x W, on the way to ShuffleNet's
+    channel shuffle (Reshape, Transpose of the two group axes, Reshape back)."""
+
+    layer: str
+    version: int
+    groups: int
+    transposed: bool = False
+
+
+@dataclass(frozen=True)
 class Probabilities:
     scores: object  # Dense or Pooled
 
@@ -100,6 +111,7 @@ class Draft:
     alpha: float = 0.0  # an activation's parameters as ONNX stores them (HardSigmoid, LeakyRelu, Elu)
     beta: float = 0.0
     eps: float = 1e-5  # a LayerNormalization's epsilon
+    offset: int = 0  # a slice's first channel
 
 
 def node_label(node) -> str:
@@ -122,6 +134,8 @@ class GraphContext:
     input_shift: np.ndarray | None = None
     softmax_input: str = ""  # the class scores, where the file ends in a softmax
     gaps: dict = field(default_factory=dict)  # (layer, version) -> the gap layer made for it
+    head_map: str = ""  # the map the file pools before its head (T)
+    head_pooled: bool = False  # the head after the pool is more than one linear layer (spec.head_pooled)
 
     def __post_init__(self):
         graph = self.model.graph
@@ -274,6 +288,15 @@ class GraphContext:
             name = readers[0].output[0]
         return True
 
+    def after_pool(self, node, value: Pooled) -> str:
+        """The layer a head layer after the global average pool reads, per position: the pooled map itself
+        (T) or the head layer before. Any head layer but a first linear one makes the head a pooled one."""
+        if not value.linear:
+            if self.head_map and self.head_map != value.layer:
+                raise self.refuse(node, "a second global average pool feeds the head; supported: one")
+            self.head_map = value.layer
+        return value.layer
+
     def modify(self, layer: str, output: str) -> Draft:
         """A node folds into `layer`: the layer's value is now the tensor `output`."""
         draft = self.drafts[layer]
@@ -285,7 +308,7 @@ class GraphContext:
 def describe(value) -> str:
     kinds = {Map: "a feature map", Padded: "a zero-padded map", Flat: "a flattened map",
              Dense: "the output of a fully connected layer", Pooled: "a globally pooled vector",
-             Rows: "a map's positions as rows",
+             Rows: "a map's positions as rows", Grouped: "a map's channels in groups",
              Probabilities: "a softmax"}
     return kinds.get(type(value), "a constant")
 

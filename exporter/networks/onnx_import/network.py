@@ -246,7 +246,7 @@ def assemble(ctx: GraphContext, canonical: Canonical, head: str, options: Import
                             channels=draft.channels, kernel=draft.kernel, stride=draft.stride, pads=draft.pads,
                             relu=bool(draft.activation), relu6=draft.activation == "relu6",
                             act=draft.activation if draft.op == "act" or draft.activation not in MASK_ACTIVATIONS
-                            else "", alpha=draft.alpha, beta=draft.beta, bn_eps=draft.eps,
+                            else "", alpha=draft.alpha, beta=draft.beta, bn_eps=draft.eps, offset=draft.offset,
                             ceil_mode=draft.ceil_mode, weight_key=draft.weight_key, in_channels=draft.in_channels,
                             groups=draft.groups, count_include_pad=draft.count_include_pad, source=draft.source))
         if draft.op in PARAMETRIC:
@@ -262,7 +262,7 @@ def assemble(ctx: GraphContext, canonical: Canonical, head: str, options: Import
         preprocessing = replace(preprocessing, mean=tuple(float(v) for v in mean - shift * std / scale),
                                 std=tuple(float(v) for v in std / scale))
     head_name = names[head]
-    last = names[ctx.drafts[head].inputs[0]]
+    last = names[ctx.head_map if ctx.head_pooled else ctx.drafts[head].inputs[0]]
     total_stride = max(ctx.drafts[i].total_stride for i in keep)
     height, width = canonical.native_size
     if height % total_stride or width % total_stride:
@@ -272,7 +272,8 @@ def assemble(ctx: GraphContext, canonical: Canonical, head: str, options: Import
     resize = ResizeRule(target_side=512, multiple=total_stride, min_side=min(height, width))
     name = network_name(path, options.name)
     provisional = ModelSpec(name=name, layers=tuple(layers), feature_layers=(), last_layer=last,
-                            head_logits=head_name, preprocessing=preprocessing, resize=resize)
+                            head_logits=head_name, preprocessing=preprocessing, resize=resize,
+                            head_pooled=ctx.head_pooled)
     spec = replace(provisional, feature_layers=default_feature_layers(provisional))
     spec.spatial_sizes(height, width)
     aliases = {}

@@ -82,7 +82,7 @@ def verify_against_source(imported, images: tuple[Path, ...] = (),
     import torch
 
     from interactive_trt.common.ort import import_onnxruntime
-    from interactive_trt.exporter.interactive.forward import run_forward, weight_tensors
+    from interactive_trt.exporter.interactive.forward import class_scores, run_forward, weight_tensors
 
     ort = import_onnxruntime()
     spec, canonical = imported.spec, imported.canonical
@@ -99,7 +99,7 @@ def verify_against_source(imported, images: tuple[Path, ...] = (),
         fetched = dict(zip(names, session.run(names, {canonical.input_name: np.ascontiguousarray(feed)})))
         with torch.no_grad():
             acts, _ = run_forward(spec, params, torch.from_numpy(ours), [spec.head_logits, *layers])
-        scores = acts[spec.head_logits].mean(dim=(2, 3)).double().numpy()
+        scores = class_scores(spec, params, acts).double().numpy()
         expected, got = {}, {}
         output = np.asarray(fetched[canonical.output_name], np.float64).reshape(len(theirs), -1)
         if imported.softmax:

@@ -12,7 +12,7 @@ from dataclasses import replace
 import numpy as np
 
 from interactive_trt.contracts.spec import INPUT
-from interactive_trt.exporter.networks.onnx_import.builder import Dense, Map, describe
+from interactive_trt.exporter.networks.onnx_import.builder import Dense, Map, Pooled, describe
 from interactive_trt.exporter.networks.onnx_import.converters.registry import attributes, converter
 from interactive_trt.exporter.networks.onnx_import.patterns import FUSED
 
@@ -23,10 +23,12 @@ def activate(node, ctx, kind: str, alpha: float = 0.0, beta: float = 0.0, index:
     """`kind` of input `index`; `readers`: how many nodes read that input when the activation is one of
     them (two for x * f(x))."""
     value = ctx.value(node, index)
-    if not isinstance(value, (Map, Dense)) or getattr(value, "layer", INPUT) == INPUT:
+    if isinstance(value, Pooled) and value.linear:  # inside a head after the pool (MobileNetV3's)
+        ctx.head_pooled = True
+    elif not isinstance(value, (Map, Dense)) or getattr(value, "layer", INPUT) == INPUT:
         where = "the input image" if isinstance(value, Map) else describe(value)
-        raise ctx.refuse(node, f"{kind} of {where}; supported: an activation of a feature map or of a fully "
-                               "connected layer (it cannot move before a global average pool)")
+        raise ctx.refuse(node, f"{kind} of {where}; supported: an activation of a feature map, of a fully "
+                               "connected layer or of a head layer after the global average pool")
     name = node.input[index]
     draft = ctx.drafts[value.layer]
     if draft.activation == kind and kind in ("relu", "relu6"):

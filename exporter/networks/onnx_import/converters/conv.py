@@ -135,18 +135,19 @@ def fold_affine(ctx, node, index: int, scale, shift, what: str, allow_input: boo
         ctx.input_scale, ctx.input_shift = old_scale * scale_vector, old_shift * scale_vector + shift_vector
         ctx.set_value(node.output[0], value)
         return
-    if isinstance(value, Pooled) and not value.linear or not isinstance(value, (Map, Dense, Pooled)):
-        raise ctx.refuse(node, f"a {what} of {describe(value)}; supported: a {what} of a feature map or of a "
-                               "fully connected layer")
+    if not isinstance(value, (Map, Dense, Pooled)):
+        raise ctx.refuse(node, f"a {what} of {describe(value)}; supported: a {what} of a feature map, of a fully "
+                               "connected layer or of a head layer after the global average pool")
+    if isinstance(value, Pooled):
+        ctx.after_pool(node, value)  # an affine map commutes with the pool: the head stays what it was
     draft = ctx.drafts[value.layer]
-    if draft.op != "conv" or draft.activation or not ctx.sole_reader(node, name):
-        if isinstance(value, Pooled):
-            raise ctx.refuse(node, f"a {what} after the fully connected layer that moved before the global average "
-                                   "pool, which it cannot follow there; supported: a single linear classifier")
+    if draft.op != "conv" or draft.activation or not ctx.sole_reader(node, name) or \
+            isinstance(value, Pooled) and not value.linear:
         # pre-activation BatchNorm, a BN or constant Mul after an activation, layer scale: a layer of its own
         # (INTERACTIVE.md, "Any CNN, part 3"), exact whatever lies around it
         draft = ctx.follow(value.layer, node, "affine", weight=np.array(scale_vector), bias=np.array(shift_vector))
-        ctx.set_value(node.output[0], replace(value, layer=draft.id, version=draft.version))
+        linear = {"linear": True} if isinstance(value, Pooled) else {}
+        ctx.set_value(node.output[0], replace(value, layer=draft.id, version=draft.version, **linear))
         return
     draft.weight = draft.weight * scale_vector[:, None, None, None]
     draft.bias = draft.bias * scale_vector + shift_vector

@@ -35,9 +35,9 @@ def fully_connected(node, ctx, weight: np.ndarray, bias: np.ndarray) -> None:
         size = height
     elif isinstance(value, (Dense, Pooled)):
         channels = ctx.channels_of(value.layer)
-        if isinstance(value, Pooled) and value.linear:
-            raise ctx.refuse(node, "a second fully connected layer after the global average pool: only one linear "
-                                   "layer commutes with the pool; supported: global average pool + one Gemm")
+        if isinstance(value, Pooled):
+            ctx.after_pool(node, value)
+            ctx.head_pooled = ctx.head_pooled or value.linear  # a second layer of the head
         if in_features != channels:
             raise ctx.refuse(node, f"{in_features} inputs, the layer before has {channels} channels")
         kernel, size = weight.reshape(out_features, channels, 1, 1), 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from interactive_trt.exporter.networks.onnx_import.builder import Map, describe
+from interactive_trt.exporter.networks.onnx_import.builder import Map, Pooled, describe
 from interactive_trt.exporter.networks.onnx_import.converters.registry import attributes, converter
 
 
@@ -14,9 +14,12 @@ from interactive_trt.exporter.networks.onnx_import.converters.registry import at
 def layer_normalization(node, ctx) -> None:
     value = ctx.value(node, 0)
     attrs = attributes(node)
+    if isinstance(value, Pooled):
+        pooled_norm(node, ctx, value, attrs)
+        return
     if not isinstance(value, Map) or value.layer == "image":
         raise ctx.refuse(node, f"a LayerNormalization of {describe(value)}; supported: over the channels of a feature "
-                               "map (a norm after the global average pool belongs to a head: not yet supported)")
+                               "map or of the globally pooled vector")
     channel_axis = 1 if value.layout == "NCHW" else 3
     if int(attrs.get("axis", -1)) % 4 != 3 or channel_axis != 3:
         raise ctx.refuse(node, f"a LayerNormalization from axis {attrs.get('axis', -1)} of an {value.layout} map: "
@@ -24,12 +27,29 @@ def layer_normalization(node, ctx) -> None:
     if len(node.output) > 1 and any(name and (ctx.consumers.get(name) or name in ctx.outputs)
                                     for name in node.output[1:]):
         raise ctx.refuse(node, "its mean or inverse deviation outputs are used; supported: the normalised map alone")
+    draft = norm_layer(node, ctx, value.layer, attrs)
+    ctx.set_value(node.output[0], Map(draft.id, value.layout, draft.version))
+
+
+def pooled_norm(node, ctx, value: Pooled, attrs: dict) -> None:
+    """A LayerNorm of the pooled vector (ConvNeXt's head): a head layer, applied per position of T."""
+    shape = ctx.shapes.get(node.input[0])
+    axis = int(attrs.get("axis", -1))
     channels = ctx.channels_of(value.layer)
+    if not shape or None in shape or int(np.prod(shape[axis:])) != channels or int(np.prod(shape[:axis])) != ctx.batch:
+        raise ctx.refuse(node, f"a LayerNormalization from axis {axis} of a pooled tensor of shape {shape}; "
+                               "supported: over its channels")
+    ctx.after_pool(node, value)
+    ctx.head_pooled = True
+    draft = norm_layer(node, ctx, value.layer, attrs)
+    ctx.set_value(node.output[0], Pooled(draft.id, draft.version, rank=value.rank, linear=True))
+
+
+def norm_layer(node, ctx, source: str, attrs: dict):
+    channels = ctx.channels_of(source)
     scale = np.asarray(ctx.require_const(node, 1, "scale"), np.float64).reshape(-1)
     bias = ctx.optional_const(node, 2, "bias")
     bias = np.zeros(channels) if bias is None else np.asarray(bias, np.float64).reshape(-1)
     if scale.size != channels or bias.size != channels:
         raise ctx.refuse(node, f"scale and bias of {scale.size} and {bias.size} values for {channels} channels")
-    draft = ctx.follow(value.layer, node, "layernorm", weight=scale, bias=bias,
-                       eps=float(attrs.get("epsilon", 1e-5)))
-    ctx.set_value(node.output[0], Map(draft.id, value.layout, draft.version))
+    return ctx.follow(source, node, "layernorm", weight=scale, bias=bias, eps=float(attrs.get("epsilon", 1e-5)))

@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 
 from interactive_trt.exporter.networks.onnx_import.builder import (
-    Dense, Flat, Map, Padded, Pooled, Probabilities, Rows, describe,
+    Dense, Draft, Flat, Grouped, Map, Padded, Pooled, Probabilities, Rows, describe,
 )
 from interactive_trt.exporter.networks.onnx_import.converters.registry import attributes, converter
 
@@ -20,6 +20,7 @@ SWAPS = {("NCHW", (0, 2, 3, 1)): "NHWC", ("NHWC", (0, 3, 1, 2)): "NCHW"}
 def transpose(node, ctx) -> None:
     value = ctx.value(node, 0)
     rank = 2 if isinstance(value, (Dense, Flat)) or isinstance(value, Pooled) and value.rank == 2 else 4
+    rank = 5 if isinstance(value, Grouped) else rank
     perm = tuple(int(p) for p in attributes(node).get("perm", range(rank - 1, -1, -1)))
     if perm == tuple(range(rank)):
         ctx.set_value(node.output[0], value)
@@ -27,6 +28,8 @@ def transpose(node, ctx) -> None:
         ctx.set_value(node.output[0], replace(value, layout=SWAPS[(value.layout, perm)]))
     elif isinstance(value, Pooled) and value.rank == 4 and perm[0] == 0:
         ctx.set_value(node.output[0], value)  # a 1x1 map: only the channel axis moves
+    elif isinstance(value, Grouped) and perm == (0, 2, 1, 3, 4) and not value.transposed:
+        ctx.set_value(node.output[0], replace(value, transposed=True))
     else:
         raise ctx.refuse(node, f"permutation {list(perm)} of {describe(value)}; supported: NCHW <-> NHWC of a map")
 
@@ -68,6 +71,24 @@ def positions_as_rows(node, ctx, value, target: list[int]) -> bool:
     return False
 
 
+def channel_groups(node, ctx, value, target: list[int]) -> bool:
+    """ShuffleNet's channel shuffle as torch writes it: an NCHW map viewed as N x g x C/g x H x W, the two
+    group axes transposed, viewed back as N x C x H x W: a shuffle layer of g groups."""
+    channels = ctx.channels_of(value.layer)
+    size = list(ctx.size_of(value.layer))
+    if isinstance(value, Map) and value.layout == "NCHW" and len(target) == 5 and target[0] in (ctx.batch, -1) \
+            and target[3:] == size and target[1] > 0 and target[2] in (channels // target[1], -1) \
+            and channels % target[1] == 0:
+        ctx.set_value(node.output[0], Grouped(value.layer, value.version, target[1]))
+        return True
+    if isinstance(value, Grouped) and value.transposed and len(target) == 4 and target[0] in (ctx.batch, -1) \
+            and target[1] in (channels, -1) and target[2:] == size:
+        draft = ctx.follow(value.layer, node, "shuffle", groups=value.groups)
+        ctx.set_value(node.output[0], Map(draft.id, "NCHW", draft.version))
+        return True
+    return False
+
+
 def numel(ctx, value) -> int:
     channels = ctx.channels_of(value.layer)
     if isinstance(value, (Map, Flat, Rows)):
@@ -88,6 +109,8 @@ def reshape(node, ctx) -> None:
     if target and target[0] == 0:
         target[0] = batch
     if isinstance(value, (Map, Rows)) and positions_as_rows(node, ctx, value, target):
+        return
+    if isinstance(value, (Map, Grouped)) and channel_groups(node, ctx, value, target):
         return
     if len(target) == 2 and target[0] in (batch, -1) and target[1] in (total, -1) and target != [-1, -1]:
         ctx.set_value(node.output[0], flatten_value(node, ctx, value))
@@ -160,3 +183,64 @@ def pad(node, ctx) -> None:
     previous = value.pads if isinstance(value, Padded) else (0, 0, 0, 0)
     ctx.set_value(node.output[0], Padded(value.layer, value.layout, value.version,
                                          tuple(a + b for a, b in zip(spatial, previous))))
+
+
+def channel_slice(node, ctx, value, start: int, end: int, output: str) -> None:
+    """Channels start..end of a map as a slice layer (Split, Slice, torch's chunk)."""
+    channels = ctx.channels_of(value.layer)
+    start, end = max(0, min(start, channels)), max(0, min(end, channels))
+    if end <= start:
+        raise ctx.refuse(node, f"it takes no channels ({start} to {end} of {channels})")
+    draft = ctx.add(Draft(id=ctx.new_id(), op="slice", inputs=(value.layer,), channels=end - start,
+                          size=ctx.size_of(value.layer), total_stride=ctx.total_stride_of(value.layer),
+                          offset=start, source=output))
+    ctx.set_value(output, Map(draft.id, value.layout, draft.version))
+
+
+def channel_axis_of(node, ctx, value, axis: int) -> None:
+    if not isinstance(value, Map) or value.layer == "image":
+        raise ctx.refuse(node, f"it splits {describe(value) if not isinstance(value, Map) else 'the input image'}; "
+                               "supported: the channels of a feature map")
+    if axis % 4 != (1 if value.layout == "NCHW" else 3):
+        raise ctx.refuse(node, f"it splits axis {axis} of an {value.layout} map; supported: its channels")
+
+
+@converter("Split", 2, 11, 13, 18)
+def split(node, ctx) -> None:
+    value = ctx.value(node, 0)
+    attrs = attributes(node)
+    channel_axis_of(node, ctx, value, int(attrs.get("axis", 0)))
+    channels = ctx.channels_of(value.layer)
+    sizes = attrs.get("split")
+    if len(node.input) > 1 and node.input[1]:
+        sizes = ctx.require_const(node, 1, "split sizes")
+    if sizes is None:
+        count = len(node.output)
+        if channels % count:
+            raise ctx.refuse(node, f"{channels} channels in {count} equal parts")
+        sizes = [channels // count] * count
+    sizes = [int(size) for size in np.asarray(sizes).reshape(-1)]
+    if sum(sizes) != channels or len(sizes) != len(node.output):
+        raise ctx.refuse(node, f"parts {sizes} of {channels} channels")
+    start = 0
+    for size, output in zip(sizes, node.output):
+        if output:
+            channel_slice(node, ctx, value, start, start + size, output)
+        start += size
+
+
+@converter("Slice", 10, 11, 13)
+def slice_(node, ctx) -> None:
+    value = ctx.value(node, 0)
+    starts, ends = (np.asarray(ctx.require_const(node, i, what)).reshape(-1) for i, what in ((1, "starts"), (2, "ends")))
+    axes = ctx.optional_const(node, 3, "axes")
+    steps = ctx.optional_const(node, 4, "steps")
+    axes = np.arange(len(starts)) if axes is None else np.asarray(axes).reshape(-1)
+    if len(starts) != 1 or (steps is not None and int(np.asarray(steps).reshape(-1)[0]) != 1):
+        raise ctx.refuse(node, f"a slice of axes {list(axes)} with steps {steps}; supported: a range of channels, "
+                               "step 1")
+    channel_axis_of(node, ctx, value, int(axes[0]))
+    channels = ctx.channels_of(value.layer)
+    start, end = int(starts[0]), int(ends[0])
+    start, end = (start + channels if start < 0 else start), (end + channels if end < 0 else end)
+    channel_slice(node, ctx, value, start, end, node.output[0])
