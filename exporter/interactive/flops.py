@@ -25,7 +25,7 @@ class GraphFlops:
 def conv_flops(spec, layer, sizes) -> int:
     out_h, out_w = sizes[layer.name]
     channels_in = spec.channels_of(layer.inputs[0]) // layer.groups  # each output sees its group's inputs
-    return 2 * channels_in * layer.channels * layer.kernel * layer.kernel * out_h * out_w
+    return 2 * channels_in * layer.channels * layer.window[0] * layer.window[1] * out_h * out_w
 
 
 def graph_flops(graph, height: int, width: int) -> GraphFlops:

@@ -87,10 +87,10 @@ def apply_layer(layer: Layer, inputs: list[torch.Tensor], params) -> tuple[torch
     if layer.op == "maxpool":
         padding = symmetric_padding(layer)
         x = inputs[0] if padding is not None else pad_input(layer, inputs[0], float("-inf"))
-        y = F.max_pool2d(x, layer.kernel, layer.stride, padding or 0, ceil_mode=layer.ceil_mode)
+        y = F.max_pool2d(x, layer.window, layer.stride, padding or 0, ceil_mode=layer.ceil_mode)
         return y, y
     if layer.op == "avgpool":
-        y = F.avg_pool2d(inputs[0], layer.kernel, layer.stride, symmetric_padding(layer), ceil_mode=layer.ceil_mode,
+        y = F.avg_pool2d(inputs[0], layer.window, layer.stride, symmetric_padding(layer), ceil_mode=layer.ceil_mode,
                          count_include_pad=layer.count_include_pad)
         return y, y
     if layer.op == "add":

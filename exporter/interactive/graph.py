@@ -153,7 +153,7 @@ class InterActiveGraph(nn.Module):
             if layer.op == "maxpool":
                 self.register_buffer(f"{layer.name}__scatter", self._scatter_kernel(layer))
             elif layer.op == "avgpool":
-                self.register_buffer(f"{layer.name}__spread", torch.ones(channels, 1, layer.kernel, layer.kernel,
+                self.register_buffer(f"{layer.name}__spread", torch.ones(channels, 1, *layer.window,
                                                                          dtype=self.grad_dtype))
 
     # ------------------------------------------------------------------ building blocks
@@ -162,10 +162,10 @@ class InterActiveGraph(nn.Module):
 
     def _scatter_kernel(self, layer: Layer) -> torch.Tensor:
         """Grouped transposed-conv kernel that puts window slot (i, j) back at offset (i, j)."""
-        k, channels = layer.kernel, self.spec.channels_of(layer.inputs[0])
-        one_hot = torch.zeros(k * k, 1, k, k)
-        for slot in range(k * k):
-            one_hot[slot, 0, slot // k, slot % k] = 1
+        (k_h, k_w), channels = layer.window, self.spec.channels_of(layer.inputs[0])
+        one_hot = torch.zeros(k_h * k_w, 1, k_h, k_w)
+        for slot in range(k_h * k_w):
+            one_hot[slot, 0, slot // k_w, slot % k_w] = 1
         return one_hot.repeat(channels, 1, 1, 1).to(self.grad_dtype)
 
     def observe(self, name: str, tensor: torch.Tensor) -> None:
@@ -216,7 +216,7 @@ class InterActiveGraph(nn.Module):
         Rows and columns that no window reaches (a floor-mode pool that does not tile its input) are
         cut before the windows are taken and get zero gradient.
         """
-        k, s = layer.kernel, layer.stride
+        (k_h, k_w), s = layer.window, layer.stride
         top, left, bottom, right = layer.pad4
         residue_h, residue_w = self.residues[layer.name]
         if any(layer.pad4):
@@ -224,14 +224,14 @@ class InterActiveGraph(nn.Module):
         if residue_h or residue_w:
             x = x[:, :, :-residue_h or None, :-residue_w or None]
         windows = []
-        for i in range(k):
-            for j in range(k):
-                end_i, end_j = (-(k - 1 - i) or None), (-(k - 1 - j) or None)
+        for i in range(k_h):
+            for j in range(k_w):
+                end_i, end_j = (-(k_h - 1 - i) or None), (-(k_w - 1 - j) or None)
                 windows.append(x[:, :, i:end_i:s, j:end_j:s])
         routed = route_to_first_argmax(grad_out, windows)
         stacked = torch.stack(routed, dim=2).flatten(1, 2)
-        if k == s:
-            spread = F.pixel_shuffle(stacked, k)
+        if k_h == k_w == s:
+            spread = F.pixel_shuffle(stacked, s)
         else:
             spread = F.conv_transpose2d(stacked, getattr(self, f"{layer.name}__scatter"), stride=s,
                                         groups=grad_out.shape[1])
@@ -243,13 +243,13 @@ class InterActiveGraph(nn.Module):
 
     def avgpool_input_grad(self, layer: Layer, x: torch.Tensor, grad_out: torch.Tensor) -> torch.Tensor:
         """Each window's gradient spread evenly over the positions it averaged."""
-        k = layer.kernel
+        k_h, k_w = layer.window
         if layer.count_include_pad or not any(layer.pad4):
-            scaled = grad_out * (1.0 / (k * k))
+            scaled = grad_out * (1.0 / (k_h * k_w))
         else:
             top, left, bottom, right = layer.pad4
             ones = F.pad(torch.ones_like(x[:, :1]), (left, right, top, bottom))
-            count = F.conv2d(ones, torch.ones(1, 1, k, k, dtype=x.dtype, device=x.device), stride=layer.stride)
+            count = F.conv2d(ones, torch.ones(1, 1, k_h, k_w, dtype=x.dtype, device=x.device), stride=layer.stride)
             scaled = grad_out / count.to(grad_out.dtype)
         return self.transpose_to_input(scaled, getattr(self, f"{layer.name}__spread"), layer, grad_out.shape[1])
 
@@ -308,9 +308,8 @@ class InterActiveGraph(nn.Module):
             summed = layer_score.unflatten(1, (groups, channels_out // groups)).sum(dim=2, dtype=torch.float32)
         if self.loss_scale != 1:
             summed = summed * (1 / self.loss_scale)
-        if successor.kernel > 1 or successor.stride > 1 or any(successor.pad4):
-            k = successor.kernel
-            ones = torch.ones(groups, 1, k, k, dtype=summed.dtype, device=summed.device)
+        if successor.window != (1, 1) or successor.stride > 1 or any(successor.pad4):
+            ones = torch.ones(groups, 1, *successor.window, dtype=summed.dtype, device=summed.device)
             summed = self.transpose_to_input(summed, ones, successor, groups)
         channels_in = successor.in_channels
         if 1 < groups < channels_in:

@@ -36,8 +36,7 @@ def connection_gamma(layer_t: torch.Tensor, successor: Layer, layer_score: torch
     x = layer_t.detach().requires_grad_(True)
     placed = along(x)
     channels_out, groups = layer_score.shape[1], successor.groups
-    ones = torch.ones(channels_out, placed.shape[1] // groups, successor.kernel, successor.kernel, dtype=x.dtype,
-                      device=x.device)
+    ones = torch.ones(channels_out, placed.shape[1] // groups, *successor.window, dtype=x.dtype, device=x.device)
     top, left, bottom, right = successor.pad4
     connected = F.conv2d(F.pad(placed, (left, right, top, bottom)), ones, stride=successor.stride, groups=groups)
     (grad,) = torch.autograd.grad((connected * layer_score.detach()).sum(), x)

@@ -60,7 +60,7 @@ class Weights:
 
 def conv_shape(layer) -> tuple[int, int, int, int]:
     """OIHW, with the input channels of one group."""
-    return (layer.channels, layer.in_channels // layer.groups, layer.kernel, layer.kernel)
+    return (layer.channels, layer.in_channels // layer.groups, *layer.window)
 
 
 def parameter_shape(layer) -> tuple[int, ...]:
@@ -81,7 +81,7 @@ def random_weights(spec: ModelSpec, seed: int = 0) -> Weights:
             arrays[layer.name] = (scale, rng.standard_normal(layer.channels, dtype=np.float32) * np.float32(0.1))
             continue
         shape = conv_shape(layer)
-        fan_in = shape[1] * layer.kernel * layer.kernel
+        fan_in = shape[1] * shape[2] * shape[3]
         weight = (rng.standard_normal(shape, dtype=np.float32) * np.float32(np.sqrt(2.0 / fan_in)))
         bias = (rng.standard_normal(layer.channels, dtype=np.float32) * np.float32(0.01))
         arrays[layer.name] = (weight, bias)

@@ -75,6 +75,12 @@ class Layer:
     alpha: float = 0.0
     beta: float = 0.0
     offset: int = 0
+    kernel_w: int = 0  # a non-square window's width (Inception's 1x7 and 7x1); 0: square, `kernel` wide
+
+    @property
+    def window(self) -> tuple[int, int]:
+        """(height, width) of the kernel or pooling window."""
+        return (self.kernel, self.kernel_w or self.kernel)
 
     @property
     def pad4(self) -> tuple[int, int, int, int]:
@@ -303,7 +309,7 @@ class ModelSpec:
                     "so it has no successor t+1 and no InterActive weight map"
                 )
         head = self.layer(self.head_logits)
-        if head.op != "conv" or head.kernel != 1 or head.groups != 1 or head.stride != 1 or any(head.pad4):
+        if head.op != "conv" or head.window != (1, 1) or head.groups != 1 or head.stride != 1 or any(head.pad4):
             raise SpecError(f"model {self.name!r}: head layer {self.head_logits!r} must be a dense 1x1 conv "
                             "(a fully connected classifier applied at every position)")
         if self.head_pooled:
@@ -318,7 +324,7 @@ class ModelSpec:
                                 f"({self.last_layer!r}) through a chain of layers")
             layer = self.layer(name)
             if len(layer.inputs) != 1 or layer.op not in ("conv", "act", "affine", "layernorm") or \
-                    layer.kernel != 1 or layer.stride != 1 or layer.groups != 1 or any(layer.pad4):
+                    layer.window != (1, 1) or layer.stride != 1 or layer.groups != 1 or any(layer.pad4):
                 raise SpecError(f"model {self.name!r}: head layer {name!r} ({layer.op}) is not a per-position layer "
                                 "of one input (1x1 conv, activation, affine map, LayerNorm)")
             name = layer.inputs[0]
@@ -363,8 +369,8 @@ class ModelSpec:
                 continue
             top, left, bottom, right = layer.pad4
             out, rest = [], []
-            for side, before, after in ((h, top, bottom), (w, left, right)):
-                span = side + before + after - layer.kernel
+            for side, before, after, kernel in ((h, top, bottom, layer.window[0]), (w, left, right, layer.window[1])):
+                span = side + before + after - kernel
                 if span < 0:
                     raise SpecError(
                         f"input size {height}x{width} is too small for {self.name} at layer {layer.name!r}"

@@ -227,6 +227,57 @@ class ShuffleNetV2(nn.Module):
         return self.fc(self.features(x).mean([2, 3]))
 
 
+class BasicConv(nn.Sequential):
+    """Inception's conv + BN + ReLU, kernels and pads as (height, width)."""
+
+    def __init__(self, cin, cout, kernel, stride=1, padding=0):
+        super().__init__(nn.Conv2d(cin, cout, kernel, stride, padding, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+
+
+class InceptionA(nn.Module):
+    def __init__(self, cin, pool):
+        super().__init__()
+        self.b1 = BasicConv(cin, 8, 1)
+        self.b5 = nn.Sequential(BasicConv(cin, 6, 1), BasicConv(6, 8, 5, padding=2))
+        self.b3 = nn.Sequential(BasicConv(cin, 8, 1), BasicConv(8, 12, 3, padding=1), BasicConv(12, 12, 3, padding=1))
+        self.bp = BasicConv(cin, pool, 1)
+
+    def forward(self, x):
+        pooled = self.bp(F.avg_pool2d(x, 3, 1, 1))
+        return torch.cat([self.b1(x), self.b5(x), self.b3(x), pooled], 1)
+
+
+class InceptionC(nn.Module):
+    """The factorised 7x7: 1x7 then 7x1 convolutions (non-square kernels)."""
+
+    def __init__(self, cin, mid):
+        super().__init__()
+        self.b1 = BasicConv(cin, 16, 1)
+        self.b7 = nn.Sequential(BasicConv(cin, mid, 1), BasicConv(mid, mid, (1, 7), padding=(0, 3)),
+                                BasicConv(mid, 16, (7, 1), padding=(3, 0)))
+        self.b7d = nn.Sequential(BasicConv(cin, mid, 1), BasicConv(mid, mid, (7, 1), padding=(3, 0)),
+                                 BasicConv(mid, 16, (1, 7), padding=(0, 3)))
+        self.bp = BasicConv(cin, 16, 1)
+
+    def forward(self, x):
+        return torch.cat([self.b1(x), self.b7(x), self.b7d(x), self.bp(F.avg_pool2d(x, 3, 1, 1))], 1)
+
+
+class InceptionV3(nn.Module):
+    """Inception-v3's blocks (mixed branches, factorised 1x7 / 7x1 kernels, average-pool branches) on a
+    short stem, at a small width."""
+
+    def __init__(self, classes=1000):
+        super().__init__()
+        self.features = nn.Sequential(
+            BasicConv(3, 8, 3, 2, 1), nn.MaxPool2d(3, 2, 1), BasicConv(8, 16, 3, 1, 1), nn.MaxPool2d(3, 2, 1),
+            InceptionA(16, 4), nn.MaxPool2d(3, 2, 1), InceptionC(32, 8), nn.MaxPool2d(3, 2, 1), InceptionC(64, 8))
+        self.fc = nn.Linear(64, classes)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1))
+
+
 def randomise(model, seed: int = 0):
     """Seeded weights, random BatchNorm statistics and LayerNorm affines (trained networks hold such)."""
     torch.manual_seed(seed)
@@ -243,4 +294,5 @@ FAMILIES = {
     "convnext": lambda: randomise(ConvNeXt()),
     "densenet": lambda: randomise(DenseNet()),
     "shufflenetv2": lambda: randomise(ShuffleNetV2()),
+    "inceptionv3": lambda: randomise(InceptionV3()),
 }

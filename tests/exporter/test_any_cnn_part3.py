@@ -211,3 +211,24 @@ def test_channel_bookkeeping_maps_gamma_back_onto_the_channels_of_t():
                             Layer("fc", "conv", ("top",), 10, relu=False, in_channels=16)))
     assert dense_only.gamma_channels("branch") == 1 and dense_only.gamma_channels("stem") == 8
     assert_graph_equals_autograd(dense_only, random_weights(dense_only, seed=8), batch, head="features")
+
+
+def test_non_square_kernels_and_pools_equal_autograd():
+    """Inception's factorised 1x7 and 7x1 kernels, a strided 3x1 one with 'same' pads, a 3x2 max pool."""
+    layers = (
+        Layer("stem", "conv", ("image",), 8, kernel=3, stride=2, padding=1, in_channels=3),
+        Layer("wide", "conv", ("stem",), 8, kernel=1, kernel_w=7, pads=(0, 3, 0, 3), in_channels=8),
+        Layer("tall", "conv", ("wide",), 8, kernel=7, kernel_w=1, pads=(3, 0, 3, 0), in_channels=8),
+        Layer("pool", "maxpool", ("tall",), 8, kernel=3, kernel_w=2, stride=2, pads=(1, 0, 1, 0)),
+        Layer("strided", "conv", ("pool",), 8, kernel=3, kernel_w=1, stride=2, pads=(0, 0, 1, 0), in_channels=8),
+        Layer("top", "conv", ("strided",), 16, in_channels=8),
+        Layer("fc", "conv", ("top",), 10, relu=False, in_channels=16),
+    )
+    spec = ModelSpec(name="inception_like", layers=layers, feature_layers=("stem", "wide", "pool"),
+                     last_layer="top", head_logits="fc", resize=SMALL)
+    assert spec.spatial_sizes(64, 64)["pool"] == (16, 16) and spec.spatial_sizes(64, 64)["strided"] == (8, 8)
+    weights = random_weights(spec, seed=10)
+    assert weights.arrays["wide"][0].shape == (8, 8, 1, 7)
+    batch = np.random.default_rng(11).standard_normal((2, 3, 64, 64), dtype=np.float32)
+    for config in ("last", "next"):
+        assert_graph_equals_autograd(spec, weights, batch, config=config, head="features")

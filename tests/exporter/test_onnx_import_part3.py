@@ -19,10 +19,12 @@ import families
 import onnx_builders as build
 
 CASES = [("efficientnet_b0", "folded"), ("efficientnet_b0", "unfolded"), ("mobilenetv3", "folded"),
-         ("mobilenetv3", "unfolded"), ("convnext", "folded"), ("densenet", "unfolded"), ("shufflenetv2", "folded")]
+         ("mobilenetv3", "unfolded"), ("convnext", "folded"), ("densenet", "unfolded"), ("shufflenetv2", "folded"),
+         ("inceptionv3", "folded")]
 # what each family's graph must hold once imported: the ops of part 3 it exercises
 HOLDS = {"efficientnet_b0": {"gap", "mul", "silu", "sigmoid"}, "mobilenetv3": {"gap", "mul", "hardswish", "hardsigmoid"},
-         "convnext": {"layernorm", "gelu"}, "densenet": {"affine", "relu"}, "shufflenetv2": {"slice", "shuffle", "concat"}}
+         "convnext": {"layernorm", "gelu"}, "densenet": {"affine", "relu"}, "shufflenetv2": {"slice", "shuffle", "concat"},
+         "inceptionv3": {"non-square", "avgpool", "concat"}}
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +41,8 @@ def kinds(spec) -> set[str]:
     for layer in spec.layers:
         found.add(layer.op)
         found.add(layer.activation)
+        if layer.window[0] != layer.window[1]:
+            found.add("non-square")
     return found
 
 

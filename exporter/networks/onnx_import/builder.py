@@ -112,6 +112,7 @@ class Draft:
     beta: float = 0.0
     eps: float = 1e-5  # a LayerNormalization's epsilon
     offset: int = 0  # a slice's first channel
+    kernel_w: int = 0  # a non-square window's width (0: square)
 
 
 def node_label(node) -> str:
@@ -239,18 +240,21 @@ class GraphContext:
     def new_id(self) -> str:
         return f"L{len(self.order)}"
 
-    def windowed(self, node, op: str, source: str, channels: int, kernel: int, stride: int,
+    def windowed(self, node, op: str, source: str, channels: int, kernel, stride: int,
                  pads: tuple[int, int, int, int], ceil_mode: bool = False, **fields) -> Draft:
-        """A conv or pool layer, with its output size at the native size."""
+        """A conv or pool layer, with its output size at the native size; `kernel` is a side or (height,
+        width)."""
         height, width = self.size_of(source)
+        k_h, k_w = (kernel, kernel) if isinstance(kernel, int) else kernel
         out = []
-        for side, before, after in ((height, pads[0], pads[2]), (width, pads[1], pads[3])):
-            span = side + before + after - kernel
+        for side, before, after, extent in ((height, pads[0], pads[2], k_h), (width, pads[1], pads[3], k_w)):
+            span = side + before + after - extent
             if span < 0:
-                raise self.refuse(node, f"its {kernel}x{kernel} window does not fit the {height}x{width} map")
+                raise self.refuse(node, f"its {k_h}x{k_w} window does not fit the {height}x{width} map")
             out.append(-(-span // stride) + 1 if ceil_mode else span // stride + 1)
         return self.add(Draft(id=self.new_id(), op=op, inputs=(source,), channels=channels, size=(out[0], out[1]),
-                              total_stride=self.total_stride_of(source) * stride, kernel=kernel, stride=stride,
+                              total_stride=self.total_stride_of(source) * stride, kernel=k_h,
+                              kernel_w=k_w if k_w != k_h else 0, stride=stride,
                               pads=tuple(int(p) for p in pads), ceil_mode=ceil_mode, source=node.output[0], **fields))
 
     def follow(self, layer: str, node, op: str, **fields) -> Draft:
@@ -313,13 +317,13 @@ def describe(value) -> str:
     return kinds.get(type(value), "a constant")
 
 
-def auto_pads(mode: str, size: tuple[int, int], kernel: int, stride: int) -> tuple[int, int, int, int]:
+def auto_pads(mode: str, size: tuple[int, int], kernel: tuple[int, int], stride: int) -> tuple[int, int, int, int]:
     """ONNX auto_pad at the native size: SAME_UPPER puts the odd pixel at the end (TensorFlow's 'same')."""
     if mode in ("NOTSET", "VALID"):
         return (0, 0, 0, 0)
     before, after = [], []
-    for side in size:
-        total = max((-(-side // stride) - 1) * stride + kernel - side, 0)
+    for side, extent in zip(size, kernel):
+        total = max((-(-side // stride) - 1) * stride + extent - side, 0)
         small, large = total // 2, total - total // 2
         before.append(small if mode == "SAME_UPPER" else large)
         after.append(large if mode == "SAME_UPPER" else small)

@@ -209,7 +209,8 @@ def import_onnx(path: Path, options: ImportOptions = ImportOptions()) -> Importe
     head = ctx.drafts[scores.layer]
     if head.version != scores.version:
         raise OnnxImportError(f"{path}: output {output!r} is a value its layer no longer holds")
-    if head.op != "conv" or head.kernel != 1 or head.groups != 1 or head.stride != 1 or any(head.pads):
+    if head.op != "conv" or head.kernel != 1 or head.kernel_w > 1 or head.groups != 1 or head.stride != 1 \
+            or any(head.pads):
         what = (f"reads a flattened {head.kernel}x{head.kernel} map directly" if head.dense and head.kernel > 1
                 else f"is a {head.op} layer")
         raise OnnxImportError(f"{path}: the classifier {head.source!r} {what}; supported: a classifier that is a "
@@ -243,7 +244,8 @@ def assemble(ctx: GraphContext, canonical: Canonical, head: str, options: Import
         draft = ctx.drafts[draft_id]
         name = names[draft_id]
         layers.append(Layer(name=name, op=draft.op, inputs=tuple(names[i] for i in draft.inputs),
-                            channels=draft.channels, kernel=draft.kernel, stride=draft.stride, pads=draft.pads,
+                            channels=draft.channels, kernel=draft.kernel, kernel_w=draft.kernel_w, stride=draft.stride,
+                            pads=draft.pads,
                             relu=bool(draft.activation), relu6=draft.activation == "relu6",
                             act=draft.activation if draft.op == "act" or draft.activation not in MASK_ACTIVATIONS
                             else "", alpha=draft.alpha, beta=draft.beta, bn_eps=draft.eps, offset=draft.offset,

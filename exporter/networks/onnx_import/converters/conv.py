@@ -23,10 +23,12 @@ def square(ctx, node, values, what: str) -> int:
     return values[0]
 
 
-def window(ctx, node, attrs: dict, kernel_default=None) -> tuple[int, int, tuple[int, int, int, int]]:
-    """Kernel, stride and (top, left, bottom, right) pads, ONNX defaults spelled out (strides 1, pads 0,
-    dilations 1, auto_pad NOTSET)."""
-    kernel = square(ctx, node, attrs.get("kernel_shape", kernel_default), "kernel")
+def window(ctx, node, attrs: dict, kernel_default=None) -> tuple[tuple[int, int], int, tuple[int, int, int, int]]:
+    """Kernel (height, width: Inception's 1x7 and 7x1 are not square), stride (square) and (top, left,
+    bottom, right) pads, ONNX defaults spelled out (strides 1, pads 0, dilations 1, auto_pad NOTSET)."""
+    kernel = tuple(int(v) for v in attrs.get("kernel_shape", kernel_default))
+    if len(kernel) != 2:
+        raise ctx.refuse(node, f"kernel {list(kernel)}: supported: 2-D windows")
     stride = square(ctx, node, attrs.get("strides", (1, 1)), "stride")
     dilations = tuple(int(d) for d in attrs.get("dilations", (1, 1)))
     if any(d != 1 for d in dilations):
@@ -65,8 +67,8 @@ def convolution(node, ctx) -> None:
     bias = ctx.optional_const(node, 2, "bias")
     attrs = attributes(node)
     kernel, stride, pads = window(ctx, node, attrs, kernel_default=weight.shape[2:])
-    if tuple(weight.shape[2:]) != (kernel, kernel):
-        raise ctx.refuse(node, f"kernel_shape {kernel}x{kernel} differs from its weight {list(weight.shape)}")
+    if tuple(weight.shape[2:]) != kernel:
+        raise ctx.refuse(node, f"kernel_shape {kernel[0]}x{kernel[1]} differs from its weight {list(weight.shape)}")
     groups = int(attrs.get("group", 1))
     in_channels = ctx.channels_of(value.layer)
     if weight.shape[1] * groups != in_channels or weight.shape[0] % groups:

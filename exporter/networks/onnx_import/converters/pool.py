@@ -19,8 +19,8 @@ def max_pool(node, ctx) -> None:
     attrs = attributes(node)
     kernel, stride, pads = window(ctx, node, attrs)
     top, left, bottom, right = pads
-    if (top, left) == (bottom, right) and max(pads) > kernel // 2:
-        raise ctx.refuse(node, f"pads {list(pads)} wider than half its {kernel}x{kernel} window")
+    if (top, left) == (bottom, right) and (top > kernel[0] // 2 or left > kernel[1] // 2):
+        raise ctx.refuse(node, f"pads {list(pads)} wider than half its {kernel[0]}x{kernel[1]} window")
     draft = ctx.windowed(node, "maxpool", value.layer, ctx.channels_of(value.layer), kernel, stride, pads,
                          ceil_mode=bool(attrs.get("ceil_mode", 0)))
     ctx.set_value(node.output[0], Map(draft.id, "NCHW", draft.version))
@@ -31,14 +31,14 @@ def average_pool(node, ctx) -> None:
     value = ctx.map_of(node)
     attrs = attributes(node)
     kernel, stride, pads = window(ctx, node, attrs)
-    if not any(pads) and ctx.size_of(value.layer) == (kernel, kernel):
+    if not any(pads) and ctx.size_of(value.layer) == kernel:
         ctx.set_value(node.output[0], Pooled(value.layer, value.version, rank=4, linear=False))
         return
     top, left, bottom, right = pads
     if (top, left) != (bottom, right):
         raise ctx.refuse(node, f"asymmetric pads {list(pads)} on an average pool; supported: symmetric pads")
-    if max(pads) > kernel // 2:
-        raise ctx.refuse(node, f"pads {list(pads)} wider than half its {kernel}x{kernel} window")
+    if top > kernel[0] // 2 or left > kernel[1] // 2:
+        raise ctx.refuse(node, f"pads {list(pads)} wider than half its {kernel[0]}x{kernel[1]} window")
     draft = ctx.windowed(node, "avgpool", value.layer, ctx.channels_of(value.layer), kernel, stride, pads,
                          ceil_mode=bool(attrs.get("ceil_mode", 0)),
                          count_include_pad=bool(attrs.get("count_include_pad", 0)))
