@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from interactive_trt.common.errors import InterActiveError
-from interactive_trt.exporter.onnx.export import ExportRequest, export_model, model_spec
+from interactive_trt.exporter.onnx.export import IMPORTED, ExportRequest, export_model, model_spec
 from interactive_trt.exporter.interactive.flops import graph_flops
 from interactive_trt.exporter.interactive.graph import InterActiveGraph
 from interactive_trt.exporter.networks.weights import random_weights
@@ -124,7 +124,11 @@ class PlainAutograd:
         torch.backends.cudnn.benchmark = True
         self.torch, self.device, self.spec, self.interactive, self.p = torch, device, spec, interactive, p
         self.params = params if params is not None else torch_params(spec, weights, device)
-        self.successors = {t: spec.successors(t) for t in spec.feature_layers}
+        routes = {t: spec.successor_routes(t) for t in spec.feature_layers}
+        if any(route for group in routes.values() for _, route in group):
+            raise InterActiveError(f"{spec.name}: the plain-autograd peer does not map gamma through channel "
+                                   "bookkeeping (Split, Slice, Concat, shuffle)")
+        self.successors = {t: [s for s, _ in group] for t, group in routes.items()}
         self.successor_names = sorted({s.name for group in self.successors.values() for s in group})
 
     def prepare(self, batch: np.ndarray):
@@ -168,7 +172,8 @@ class PlainAutograd:
                               torch.autograd.grad(loss, [pre[name] for name in self.successor_names],
                                                   retain_graph=True)))
             logits = pre[logits_name]
-            (head_score,) = torch.autograd.grad(F.relu(logits).mean(dim=(2, 3)).pow(self.p).sum(), logits)
+            scored = spec.head_successor().name if spec.head_pooled else logits_name  # gamma's layer score
+            (head_score,) = torch.autograd.grad(F.relu(logits).mean(dim=(2, 3)).pow(self.p).sum(), pre[scored])
         outputs = []
         with torch.no_grad():
             for t in spec.feature_layers:
@@ -182,8 +187,16 @@ class PlainAutograd:
             mean = gamma.mean(dim=(2, 3), keepdim=True)
             gamma = torch.where(mean > 0, gamma / torch.where(mean > 0, mean, torch.ones_like(mean)),
                                 torch.ones_like(gamma))
+            penultimate = acts[spec.head_input].detach()
+            if spec.head_pooled:  # the head of the pooled map, as the network computes its scores
+                from interactive_trt.exporter.interactive.forward import apply_head
+
+                original = apply_head(spec, self.params, penultimate.mean(dim=(2, 3), keepdim=True)).flatten(1)
+                rescored = apply_head(spec, self.params, (penultimate * gamma).mean(dim=(2, 3), keepdim=True))
+                outputs += [original, rescored.flatten(1), gamma]
+                return outputs
             weight, bias = self.params[logits_name]
-            rescored = F.conv2d(acts[spec.head_penultimate].detach() * gamma, weight, bias)
+            rescored = F.conv2d(penultimate * gamma, weight, bias)
             rescored = F.relu(rescored) if spec.layer(logits_name).relu else rescored
             outputs += [self.average(acts[logits_name].detach()), self.average(rescored), gamma]
         return outputs
@@ -333,15 +346,31 @@ class TensorRT:
 
 
 def export_variant(folder: Path, model: str, width_divisor: int, precision: str, interactive: bool):
-    request = ExportRequest(model=model, weights="random", width_divisor=width_divisor, out=folder, verify=False,
-                            precision=precision, interactive=interactive)
+    if model.endswith(".onnx"):  # an imported network, with the file's own weights
+        request = ExportRequest(model=IMPORTED, source=Path(model), out=folder, verify=False, precision=precision,
+                                interactive=interactive)
+    else:
+        request = ExportRequest(model=model, weights="random", width_divisor=width_divisor, out=folder, verify=False,
+                                precision=precision, interactive=interactive)
     return export_model(request, log=lambda m: None)
+
+
+def network(model: str, width_divisor: int):
+    """A built-in with random weights, or an ONNX file's network with its own."""
+    if model.endswith(".onnx"):
+        from interactive_trt.exporter.networks.onnx_import import import_onnx
+
+        imported = import_onnx(Path(model))
+        return imported.spec, imported.weights
+    spec = model_spec(model, width_divisor)
+    return spec, random_weights(spec, seed=0)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="vgg19", help="any built-in: vgg19, squeezenet1.1, efficientnet_lite0, "
-                        "resnet18, resnet50 (random weights: the arithmetic is the same)")
+                        "resnet18, resnet50 (random weights: the arithmetic is the same), or an ONNX file to "
+                        "import (benchmarks/part3_models.py writes EfficientNet-B0 and ConvNeXt-T)")
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--batch", default="1,8,32")
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
@@ -367,8 +396,7 @@ def main() -> int:
         args.backends = CPU_BACKENDS if args.device == "cpu" else ("autograd-fp32,autograd-fp16,graph-fp16,"
                                                                    "onnxruntime,tensorrt-fp32,tensorrt-fp16")
     batches = [int(b) for b in args.batch.split(",")]
-    spec = model_spec(args.model, args.width_divisor)
-    weights = random_weights(spec, seed=0)
+    spec, weights = network(args.model, args.width_divisor)
     size = args.size
     flops = {mode: graph_flops(InterActiveGraph(spec, weights, interactive=mode == "interactive"), size, size).total
              for mode in ("forward", "interactive")}

@@ -66,7 +66,8 @@ def shuffle_channels(x: torch.Tensor, groups: int) -> torch.Tensor:
 
 
 def per_channel(vector: torch.Tensor) -> torch.Tensor:
-    return vector[None, :, None, None]
+    """A per-channel vector (C, or already 1 x C x 1 x 1) as it broadcasts over N x C x H x W."""
+    return vector if vector.dim() == 4 else vector[None, :, None, None]
 
 
 def layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:

@@ -121,9 +121,12 @@ class InterActiveGraph(nn.Module):
         self.observer = None  # calibration hook: called with every back-propagated tensor
         self.output_names = output_names(spec, head, interactive)
         for layer in spec.parameter_layers():
-            weight, bias = weights.arrays[layer.name]
-            self.register_buffer(f"{layer.name}__weight", torch.from_numpy(weight.copy()).to(self.dtype))
-            self.register_buffer(f"{layer.name}__bias", torch.from_numpy(bias.copy()).to(self.dtype))
+            # per-channel vectors as 1 x C x 1 x 1: the exported graph reads them as they are stored, so that
+            # their initializers keep the names the torch backend finds them by (an Unsqueeze would be folded)
+            for part, array in zip(("weight", "bias"), weights.arrays[layer.name]):
+                tensor = torch.from_numpy(array.copy()).to(self.dtype)
+                tensor = tensor if layer.op == "conv" else tensor.reshape(1, -1, 1, 1)
+                self.register_buffer(f"{layer.name}__{part}", tensor)
         self.routes = {t: spec.successor_routes(t) for t in spec.feature_layers}
         all_successors = sorted({s.name for routes in self.routes.values() for s, _ in routes})
         self.all_successors = all_successors
@@ -276,10 +279,16 @@ class InterActiveGraph(nn.Module):
         for index, source in enumerate(layer.inputs):
             if source not in self.gradient_layers:
                 continue
-            part = grad * acts[layer.inputs[1 - index]].to(grad.dtype)
+            other = acts[layer.inputs[1 - index]]
             shape = acts[source].shape
-            axes = tuple(axis for axis in (1, 2, 3) if shape[axis] == 1 and part.shape[axis] != 1)
-            yield source, (part.sum(dim=axes, keepdim=True) if axes else part)
+            axes = tuple(axis for axis in (1, 2, 3) if shape[axis] == 1 and grad.shape[axis] != 1)
+            if not axes:
+                yield source, grad * other.to(grad.dtype)
+                continue
+            # the gate's gradient is a sum over the map whose terms cancel: in float32, as the seed's mean is
+            # (fp16 products and sums leave EfficientNet's first gate with a cosine of 0.24 to float32)
+            summed = (widen(grad) * widen(other)).sum(dim=axes, keepdim=True)
+            yield source, summed.to(grad.dtype)
 
     def layernorm_input_grad(self, layer: Layer, x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         """LayerNorm's vector-Jacobian product over the channels (INTERACTIVE.md, "Any CNN, part 3"):

@@ -41,7 +41,8 @@ class Layer:
     shift that no conv absorbs: pre-activation BatchNorm, layer scale), "layernorm" (over the channels
     at each position, with per-channel weight and bias; `bn_eps` is its epsilon), "slice" (`channels`
     channels of its input from `offset` on: Split, Slice, Chunk) and "shuffle" (ShuffleNet's channel
-    shuffle of `groups` groups: output channel j * groups + i is input channel i * (C / groups) + j). Kernels and strides are square; `pads` (top, left, bottom, right) are
+    shuffle of `groups` groups: output channel j * groups + i is input channel i * (C / groups) + j).
+    Strides are square, kernels too unless `kernel_w` gives a width; `pads` (top, left, bottom, right) are
     asymmetric where a network needs it (TensorFlow's 'same'), else `padding` on every side.
     Activation after a conv or an add: `relu`, or `relu6` (Clip 0..6), or neither (linear); `act` names
     any other (SMOOTH_ACTIVATIONS, with `alpha` and `beta` as ONNX stores them: HardSigmoid's slope and
@@ -181,7 +182,8 @@ class ModelSpec:
         while stack:
             source, steps = stack.pop()
             for layer in self.consumers(source):
-                if layer.op not in ("conv", *WEIGHT_FREE) or layer.op == "mul" and not self.is_full_input(layer, source):
+                gate = layer.op == "mul" and not self.is_full_input(layer, source)
+                if layer.op not in ("conv", *WEIGHT_FREE) or gate:
                     continue
                 route = steps + ((layer.name, source),) if layer.op in BOOKKEEPING else steps
                 if (layer.name, route) in seen:

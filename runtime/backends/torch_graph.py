@@ -14,7 +14,7 @@ def weights_from_onnx(model):
     import onnx
     from onnx import numpy_helper
 
-    from interactive_trt.exporter.networks.weights import Weights
+    from interactive_trt.exporter.networks.weights import Weights, parameter_shape
 
     proto = onnx.load(str(model.onnx_path))
     initializers = {item.name: item for item in proto.graph.initializer}
@@ -25,6 +25,8 @@ def weights_from_onnx(model):
             bias = numpy_helper.to_array(initializers[f"{layer.name}__bias"])
         except KeyError:
             raise ManifestError(f"{model.onnx_path}: no weights for layer {layer.name!r} in the ONNX file") from None
+        if layer.op != "conv":  # stored 1 x C x 1 x 1 (graph.InterActiveGraph)
+            weight, bias = weight.reshape(parameter_shape(layer)), bias.reshape(parameter_shape(layer))
         arrays[layer.name] = (np.ascontiguousarray(weight, dtype=np.float32),
                               np.ascontiguousarray(bias, dtype=np.float32))
     weights = Weights(arrays=arrays, source=str(model.onnx_path))

@@ -47,3 +47,25 @@ def test_plain_autograd_peer_equals_the_reference(network, small_spec, small_wei
     forward = benchmark.PlainAutograd(small_spec, small_weights, "cpu", interactive=False)
     forward.prepare(batch)
     assert len(forward()) == len(output_names(small_spec, "both", False))
+
+
+@pytest.mark.parametrize("family", ["efficientnet_b0", "convnext"])
+def test_the_peer_serves_the_part3_rows(family, tmp_path, photo_batches):
+    """Issue 23's speed rows: SiLU and gates (EfficientNet-B0), LayerNorm, GELU and a head after the pool
+    (ConvNeXt-T), from ONNX files as the benchmark takes them; the peer still equals the reference."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "exporter"))
+    import families
+    import onnx_builders as build
+
+    benchmark = load_benchmark()
+    path = build.export_torch(families.FAMILIES[family](), tmp_path / f"{family}.onnx", opset=17)
+    spec, weights = benchmark.network(str(path), 1)
+    batch = photo_batches["chelsea"]
+    expected = AutogradReference(spec, weights)(torch.from_numpy(batch))
+    peer = benchmark.PlainAutograd(spec, weights, "cpu", interactive=True)
+    peer.prepare(batch)
+    got = dict(zip(output_names(spec, "both", True), peer()))
+    for name, value in expected.items():
+        assert cosine(got[name].numpy(), value.numpy()) >= 0.9999, name

@@ -232,7 +232,8 @@ def split(node, ctx) -> None:
 @converter("Slice", 10, 11, 13)
 def slice_(node, ctx) -> None:
     value = ctx.value(node, 0)
-    starts, ends = (np.asarray(ctx.require_const(node, i, what)).reshape(-1) for i, what in ((1, "starts"), (2, "ends")))
+    starts, ends = (np.asarray(ctx.require_const(node, index, what)).reshape(-1)
+                    for index, what in ((1, "starts"), (2, "ends")))
     axes = ctx.optional_const(node, 3, "axes")
     steps = ctx.optional_const(node, 4, "steps")
     axes = np.arange(len(starts)) if axes is None else np.asarray(axes).reshape(-1)
