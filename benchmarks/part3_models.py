@@ -33,7 +33,7 @@ def main() -> int:
             warnings.simplefilter("ignore")
             torch.onnx.export(make(), (torch.zeros(1, 3, 224, 224),), str(path), dynamo=False, input_names=["input"],
                               output_names=["logits"], opset_version=17,
-                              dynamic_axes={"input": {0: "batch", 2: "height", 3: "width"}, "logits": {0: "batch"}})
+                              dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
         print(path)
     return 0
 

@@ -2,7 +2,9 @@
 run fast, made on a copy at load time (the file stays what TensorRT and every other runtime read).
 
 * 3x3 layers as Winograd F(4x4, 3x3), on ONNX Runtime and OpenVINO (`winograd`).
-* On ONNX Runtime, the backward pass's other stride-1 transposed convolutions (fc6's 7x7, fc7's 1x1)
+* On ONNX Runtime, the 1x1 transposed convolutions of up to 1M weights as 1x1 Convs (`pointwise`:
+  `rewrite.pointwise_stride_one` says why), and the backward pass's other stride-1 transposed
+  convolutions (fc6's 7x7, fc7's 1x1)
   as a MatMul against the kernel as a constant matrix, which ONNX Runtime prepacks, and, for k > 1, a
   grouped ConvTranspose with one-hot kernels that adds the k x k blocks into place (col2im). ONNX
   Runtime's own ConvTranspose does the same product without prepacking: VGG-19's fc6 backward at
@@ -16,7 +18,9 @@ import numpy as np
 import onnx
 from google.protobuf.message import EncodeError
 
-from interactive_trt.exporter.onnx.rewrite import attributes_of, replace_nodes
+from interactive_trt.exporter.onnx.rewrite import (
+    attributes_of, pointwise_stride_one, replace_nodes, transposed_as_convolutions,
+)
 from interactive_trt.exporter.onnx.winograd import Writer, winograd_convolutions
 
 MIN_PRODUCT_CHANNELS = 4096  # C_in * C_out from which a transposed convolution is a product (not a spread)
@@ -108,6 +112,7 @@ def cpu_model(path, runtime: str) -> tuple[bytes | str, dict[str, int]]:
     rewritten graph would not fit one protobuf (the file then runs as exported)."""
     model = onnx.load(str(path))
     counts = {"winograd": winograd_convolutions(model, runtime),
+              "pointwise": transposed_as_convolutions(model, pointwise_stride_one) if runtime == "onnxruntime" else 0,
               "products": transposed_as_products(model) if runtime == "onnxruntime" else 0}
     return serialized(model, path, counts)
 

@@ -213,7 +213,8 @@ def onnxruntime_candidates(onnx_path: Path, precision: str, log: Callable[[str],
     source, counts = cpu_model(onnx_path, "onnxruntime")
     if any(counts.values()):
         log(f"  also verifying onnxruntime cpu (the graph as it loads on a CPU: {counts['winograd']} layers as "
-            f"Winograd F(4x4, 3x3), {counts['products']} transposed convolutions as products)")
+            f"Winograd F(4x4, 3x3), {counts['pointwise']} 1x1 transposed convolutions as convolutions, "
+            f"{counts['products']} as products)")
         candidates["onnxruntime cpu"] = OnnxRuntimeGraph(source)
     if CUDA_PROVIDER in import_onnxruntime().get_available_providers():
         source, counts = cuda_model(onnx_path, chosen_forms())

@@ -347,3 +347,47 @@ def zoo_style(opset: int = 9, seed: int = 0, conv_head: bool = False) -> onnx.Mo
 def save(model: onnx.ModelProto, path: Path) -> Path:
     onnx.save(model, str(path))
     return path
+
+
+def keras_part3_like(opset: int = 13, seed: int = 0, head: str = "conv_preds") -> onnx.ModelProto:
+    """Keras heads and blocks of today's networks as tf2onnx writes them: an NHWC input and Transpose, a
+    Keras-EfficientNet block (swish as x * Sigmoid(x), squeeze-and-excitation: ReduceMean keeping dims, 1x1
+    convs, Sigmoid gate, Mul), then the head: `conv_preds` (Keras MobileNet: global pool kept 1x1, Dropout,
+    a 1x1 conv, Reshape, Softmax) or `dense_bn` (Dense, ReLU, BatchNorm as Mul + Add, Dense, Softmax)."""
+    g = GraphWriter(seed)
+    x = g.one("Transpose", ["input_1"], name="model/stem/Conv2D__6", perm=[0, 3, 1, 2])
+    x = g.conv(x, 3, 16, 3, 2, pads=(0, 0, 1, 1), name="model/stem/Conv2D")
+    x = g.one("Mul", [x, g.one("Sigmoid", [x], name="model/stem_activation/Sigmoid")], name="model/stem_activation/mul")
+    y = g.conv(x, 16, 16, 3, 1, pads=(1, 1, 1, 1), groups=16, name="model/block1a_dwconv/depthwise")
+    y = g.one("Mul", [y, g.one("Sigmoid", [y])], name="model/block1a_activation/mul")
+    if opset < 18:
+        s = g.one("ReduceMean", [y], name="model/block1a_se_squeeze/Mean", axes=[2, 3], keepdims=1)
+    else:
+        s = g.one("ReduceMean", [y, g.const(np.array([2, 3], np.int64))], name="model/block1a_se_squeeze/Mean", keepdims=1)
+    s = g.conv(s, 16, 4, 1, name="model/block1a_se_reduce/Conv2D")
+    s = g.one("Mul", [s, g.one("Sigmoid", [s])], name="model/block1a_se_reduce/mul")
+    s = g.one("Sigmoid", [g.conv(s, 4, 16, 1, name="model/block1a_se_expand/Conv2D")], name="model/block1a_se_expand/Sigmoid")
+    y = g.one("Mul", [y, s], name="model/block1a_se_excite/mul")
+    x = g.conv(y, 16, 24, 1, name="model/block1a_project_conv/Conv2D")
+    for index, (cin, cout) in enumerate(((24, 32), (32, 48), (48, 64), (64, 96)), start=2):
+        x = g.conv(x, cin, cout, 3, 2, pads=(0, 0, 1, 1), name=f"model/block{index}/Conv2D")
+        x = g.one("Mul", [x, g.one("Sigmoid", [x])], name=f"model/block{index}_activation/mul")
+    if head == "conv_preds":
+        if opset < 18:
+            x = g.one("ReduceMean", [x], name="model/global_average_pooling2d/Mean", axes=[2, 3], keepdims=1)
+        else:
+            x = g.one("ReduceMean", [x, g.const(np.array([2, 3], np.int64))], name="model/global_average_pooling2d/Mean",
+                      keepdims=1)
+        x = g.one("Dropout", [x], name="model/dropout/Identity")
+        x = g.conv(x, 96, 1000, 1, name="model/conv_preds/Conv2D")
+        x = g.one("Reshape", [x, g.const(np.array([-1, 1000], np.int64))], name="model/reshape_2/Reshape")
+    else:
+        x = g.one("GlobalAveragePool", [x], name="model/avg_pool/Mean")
+        x = g.one("Reshape", [x, g.const(np.array([-1, 96], np.int64))], name="model/flatten/Reshape")
+        x = g.one("Add", [g.one("MatMul", [x, g.weight(96, 64)]), g.bias(64)], name="model/dense_1/BiasAdd")
+        x = g.one("Relu", [x], name="model/dense_1/Relu")
+        scale = g.const(g.rng.uniform(0.5, 1.5, 64).astype(np.float32), "bn_scale")
+        x = g.one("Add", [g.one("Mul", [x, scale], name="model/bn/mul"), g.bias(64)], name="model/bn/add")
+        x = g.one("Add", [g.one("MatMul", [x, g.weight(64, 1000)]), g.bias(1000)], name="model/predictions/BiasAdd")
+    out = g.one("Softmax", [x], name="model/predictions/Softmax", axis=-1 if opset >= 13 else 1)
+    return g.model("input_1", ["N", 224, 224, 3], out, opset)

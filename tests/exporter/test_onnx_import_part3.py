@@ -157,3 +157,22 @@ def test_efficientnet_lite1_and_lite2_with_real_weights(name, size, tmp_path, sh
     for key, value in expected.items():
         assert rel_l2(got[key], value) <= 1e-5, key
     assert np.array_equal(got["imagenet.scores_orig"].argmax(axis=1), theirs.argmax(axis=1))
+
+
+@pytest.mark.parametrize("head", ["conv_preds", "dense_bn"])
+def test_keras_heads_and_a_keras_efficientnet_block(head, tmp_path, photos):
+    """Keras MobileNet's conv_preds (a 1x1 conv on the pooled 1x1 map, Reshape, Softmax) is the fully
+    connected layer after the pool; Dense -> ReLU -> BatchNorm -> Dense is a pooled head; swish as
+    x * Sigmoid(x) and a squeeze-and-excitation gate keeping dims, as tf2onnx writes Keras' EfficientNet."""
+    imported = import_onnx(build.save(build.keras_part3_like(13, head=head), tmp_path / f"{head}.onnx"))
+    spec = imported.spec
+    assert imported.softmax and spec.head_pooled == (head == "dense_bn")
+    assert {"silu", "gap", "mul"} <= kinds(spec)
+    assert all(report.passed for report in verify_against_source(imported, ()))
+    batch = prepare(photos["astronaut"], (224, 224), spec.preprocessing)[None]
+    graph = InterActiveGraph(spec, imported.weights).eval()
+    with torch.no_grad():
+        got = {k: v.numpy() for k, v in graph.named_outputs(torch.from_numpy(batch)).items()}
+    expected = {k: v.numpy() for k, v in AutogradReference(spec, imported.weights)(torch.from_numpy(batch)).items()}
+    for key, value in expected.items():
+        assert rel_l2(got[key], value) <= 1e-5, key

@@ -66,3 +66,23 @@ def test_strided_transposes_are_left_alone():
     assert transposed_as_convolutions(model) == 0
     assert model.graph.node[1].op_type == "ConvTranspose"
 
+
+
+def test_small_1x1_transposes_become_convolutions_at_load_and_large_ones_stay(tmp_path):
+    """The CPU form's `pointwise` step: a 1x1 stride-1 transposed convolution is the 1x1 Conv with the
+    kernel's channels swapped, taken up to POINTWISE_LIMIT weights (VGG's fc7 stays a product)."""
+    import onnxruntime as ort
+
+    from interactive_trt.exporter.onnx.cpu import cpu_model
+    from interactive_trt.exporter.onnx.rewrite import POINTWISE_LIMIT
+
+    for channels_in, channels_out, expected in ((32, 24, 1), (2048, 1024, 0)):
+        model = backward_graph(channels_in, channels_out, 1, 0)
+        path = tmp_path / f"pointwise_{channels_in}.onnx"
+        onnx.save(model, str(path))
+        source, counts = cpu_model(path, "onnxruntime")
+        assert counts["pointwise"] == expected and (channels_in * channels_out <= POINTWISE_LIMIT) == bool(expected)
+        feed = {"image": np.random.default_rng(0).standard_normal((2, channels_in, 16, 16), dtype=np.float32)}
+        got = ort.InferenceSession(source, providers=["CPUExecutionProvider"]).run(None, feed)[0]
+        want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feed)[0]
+        assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
