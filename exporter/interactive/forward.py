@@ -117,6 +117,10 @@ def apply_layer(layer: Layer, inputs: list[torch.Tensor], params) -> tuple[torch
     if layer.op == "slice":
         y = inputs[0][:, layer.offset:layer.offset + layer.channels]
         return y, y
+    if layer.op == "prelu":  # autograd takes the slope at 0, as torch's PReLU does
+        x = inputs[0]
+        y = torch.where(x > 0, x, x * per_channel(params[0]))
+        return y, y
     if layer.op == "shuffle":
         y = shuffle_channels(inputs[0], layer.groups)
         return y, y

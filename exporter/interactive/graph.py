@@ -285,8 +285,7 @@ class InterActiveGraph(nn.Module):
             if not axes:
                 yield source, grad * other.to(grad.dtype)
                 continue
-            # the gate's gradient is a sum over the map whose terms cancel: in float32, as the seed's mean is
-            # (fp16 products and sums leave EfficientNet's first gate with a cosine of 0.24 to float32)
+            # the gate's gradient is a sum over the whole map: accumulated in float32, as the seed's mean is
             summed = (widen(grad) * widen(other)).sum(dim=axes, keepdim=True)
             yield source, summed.to(grad.dtype)
 
@@ -360,6 +359,9 @@ class InterActiveGraph(nn.Module):
             yield source, grad * per_channel(self.params(layer.name)[0]).to(grad.dtype)
         elif layer.op == "layernorm":
             yield source, self.layernorm_input_grad(layer, acts[source], grad)
+        elif layer.op == "prelu":
+            slope = per_channel(self.params(layer.name)[0]).to(grad.dtype)
+            yield source, grad * torch.where(acts[source] > 0, torch.ones_like(slope), slope)
         elif layer.op == "slice":
             rest = self.spec.channels_of(source) - layer.offset - layer.channels
             yield source, F.pad(grad, (0, 0, 0, 0, layer.offset, rest))

@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass, field
 from interactive_trt.common.errors import SpecError
 
 INPUT = "image"
-OPS = ("conv", "maxpool", "avgpool", "add", "concat", "act", "gap", "mul", "affine", "layernorm", "slice", "shuffle")
+OPS = ("conv", "maxpool", "avgpool", "add", "concat", "act", "gap", "mul", "affine", "layernorm", "slice", "shuffle",
+       "prelu")
 # Activations whose gradient is a mask read off the layer's output; every other one needs its input z
 # (INTERACTIVE.md, "Any CNN, part 3": SiLU's derivative cannot be read from its output).
 MASK_ACTIVATIONS = ("relu", "relu6")
@@ -24,9 +25,10 @@ SMOOTH_ACTIVATIONS = ("sigmoid", "silu", "hardsigmoid", "hardswish", "gelu", "ge
 # Ops a layer t reaches its successors through (they enter the layer score G, not gamma); the channel
 # bookkeeping among them (BOOKKEEPING) also maps the successor's connection sums back onto t's channels.
 BOOKKEEPING = ("slice", "shuffle", "concat")
-WEIGHT_FREE = ("act", "mul", "affine", "layernorm", *BOOKKEEPING)
-# Layers with parameters: (weight, bias) arrays, OIHW for convs, per channel for the others.
-PARAMETRIC = ("conv", "affine", "layernorm")
+WEIGHT_FREE = ("act", "prelu", "mul", "affine", "layernorm", *BOOKKEEPING)
+# Layers with parameters: (weight, bias) arrays, OIHW for convs, per channel for the others (a PReLU's
+# weight is its slopes, its bias unused).
+PARAMETRIC = ("conv", "affine", "layernorm", "prelu")
 
 
 @dataclass(frozen=True)
@@ -39,9 +41,10 @@ class Layer:
     squeeze-and-excitation branch reads it), "mul" (a map times a factor computed in the network: a gate,
     per channel when the factor is 1 x 1, or a map of the same shape), "affine" (a per-channel scale and
     shift that no conv absorbs: pre-activation BatchNorm, layer scale), "layernorm" (over the channels
-    at each position, with per-channel weight and bias; `bn_eps` is its epsilon), "slice" (`channels`
-    channels of its input from `offset` on: Split, Slice, Chunk) and "shuffle" (ShuffleNet's channel
-    shuffle of `groups` groups: output channel j * groups + i is input channel i * (C / groups) + j).
+    at each position, with per-channel weight and bias; `bn_eps` is its epsilon), "prelu" (LeakyReLU with
+    a learnt slope per channel: its weight), "slice" (`channels` channels of its input from `offset` on:
+    Split, Slice, Chunk) and "shuffle" (ShuffleNet's channel shuffle of `groups` groups: output channel
+    j * groups + i is input channel i * (C / groups) + j).
     Strides are square, kernels too unless `kernel_w` gives a width; `pads` (top, left, bottom, right) are
     asymmetric where a network needs it (TensorFlow's 'same'), else `padding` on every side.
     Activation after a conv or an add: `relu`, or `relu6` (Clip 0..6), or neither (linear); `act` names
@@ -303,7 +306,11 @@ class ModelSpec:
             seen.add(layer.name)
         for name in (*self.feature_layers, self.last_layer, self.head_logits):
             self.layer(name)
+        pooled = self.pooled_layers()
         for name in self.feature_layers:
+            if name in pooled:
+                raise SpecError(f"model {self.name!r}: feature layer {name!r} lies in a gate's branch (1 x 1 after a "
+                                "global average pool): it has no map for InterActive to weight")
             successors = self.successors(name)
             if not successors:
                 raise SpecError(

@@ -282,14 +282,7 @@ class InceptionV3(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1))
 
 
-def randomise(model, seed: int = 0):
-    """Seeded weights, random BatchNorm statistics and LayerNorm affines (trained networks hold such)."""
-    torch.manual_seed(seed)
-    for module in model.modules():
-        if isinstance(module, nn.LayerNorm):
-            module.weight.data.uniform_(0.5, 1.5)
-            module.bias.data.normal_(0, 0.1)
-    return randomise_batchnorm(model, seed)
+randomise = randomise_batchnorm  # seeded weights, random BatchNorm statistics and LayerNorm affines
 
 
 FAMILIES = {

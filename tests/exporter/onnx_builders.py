@@ -100,15 +100,17 @@ def torch_flatten(x):
 
 
 def randomise_batchnorm(model, seed: int = 0):
-    """Real BatchNorm layers with randomised statistics, so that folding is exercised."""
+    """Real BatchNorm layers with randomised statistics, so that folding is exercised (and LayerNorms with
+    random affines, as trained networks hold them)."""
     import torch
     from torch import nn
 
     torch.manual_seed(seed)
     for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
+        if isinstance(module, (nn.BatchNorm2d, nn.LayerNorm)):
             module.weight.data.uniform_(0.5, 1.5)
             module.bias.data.normal_(0, 0.1)
+        if isinstance(module, nn.BatchNorm2d):
             module.running_mean.normal_(0, 0.1)
             module.running_var.uniform_(0.5, 2.0)
     return model.eval()

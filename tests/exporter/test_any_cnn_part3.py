@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from interactive_trt.common.errors import SpecError
 from interactive_trt.contracts.spec import SMOOTH_ACTIVATIONS, Layer, ModelSpec, ResizeRule
 from interactive_trt.exporter.interactive.graph import InterActiveGraph
 from interactive_trt.exporter.interactive.reference import AutogradReference
@@ -232,3 +233,25 @@ def test_non_square_kernels_and_pools_equal_autograd():
     batch = np.random.default_rng(11).standard_normal((2, 3, 64, 64), dtype=np.float32)
     for config in ("last", "next"):
         assert_graph_equals_autograd(spec, weights, batch, config=config, head="features")
+
+
+def test_prelu_with_a_slope_per_channel_at_zero_equals_autograd():
+    layers = (Layer("t", "conv", ("image",), 3, relu=False, in_channels=3),
+              Layer("s", "conv", ("t",), 3, relu=False, in_channels=3),
+              Layer("slopes", "prelu", ("s",), 3),
+              Layer("c", "conv", ("slopes",), 8, kernel=3, padding=1, in_channels=3),
+              Layer("head", "conv", ("c",), 5, relu=False, in_channels=8))
+    spec = ModelSpec(name="prelu", layers=layers, feature_layers=("t",), last_layer="c", head_logits="head",
+                     resize=SMALL)
+    weights = random_weights(spec, seed=12)
+    identity_1x1(weights, "t")
+    identity_1x1(weights, "s")
+    weights.arrays["slopes"][0][:] = (0.1, 0.25, -0.3)
+    got = assert_graph_equals_autograd(spec, weights, kink_image(), head="features")
+    assert np.abs(got["t.gamma"]).max() > 0
+
+
+def test_a_layer_of_a_gates_branch_is_no_feature_layer():
+    with pytest.raises(SpecError, match=r"feature layer 'reduce' lies in a gate's branch \(1 x 1 after a global "
+                                        r"average pool\)"):
+        replace(se_spec(), feature_layers=("dw", "reduce"))

@@ -76,8 +76,8 @@ def nothing(g, x):
     return x, 8
 
 
-def prelu(g, x):
-    return g.one("PRelu", [x, g.const(np.full((8, 1, 1), 0.25, np.float32))], name="prelu"), 8
+def selu(g, x):
+    return g.one("Selu", [x], name="selu"), 8
 
 
 def per_position_product(g, x):
@@ -97,8 +97,8 @@ def erf(g, x):
     (lstm, False, False, r"node 'lstm' \(LSTM\): a recurrent layer, not a CNN layer" + SUPPORTED),
     (resize, False, False, r"node 'upsample' \(Resize\): resampling has no connection sets" + ".*" + SUPPORTED),
     (dilated, False, False, r"node 'dilated' \(Conv\): dilation 2x2; supported: dilation 1"),
-    (prelu, False, False, r"node 'prelu' \(PRelu\): an activation without a derivative in the InterActive graph"
-                          + ".*" + SUPPORTED),
+    (selu, False, False, r"node 'selu' \(Selu\): an activation without a derivative in the InterActive graph"
+                         + ".*" + SUPPORTED),
     (per_position_product, False, False, r"node 'gating' \(Mul\): a product of maps of shapes \[\(8, 112, 112\), "
                                          r"\(1, 112, 112\)\]; supported: equal shapes, or a map times a per-channel "
                                          r"gate"),
@@ -108,7 +108,7 @@ def erf(g, x):
     (nothing, True, False, r"graph input 'stem_weight' \[8, 3, 3, 3\] is a second input; supported: one input, "
                            r"the image \('image'\), with every weight stored as an initializer"),
     (nothing, False, True, r"graph input 'mask' \[1, 8, 112, 112\] is a second input"),
-], ids=["lstm", "resize", "dilation", "prelu", "per-position-product", "norm-over-everything", "erf", "weights-as-inputs",
+], ids=["lstm", "resize", "dilation", "selu", "per-position-product", "norm-over-everything", "erf", "weights-as-inputs",
         "second-input"])
 def test_refusals_name_the_node_its_op_and_what_is_supported(tmp_path, middle, weight_input, second_input, pattern):
     opset = 17 if middle is norm_over_everything else 13
@@ -118,13 +118,18 @@ def test_refusals_name_the_node_its_op_and_what_is_supported(tmp_path, middle, w
     assert "\n" not in str(caught.value) and str(caught.value).startswith(str(path))
 
 
-@pytest.mark.parametrize("middle", [sigmoid, bn_after_pool, product], ids=["sigmoid", "bn-after-pool", "product"])
+def prelu(g, x):
+    return g.one("PRelu", [x, g.const(np.linspace(0.05, 0.4, 8, dtype=np.float32).reshape(8, 1, 1))], name="prelu"), 8
+
+
+@pytest.mark.parametrize("middle", [sigmoid, bn_after_pool, product, prelu],
+                         ids=["sigmoid", "bn-after-pool", "product", "prelu"])
 def test_what_part3_made_importable_is_imported_exactly(tmp_path, middle):
     from interactive_trt.exporter.networks.onnx_import import verify_against_source
 
     imported = import_onnx(build.save(network(middle), tmp_path / "net.onnx"))
     ops = {layer.op for layer in imported.spec.layers} | {layer.activation for layer in imported.spec.layers}
-    assert {"sigmoid": "sigmoid", "bn_after_pool": "affine", "product": "mul"}[middle.__name__] in ops
+    assert {"sigmoid": "sigmoid", "bn_after_pool": "affine", "product": "mul", "prelu": "prelu"}[middle.__name__] in ops
     assert all(report.passed for report in verify_against_source(imported, ()))
 
 

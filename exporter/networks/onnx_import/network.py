@@ -59,8 +59,11 @@ class ImportedNetwork:
 
     @property
     def candidates(self) -> list[str]:
-        """Layers that can be feature layers: those with a successor with weights."""
-        return [layer.name for layer in self.spec.layers if self.spec.successors(layer.name)]
+        """Layers that can be feature layers: those with a successor with weights, outside the branches of
+        gates (1 x 1 after a global pool: no map to weight)."""
+        pooled = self.spec.pooled_layers()
+        return [layer.name for layer in self.spec.layers
+                if layer.name not in pooled and self.spec.successors(layer.name)]
 
     def resolve_layers(self, names) -> tuple[str, ...]:
         """--layers by our names or by the file's tensor names."""
@@ -81,6 +84,7 @@ class ImportedNetwork:
         spec = self.spec
         sizes = spec.spatial_sizes(*self.canonical.native_size)
         strides = total_strides(spec)
+        candidates = set(self.candidates)
         rows = []
         for layer in spec.layers:
             role = []
@@ -90,7 +94,7 @@ class ImportedNetwork:
                 role.append("T of 'last'")
             if layer.name == spec.head_logits:
                 role.append("classifier")
-            if not spec.successors(layer.name) and not role:
+            if layer.name not in candidates and not role:
                 continue
             height, width = sizes[layer.name]
             rows.append({"tensor": layer.source, "layer": layer.name, "op": layer.op, "channels": layer.channels,

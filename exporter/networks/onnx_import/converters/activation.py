@@ -97,6 +97,20 @@ def elu(node, ctx) -> None:
     activate(node, ctx, "elu", float(attributes(node).get("alpha", 1.0)))
 
 
+@converter("PRelu", 6, 7, 9, 16)
+def prelu(node, ctx) -> None:
+    """LeakyReLU with a slope per channel (or one for all): a layer of its own, the slopes its weight."""
+    from interactive_trt.exporter.networks.onnx_import.converters.conv import per_channel
+
+    value = ctx.value(node, 0)
+    if not isinstance(value, Map) or value.layer == INPUT:
+        raise ctx.refuse(node, f"a PReLU of {describe(value) if not isinstance(value, Map) else 'the input image'}; "
+                               "supported: a PReLU of a feature map")
+    slopes = per_channel(ctx, node, ctx.require_const(node, 1, "slope"), value, node.input[0])
+    draft = ctx.follow(value.layer, node, "prelu", weight=slopes, bias=np.zeros_like(slopes))
+    ctx.set_value(node.output[0], replace(value, layer=draft.id, version=draft.version))
+
+
 @converter("Tanh", 6, 13)
 def tanh(node, ctx) -> None:
     activate(node, ctx, "tanh")
