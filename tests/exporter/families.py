@@ -136,13 +136,13 @@ class ConvNeXt(nn.Module):
     """ConvNeXt-T's layout (patchify stem, 7x7 depthwise, LayerNorm, GELU MLP, layer scale, LayerNorm2d then
     2x2 downsampling) at 1/12 width and fewer blocks; head: global pool, LayerNorm2d, flatten, Linear."""
 
-    def __init__(self, classes=1000, dims=(8, 16, 32, 64), depths=(1, 1, 2, 1)):
+    def __init__(self, classes=1000, dims=(8, 16, 32, 64), depths=(1, 1, 2, 1), gelu="none"):
         super().__init__()
         layers = [nn.Conv2d(3, dims[0], 4, 4), LayerNorm2d(dims[0], eps=1e-6)]
         for stage, (dim, depth) in enumerate(zip(dims, depths)):
             if stage:
                 layers += [LayerNorm2d(dims[stage - 1], eps=1e-6), nn.Conv2d(dims[stage - 1], dim, 2, 2)]
-            layers += [ConvNeXtBlock(dim) for _ in range(depth)]
+            layers += [ConvNeXtBlock(dim, gelu) for _ in range(depth)]
         self.features = nn.Sequential(*layers)
         self.norm, self.fc = LayerNorm2d(dims[-1], eps=1e-6), nn.Linear(dims[-1], classes)
 

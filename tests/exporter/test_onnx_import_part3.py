@@ -176,3 +176,19 @@ def test_keras_heads_and_a_keras_efficientnet_block(head, tmp_path, photos):
     expected = {k: v.numpy() for k, v in AutogradReference(spec, imported.weights)(torch.from_numpy(batch)).items()}
     for key, value in expected.items():
         assert rel_l2(got[key], value) <= 1e-5, key
+
+
+def test_gelus_tanh_form_as_torch_onnx_writes_it(tmp_path, photos):
+    """Before opset 20 torch.onnx spells GELU's tanh approximation out (Mul, Add, Tanh, ...): one activation."""
+    path = build.export_torch(families.randomise(families.ConvNeXt(gelu="tanh")), tmp_path / "tanh.onnx", opset=17)
+    imported = import_onnx(path)
+    assert "gelu_tanh" in kinds(imported.spec) and "tanh" not in kinds(imported.spec)
+    assert all(report.passed for report in verify_against_source(imported, ()))
+    batch = prepare(photos["chelsea"], (224, 224), imported.spec.preprocessing)[None]
+    graph = InterActiveGraph(imported.spec, imported.weights).eval()
+    with torch.no_grad():
+        got = {k: v.numpy() for k, v in graph.named_outputs(torch.from_numpy(batch)).items()}
+    expected = {k: v.numpy() for k, v in AutogradReference(imported.spec, imported.weights)(
+        torch.from_numpy(batch)).items()}
+    for key, value in expected.items():
+        assert rel_l2(got[key], value) <= 1e-5, key

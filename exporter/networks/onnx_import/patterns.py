@@ -3,7 +3,8 @@
 An activation is one layer of the vocabulary with one exact derivative (INTERACTIVE.md, "Any CNN, part 3"),
 but exporters spell some of them out: SiLU as Mul(x, Sigmoid(x)) (ONNX has no SiLU op before opset 24),
 HardSwish as Mul(x, HardSigmoid(x)) with slope 1/6 and offset 1/2 (torch.onnx before opset 14), and GELU
-as 0.5 * x * (1 + Erf(x / sqrt 2)) (torch.onnx before opset 20, in either order of the products). Read node
+as 0.5 * x * (1 + Erf(x / sqrt 2)) or its tanh approximation (torch.onnx before opset 20, in either order
+of the products). Read node
 by node, the Div of GELU's form would fold into the conv before it as a constant scale, and the Sigmoid
 would be a gate: the pattern has to be seen whole. A pattern is fused only where its inner tensors are
 read by nothing else; the fused node, of domain FUSED with the activation's name as `kind`, takes the
@@ -17,7 +18,7 @@ import math
 import numpy as np
 
 FUSED = "interactive_trt.fused"
-OP_TYPES = {"silu": "SiLU", "hardswish": "HardSwish", "gelu": "Gelu"}  # how refusals name a fused node
+OP_TYPES = {"silu": "SiLU", "hardswish": "HardSwish", "gelu": "Gelu", "gelu_tanh": "Gelu"}  # in refusals
 
 
 class Graph:
@@ -69,8 +70,30 @@ def product_with_input(g: Graph, node, kind: str):
     return [node, mul], kind
 
 
+def gelu_tail(g: Graph, inner, x: str):
+    """0.5 * x * (1 + inner), the products in either order: the nodes after `inner` (Erf or Tanh), the last
+    one making GELU's output, or None."""
+    plus = g.only_reader(inner.output[0], "Add")
+    if plus is None or g.scalar(g.other_input(plus, inner.output[0]) or "") != 1.0:
+        return None
+    outer = g.only_reader(plus.output[0], "Mul")
+    if outer is None:
+        return None
+    other = g.other_input(outer, plus.output[0])
+    if other == x:  # (x * (1 + inner)) * 0.5
+        half = g.only_reader(outer.output[0], "Mul")
+        if half is None or g.scalar(g.other_input(half, outer.output[0]) or "") != 0.5:
+            return None
+        return [plus, outer, half]
+    halved = g.producer.get(other or "")  # (x * 0.5) * (1 + inner)
+    if halved is None or halved.op_type != "Mul" or x not in halved.input or \
+            g.scalar(g.other_input(halved, x) or "") != 0.5 or g.only_reader(halved.output[0], "Mul") is not outer:
+        return None
+    return [halved, plus, outer]
+
+
 def gelu_erf(g: Graph, erf):
-    """0.5 * x * (1 + erf(x / sqrt 2)): the Div or Mul before the Erf, the Add of 1, then the two products."""
+    """0.5 * x * (1 + erf(x / sqrt 2)): the Div or Mul before the Erf, then the Add of 1 and the products."""
     scaled = g.producer.get(erf.input[0])
     if scaled is None or scaled.op_type not in ("Div", "Mul") or g.only_reader(scaled.output[0], "Erf") is None:
         return None
@@ -79,23 +102,41 @@ def gelu_erf(g: Graph, erf):
     if factor is None or not math.isclose(factor if scaled.op_type == "Mul" else 1 / factor, math.sqrt(0.5),
                                           rel_tol=1e-6):
         return None
-    plus = g.only_reader(erf.output[0], "Add")
-    if plus is None or g.scalar(g.other_input(plus, erf.output[0]) or "") != 1.0:
+    tail = gelu_tail(g, erf, x)
+    return None if tail is None else ([scaled, erf, *tail], "gelu")
+
+
+def scaled_operand(g: Graph, node, factor: float) -> str | None:
+    """The computed input of a Mul of it by the scalar `factor`."""
+    if node is None or node.op_type != "Mul" or len(node.input) != 2:
         return None
-    outer = g.only_reader(plus.output[0], "Mul")
-    if outer is None:
+    scalars = [g.scalar(name) for name in node.input]
+    matching = [index for index, value in enumerate(scalars)
+                if value is not None and math.isclose(value, factor, rel_tol=1e-5)]
+    return node.input[1 - matching[0]] if len(matching) == 1 and scalars[1 - matching[0]] is None else None
+
+
+def gelu_tanh(g: Graph, tanh):
+    """GELU's tanh approximation as torch.onnx writes it before opset 20:
+    0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x * x * x)))."""
+    scaled = g.producer.get(tanh.input[0])
+    operand = scaled_operand(g, scaled, math.sqrt(2 / math.pi))
+    inner = g.producer.get(operand or "")
+    if inner is None or inner.op_type != "Add" or g.only_reader(inner.output[0], "Mul") is not scaled:
         return None
-    other = g.other_input(outer, plus.output[0])
-    if other == x:  # (x * (1 + erf)) * 0.5
-        half = g.only_reader(outer.output[0], "Mul")
-        if half is None or g.scalar(g.other_input(half, outer.output[0]) or "") != 0.5:
-            return None
-        return [scaled, erf, plus, outer, half], "gelu"
-    halved = g.producer.get(other or "")  # (x * 0.5) * (1 + erf)
-    if halved is None or halved.op_type != "Mul" or x not in halved.input or \
-            g.scalar(g.other_input(halved, x) or "") != 0.5 or g.only_reader(halved.output[0], "Mul") is not outer:
-        return None
-    return [scaled, halved, erf, plus, outer], "gelu"
+    for x in inner.input:  # x + 0.044715 * x^3, the cube as x * (x * x)
+        cubic = g.producer.get(g.other_input(inner, x) or "")
+        if cubic is None or g.only_reader(cubic.output[0], "Add") is not inner:
+            continue
+        cube = g.producer.get(scaled_operand(g, cubic, 0.044715) or "")
+        square = g.producer.get(g.other_input(cube, x) or "") if cube is not None and cube.op_type == "Mul" else None
+        if square is None or square.op_type != "Mul" or list(square.input) != [x, x] or \
+                g.only_reader(square.output[0], "Mul") is not cube or g.only_reader(cube.output[0], "Mul") is not cubic:
+            continue
+        tail = gelu_tail(g, tanh, x)
+        if tail is not None and g.only_reader(scaled.output[0], "Tanh") is tanh:
+            return [square, cube, cubic, inner, scaled, tanh, *tail], "gelu_tanh"
+    return None
 
 
 def matches(g: Graph, node):
@@ -109,6 +150,8 @@ def matches(g: Graph, node):
             return product_with_input(g, node, "hardswish")
     if node.op_type == "Erf":
         return gelu_erf(g, node)
+    if node.op_type == "Tanh":
+        return gelu_tanh(g, node)
     return None
 
 
