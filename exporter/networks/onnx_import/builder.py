@@ -274,12 +274,22 @@ class GraphContext:
         return Map(self.gaps[key], "NCHW", 0)
 
     def is_pooled(self, layer: str) -> bool:
-        """Whether `layer` computes on a global average pool alone (a gate's branch: 1 x 1 at every size)."""
-        if layer == INPUT:
-            return False
-        draft = self.drafts[layer]
-        return draft.op == "gap" or (draft.op not in ("maxpool", "avgpool")
-                                     and all(self.is_pooled(source) for source in draft.inputs))
+        """Whether `layer` computes on a global average pool alone (a gate's branch: 1 x 1 at every size):
+        every way back from it meets a gap layer before the image or a windowed pool."""
+        stack, seen = [layer], set()
+        while stack:
+            name = stack.pop()
+            if name == INPUT:
+                return False
+            if name in seen:
+                continue
+            seen.add(name)
+            draft = self.drafts[name]
+            if draft.op in ("maxpool", "avgpool"):
+                return False
+            if draft.op != "gap":
+                stack.extend(draft.inputs)
+        return True
 
     def leads_to_output(self, name: str) -> bool:
         """Whether tensor `name` reaches the graph output through shape ops and a softmax alone (a
