@@ -192,3 +192,34 @@ def test_gelus_tanh_form_as_torch_onnx_writes_it(tmp_path, photos):
         torch.from_numpy(batch)).items()}
     for key, value in expected.items():
         assert rel_l2(got[key], value) <= 1e-5, key
+
+
+@pytest.mark.parametrize("name", ["efficientnet_b0", "shufflenetv2"])
+def test_the_dynamo_exporters_files(name, tmp_path):
+    """torch.onnx's dynamo exporter (a fixed batch: torch.export refuses a dynamic one on these layouts,
+    "Invalid ranges [2:1]") writes other names and node orders; the import reads them exactly."""
+    pytest.importorskip("onnxscript", reason="torch.onnx's dynamo exporter needs onnxscript (the dev extra has it)")
+    path = tmp_path / f"{name}.onnx"
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(families.FAMILIES[name](), (torch.zeros(1, 3, 224, 224),), str(path), dynamo=True,
+                          optimize=True, input_names=["input"], output_names=["logits"], opset_version=18)
+    imported = import_onnx(path)
+    assert HOLDS[name] <= kinds(imported.spec)
+    assert all(report.passed for report in verify_against_source(imported, ()))
+
+
+def test_gelus_erf_form_in_the_dynamo_exporters_order(tmp_path):
+    """x * ((1 + erf(x / sqrt 2)) * 0.5), the products in the order torch.onnx's dynamo exporter writes."""
+    g = build.GraphWriter(seed=5)
+    x = g.conv("image", 3, 8, 3, 2, pads=(1, 1, 1, 1), name="stem")
+    erf = g.one("Erf", [g.one("Div", [x, g.const(np.float32(2 ** 0.5))])], name="erf")
+    half = g.one("Mul", [g.const(np.float32(0.5)), g.one("Add", [erf, g.const(np.float32(1.0))])])
+    y = g.one("Mul", [x, half], name="gelu")
+    y = g.one("Relu", [g.conv(y, 8, 16, 3, 2, pads=(1, 1, 1, 1), name="top")])
+    out = g.one("Gemm", [g.one("Flatten", [g.one("GlobalAveragePool", [y])]), g.weight(1000, 16), g.bias(1000)],
+                transB=1)
+    imported = import_onnx(build.save(g.model("image", [1, 3, 224, 224], out, 17, producer="pytorch"),
+                                      tmp_path / "gelu.onnx"))
+    assert imported.spec.layer(imported.spec.layers[0].name).activation == "gelu"
+    assert all(report.passed for report in verify_against_source(imported, ()))

@@ -71,7 +71,7 @@ def product_with_input(g: Graph, node, kind: str):
 
 
 def gelu_tail(g: Graph, inner, x: str):
-    """0.5 * x * (1 + inner), the products in either order: the nodes after `inner` (Erf or Tanh), the last
+    """0.5 * x * (1 + inner), the products in any order: the nodes after `inner` (Erf or Tanh), the last
     one making GELU's output, or None."""
     plus = g.only_reader(inner.output[0], "Add")
     if plus is None or g.scalar(g.other_input(plus, inner.output[0]) or "") != 1.0:
@@ -80,6 +80,9 @@ def gelu_tail(g: Graph, inner, x: str):
     if outer is None:
         return None
     other = g.other_input(outer, plus.output[0])
+    if g.scalar(other or "") == 0.5:  # x * ((1 + inner) * 0.5), as torch.onnx's dynamo exporter writes it
+        last = g.only_reader(outer.output[0], "Mul")
+        return [plus, outer, last] if last is not None and g.other_input(last, outer.output[0]) == x else None
     if other == x:  # (x * (1 + inner)) * 0.5
         half = g.only_reader(outer.output[0], "Mul")
         if half is None or g.scalar(g.other_input(half, outer.output[0]) or "") != 0.5:
