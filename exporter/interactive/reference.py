@@ -77,7 +77,7 @@ class AutogradReference:
         self.params = {name: (weight.to(device), bias.to(device))
                        for name, (weight, bias) in weight_tensors(spec, weights).items()}
         self.output_names = output_names(spec, head, interactive)
-        self.magnitudes: dict[str, torch.Tensor] = {}  # of the last call: see verify.compare
+        self.magnitudes: dict = {}  # output name -> mean |X * gamma| (numpy) of the last call: verify.compare
 
     def __call__(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         spec = self.spec

@@ -302,14 +302,12 @@ class GraphContext:
             name = readers[0].output[0]
         return True
 
-    def after_pool(self, node, value: Pooled) -> str:
-        """The layer a head layer after the global average pool reads, per position: the pooled map itself
-        (T) or the head layer before. Any head layer but a first linear one makes the head a pooled one."""
+    def after_pool(self, node, value: Pooled) -> None:
+        """A head layer reads the pooled map: that map (T) is recorded as the head's input, once."""
         if not value.linear:
             if self.head_map and self.head_map != value.layer:
                 raise self.refuse(node, "a second global average pool feeds the head; supported: one")
             self.head_map = value.layer
-        return value.layer
 
     def modify(self, layer: str, output: str) -> Draft:
         """A node folds into `layer`: the layer's value is now the tensor `output`."""

@@ -1,9 +1,10 @@
 """Activations. ReLU and ReLU6 (Clip 0..6, its bounds as attributes before opset 11, as inputs since)
 back-propagate as masks; Sigmoid, SiLU (the op is not in ONNX: Mul(x, Sigmoid(x))), HardSigmoid, HardSwish
-(the op, or Mul(x, HardSigmoid(x)) with 1/6 and 1/2), GELU (the op, or its Erf form), LeakyReLU, ELU, Tanh
-and Softplus with their exact derivatives (INTERACTIVE.md, "Any CNN, part 3"). An activation merges into
-the conv, fully connected layer or add before it where that layer's pre-activation is read by nothing
-else; anywhere else it is an activation layer of its own."""
+(the op, or Mul(x, HardSigmoid(x)) with 1/6 and 1/2), GELU (the op, or its Erf and tanh forms: the last
+three as patterns.py fuses them), LeakyReLU, PReLU, ELU, Tanh and Softplus with their exact derivatives
+(INTERACTIVE.md, "Any CNN, part 3"). An activation merges into the conv, fully connected layer or add
+before it where that layer's pre-activation is read by nothing else; anywhere else (and PReLU, whose
+slopes are parameters, always) it is an activation layer of its own."""
 
 from __future__ import annotations
 
@@ -13,29 +14,26 @@ import numpy as np
 
 from interactive_trt.contracts.spec import INPUT
 from interactive_trt.exporter.networks.onnx_import.builder import Dense, Map, Pooled, describe
+from interactive_trt.exporter.networks.onnx_import.converters.conv import per_channel
 from interactive_trt.exporter.networks.onnx_import.converters.registry import attributes, converter
 from interactive_trt.exporter.networks.onnx_import.patterns import FUSED
 
 FLOAT_MAX = 3.0e38
 
 
-def activate(node, ctx, kind: str, alpha: float = 0.0, beta: float = 0.0, index: int = 0, readers: int = 1) -> None:
-    """`kind` of input `index`; `readers`: how many nodes read that input when the activation is one of
-    them (two for x * f(x))."""
-    value = ctx.value(node, index)
+def activate(node, ctx, kind: str, alpha: float = 0.0, beta: float = 0.0) -> None:
+    value = ctx.value(node, 0)
     if isinstance(value, Pooled) and value.linear:  # inside a head after the pool (MobileNetV3's)
         ctx.head_pooled = True
     elif not isinstance(value, (Map, Dense)) or getattr(value, "layer", INPUT) == INPUT:
         where = "the input image" if isinstance(value, Map) else describe(value)
         raise ctx.refuse(node, f"{kind} of {where}; supported: an activation of a feature map, of a fully "
                                "connected layer or of a head layer after the global average pool")
-    name = node.input[index]
     draft = ctx.drafts[value.layer]
     if draft.activation == kind and kind in ("relu", "relu6"):
         ctx.set_value(node.output[0], value)  # idempotent: the layer is already activated
         return
-    alone = name not in ctx.outputs and len(ctx.consumers.get(name, [])) == readers
-    if draft.op in ("conv", "add") and not draft.activation and alone:
+    if draft.op in ("conv", "add") and not draft.activation and ctx.sole_reader(node, node.input[0]):
         draft.activation, draft.alpha, draft.beta = kind, float(alpha), float(beta)
         draft = ctx.modify(value.layer, node.output[0])
         ctx.set_value(node.output[0], replace(value, version=draft.version))
@@ -100,8 +98,6 @@ def elu(node, ctx) -> None:
 @converter("PRelu", 6, 7, 9, 16)
 def prelu(node, ctx) -> None:
     """LeakyReLU with a slope per channel (or one for all): a layer of its own, the slopes its weight."""
-    from interactive_trt.exporter.networks.onnx_import.converters.conv import per_channel
-
     value = ctx.value(node, 0)
     if not isinstance(value, Map) or value.layer == INPUT:
         raise ctx.refuse(node, f"a PReLU of {describe(value) if not isinstance(value, Map) else 'the input image'}; "
