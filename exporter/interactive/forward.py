@@ -52,10 +52,12 @@ def activate(layer: Layer, z: torch.Tensor) -> torch.Tensor:
         return F.leaky_relu(z, layer.alpha)
     if kind == "elu":
         return F.elu(z, layer.alpha)
+    if kind == "selu":
+        return F.elu(z, layer.alpha) * layer.beta
     if kind == "gelu_tanh":
         return F.gelu(z, approximate="tanh")
     smooth = {"sigmoid": torch.sigmoid, "silu": F.silu, "hardswish": F.hardswish, "gelu": F.gelu,
-              "tanh": torch.tanh, "softplus": F.softplus}
+              "tanh": torch.tanh, "softplus": F.softplus, "mish": F.mish}
     return smooth[kind](z) if kind else z
 
 

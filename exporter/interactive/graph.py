@@ -511,6 +511,11 @@ def activation_derivative(layer: Layer, z: torch.Tensor) -> torch.Tensor:
         return torch.where(z > 0, torch.ones_like(z), torch.full_like(z, layer.alpha))
     if kind == "elu":
         return torch.where(z > 0, torch.ones_like(z), torch.exp(z) * layer.alpha)
+    if kind == "selu":
+        return torch.where(z > 0, torch.full_like(z, layer.beta), torch.exp(z) * (layer.alpha * layer.beta))
+    if kind == "mish":
+        t = torch.tanh(F.softplus(z))
+        return t + z * (1 - t * t) * torch.sigmoid(z)
     if kind == "gelu":
         return 0.5 * (1 + torch.erf(z * SQRT_HALF)) + z * torch.exp(-0.5 * z * z) * INV_SQRT_2PI
     if kind == "gelu_tanh":

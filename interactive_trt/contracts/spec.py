@@ -21,7 +21,7 @@ OPS = ("conv", "maxpool", "avgpool", "add", "concat", "act", "gap", "mul", "affi
 # (INTERACTIVE.md, "Any CNN, part 3": SiLU's derivative cannot be read from its output).
 MASK_ACTIVATIONS = ("relu", "relu6")
 SMOOTH_ACTIVATIONS = ("sigmoid", "silu", "hardsigmoid", "hardswish", "gelu", "gelu_tanh", "leakyrelu", "elu",
-                      "tanh", "softplus")
+                      "selu", "tanh", "softplus", "mish")
 # Ops a layer t reaches its successors through (they enter the layer score G, not gamma); the channel
 # bookkeeping among them (BOOKKEEPING) also maps the successor's connection sums back onto t's channels.
 BOOKKEEPING = ("slice", "shuffle", "concat")
@@ -39,7 +39,7 @@ class Layer:
     (channel concatenation); and, for the blocks of today's CNNs (INTERACTIVE.md, "Any CNN, part 3"):
     "act" (an elementwise activation alone), "gap" (global average pool to N x C x 1 x 1, as a
     squeeze-and-excitation branch reads it), "mul" (a map times a factor computed in the network: a gate,
-    per channel when the factor is 1 x 1, or a map of the same shape), "affine" (a per-channel scale and
+    per channel when the factor is 1 x 1, per position when it has one channel, or a map of the same shape), "affine" (a per-channel scale and
     shift that no conv absorbs: pre-activation BatchNorm, layer scale), "layernorm" (over the channels
     at each position, with per-channel weight and bias; `bn_eps` is its epsilon), "prelu" (LeakyReLU with
     a learnt slope per channel: its weight), "slice" (`channels` channels of its input from `offset` on:
@@ -49,7 +49,7 @@ class Layer:
     asymmetric where a network needs it (TensorFlow's 'same'), else `padding` on every side.
     Activation after a conv or an add: `relu`, or `relu6` (Clip 0..6), or neither (linear); `act` names
     any other (SMOOTH_ACTIVATIONS, with `alpha` and `beta` as ONNX stores them: HardSigmoid's slope and
-    offset, LeakyReLU's and ELU's alpha) and is the whole point of an "act" layer.
+    offset, LeakyReLU's and ELU's alpha, SELU's alpha and its scale gamma as `beta`) and is the whole point of an "act" layer.
     `groups` > 1 for grouped and depthwise convs; `ceil_mode` and `count_include_pad` for pools.
     `weight_key` names the conv's weights in the source checkpoint (e.g. "features.0"), `bn_key` a
     BatchNormalization after it that is folded into those weights at load (with `bn_eps`).
@@ -209,9 +209,9 @@ class ModelSpec:
 
     def gate_input(self, mul: Layer) -> str:
         """The operand of a mul that is broadcast (a squeeze-and-excitation factor: read through a global
-        pool), or '' when both are maps of the mul's own size."""
+        pool; or a spatial gate: one channel for all), or '' when both are maps of the mul's own shape."""
         for source in mul.inputs:
-            if source != INPUT and self.reads_pooled(source):
+            if source != INPUT and (self.reads_pooled(source) or self.channels_of(source) == 1 < mul.channels):
                 return source
         return ""
 

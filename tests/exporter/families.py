@@ -118,6 +118,22 @@ class LayerNorm2d(nn.LayerNorm):
         return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
 
+class ChannelsFirstLayerNorm(nn.Module):
+    """ConvNeXt's own LayerNorm for NCHW maps (its stem and downsampling layers): the mean and variance over
+    dim 1 written out, which torch.onnx writes as ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div at any opset."""
+
+    def __init__(self, channels, eps=1e-6):
+        super().__init__()
+        self.weight, self.bias = nn.Parameter(torch.rand(channels) + 0.5), nn.Parameter(torch.randn(channels) * 0.1)
+        self.eps = eps
+
+    def forward(self, x):
+        mean = x.mean(1, keepdim=True)
+        variance = (x - mean).pow(2).mean(1, keepdim=True)
+        x = (x - mean) / torch.sqrt(variance + self.eps)
+        return self.weight[:, None, None] * x + self.bias[:, None, None]
+
+
 class ConvNeXtBlock(nn.Module):
     def __init__(self, dim, gelu="none"):
         super().__init__()
@@ -136,12 +152,12 @@ class ConvNeXt(nn.Module):
     """ConvNeXt-T's layout (patchify stem, 7x7 depthwise, LayerNorm, GELU MLP, layer scale, LayerNorm2d then
     2x2 downsampling) at 1/12 width and fewer blocks; head: global pool, LayerNorm2d, flatten, Linear."""
 
-    def __init__(self, classes=1000, dims=(8, 16, 32, 64), depths=(1, 1, 2, 1), gelu="none"):
+    def __init__(self, classes=1000, dims=(8, 16, 32, 64), depths=(1, 1, 2, 1), gelu="none", norm2d=LayerNorm2d):
         super().__init__()
-        layers = [nn.Conv2d(3, dims[0], 4, 4), LayerNorm2d(dims[0], eps=1e-6)]
+        layers = [nn.Conv2d(3, dims[0], 4, 4), norm2d(dims[0], eps=1e-6)]
         for stage, (dim, depth) in enumerate(zip(dims, depths)):
             if stage:
-                layers += [LayerNorm2d(dims[stage - 1], eps=1e-6), nn.Conv2d(dims[stage - 1], dim, 2, 2)]
+                layers += [norm2d(dims[stage - 1], eps=1e-6), nn.Conv2d(dims[stage - 1], dim, 2, 2)]
             layers += [ConvNeXtBlock(dim, gelu) for _ in range(depth)]
         self.features = nn.Sequential(*layers)
         self.norm, self.fc = LayerNorm2d(dims[-1], eps=1e-6), nn.Linear(dims[-1], classes)
@@ -282,6 +298,25 @@ class InceptionV3(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1))
 
 
+class SpatialGateNet(nn.Module):
+    """Mish and SELU activations and scSE's gates (a per-channel squeeze-and-excitation gate and a spatial
+    one, x * sigmoid(conv1x1(x)) with one output channel, added), in a small plain network."""
+
+    def __init__(self, classes=1000):
+        super().__init__()
+        self.stem = conv_bn(3, 8, 3, 2, act=nn.Mish)
+        self.body = nn.Sequential(nn.Conv2d(8, 16, 3, 2, 1), nn.SELU())
+        self.channel_gate = SqueezeExcite(16, 4, act=nn.ReLU)
+        self.spatial_gate = nn.Conv2d(16, 1, 1)
+        self.top = conv_bn(16, 32, 3, 2, act=nn.Mish)
+        self.fc = nn.Linear(32, classes)
+
+    def forward(self, x):
+        x = self.body(self.stem(x))
+        x = self.channel_gate(x) + x * torch.sigmoid(self.spatial_gate(x))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.top(x), 1), 1))
+
+
 randomise = randomise_batchnorm  # seeded weights, random BatchNorm statistics and LayerNorm affines
 
 
@@ -292,6 +327,8 @@ FAMILIES = {
     "densenet": lambda: randomise(DenseNet()),
     "shufflenetv2": lambda: randomise(ShuffleNetV2()),
     "inceptionv3": lambda: randomise(InceptionV3()),
+    "convnext_channels_first": lambda: randomise(ConvNeXt(norm2d=ChannelsFirstLayerNorm)),
+    "spatial_gates": lambda: randomise(SpatialGateNet()),
 }
 # at their published sizes, for the benchmark (benchmarks/part3_models.py)
 FULL_SIZE = {

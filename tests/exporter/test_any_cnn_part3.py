@@ -18,7 +18,8 @@ from interactive_trt.exporter.networks.weights import Weights, random_weights
 from interactive_trt.exporter.onnx.verify import cosine, rel_l2
 
 SMALL = ResizeRule(target_side=64, multiple=8, min_side=32)
-PARAMETERS = {"hardsigmoid": (1 / 6, 0.5), "leakyrelu": (0.1, 0.0), "elu": (0.7, 0.0)}
+PARAMETERS = {"hardsigmoid": (1 / 6, 0.5), "leakyrelu": (0.1, 0.0), "elu": (0.7, 0.0),
+              "selu": (1.6732632423543772, 1.0507009873554805)}
 
 
 def outputs_of(spec, weights, batch, **options):
@@ -119,6 +120,27 @@ def test_a_squeeze_and_excitation_block_equals_autograd(gate, act):
     for config, p in (("last", 2), ("next", 1)):
         got = assert_graph_equals_autograd(spec, weights, batch, config=config, p=p)
         assert got["dw.gamma"].shape == (2, 1, 32, 32) and got["stem.gamma"].shape == (2, 1, 32, 32)
+
+
+def test_a_gate_per_position_equals_autograd():
+    """scSE's spatial gate, x * sigmoid(conv1x1(x)) with one output channel: the factor's gradient is summed
+    over the channels; its conv reads t directly, so it is a successor of t (the gate is not a route)."""
+    layers = (
+        Layer("stem", "conv", ("image",), 8, kernel=3, stride=2, padding=1, act="silu", in_channels=3),
+        Layer("attend", "conv", ("stem",), 1, act="sigmoid", in_channels=8),
+        Layer("gated", "mul", ("stem", "attend"), 8),
+        Layer("top", "conv", ("gated",), 16, kernel=3, padding=1, act="mish", in_channels=8),
+        Layer("fc", "conv", ("top",), 10, relu=False, in_channels=16),
+    )
+    spec = ModelSpec(name="spatial_gate", layers=layers, feature_layers=("stem", "gated"), last_layer="top",
+                     head_logits="fc", resize=SMALL)
+    assert spec.gate_input(spec.layer("gated")) == "attend"
+    assert [s.name for s in spec.successors("stem")] == ["attend", "top"]
+    weights = random_weights(spec, seed=4)
+    batch = np.random.default_rng(5).standard_normal((2, 3, 64, 64), dtype=np.float32)
+    for config in ("last", "next"):
+        got = assert_graph_equals_autograd(spec, weights, batch, config=config)
+        assert got["stem.gamma"].shape == (2, 1, 32, 32)
 
 
 def convnext_spec() -> ModelSpec:

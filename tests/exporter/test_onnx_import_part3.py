@@ -194,6 +194,36 @@ def test_gelus_tanh_form_as_torch_onnx_writes_it(tmp_path, photos):
         assert rel_l2(got[key], value) <= 1e-5, key
 
 
+@pytest.mark.parametrize("name, opset, holds", [
+    ("convnext", 16, {"layernorm", "gelu"}),  # torch.onnx writes LayerNorm out before opset 17
+    ("convnext_channels_first", 17, {"layernorm", "gelu"}),  # ConvNeXt's own LayerNorm, written out at any opset
+    ("spatial_gates", 17, {"mish", "selu", "gap", "mul"}),  # Mish written out before opset 18
+    ("spatial_gates", 18, {"mish", "selu", "gap", "mul"}),
+])
+def test_written_out_layernorms_mish_selu_and_spatial_gates(name, opset, holds, tmp_path, photos):
+    """LayerNorm written as ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div (with the Transposes ONNX Runtime's
+    optimiser moves into it) is one layernorm layer with its weight and bias, no affine maps after it; Mish
+    as Softplus, Tanh, Mul is one activation; a gate per position (one channel) is a mul."""
+    torch.manual_seed(opset)
+    path = build.export_torch(families.FAMILIES[name](), tmp_path / f"{name}-{opset}.onnx", opset=opset)
+    imported = import_onnx(path)
+    spec = imported.spec
+    assert holds <= kinds(spec) and not {"affine", "tanh", "softplus"} & kinds(spec), kinds(spec)
+    if name == "spatial_gates":
+        spatial = [layer for layer in spec.layers if layer.op == "mul" and spec.gate_input(layer)
+                   and not spec.reads_pooled(spec.gate_input(layer))]
+        assert len(spatial) == 1 and spec.channels_of(spec.gate_input(spatial[0])) == 1
+    reports = verify_against_source(imported, ())
+    assert all(report.passed for report in reports), [report.summary() for report in reports]
+    batch = prepare(photos["chelsea"], (224, 288), spec.preprocessing)[None]
+    graph = InterActiveGraph(spec, imported.weights).eval()
+    with torch.no_grad():
+        got = {k: v.numpy() for k, v in graph.named_outputs(torch.from_numpy(batch)).items()}
+    expected = {k: v.numpy() for k, v in AutogradReference(spec, imported.weights)(torch.from_numpy(batch)).items()}
+    for key, value in expected.items():
+        assert rel_l2(got[key], value) <= 1e-5, key
+
+
 @pytest.mark.parametrize("name", ["efficientnet_b0", "shufflenetv2"])
 def test_the_dynamo_exporters_files(name, tmp_path):
     """torch.onnx's dynamo exporter (a fixed batch: torch.export refuses a dynamic one on these layouts,

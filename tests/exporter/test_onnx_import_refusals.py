@@ -76,12 +76,13 @@ def nothing(g, x):
     return x, 8
 
 
-def selu(g, x):
-    return g.one("Selu", [x], name="selu"), 8
+def celu(g, x):
+    return g.one("Celu", [x], name="celu"), 8
 
 
-def per_position_product(g, x):
-    return g.one("Mul", [g.conv(x, 8, 8, 1, name="map"), g.conv(x, 8, 1, 1, name="other")], name="gating"), 8
+def mismatched_product(g, x):
+    """A map times a 1 x 1 map that no global pool made (a conv whose window is the whole map)."""
+    return g.one("Mul", [g.conv(x, 8, 8, 1, name="map"), g.conv(x, 8, 8, 112, name="other")], name="gating"), 8
 
 
 def norm_over_everything(g, x):
@@ -97,18 +98,18 @@ def erf(g, x):
     (lstm, False, False, r"node 'lstm' \(LSTM\): a recurrent layer, not a CNN layer" + SUPPORTED),
     (resize, False, False, r"node 'upsample' \(Resize\): resampling has no connection sets" + ".*" + SUPPORTED),
     (dilated, False, False, r"node 'dilated' \(Conv\): dilation 2x2; supported: dilation 1"),
-    (selu, False, False, r"node 'selu' \(Selu\): an activation without a derivative in the InterActive graph"
+    (celu, False, False, r"node 'celu' \(Celu\): an activation without a derivative in the InterActive graph"
                          + ".*" + SUPPORTED),
-    (per_position_product, False, False, r"node 'gating' \(Mul\): a product of maps of shapes \[\(8, 112, 112\), "
-                                         r"\(1, 112, 112\)\]; supported: equal shapes, or a map times a per-channel "
-                                         r"gate"),
+    (mismatched_product, False, False, r"node 'gating' \(Mul\): a product of maps of shapes \[\(8, 112, 112\), "
+                                       r"\(8, 1, 1\)\]; supported: equal shapes, a map times a per-channel "
+                                       r"gate .*, or times a one-channel map of its size"),
     (norm_over_everything, False, False, r"node 'norm' \(LayerNormalization\): a LayerNormalization from axis 1 of an "
                                          r"NCHW map: over more than its channels"),
     (erf, False, False, r"node 'erf' \(Erf\): op not in the InterActive vocabulary" + SUPPORTED),
     (nothing, True, False, r"graph input 'stem_weight' \[8, 3, 3, 3\] is a second input; supported: one input, "
                            r"the image \('image'\), with every weight stored as an initializer"),
     (nothing, False, True, r"graph input 'mask' \[1, 8, 112, 112\] is a second input"),
-], ids=["lstm", "resize", "dilation", "selu", "per-position-product", "norm-over-everything", "erf", "weights-as-inputs",
+], ids=["lstm", "resize", "dilation", "celu", "mismatched-product", "norm-over-everything", "erf", "weights-as-inputs",
         "second-input"])
 def test_refusals_name_the_node_its_op_and_what_is_supported(tmp_path, middle, weight_input, second_input, pattern):
     opset = 17 if middle is norm_over_everything else 13

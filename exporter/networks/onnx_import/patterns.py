@@ -1,12 +1,15 @@
-"""Activations that ONNX files write as several nodes, made one node of our own before the converters run.
+"""Activations and LayerNorms that ONNX files write as several nodes, made one node of our own before the
+converters run.
 
 An activation is one layer of the vocabulary with one exact derivative (INTERACTIVE.md, "Any CNN, part 3"),
 but exporters spell some of them out: SiLU as Mul(x, Sigmoid(x)) (ONNX has no SiLU op before opset 24),
 HardSwish as Mul(x, HardSigmoid(x)) with slope 1/6 and offset 1/2 (torch.onnx before opset 14), and GELU
 as 0.5 * x * (1 + Erf(x / sqrt 2)) or its tanh approximation (torch.onnx before opset 20, in either order
-of the products). Read node
-by node, the Div of GELU's form would fold into the conv before it as a constant scale, and the Sigmoid
-would be a gate: the pattern has to be seen whole. A pattern is fused only where its inner tensors are
+of the products), Mish as Mul(x, Tanh(Softplus(x))) (before opset 18), and LayerNorm as ReduceMean, Sub,
+Pow, ReduceMean, Add, Sqrt, Div (before opset 17, and ConvNeXt's channels-first LayerNorm always). Read
+node by node, the Div of GELU's form would fold into the conv before it as a constant scale, the Sigmoid
+would be a gate, and LayerNorm's Sub and Div of computed tensors would be refused: the pattern has to be
+seen whole. A pattern is fused only where its inner tensors are
 read by nothing else; the fused node, of domain FUSED with the activation's name as `kind`, takes the
 place of the pattern's last node and keeps its output name (and a name of the pattern's nodes).
 """
@@ -14,11 +17,13 @@ place of the pattern's last node and keeps its output name (and a name of the pa
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 
 FUSED = "interactive_trt.fused"
-OP_TYPES = {"silu": "SiLU", "hardswish": "HardSwish", "gelu": "Gelu", "gelu_tanh": "Gelu"}  # in refusals
+OP_TYPES = {"silu": "SiLU", "hardswish": "HardSwish", "gelu": "Gelu", "gelu_tanh": "Gelu", "mish": "Mish",
+            "layernorm": "LayerNormalization"}  # in refusals
 
 
 class Graph:
@@ -32,12 +37,19 @@ class Graph:
             for name in node.input:
                 self.readers.setdefault(name, []).append(node)
         self.outputs = {output.name for output in graph.output}
+        self.ranks = {info.name: len(info.type.tensor_type.shape.dim)
+                      for info in (*graph.input, *graph.value_info, *graph.output)
+                      if info.type.tensor_type.HasField("shape")}
         self.constants = {tensor.name: tensor for tensor in graph.initializer}
         for node in graph.node:
             if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
                 self.constants[node.output[0]] = node
 
     def scalar(self, name: str) -> float | None:
+        array = self.array(name)
+        return float(array.reshape(-1)[0]) if array is not None and array.size == 1 else None
+
+    def array(self, name: str) -> np.ndarray | None:
         from onnx import helper, numpy_helper
 
         item = self.constants.get(name)
@@ -45,10 +57,8 @@ class Graph:
             return None
         if hasattr(item, "op_type"):
             value = helper.get_attribute_value(item.attribute[0])
-            array = numpy_helper.to_array(value) if hasattr(value, "dims") else np.asarray(value)
-        else:
-            array = numpy_helper.to_array(item)
-        return float(array.reshape(-1)[0]) if array.size == 1 else None
+            return numpy_helper.to_array(value) if hasattr(value, "dims") else np.asarray(value)
+        return numpy_helper.to_array(item)
 
     def only_reader(self, name: str, op_type: str):
         """The one node that reads `name`, when it is of `op_type` and `name` is no graph output."""
@@ -142,6 +152,119 @@ def gelu_tanh(g: Graph, tanh):
     return None
 
 
+def mish(g: Graph, softplus):
+    """x * tanh(softplus(x)), as torch.onnx writes Mish before opset 18."""
+    tanh = g.only_reader(softplus.output[0], "Tanh")
+    mul = g.only_reader(tanh.output[0], "Mul") if tanh is not None else None
+    if mul is None or g.other_input(mul, tanh.output[0]) != softplus.input[0]:
+        return None
+    return [softplus, tanh, mul], "mish"
+
+
+def reduced_axes(g: Graph, node) -> tuple[int, ...] | None:
+    """A keepdims ReduceMean's axes, counted from the last (-1), from its attribute (before opset 18) or
+    its constant second input; None where they or the input's rank are unknown."""
+    from onnx import helper
+
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    axes = attrs.get("axes")
+    if axes is None and len(node.input) > 1:
+        found = g.array(node.input[1])
+        axes = None if found is None else found.reshape(-1).tolist()
+    rank = g.ranks.get(node.input[0])
+    if not attrs.get("keepdims", 1) or not axes or rank is None and min(axes) >= 0:
+        return None
+    return tuple(int(axis) - rank if axis >= 0 else int(axis) for axis in axes)
+
+
+def per_axis(g: Graph, name: str, axis: int) -> np.ndarray | None:
+    """A constant that varies along `axis` (negative: counted from the last) and nowhere else, as a vector."""
+    array = g.array(name)
+    if array is None or array.ndim < -axis or any(size != 1 for index, size in enumerate(array.shape)
+                                                  if index != array.ndim + axis):
+        return None
+    return array.reshape(-1).astype(np.float32)
+
+
+def transposed(g: Graph, name: str) -> tuple[str, list[int] | None, list]:
+    """Follow `name` through the Transposes that alone read it (ONNX Runtime's transpose optimiser moves a
+    channels-last Transpose into a written-out LayerNorm): the tensor reached, the composed permutation
+    (None when there was none) and the Transpose nodes."""
+    from onnx import helper
+
+    moved, perms = [], []
+    while (node := g.only_reader(name, "Transpose")) is not None:
+        moved.append(node)
+        perms.append([int(index) for index in helper.get_attribute_value(node.attribute[0])])
+        name = node.output[0]
+    return name, compose(perms), moved
+
+
+def compose(perms: list[list[int]]) -> list[int] | None:
+    """One permutation for Transposes applied in order (output axis i of each reads input axis perm[i])."""
+    if not perms:
+        return None
+    total = list(perms[0])
+    for perm in perms[1:]:
+        total = [total[index] for index in perm]
+    return total
+
+
+def layer_norm(g: Graph, mean):
+    """LayerNorm written out (torch.onnx before opset 17; ConvNeXt's own channels-first LayerNorm at any
+    opset): d = x - mean(x), d / sqrt(mean(d^2) + eps), then the optional Mul by weight and Add of bias,
+    each a vector along the one reduced axis. Made one LayerNormalization (scale and bias as vectors, so
+    that the import reads it as LayerNormalization over channels or refuses it by its axis)."""
+    axes = reduced_axes(g, mean)
+    x = mean.input[0]
+    centre = g.only_reader(mean.output[0], "Sub")
+    if axes is None or len(axes) != 1 or centre is None or list(centre.input) != [x, mean.output[0]]:
+        return None
+    centred, perm, moved = transposed(g, centre.output[0])
+    members, axis = [mean, centre, *moved], axes[0]
+    if perm is not None:
+        axis = perm.index(axis % len(perm)) - len(perm)
+    readers = g.readers.get(centred, [])
+    square = next((node for node in readers if node.op_type in ("Pow", "Mul")), None)
+    divide = next((node for node in readers if node.op_type == "Div"), None)
+    if len(readers) != 2 or square is None or divide is None or centred in g.outputs or centre.output[0] in g.outputs:
+        return None
+    if square.op_type == "Pow" and (square.input[0] != centred or g.scalar(square.input[1]) != 2.0) or \
+            square.op_type == "Mul" and list(square.input) != [centred] * 2:
+        return None
+    variance = g.only_reader(square.output[0], "ReduceMean")
+    if variance is None or reduced_axes(g, variance) != (axis,):
+        return None
+    path, steps = [square, variance], []  # the variance's way to the Div, through any Transposes
+    for op_type in ("Add", "Sqrt", "Div"):
+        name, step, moved = transposed(g, path[-1].output[0])
+        path += moved
+        steps += [step] if step else []
+        path.append(g.only_reader(name, op_type))
+        if path[-1] is None:
+            return None
+    shifted = next(node for node in path if node.op_type == "Add")
+    epsilon = g.scalar(g.other_input(shifted, path[path.index(shifted) - 1].output[0]) or "")
+    if epsilon is None or epsilon < 0 or path[-1] is not divide or divide.input[0] != centred or \
+            steps and compose(steps) != sorted(steps[0]):  # the Transposes on the way cancel out
+        return None
+    members, last = [*members, *path], divide
+    scale = bias = None
+    multiply = g.only_reader(last.output[0], "Mul")
+    if multiply is not None:
+        scale = per_axis(g, g.other_input(multiply, last.output[0]) or "", axis)
+        if scale is not None:
+            members, last = [*members, multiply], multiply
+    add = g.only_reader(last.output[0], "Add")
+    if add is not None:
+        bias = per_axis(g, g.other_input(add, last.output[0]) or "", axis)
+        if bias is not None and (scale is None or bias.size == scale.size):
+            members, last = [*members, add], add
+        else:
+            bias = None
+    return members, "layernorm", {"axis": axes[0], "epsilon": epsilon, "scale": scale, "bias": bias, "perm": perm}
+
+
 def matches(g: Graph, node):
     if node.op_type == "Sigmoid":
         return product_with_input(g, node, "silu")
@@ -155,6 +278,10 @@ def matches(g: Graph, node):
         return gelu_erf(g, node)
     if node.op_type == "Tanh":
         return gelu_tanh(g, node)
+    if node.op_type == "Softplus":
+        return mish(g, node)
+    if node.op_type == "ReduceMean":
+        return layer_norm(g, node)
     return None
 
 
@@ -165,24 +292,52 @@ def fuse_activations(model) -> int:
     g = Graph(model.graph)
     nodes = list(model.graph.node)
     position = {id(node): index for index, node in enumerate(nodes)}
-    replaced: dict[int, object] = {}  # index -> the fused node (at the pattern's last node) or None
+    replaced: dict[int, list] = {}  # index -> the nodes made (at the pattern's last node), or [] (the others)
     for node in nodes:
         if node.domain not in ("", "ai.onnx") or position[id(node)] in replaced:
             continue
         found = matches(g, node)
         if found is None or any(position[id(member)] in replaced for member in found[0]):
             continue
-        members, kind = found
+        members, kind, *extra = found
         last = members[-1]
         named = [member.name for member in reversed(members) if member.name]
-        one = helper.make_node(OP_TYPES[kind], [members[0].input[0]], [last.output[0]],
-                               name=named[0] if named else last.output[0], domain=FUSED, kind=kind)
+        name = named[0] if named else last.output[0]
+        if kind == "layernorm":
+            scope = os.path.commonprefix([member.name for member in members])
+            name = f"{scope[:scope.rfind('/') + 1]}LayerNorm" if "/" in scope else name
+            made = fused_layer_norm(model, members[0].input[0], last.output[0], name, **extra[0])
+        else:
+            made = [helper.make_node(OP_TYPES[kind], [members[0].input[0]], [last.output[0]], name=name,
+                                     domain=FUSED, kind=kind)]
         for member in members:
-            replaced[position[id(member)]] = one if member is last else None
+            replaced[position[id(member)]] = made if member is last else []
     if not replaced:
         return 0
-    kept = [replaced.get(index, node) for index, node in enumerate(nodes)
-            if index not in replaced or replaced[index] is not None]
+    kept = [made for index, node in enumerate(nodes) for made in replaced.get(index, [node])]
     del model.graph.node[:]
     model.graph.node.extend(kept)
-    return sum(1 for node in replaced.values() if node is not None)
+    return sum(1 for made in replaced.values() if made)
+
+
+def fused_layer_norm(model, x: str, output: str, name: str, axis: int, epsilon: float, scale, bias, perm) -> list:
+    """The LayerNormalization a written-out one becomes, then the Transpose found inside it (a norm over
+    one axis commutes with moving that axis); its scale and bias (ones and zeros when the file has none,
+    sized by the converter, which knows the channels) become initializers of their own."""
+    from onnx import helper, numpy_helper
+
+    inputs = [x]
+    for role, vector in (("scale", scale), ("bias", bias)):
+        if vector is None:
+            inputs.append("")
+            continue
+        tensor = numpy_helper.from_array(vector, f"{name}::{role}")
+        model.graph.initializer.append(tensor)
+        inputs.append(tensor.name)
+    if perm is None:
+        return [helper.make_node("LayerNormalization", inputs, [output], name=name, domain=FUSED, kind="layernorm",
+                                 axis=axis, epsilon=float(epsilon))]
+    normalised = f"{name}::normalised"
+    return [helper.make_node("LayerNormalization", inputs, [normalised], name=name, domain=FUSED, kind="layernorm",
+                             axis=axis, epsilon=float(epsilon)),
+            helper.make_node("Transpose", [normalised], [output], name=f"{name}::transpose", perm=perm)]

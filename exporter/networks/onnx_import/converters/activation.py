@@ -95,6 +95,19 @@ def elu(node, ctx) -> None:
     activate(node, ctx, "elu", float(attributes(node).get("alpha", 1.0)))
 
 
+@converter("Selu", 6, 22)
+def selu(node, ctx) -> None:
+    """gamma * ELU(z, alpha), ONNX's defaults being the constants of Klambauer et al. that torch fixes."""
+    attrs = attributes(node)
+    activate(node, ctx, "selu", float(attrs.get("alpha", 1.67326319217681884765625)),
+             float(attrs.get("gamma", 1.05070102214813232421875)))
+
+
+@converter("Mish", 18, 22)
+def mish(node, ctx) -> None:
+    activate(node, ctx, "mish")
+
+
 @converter("PRelu", 6, 7, 9, 16)
 def prelu(node, ctx) -> None:
     """LeakyReLU with a slope per channel (or one for all): a layer of its own, the slopes its weight."""

@@ -69,7 +69,8 @@ def mul(node, ctx) -> None:
 
 def gate(node, ctx) -> None:
     """A map times a factor computed in the network: a squeeze-and-excitation gate (N x C x 1 x 1, made from
-    the map through a global average pool) or another map of its shape (INTERACTIVE.md, "Any CNN, part 3")."""
+    the map through a global average pool), a spatial gate (N x 1 x H x W, one factor per position, as
+    scSE's) or another map of its shape (INTERACTIVE.md, "Any CNN, part 3")."""
     values = [ctx.value(node, index) for index in range(2)]
     if not all(isinstance(value, Map) for value in values) or values[0].layout != values[1].layout:
         raise ctx.refuse(node, "a product of " + " and ".join(describe(value) for value in values) + "; supported: "
@@ -78,10 +79,13 @@ def gate(node, ctx) -> None:
     layers = [value.layer for value in values]
     shapes = [(ctx.channels_of(layer), ctx.size_of(layer)) for layer in layers]
     full = [index for index, layer in enumerate(layers) if not ctx.is_pooled(layer)]
-    if len({shapes[index] for index in full}) > 1 or len({channels for channels, _ in shapes}) > 1:
+    channels = {channels for channels, _ in shapes}
+    spatial = len(full) == 2 and min(channels) == 1 < max(channels)  # one channel: a factor per position
+    if len({shapes[index][1] for index in full}) > 1 or len(channels) > 1 and not spatial:
         raise ctx.refuse(node, f"a product of maps of shapes {[(c, *size) for c, size in shapes]}; supported: equal "
-                               "shapes, or a map times a per-channel gate from a global average pool")
-    main = full[0] if full else 0
+                               "shapes, a map times a per-channel gate from a global average pool, or times a "
+                               "one-channel map of its size (a gate per position)")
+    main = max(full, key=lambda index: shapes[index][0]) if full else 0
     draft = ctx.add(Draft(id=ctx.new_id(), op="mul", inputs=tuple(layers), channels=shapes[main][0],
                           size=shapes[main][1], total_stride=max(ctx.total_stride_of(layer) for layer in layers),
                           source=node.output[0]))

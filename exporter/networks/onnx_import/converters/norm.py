@@ -1,5 +1,5 @@
 """LayerNormalization over the channels at each position (ConvNeXt's blocks, written channels-last by
-torch.onnx: Transpose to NHWC, LayerNormalization over the last axis), kept as a layer with its per-channel
+torch.onnx: Transpose to NHWC, LayerNormalization over the last axis; or written out, patterns.py), kept as a layer with its per-channel
 weight and bias and back-propagated by its exact vector-Jacobian product (INTERACTIVE.md, "Any CNN, part 3")."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import numpy as np
 
 from interactive_trt.exporter.networks.onnx_import.builder import Map, Pooled, describe
 from interactive_trt.exporter.networks.onnx_import.converters.registry import attributes, converter
+from interactive_trt.exporter.networks.onnx_import.patterns import FUSED
 
 
 @converter("LayerNormalization", 17)
@@ -31,6 +32,33 @@ def layer_normalization(node, ctx) -> None:
     ctx.set_value(node.output[0], Map(draft.id, value.layout, draft.version))
 
 
+@converter(f"{FUSED}.LayerNormalization", 1)
+def written_out(node, ctx) -> None:
+    """A LayerNorm the file writes as several nodes (patterns.py), over its one `axis`: the channels of a
+    channels-last map (axis -1), of a channels-first one (axis -3, ConvNeXt's own), or of the pooled vector."""
+    value = ctx.value(node, 0)
+    attrs = attributes(node)
+    axis = int(attrs["axis"])
+    if isinstance(value, Pooled):
+        shape = ctx.shapes.get(node.input[0])
+        if not shape or None in shape or shape[axis] != ctx.channels_of(value.layer) or \
+                int(np.prod(shape)) != ctx.batch * shape[axis]:
+            raise ctx.refuse(node, f"a LayerNorm over axis {axis} of a pooled tensor of shape {shape}; supported: "
+                                   "over its channels")
+        ctx.after_pool(node, value)
+        ctx.head_pooled = True
+        draft = norm_layer(node, ctx, value.layer, attrs)
+        ctx.set_value(node.output[0], Pooled(draft.id, draft.version, rank=value.rank, linear=True))
+        return
+    if not isinstance(value, Map) or value.layer == "image":
+        raise ctx.refuse(node, f"a LayerNorm of {describe(value)}; supported: over the channels of a feature map or "
+                               "of the globally pooled vector")
+    if axis % 4 != (1 if value.layout == "NCHW" else 3):
+        raise ctx.refuse(node, f"a LayerNorm over axis {axis} of an {value.layout} map; supported: over its channels")
+    draft = norm_layer(node, ctx, value.layer, attrs)
+    ctx.set_value(node.output[0], Map(draft.id, value.layout, draft.version))
+
+
 def pooled_norm(node, ctx, value: Pooled, attrs: dict) -> None:
     """A LayerNorm of the pooled vector (ConvNeXt's head): a head layer, applied per position of T."""
     shape = ctx.shapes.get(node.input[0])
@@ -47,7 +75,8 @@ def pooled_norm(node, ctx, value: Pooled, attrs: dict) -> None:
 
 def norm_layer(node, ctx, source: str, attrs: dict):
     channels = ctx.channels_of(source)
-    scale = np.asarray(ctx.require_const(node, 1, "scale"), np.float64).reshape(-1)
+    scale = ctx.optional_const(node, 1, "scale") if node.domain == FUSED else ctx.require_const(node, 1, "scale")
+    scale = np.ones(channels) if scale is None else np.asarray(scale, np.float64).reshape(-1)
     bias = ctx.optional_const(node, 2, "bias")
     bias = np.zeros(channels) if bias is None else np.asarray(bias, np.float64).reshape(-1)
     if scale.size != channels or bias.size != channels:

@@ -21,7 +21,7 @@ CONVERTERS: dict[str, dict[int, Callable]] = {}
 REASONS = {
     **{op: "an activation without a derivative in the InterActive graph (INTERACTIVE.md, \"Any CNN, part 3\" "
            "lists those it has)"
-       for op in ("Selu", "Softsign", "Mish", "ThresholdedRelu", "Celu", "Swish")},
+       for op in ("Softsign", "ThresholdedRelu", "Celu", "Swish")},
     **{op: "a recurrent layer, not a CNN layer" for op in ("LSTM", "GRU", "RNN", "Scan", "Loop", "If")},
     **{op: "resampling has no connection sets of equations (8)-(9)" for op in ("Resize", "Upsample",
                                                                                 "ConvTranspose", "DepthToSpace",
@@ -49,7 +49,8 @@ def supported_ops() -> str:
 def lookup(node, opset: int, path: str) -> Callable:
     label = f"{path}: node {node.name or '(unnamed)'!r} ({node.op_type})"
     if node.domain == FUSED:  # one of ours: a pattern of several nodes that patterns.py made one
-        return CONVERTERS[f"{FUSED}.Activation"][1]
+        table = CONVERTERS.get(f"{FUSED}.{node.op_type}") or CONVERTERS[f"{FUSED}.Activation"]
+        return table[1]
     table = CONVERTERS.get(node.op_type) if node.domain in ("", "ai.onnx") else None
     if table is None:
         domain = f" of domain {node.domain!r}" if node.domain not in ("", "ai.onnx") else ""
