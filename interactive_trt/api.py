@@ -28,6 +28,7 @@ import numpy as np
 from interactive_trt.common.errors import ImageError, InterActiveError
 from interactive_trt.contracts.manifest import Manifest
 from interactive_trt.contracts.outputs import FEATURE_KINDS
+from interactive_trt.common.extras import install
 
 
 @dataclass
@@ -181,8 +182,8 @@ def export(model: str = "vgg19", weights: str | None = None, *, out: str | Path 
     except ImportError as exc:
         from interactive_trt.common.errors import BackendUnavailable
 
-        raise BackendUnavailable(f"export needs PyTorch ({exc.name} is missing): pip install torch, then "
-                                 "pip install 'interactive-trt[export]'") from None
+        raise BackendUnavailable(f"export needs PyTorch ({exc.name} is missing): pip install torch==2.13.0 "
+                                 f"(the CPU build), then {install('export')}") from None
     from interactive_trt.contracts.manifest import manifest_path_for
 
     request = ExportRequest(model=model, weights=weights, out=Path(out),

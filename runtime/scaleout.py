@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Iterator
 
 from interactive_trt.common.errors import BackendUnavailable
+from interactive_trt.common.extras import install
 
 
 def import_ray():
@@ -26,7 +27,7 @@ def import_ray():
         import ray
         import ray.data  # noqa: F401
     except ImportError as exc:
-        raise BackendUnavailable("--ray needs Ray Data: pip install 'interactive-trt[ray]'") from exc
+        raise BackendUnavailable(f"--ray needs Ray Data: {install('ray')}") from exc
     return ray
 
 

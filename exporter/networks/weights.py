@@ -16,6 +16,7 @@ import numpy as np
 
 from interactive_trt.common.errors import WeightsError
 from interactive_trt.contracts.spec import ModelSpec
+from interactive_trt.common.extras import install
 
 TORCHVISION_FILES = {"vgg19": "vgg19-dcbb9e9d.pth", "squeezenet1.1": "squeezenet1_1-b8a52dc0.pth",
                      "resnet18": "resnet18-f37072fd.pth", "resnet50": "resnet50-0676ba61.pth"}
@@ -119,7 +120,7 @@ def load_state_dict_weights(path: Path, spec: ModelSpec) -> Weights:
     try:
         import torch
     except ImportError as exc:
-        raise WeightsError("reading .pth weights needs torch: pip install 'interactive-trt[export]'") from exc
+        raise WeightsError(f"reading .pth weights needs torch: {install('export')}") from exc
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
@@ -175,7 +176,7 @@ def load_matconvnet_weights(path: Path, spec: ModelSpec) -> Weights:
     try:
         from scipy.io import loadmat
     except ImportError as exc:
-        raise WeightsError("reading MatConvNet .mat weights needs scipy: pip install scipy") from exc
+        raise WeightsError(f"reading MatConvNet .mat weights needs scipy: {install('mat')}") from exc
     try:
         mat = loadmat(str(path), squeeze_me=True, struct_as_record=False)
     except Exception as exc:  # noqa: BLE001

@@ -31,8 +31,9 @@ import numpy as np
 from interactive_trt.common.errors import BackendUnavailable, InterActiveError
 from interactive_trt.exporter.onnx.cpu import cpu_model
 from interactive_trt.exporter.onnx.winograd import INPUT, OUTPUT
+from interactive_trt.common.extras import install
 
-INSTALL_HINT = "pip install 'interactive-trt[openvino]'"
+INSTALL_HINT = install("openvino")
 # the runtime's --precision: our name -> the type the backward convolutions compute in
 INFERENCE_PRECISIONS = {"exported": "f32", "bf16": "bf16"}
 BACKWARD_OPS = ("ConvolutionBackpropData", "GroupConvolutionBackpropData")

@@ -14,9 +14,10 @@ import importlib
 
 from interactive_trt.exporter.tensorrt.cache import Platform
 from interactive_trt.common.errors import BackendUnavailable, InterActiveError
+from interactive_trt.common.extras import install
 
-GPU_EXTRA = ("pip install 'interactive-trt[gpu]' (TensorRT 11 for CUDA 13, NVIDIA driver >= 580) or "
-             "'interactive-trt[gpu-cu12]' (TensorRT 10 for CUDA 12) on a machine with an NVIDIA GPU")
+GPU_EXTRA = (install("gpu", "TensorRT 11 for CUDA 13, NVIDIA driver >= 580") + ", or the gpu-cu12 extra (TensorRT 10 "
+             "for CUDA 12), on a machine with an NVIDIA GPU")
 
 
 class CudaError(InterActiveError):

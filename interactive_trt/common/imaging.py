@@ -13,6 +13,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from interactive_trt.common.errors import ImageError
 from interactive_trt.contracts.spec import Preprocessing, ResizeRule
+from interactive_trt.common.extras import install
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
 
@@ -125,6 +126,6 @@ def sample_photo(name: str = "chelsea") -> np.ndarray:
     try:
         import skimage.data
     except ImportError as exc:
-        raise ImageError("real-photo verification needs scikit-image: pip install 'interactive-trt[export]' "
+        raise ImageError(f"real-photo verification needs scikit-image: {install('export')} "
                          "(or pass --verify-image PHOTO)") from exc
     return np.ascontiguousarray(getattr(skimage.data, name)()[..., :3])

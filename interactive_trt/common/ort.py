@@ -10,8 +10,9 @@ from __future__ import annotations
 from importlib import metadata
 
 from interactive_trt.common.errors import BackendUnavailable
+from interactive_trt.common.extras import install
 
-ORT_EXTRA = "pip install 'interactive-trt[cpu]' (or [gpu] on a machine with an NVIDIA GPU)"
+ORT_EXTRA = install("cpu", "or the gpu extra on a machine with an NVIDIA GPU")
 PACKAGES = ("onnxruntime", "onnxruntime-gpu")
 
 
@@ -41,8 +42,8 @@ def both_installed_hint() -> str | None:
     if len(installed_packages()) < 2:
         return None
     return ("onnxruntime and onnxruntime-gpu are both installed and share one folder, which loses the CUDA "
-            "provider: pip uninstall -y onnxruntime onnxruntime-gpu, then install one extra "
-            "('interactive-trt[cpu]' or '[gpu]')")
+            "provider: pip uninstall -y onnxruntime onnxruntime-gpu, then "
+            + install("cpu", "or the gpu one"))
 
 
 CUDA_PROVIDER, CPU_PROVIDER = "CUDAExecutionProvider", "CPUExecutionProvider"
@@ -75,7 +76,7 @@ def session_providers(device: str, precision: str = "fp32", **overrides) -> list
         return [(CUDA_PROVIDER, cuda_options(precision, **overrides)), CPU_PROVIDER]
     if device == "cuda":
         raise BackendUnavailable(both_installed_hint() or (
-            "ONNX Runtime has no CUDA provider here: pip install 'interactive-trt[gpu]' (onnxruntime-gpu) "
+            f"ONNX Runtime has no CUDA provider here: {install('gpu', 'onnxruntime-gpu')} "
             "on a machine with an NVIDIA GPU, or use --device cpu"))
     return [CPU_PROVIDER]
 

@@ -8,6 +8,7 @@ import numpy as np
 from interactive_trt.common.errors import BackendUnavailable, ManifestError
 
 from interactive_trt.runtime.backends.base import Runner
+from interactive_trt.common.extras import install
 
 
 def weights_from_onnx(model):
@@ -63,7 +64,7 @@ class TorchGraphRunner(Runner):
         try:
             import torch
         except ImportError:
-            raise BackendUnavailable("the torch backend needs PyTorch: pip install 'interactive-trt[torch]'") from None
+            raise BackendUnavailable(f"the torch backend needs PyTorch: {install('export')}") from None
         from interactive_trt.exporter.interactive.graph import InterActiveGraph
 
         manifest = self.model.manifest

@@ -16,6 +16,7 @@ from interactive_trt.common.errors import InterActiveError
 from interactive_trt.common.imaging import IMAGE_SUFFIXES
 
 from interactive_trt.runtime.inference.inputs import ImageInput
+from interactive_trt.common.extras import install
 
 SYNSET = re.compile(r"^n\d{8}$")
 
@@ -115,7 +116,7 @@ def read_devkit_meta(path: Path) -> dict[int, str]:
     try:
         from scipy.io import loadmat
     except ImportError as exc:
-        raise DatasetError("reading the devkit's meta.mat needs scipy: pip install scipy") from exc
+        raise DatasetError(f"reading the devkit's meta.mat needs scipy: {install('mat')}") from exc
     try:
         meta = loadmat(str(path), squeeze_me=True)["synsets"]
         ids, wnids = meta["ILSVRC2012_ID"], meta["WNID"]

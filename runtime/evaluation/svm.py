@@ -15,6 +15,7 @@ import numpy as np
 from interactive_trt.common.errors import InterActiveError
 
 from interactive_trt.runtime.features.store import FeatureSet
+from interactive_trt.common.extras import install
 
 CONFIGURATIONS = (("Orig. AVG", "orig_avg"), ("Orig. MAX", "orig_max"),
                   ("InterActive AVG", "interactive_avg"), ("InterActive MAX", "interactive_max"))
@@ -82,7 +83,7 @@ def fit_and_score(x_train, y_train, x_test, y_test, c: float, seed: int) -> dict
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.svm import LinearSVC
     except ImportError:
-        raise InterActiveError("the SVM protocol needs scikit-learn: pip install 'interactive-trt[eval]'") from None
+        raise InterActiveError(f"the SVM protocol needs scikit-learn: {install('eval')}") from None
 
     classifier = LinearSVC(C=c, max_iter=20000, random_state=seed)
     with warnings.catch_warnings(record=True) as caught:

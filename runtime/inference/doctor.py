@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 
 from interactive_trt.common.errors import InterActiveError
+from interactive_trt.common.extras import install
 
 DRIVER_FOR_CUDA = {13: "580", 12: "525"}  # the oldest Linux driver branch each CUDA major runs on
 
@@ -88,7 +89,7 @@ def probe_torch() -> tuple[Component, Component]:
     try:
         import torch
     except (ImportError, OSError) as exc:
-        reason = f"not importable ({first_line(exc)}): pip install 'interactive-trt[torch]'"
+        reason = f"not importable ({first_line(exc)}): {install('export')}"
         return Component("torch", False, detail=reason), Component("torch CUDA", False, detail=reason)
     build = "CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
     problem = torch_cuda_problem()
@@ -175,11 +176,11 @@ def stack_problem(tensorrt_cuda: int | None, cuda_python: Component, driver_cuda
     python_major = int(cuda_python.version.split(".")[0]) if cuda_python.version[:2].isdigit() else None
     if python_major is not None and python_major != tensorrt_cuda:
         return (f"TensorRT is built for CUDA {tensorrt_cuda} but cuda-python is {cuda_python.version}: install "
-                f"the pair from one extra ([gpu] for CUDA 13, [gpu-cu12] for CUDA 12)")
+                f"the pair from one extra (gpu for CUDA 13, gpu-cu12 for CUDA 12)")
     if driver_cuda and driver_cuda // 1000 < tensorrt_cuda:
         return (f"TensorRT is built for CUDA {tensorrt_cuda}, the driver supports CUDA {driver_cuda // 1000}."
                 f"{driver_cuda % 1000 // 10}: update the driver to >= {DRIVER_FOR_CUDA.get(tensorrt_cuda, '?')} "
-                f"or install interactive-trt[gpu-cu12]")
+                f"or {install('gpu-cu12')}")
     return None
 
 
@@ -202,8 +203,8 @@ def diagnose() -> Diagnosis:
             return ort_found.detail
         from interactive_trt.common.ort import both_installed_hint
 
-        return both_installed_hint() or ("this ONNX Runtime has no CUDA provider: install interactive-trt[gpu] "
-                                         "(onnxruntime-gpu) instead of [cpu]")
+        return both_installed_hint() or ("this ONNX Runtime has no CUDA provider: "
+                                         + install("gpu", "onnxruntime-gpu, instead of the cpu extra"))
 
     trt_reason = tensorrt_problem() or mismatch
     backends = [

@@ -35,7 +35,11 @@ def expand_inputs(arguments) -> tuple[list[ImageInput], list[Failure]]:
     for argument in arguments:
         path = Path(argument)
         if path.is_dir():
-            found += [(p, p.relative_to(path).with_suffix("").as_posix()) for p in _folder_images(path)]
+            images = _folder_images(path)
+            if not images:
+                failures.append(Failure(str(argument), "no images in this folder (searched recursively for "
+                                                       f"{', '.join(sorted(IMAGE_SUFFIXES))})"))
+            found += [(p, p.relative_to(path).with_suffix("").as_posix()) for p in images]
         elif path.exists() or path.is_symlink():
             found.append((path, path.stem))
         elif glob.has_magic(str(argument)):

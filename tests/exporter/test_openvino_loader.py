@@ -78,7 +78,8 @@ def test_bf16_is_refused_in_one_line_where_it_cannot_be_had():
 
 def test_missing_openvino_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "openvino", None)
-    with pytest.raises(BackendUnavailable, match=r"^OpenVINO is not installed: pip install 'interactive-trt\[openvino\]'$"):
+    with pytest.raises(BackendUnavailable, match=r"^OpenVINO is not installed: install the openvino extra: pip install '\.\[openvino\]' in the "
+                                                 r"interactive-trt checkout$"):
         ov_runtime.openvino()
 
 

@@ -75,7 +75,7 @@ def test_trt_without_tensorrt_is_refused_before_any_work(tmp_path):
     result = subprocess.run([sys.executable, "-m", "interactive_trt.exporter.cli", "vgg19", "--weights", "random", "--width-divisor",
                              "8", "--trt", "--out", out], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert result.returncode == 1
-    assert result.stderr.strip() == ("error: TensorRT is not installed: pip install 'interactive-trt[gpu]' (TensorRT "
-                                     "11 for CUDA 13, NVIDIA driver >= 580) or 'interactive-trt[gpu-cu12]' (TensorRT "
-                                     "10 for CUDA 12) on a machine with an NVIDIA GPU")
+    assert result.stderr.strip() == ("error: TensorRT is not installed: install the gpu extra (TensorRT 11 for CUDA 13, "
+                                     "NVIDIA driver >= 580): pip install '.[gpu]' in the interactive-trt checkout, or "
+                                     "the gpu-cu12 extra (TensorRT 10 for CUDA 12), on a machine with an NVIDIA GPU")
     assert not out.exists()

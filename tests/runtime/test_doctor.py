@@ -88,5 +88,5 @@ def test_tensorrt_cuda_python_and_driver_must_agree_on_cuda():
     assert stack_problem(13, matched, 13000) is None
     assert "cuda-python is 12.9.10" in stack_problem(13, Component("cuda-python", True, "12.9.10"), 13000)
     old_driver = stack_problem(13, matched, 12080)
-    assert "the driver supports CUDA 12.8" in old_driver and ">= 580 or install interactive-trt[gpu-cu12]" in old_driver
+    assert "the driver supports CUDA 12.8" in old_driver and ">= 580 or install the gpu-cu12 extra: pip install '.[gpu-cu12]'" in old_driver
     assert stack_problem(None, matched, 12080) is None

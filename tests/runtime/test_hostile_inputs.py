@@ -98,6 +98,22 @@ def test_unreadable_file_is_listed(small_model, photos, tmp_path):
     assert result.returncode == 2 and "permission denied" in result.stderr
 
 
+def test_a_folder_without_images_is_an_error_naming_it(small_model, tmp_path):
+    """An empty folder, or one holding no image, fails like a glob that matches nothing (exit 2, one line
+    naming the path), while the other inputs run."""
+    empty, texts = tmp_path / "empty", tmp_path / "texts"
+    empty.mkdir()
+    (texts / "sub").mkdir(parents=True)
+    (texts / "sub" / "notes.txt").write_text("no image here")
+    result = run_cli("interactive_trt.runtime.cli.infer", empty, texts, tmp_path / "none*.jpg",
+                     "--engine", small_model, "--out", tmp_path / "out")
+    assert result.returncode == 2
+    for path in (empty, texts):
+        assert f"{path}: no images in this folder (searched recursively for .bmp, .gif," in result.stderr
+    assert "no file matches this pattern" in result.stderr
+    assert "0 done, 0 already done (skipped), 3 failed" in result.stderr
+
+
 def copy_model(source, target):
     target.mkdir()
     for item in source.iterdir():

@@ -69,8 +69,9 @@ def test_infer_without_onnxruntime_is_one_line(small_model, photos, tmp_path, no
                              "--engine", small_model], capture_output=True, text=True, cwd=REPO, env=no_onnxruntime,
                             timeout=300)
     assert result.returncode == 1
-    assert result.stderr.strip() == ("error: ONNX Runtime is not installed: pip install 'interactive-trt[cpu]' "
-                                     "(or [gpu] on a machine with an NVIDIA GPU)")
+    assert result.stderr.strip() == ("error: ONNX Runtime is not installed: install the cpu extra (or the gpu extra on "
+                                     "a machine with an NVIDIA GPU): pip install '.[cpu]' in the interactive-trt "
+                                     "checkout")
 
 
 def test_export_verification_without_onnxruntime_is_refused_before_any_work(tmp_path, no_onnxruntime):

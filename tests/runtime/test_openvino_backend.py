@@ -170,5 +170,5 @@ def test_without_openvino_the_backend_is_refused_in_one_line(small_model, images
     result = run_cli("interactive_trt.runtime.cli.infer", images, "--engine", small_model, "--backend", "openvino",
                      env=env)
     assert result.returncode == 1
-    assert "OpenVINO is not installed: pip install 'interactive-trt[openvino]'" in result.stderr
+    assert "OpenVINO is not installed: install the openvino extra: pip install '.[openvino]'" in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
