@@ -34,7 +34,7 @@ ONNXRUNTIME_BOUNDS = Bounds(min_cosine=0.9999, max_rel_l2=None, top1_agreement=1
 # fp16: issue 3's 0.999 for the average features and class scores (a flipped near-tie may move one class
 # in or out of the top 5). Outputs that hang on single positions (gamma maps, interactive max) get 0.98:
 # an fp16 forward pass rounds activations, which flips ReLU masks and pool arg-maxes near ties; the
-# README's fp16 section gives the measured figures.
+# docs/precision.md gives the measured figures.
 REDUCED_BOUNDS = Bounds(min_cosine=0.999, max_rel_l2=None, positional_min_cosine=0.98, top1_agreement=None,
                         top5_overlap=0.8)
 

@@ -14,12 +14,12 @@ Two things make OpenVINO compute our graph as ONNX Runtime does:
   equals (kernel transposed and flipped, in a constant of its own), or a matrix product plus Col2Im
   where that convolution would mostly multiply padding (fc6); strided ones keep their op and get a
   copy of a shared constant. The file stays as it is: ONNX Runtime and TensorRT pay nothing, and
-  OpenVINO holds the second kernel whichever side makes it (README, *OpenVINO*, has the figures).
+  OpenVINO holds the second kernel whichever side makes it (docs/benchmarks.md has the figures).
 * **An explicit precision.** On CPUs with bfloat16 units OpenVINO's default inference precision is
   bf16, not f32, so we always compile with f32. `bf16` computes in bfloat16 only the convolutions
   and products whose values no decision reads (`reduce_precision`): the backward pass. Rounding the
   forward pass moves ReLU masks and max-pool arg-maxes; OpenVINO's own bf16 hint does that and
-  misses the reduced bounds (README).
+  misses the reduced bounds (docs/precision.md).
 """
 
 from __future__ import annotations

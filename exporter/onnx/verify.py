@@ -157,7 +157,7 @@ def compare(label: str, candidate: dict, reference: dict, bounds: Bounds, magnit
     return report
 
 
-# Kinds of output, as the README's fp16 table groups them, and how to tell them by name.
+# Kinds of output, as docs/precision.md's fp16 table groups them, and how to tell them by name.
 OUTPUT_KINDS = (
     ("feature averages", lambda name: name.endswith("_avg")),
     ("class scores", lambda name: name.startswith("imagenet.scores")),

@@ -18,7 +18,7 @@ in the transforms.
 
 Which layers pay: the transforms cost about the same per channel as the products save per channel pair,
 so a layer gains when C_in * C_out / (C_in + C_out) is large enough; the threshold is each runtime's own
-(`MIN_CHANNEL_RATIO`, measured on two AVX-512 cores: README, *Winograd*). The two runtimes also differ
+(`MIN_CHANNEL_RATIO`, measured on two AVX-512 cores: docs/benchmarks.md). The two runtimes also differ
 in which form of the transforms they run fast (`LAYOUTS`).
 """
 

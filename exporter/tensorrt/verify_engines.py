@@ -55,7 +55,7 @@ def verify_engine(plan: bytes, manifest: Manifest, spec: ModelSpec, height: int,
                   reference: Callable[[np.ndarray], dict], bounds: Bounds, platform,
                   log: Callable[[str], None]) -> tuple[list[Report], dict]:
     """One engine on noise and a photo against `reference` (float32 autograd on the same GPU): its reports,
-    and the lowest cosine per kind of output, the figures the README's fp16 table gives for ONNX Runtime on
+    and the lowest cosine per kind of output, the figures docs/precision.md's fp16 table gives for ONNX Runtime on
     a CPU, here measured with TensorRT's own kernels."""
     inputs = engine_inputs(spec, height, width, max_batch)
     outputs = run_engine(plan, manifest, [batch for _, batch in inputs], max_batch)
