@@ -259,7 +259,7 @@ class OnnxRuntime:
         import onnxruntime as ort
 
         from interactive_trt.common.ort import session_providers
-        from interactive_trt.exporter.onnx.cuda import FORMS
+        from interactive_trt.forms.cuda import FORMS
         from interactive_trt.runtime.backends.onnxrt import session_source
 
         options = ort.SessionOptions()
@@ -296,7 +296,7 @@ class OpenVino:
     input is shared, not copied, and the outputs stay in OpenVINO's buffers (as ONNX Runtime's bound ones)."""
 
     def __init__(self, onnx_path: Path, precision: str, convolutions: str = "auto"):
-        from interactive_trt.exporter.onnx.openvino import CompiledGraph
+        from interactive_trt.forms.openvino import CompiledGraph
 
         self.graph = CompiledGraph(onnx_path, "bf16" if precision == "bf16" else "exported",
                                    convolutions=convolutions)

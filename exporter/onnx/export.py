@@ -23,8 +23,8 @@ from interactive_trt.contracts.outputs import output_layer, output_shape
 from interactive_trt.exporter.interactive.precision import Calibration, calibrate_loss_scale, check_precision
 from interactive_trt.contracts.spec import ModelSpec, Preprocessing
 from interactive_trt.exporter.onnx.verify import Bounds, Report, compare
-from interactive_trt.exporter.onnx.cpu import cpu_model
-from interactive_trt.exporter.onnx.cuda import chosen_forms, cuda_model
+from interactive_trt.forms.cpu import cpu_model
+from interactive_trt.forms.cuda import chosen_forms, cuda_model
 from interactive_trt.exporter.networks.weights import Weights, load_weights, matconvnet_mean
 
 OPSET = 17
@@ -146,7 +146,7 @@ def export_onnx(graph, path: Path, sample) -> None:
     import onnx
     import torch
 
-    from interactive_trt.exporter.onnx.rewrite import transposed_as_convolutions
+    from interactive_trt.forms.rewrite import transposed_as_convolutions
 
     dynamic = {"image": {0: "batch", 2: "height", 3: "width"}}
     for name in graph.output_names:
@@ -205,7 +205,7 @@ def run_onnxruntime(path: Path | bytes, feed: np.ndarray, names: list[str]) -> d
 
 
 def onnxruntime_candidates(onnx_path: Path, precision: str, log: Callable[[str], None]) -> dict:
-    """ONNX Runtime on the file, on the graph it runs on a CPU (exporter.onnx.cpu) when that differs, and
+    """ONNX Runtime on the file, on the graph it runs on a CPU (interactive_trt.forms.cpu) when that differs, and
     on its CUDA provider as interactive-infer runs it (options and form) where onnxruntime-gpu has one."""
     from interactive_trt.common.ort import CUDA_PROVIDER, import_onnxruntime, session_providers
 
@@ -227,7 +227,7 @@ def onnxruntime_candidates(onnx_path: Path, precision: str, log: Callable[[str],
 def openvino_candidates(onnx_path: Path, precision: str, log: Callable[[str], None]) -> dict:
     """OpenVINO, when installed, as one more runtime: as exported, and with bf16 backward convolutions
     where the CPU has bf16 (an fp32 graph only). Empty when OpenVINO is not installed."""
-    from interactive_trt.exporter.onnx import openvino as ov_runtime
+    from interactive_trt.forms import openvino as ov_runtime
 
     if not ov_runtime.is_installed():
         return {}
@@ -318,7 +318,7 @@ def tool_versions() -> dict:
         versions["onnxruntime"] = onnxruntime.__version__
     except ImportError:
         pass
-    from interactive_trt.exporter.onnx import openvino as ov_runtime
+    from interactive_trt.forms import openvino as ov_runtime
 
     if ov_runtime.is_installed():
         versions["openvino"] = ov_runtime.version()

@@ -21,7 +21,7 @@ def check_precision(backend: str, precision: str) -> None:
                                f"the graph as exported (interactive-export --fp16 writes a float16 graph)")
 
 
-# how the CPU backends run 3x3 layers: "auto" (Winograd F(4x4, 3x3) where it pays: exporter.onnx.winograd)
+# how the CPU backends run 3x3 layers: "auto" (Winograd F(4x4, 3x3) where it pays: interactive_trt.forms.winograd)
 # or "direct" (the exported convolutions); the environment variable sets the default
 CONVOLUTIONS = ("auto", "direct")
 CONVOLUTIONS_VARIABLE = "INTERACTIVE_CPU_CONVOLUTIONS"

@@ -1,6 +1,6 @@
 """ONNX Runtime: CUDA execution provider when onnxruntime-gpu has one, else CPU. Which ONNX Runtime package
 is installed is the extras' choice (common.ort); none is refused in one line. Each provider runs the graph
-in the form its kernels run fast (exporter.onnx.cpu, exporter.onnx.cuda) unless `convolutions="direct"`;
+in the form its kernels run fast (interactive_trt.forms.cpu, interactive_trt.forms.cuda) unless `convolutions="direct"`;
 the CUDA provider gets the options of common.ort.cuda_options (TF32 off for float32 graphs)."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import numpy as np
 
 from interactive_trt.common.errors import BackendUnavailable, InterActiveError
 from interactive_trt.common.ort import CPU_PROVIDER, import_onnxruntime, provider_name, session_providers
-from interactive_trt.exporter.onnx.cpu import cpu_model
-from interactive_trt.exporter.onnx.cuda import chosen_forms, cuda_model
+from interactive_trt.forms.cpu import cpu_model
+from interactive_trt.forms.cuda import chosen_forms, cuda_model
 
 from interactive_trt.runtime.backends.base import Runner
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from interactive_trt.common.errors import BackendUnavailable
-from interactive_trt.exporter.onnx.openvino import CompiledGraph
+from interactive_trt.forms.openvino import CompiledGraph
 from interactive_trt.runtime.backends.base import Runner
 
 

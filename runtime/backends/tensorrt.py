@@ -17,9 +17,8 @@ from collections import OrderedDict
 import numpy as np
 
 from interactive_trt.common.errors import BackendUnavailable
-from interactive_trt.exporter.tensorrt import (ResolutionSlot, SharedScratch, call, cudart, engine_cache_for,
-                                                gpu_platform, logger, tensorrt)
-from interactive_trt.exporter.tensorrt.build import DEFAULT_OPT_BATCH, opt_batch_for
+from interactive_trt.exporter.public import (DEFAULT_OPT_BATCH, ResolutionSlot, SharedScratch, call, cudart,
+                                             engine_cache_for, gpu_platform, logger, opt_batch_for, tensorrt)
 from interactive_trt.runtime.backends.base import Runner
 
 DEFAULT_MAX_BATCH = 32

@@ -15,7 +15,7 @@ def weights_from_onnx(model):
     import onnx
     from onnx import numpy_helper
 
-    from interactive_trt.exporter.networks.weights import Weights, parameter_shape
+    from interactive_trt.exporter.public import Weights, parameter_shape
 
     proto = onnx.load(str(model.onnx_path))
     initializers = {item.name: item for item in proto.graph.initializer}
@@ -65,7 +65,7 @@ class TorchGraphRunner(Runner):
             import torch
         except ImportError:
             raise BackendUnavailable(f"the torch backend needs PyTorch: {install('export')}") from None
-        from interactive_trt.exporter.interactive.graph import InterActiveGraph
+        from interactive_trt.exporter.public import InterActiveGraph
 
         manifest = self.model.manifest
         if self.device == "auto":

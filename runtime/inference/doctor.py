@@ -84,7 +84,7 @@ def probe_onnxruntime() -> tuple[Component, list[str]]:
 
 
 def probe_torch() -> tuple[Component, Component]:
-    from interactive_trt.exporter.tensorrt.preflight import torch_cuda_problem
+    from interactive_trt.exporter.public import torch_cuda_problem
 
     try:
         import torch
@@ -101,7 +101,7 @@ def probe_torch() -> tuple[Component, Component]:
 
 
 def probe_tensorrt() -> tuple[Component, int | None]:
-    from interactive_trt.exporter.tensorrt.cuda import tensorrt
+    from interactive_trt.exporter.public import tensorrt
 
     installed = installed_version("tensorrt-cu13-bindings", "tensorrt-cu12-bindings", "tensorrt-cu13",
                                   "tensorrt-cu12", "tensorrt")
@@ -116,7 +116,7 @@ def probe_tensorrt() -> tuple[Component, int | None]:
 
 def probe_cuda_python() -> tuple[Component, int | None]:
     """cuda-python and, through it, the CUDA version the driver supports (cudaDriverGetVersion)."""
-    from interactive_trt.exporter.tensorrt.cuda import call, cudart
+    from interactive_trt.exporter.public import call, cudart
 
     installed = installed_version("cuda-python", "cuda-bindings")
     try:
@@ -130,7 +130,7 @@ def probe_cuda_python() -> tuple[Component, int | None]:
 
 def probe_gpu() -> Component:
     """The GPU as cuda-python sees it (what engines are keyed by), else as nvidia-smi does."""
-    from interactive_trt.exporter.tensorrt.cuda import gpu_identity
+    from interactive_trt.exporter.public import gpu_identity
 
     try:
         name, compute_capability = gpu_identity()
@@ -186,7 +186,7 @@ def stack_problem(tensorrt_cuda: int | None, cuda_python: Component, driver_cuda
 
 # ---------------------------------------------------------------- verdict
 def diagnose() -> Diagnosis:
-    from interactive_trt.exporter.tensorrt.preflight import tensorrt_problem
+    from interactive_trt.exporter.public import tensorrt_problem
 
     ort_found, providers = probe_onnxruntime()
     torch_found, torch_cuda = probe_torch()

@@ -1,4 +1,4 @@
-"""The CUDA provider's load-time forms (exporter.onnx.cuda), run here on ONNX Runtime's CPU provider, which
+"""The CUDA provider's load-time forms (interactive_trt.forms.cuda), run here on ONNX Runtime's CPU provider, which
 computes any ONNX graph: each form equals what it replaces (one node, any pads, bias and size), whole
 InterActive graphs in every form equal the file as exported within the fp32 bound (the width-reduced
 VGG-19 with every 3x3 layer made to pay, EfficientNet-Lite0 with its real weights, ResNet-18), nodes
@@ -15,9 +15,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 from interactive_trt.common import ort as common_ort
 from interactive_trt.common.errors import InterActiveError
-from interactive_trt.exporter.onnx import cuda as cuda_form
-from interactive_trt.exporter.onnx import winograd
-from interactive_trt.exporter.onnx.cpu import transposed_as_products
+from interactive_trt.forms import cuda as cuda_form
+from interactive_trt.forms import winograd
+from interactive_trt.forms.cpu import transposed_as_products
 from interactive_trt.exporter.onnx.export import ExportRequest, export_model
 from interactive_trt.exporter.onnx.verify import cosine
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from interactive_trt.common.errors import VerificationError
-from interactive_trt.exporter.onnx import openvino as ov_runtime
+from interactive_trt.forms import openvino as ov_runtime
 from interactive_trt.exporter.onnx.export import ExportRequest, export_model, run_onnxruntime
 from interactive_trt.exporter.interactive.graph import InterActiveGraph
 from interactive_trt.contracts.manifest import load_manifest, sha256_file

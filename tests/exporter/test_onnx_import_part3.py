@@ -86,7 +86,7 @@ def test_family_exports_and_verifies_on_every_installed_runtime(family_files, tm
     assert onnx_path.exists() and manifest.verification["passed"] is True, "\n".join(said)
     labels = [report["label"].split(" vs ")[0] for report in manifest.verification["reports"]]
     assert {"torch graph", "onnxruntime", "rebuilt forward"} <= set(labels)
-    from interactive_trt.exporter.onnx import openvino as ov_runtime
+    from interactive_trt.forms import openvino as ov_runtime
 
     assert ("openvino" in labels) == ov_runtime.is_installed()
     assert all(report["passed"] for report in manifest.verification["reports"])

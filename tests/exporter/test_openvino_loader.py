@@ -9,7 +9,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from interactive_trt.common.errors import BackendUnavailable
-from interactive_trt.exporter.onnx import openvino as ov_runtime
+from interactive_trt.forms import openvino as ov_runtime
 from interactive_trt.exporter.onnx.export import run_onnxruntime
 from interactive_trt.exporter.onnx.verify import cosine
 

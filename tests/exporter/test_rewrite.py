@@ -7,7 +7,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from interactive_trt.exporter.onnx.export import run_onnxruntime
-from interactive_trt.exporter.onnx.rewrite import transposed_as_convolutions
+from interactive_trt.forms.rewrite import transposed_as_convolutions
 
 
 def backward_graph(channels_in: int, channels_out: int, kernel: int, padding: int, strides: int = 1, groups: int = 1):
@@ -73,8 +73,8 @@ def test_small_1x1_transposes_become_convolutions_at_load_and_large_ones_stay(tm
     kernel's channels swapped, taken up to POINTWISE_LIMIT weights (VGG's fc7 stays a product)."""
     import onnxruntime as ort
 
-    from interactive_trt.exporter.onnx.cpu import cpu_model
-    from interactive_trt.exporter.onnx.rewrite import POINTWISE_LIMIT
+    from interactive_trt.forms.cpu import cpu_model
+    from interactive_trt.forms.rewrite import POINTWISE_LIMIT
 
     for channels_in, channels_out, expected in ((32, 24, 1), (2048, 1024, 0)):
         model = backward_graph(channels_in, channels_out, 1, 0)

@@ -10,9 +10,9 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from interactive_trt.common.errors import InterActiveError
-from interactive_trt.exporter.onnx import openvino as ov_runtime
-from interactive_trt.exporter.onnx import winograd
-from interactive_trt.exporter.onnx.cpu import cpu_model
+from interactive_trt.forms import openvino as ov_runtime
+from interactive_trt.forms import winograd
+from interactive_trt.forms.cpu import cpu_model
 from interactive_trt.exporter.onnx.export import ONNXRUNTIME_BOUNDS, ExportRequest, export_model
 from interactive_trt.exporter.onnx.verify import compare, cosine
 from interactive_trt.exporter.interactive.reference import AutogradReference
@@ -200,7 +200,7 @@ def transposed_model(kernel, bias=None, **attributes) -> onnx.ModelProto:
 @pytest.mark.parametrize("taps,pads,with_bias", [(7, [0, 0, 0, 0], False), (7, [1, 2, 0, 3], True), (1, [0, 0, 0, 0], True),
                                                  (1, [0, 0, 0, 0], False), (3, [0, 0, 0, 0], False)])
 def test_a_transposed_product_equals_the_transposed_convolution(taps, pads, with_bias):
-    from interactive_trt.exporter.onnx.cpu import transposed_as_products
+    from interactive_trt.forms.cpu import transposed_as_products
 
     rng = np.random.default_rng(2)
     kernel = rng.standard_normal((96, 48, taps, taps)).astype(np.float32)
@@ -219,7 +219,7 @@ def test_a_transposed_product_equals_the_transposed_convolution(taps, pads, with
 
 @pytest.mark.parametrize("kind", ["strided", "grouped", "an all-ones spread", "padded 1x1"])
 def test_transposed_convolutions_outside_the_product_form_stay(kind):
-    from interactive_trt.exporter.onnx.cpu import transposed_as_products
+    from interactive_trt.forms.cpu import transposed_as_products
 
     kernel, attributes = np.ones((96, 48, 3, 3), dtype=np.float32), {}
     if kind == "strided":

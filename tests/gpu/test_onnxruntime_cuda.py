@@ -1,5 +1,5 @@
 """ONNX Runtime's CUDA provider as interactive-infer runs it (common.ort.cuda_options: TF32 off for float32
-graphs; the CUDA form of exporter.onnx.cuda): every output equals ONNX Runtime on the CPU within the
+graphs; the CUDA form of interactive_trt.forms.cuda): every output equals ONNX Runtime on the CPU within the
 fp32 bound (cosine >= 0.9999, same top-1) on real weights and real photos (EfficientNet-Lite0, SqueezeNet
 1.1) and on the width-reduced VGG-19 with every 3x3 layer in Winograd form; fp16 and fp16-backward files
 meet the reduced bounds against the float32 CPU run. Marker `ort_cuda`: skipped with the reason where
@@ -8,8 +8,8 @@ ONNX Runtime has no CUDA provider. Each test records its worst cosine (benchmark
 import pytest
 
 from interactive_trt.common.imaging import bucket_for, load_rgb, prepare
-from interactive_trt.exporter.onnx import cuda as cuda_form
-from interactive_trt.exporter.onnx import winograd
+from interactive_trt.forms import cuda as cuda_form
+from interactive_trt.forms import winograd
 from interactive_trt.exporter.onnx.export import ONNXRUNTIME_BOUNDS, REDUCED_BOUNDS, ExportRequest, export_model
 from interactive_trt.exporter.onnx.verify import compare, cosine
 from interactive_trt.runtime.backends import make_runner

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from interactive_trt.common.imaging import bucket_for, load_rgb, prepare
-from interactive_trt.exporter.onnx import openvino as ov_runtime
+from interactive_trt.forms import openvino as ov_runtime
 from interactive_trt.exporter.onnx.export import REDUCED_BOUNDS, ExportRequest, export_model
 from interactive_trt.exporter.onnx.verify import Bounds, compare, cosine
 from interactive_trt.runtime.backends import make_runner

@@ -1,5 +1,5 @@
 """3x3 convolutions as Winograd F(4x4, 3x3) in ordinary ONNX ops, for the CPU runtimes at load time (and
-for ONNX Runtime's CUDA provider where asked: exporter.onnx.cuda).
+for ONNX Runtime's CUDA provider where asked: interactive_trt.forms.cuda).
 
 On a CPU, a direct 3x3 convolution is a matrix product at the machine's matmul rate; VGG-19's
 InterActive pass is 427 GFLOP of them at 512x512, about two seconds on two cores however well they are
@@ -28,7 +28,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from interactive_trt.exporter.onnx.rewrite import attributes_of, replace_nodes
+from interactive_trt.forms.rewrite import attributes_of, replace_nodes
 
 TILE = 4  # output tile m; input tile m + 2
 B_T = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
@@ -45,7 +45,7 @@ INPUT, OUTPUT = "winograd/input_transform", "winograd/output_transform"
 MIN_CHANNEL_RATIO = {"onnxruntime": 64, "openvino": 128, "cuda": 64}
 # how the transforms are written: ONNX Runtime runs grouped convolutions for both well; OpenVINO's CPU
 # plugin runs a grouped ConvTranspose far slower than a MatMul and DepthToSpace, and so does cuDNN ("cuda":
-# ONNX Runtime's CUDA provider, exporter.onnx.cuda)
+# ONNX Runtime's CUDA provider, interactive_trt.forms.cuda)
 LAYOUTS = {"onnxruntime": "grouped", "openvino": "matmul", "cuda": "matmul"}
 
 

@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from interactive_trt.common.errors import BackendUnavailable, InterActiveError
-from interactive_trt.exporter.onnx.cpu import cpu_model
-from interactive_trt.exporter.onnx.winograd import INPUT, OUTPUT
+from interactive_trt.forms.cpu import cpu_model
+from interactive_trt.forms.winograd import INPUT, OUTPUT
 from interactive_trt.common.extras import install
 
 INSTALL_HINT = install("openvino")

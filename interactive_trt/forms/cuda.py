@@ -28,9 +28,9 @@ import onnx
 from onnx import helper, numpy_helper
 
 from interactive_trt.common.errors import InterActiveError
-from interactive_trt.exporter.onnx.cpu import serialized, transposed_as_products
-from interactive_trt.exporter.onnx.rewrite import attributes_of
-from interactive_trt.exporter.onnx.winograd import winograd_convolutions
+from interactive_trt.forms.cpu import serialized, transposed_as_products
+from interactive_trt.forms.rewrite import attributes_of
+from interactive_trt.forms.winograd import winograd_convolutions
 
 FORMS = ("winograd", "products", "sums")
 DEFAULT_FORMS: tuple[str, ...] = ()  # unmeasured on a GPU so far: see the module's docstring

@@ -18,10 +18,10 @@ import numpy as np
 import onnx
 from google.protobuf.message import EncodeError
 
-from interactive_trt.exporter.onnx.rewrite import (
+from interactive_trt.forms.rewrite import (
     attributes_of, pointwise_stride_one, replace_nodes, transposed_as_convolutions,
 )
-from interactive_trt.exporter.onnx.winograd import Writer, winograd_convolutions
+from interactive_trt.forms.winograd import Writer, winograd_convolutions
 
 MIN_PRODUCT_CHANNELS = 4096  # C_in * C_out from which a transposed convolution is a product (not a spread)
 
