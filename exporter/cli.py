@@ -229,10 +229,11 @@ def onnx_command(
     opt_batch: Optional[int] = OPT_BATCH,
     verbose: bool = VERBOSE,
 ) -> None:
-    """Bring your own network: import an ONNX CNN, mapped exactly onto the InterActive vocabulary or refused
-    in one line naming the node; then export it like a built-in, verified also against the original file
-    run by ONNX Runtime. Preprocessing is not stored in ONNX files: give it with --scale, --mean, --std and
-    --channel-order (recorded in the manifest)."""
+    """Bring your own network: import an ONNX CNN and export it like a built-in.
+
+    The file is mapped exactly onto the InterActive vocabulary or refused in one line naming the node; the
+    export is verified also against the original file run by ONNX Runtime. Preprocessing is not stored in
+    ONNX files: give it with --scale, --mean, --std and --channel-order (recorded in the manifest)."""
     preprocessing = import_preprocessing(scale, mean, std, channel_order)
     size = parse_size(input_size)
     if list_layers:

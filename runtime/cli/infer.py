@@ -54,6 +54,10 @@ class ProgressEvents(InferEvents):
         self.progress.console.print(f"[red]failed:[/] {escape(str(failure.path))}: {escape(failure.reason)}",
                                     highlight=False)
 
+    def warning(self, warning: Failure) -> None:
+        self.progress.console.print(f"[yellow]warning:[/] {escape(str(warning.path))}: {escape(warning.reason)}",
+                                    highlight=False)
+
     def advanced(self) -> None:
         self.progress.advance(self.task)
 

@@ -27,8 +27,9 @@ def sheet(
     layers: Optional[str] = typer.Option(None, "--layers", help="comma-separated feature layers, or 'imagenet' "
                                          "(default: every layer with a gamma map)"),
     backend: str = typer.Option("onnxruntime", "--backend", help="onnxruntime | openvino | tensorrt | torch"),
-    device: str = typer.Option("auto", "--device"),
-    tile_height: int = typer.Option(160, "--tile-height", min=32),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+    tile_height: int = typer.Option(160, "--tile-height", min=32, help="height of each tile of the sheet, in "
+                                    "pixels (its width follows the photo's aspect)"),
 ) -> None:
     """Gamma of several layers and configurations over the photo, as in the paper's Figure 3."""
     try:

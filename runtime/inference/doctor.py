@@ -100,6 +100,22 @@ def probe_torch() -> tuple[Component, Component]:
     return Component("torch", True, torch.__version__, build), Component("torch CUDA", True, torch.version.cuda, seen)
 
 
+def probe_openvino() -> tuple[Component, list[str]]:
+    """OpenVINO and what its CPU plugin offers: the CPU backend, and bf16 where the CPU has it."""
+    from interactive_trt.forms import openvino as ov_runtime
+
+    try:
+        core = ov_runtime.openvino().Core()
+        devices = [str(device) for device in core.available_devices]
+        capabilities = ov_runtime.cpu_capabilities(core) if "CPU" in devices else []
+    except InterActiveError as exc:
+        return Component("openvino", False, detail=str(exc)), []
+    except Exception as exc:  # noqa: BLE001 - a plugin that fails to load raises OpenVINO's own errors
+        return Component("openvino", False, detail=f"installed, but its CPU plugin fails: {first_line(exc)}"), []
+    detail = f"devices: {', '.join(devices) or 'none'}; CPU: {', '.join(capabilities) or 'no capabilities'}"
+    return Component("openvino", "CPU" in devices, ov_runtime.version().split("-")[0], detail), capabilities
+
+
 def probe_tensorrt() -> tuple[Component, int | None]:
     from interactive_trt.exporter.public import tensorrt
 
@@ -190,10 +206,11 @@ def diagnose() -> Diagnosis:
 
     ort_found, providers = probe_onnxruntime()
     torch_found, torch_cuda = probe_torch()
+    openvino_found, openvino_capabilities = probe_openvino()
     trt_found, trt_cuda = probe_tensorrt()
     cuda_found, driver_cuda = probe_cuda_python()
     gpu, driver = probe_gpu(), probe_driver(driver_cuda)
-    found = [ort_found, torch_found, torch_cuda, trt_found, cuda_found, gpu, driver]
+    found = [ort_found, torch_found, torch_cuda, openvino_found, trt_found, cuda_found, gpu, driver]
     mismatch = stack_problem(trt_cuda, cuda_found, driver_cuda)
     if mismatch:
         found.append(Component("CUDA stack", False, detail=mismatch))
@@ -214,6 +231,10 @@ def diagnose() -> Diagnosis:
                 "" if "CUDAExecutionProvider" in providers else ort_cuda_reason()),
         Backend("torch --device cpu", torch_found.ok, "" if torch_found.ok else torch_found.detail),
         Backend("torch --device cuda", torch_cuda.ok, "" if torch_cuda.ok else torch_cuda.detail),
+        Backend("openvino --device cpu", openvino_found.ok, "" if openvino_found.ok else openvino_found.detail),
+        Backend("openvino --precision bf16", "BF16" in openvino_capabilities,
+                "" if "BF16" in openvino_capabilities else openvino_found.detail if not openvino_found.ok
+                else "this CPU has no bfloat16 support (OpenVINO reports no BF16 capability)"),
         Backend("tensorrt", trt_reason is None, trt_reason or ""),
     ]
     export_reason = trt_reason or (None if torch_cuda.ok else f"engine verification needs torch on the GPU: "

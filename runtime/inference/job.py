@@ -35,6 +35,9 @@ class InferEvents:
     def failure(self, failure: Failure) -> None:
         pass
 
+    def warning(self, warning: Failure) -> None:
+        """An image that ran, with something the user should know (it was far smaller than the network's input)."""
+
     def advanced(self) -> None:
         pass
 
@@ -59,6 +62,7 @@ class InferSummary:
     skipped: int = 0
     failures: list[Failure] = field(default_factory=list)
     predictions: list[dict] = field(default_factory=list)
+    warnings: list[Failure] = field(default_factory=list)
 
 
 def top_classes(scores: np.ndarray, labels: list[str], k: int) -> list[tuple[int, str, float]]:
@@ -126,13 +130,23 @@ def infer_paths(model: ExportedModel, runner, backend: str, paths, options: Infe
         if stored is not None and (not options.heatmaps or all(
                 (out / f"{item.key}.{name.removesuffix('.gamma')}.png").exists() for name in gamma_names)):
             summary.skipped += 1
-            if labels is not None:
-                summary.predictions.append(prediction_line(item.path, stored[1].get("size"), stored[0], labels,
-                                                           options.topk))
+            if labels is not None:  # shown again: a second run of a finished job still says what it found
+                line = prediction_line(item.path, stored[1].get("size"), stored[0], labels, options.topk)
+                summary.predictions.append(line)
+                events.prediction(line)
             continue
         todo.append(item)
 
+    smallest = manifest.model.resize.min_side
+
     def on_result(result: Result) -> None:
+        height, width = result.rgb.shape[:2]
+        if min(height, width) < smallest:
+            warning = Failure(str(result.item.path), f"{height}x{width} is under {smallest} pixels on a side, the "
+                                                     f"smallest input this network takes: upscaled to "
+                                                     f"{result.size[0]}x{result.size[1]}, its result means little")
+            summary.warnings.append(warning)
+            events.warning(warning)
         if out is not None:
             meta = {"image": str(result.item.path), "size": list(result.size),
                     "original_size": list(result.rgb.shape[:2]), "onnx_sha256": manifest.onnx_sha256,

@@ -90,3 +90,30 @@ def test_tensorrt_cuda_python_and_driver_must_agree_on_cuda():
     old_driver = stack_problem(13, matched, 12080)
     assert "the driver supports CUDA 12.8" in old_driver and ">= 580 or install the gpu-cu12 extra: pip install '.[gpu-cu12]'" in old_driver
     assert stack_problem(None, matched, 12080) is None
+
+
+def test_openvino_is_diagnosed_with_its_cpu_plugin_and_bf16():
+    """The doctor answers for every backend, OpenVINO's too: it runs where its CPU plugin loads, and bf16
+    where OpenVINO reports the capability; without OpenVINO both rows say which extra to install."""
+    from interactive_trt.forms import openvino as ov_runtime
+
+    result = doctor("--json")
+    found, parts = backends(result), components(result)
+    if ov_runtime.is_installed():
+        assert found["openvino --device cpu"]["ok"] and parts["openvino"]["version"]
+        has_bf16 = "BF16" in parts["openvino"]["detail"]
+        assert found["openvino --precision bf16"]["ok"] == has_bf16
+        assert has_bf16 or "no bfloat16 support" in found["openvino --precision bf16"]["reason"]
+    else:
+        for name in ("openvino --device cpu", "openvino --precision bf16"):
+            assert not found[name]["ok"] and "install the openvino extra" in found[name]["reason"]
+
+
+def test_without_openvino_the_rows_say_which_extra_to_install(tmp_path):
+    """A folder on PYTHONPATH whose `openvino` package fails to import stands for a machine without it."""
+    (tmp_path / "openvino").mkdir()
+    (tmp_path / "openvino" / "__init__.py").write_text("raise ImportError('No module named openvino')\n")
+    found = backends(doctor("--json", pythonpath=tmp_path))
+    for name in ("openvino --device cpu", "openvino --precision bf16"):
+        assert not found[name]["ok"]
+        assert "OpenVINO is not installed: install the openvino extra" in found[name]["reason"]

@@ -87,6 +87,8 @@ def test_every_hostile_image_is_processed_or_listed(small_model, hostile, tmp_pa
         if name == "tiny.png":
             assert meta["original_size"] == [7, 5] and meta["size"] == list(bucket_for(7, 5))  # upscaled
     assert f"{len(good)} done, 0 already done (skipped), {len(bad)} failed" in result.stderr
+    warned = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("warning:")]
+    assert len(warned) == 1 and "tiny.png: 7x5 is under" in warned[0] and "upscaled to" in warned[0], warned
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")

@@ -70,6 +70,18 @@ def test_labels_are_printed(model_dir, image_dir, tmp_path):
     assert "InterActive: thing " in result.stdout + result.stderr
 
 
+def test_a_second_run_still_prints_what_it_found(model_dir, image_dir, tmp_path):
+    """A finished job run again (scripts/main.sh twice) skips the work but shows the predictions."""
+    labels = tmp_path / "labels.txt"
+    labels.write_text("".join(f"n{i:08d} thing {i}, other\n" for i in range(1000)))
+    args = (image_dir / "coffee.jpg", "--engine", model_dir, "--labels", labels, "--out", tmp_path / "out")
+    first, again = infer(*args), infer(*args)
+    assert first.returncode == 0 and again.returncode == 0, again.stderr
+    assert "0 done, 1 already done (skipped), 0 failed" in again.stderr
+    shown = [line for line in (again.stdout + again.stderr).splitlines() if "InterActive: thing " in line]
+    assert len(shown) == 1 and shown[0] in first.stdout + first.stderr
+
+
 def test_torch_backend_agrees_with_onnxruntime(model_dir, image_dir, tmp_path):
     outs = {}
     for backend in ("onnxruntime", "torch"):
