@@ -270,8 +270,9 @@ class OnnxRuntime:
             raise InterActiveError(f"unknown ONNX Runtime modifier {unknown[0]!r}")
         forms = ",".join(m for m in modifiers if m in FORMS) or None
         providers = session_providers(device, precision, **overrides)
-        source, self.counts = session_source(onnx_path, providers, "direct" if "direct" in modifiers else "auto", forms)
-        self.session = ort.InferenceSession(source, options, providers=providers)
+        with session_source(onnx_path, providers, "direct" if "direct" in modifiers else "auto", forms) as (source, counts):
+            self.counts = counts
+            self.session = ort.InferenceSession(source, options, providers=providers)
         self.device = "cuda" if self.session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
         self.ort = ort
 

@@ -5,6 +5,7 @@ Generic over the model description: nothing here knows VGG (optimum's split of c
 
 from __future__ import annotations
 
+import gc
 import os
 import platform
 import time
@@ -186,7 +187,7 @@ class OnnxRuntimeGraph:
     float32 arrays in, named arrays out, as `openvino.CompiledGraph`. Made once per candidate; on the CPU
     provider unless `providers` says otherwise (common.ort.session_providers)."""
 
-    def __init__(self, source: Path | bytes, providers: list | None = None):
+    def __init__(self, source: Path | str | bytes, providers: list | None = None):
         from interactive_trt.common.ort import CPU_PROVIDER, import_onnxruntime
 
         ort = import_onnxruntime()
@@ -206,42 +207,62 @@ def run_onnxruntime(path: Path | bytes, feed: np.ndarray, names: list[str]) -> d
 
 def onnxruntime_candidates(onnx_path: Path, precision: str, log: Callable[[str], None]) -> dict:
     """ONNX Runtime on the file, on the graph it runs on a CPU (interactive_trt.forms.cpu) when that differs, and
-    on its CUDA provider as interactive-infer runs it (options and form) where onnxruntime-gpu has one."""
+    on its CUDA provider as interactive-infer runs it (options and form) where onnxruntime-gpu has one.
+
+    Each is a factory, made and released in turn by `verify_runtimes` (each session holds the weights once
+    more, in its own form); a factory returns None where its form would change nothing."""
     from interactive_trt.common.ort import CUDA_PROVIDER, import_onnxruntime, session_providers
 
-    candidates = {"onnxruntime": OnnxRuntimeGraph(onnx_path)}
-    source, counts = cpu_model(onnx_path, "onnxruntime")
-    if any(counts.values()):
-        log(f"  also verifying onnxruntime cpu (the graph as it loads on a CPU: {counts['winograd']} layers as "
-            f"Winograd F(4x4, 3x3), {counts['pointwise']} 1x1 transposed convolutions as convolutions, "
-            f"{counts['products']} as products)")
-        candidates["onnxruntime cpu"] = OnnxRuntimeGraph(source)
+    def cpu_form():
+        with cpu_model(onnx_path, "onnxruntime") as (source, counts):
+            if not any(counts.values()):
+                return None
+            log(f"  also verifying onnxruntime cpu (the graph as it loads on a CPU: {counts['winograd']} layers as "
+                f"Winograd F(4x4, 3x3), {counts['pointwise']} 1x1 transposed convolutions as convolutions, "
+                f"{counts['products']} as products)")
+            return OnnxRuntimeGraph(source)
+
+    def cuda_form():
+        with cuda_model(onnx_path, chosen_forms()) as (source, counts):
+            taken = ", ".join(f"{form} {count}" for form, count in counts.items() if count) or "none"
+            log(f"  also verifying onnxruntime cuda (CUDA forms taken: {taken})")
+            return OnnxRuntimeGraph(source, session_providers("cuda", precision))
+
+    candidates = {"onnxruntime": lambda: OnnxRuntimeGraph(onnx_path), "onnxruntime cpu": cpu_form}
     if CUDA_PROVIDER in import_onnxruntime().get_available_providers():
-        source, counts = cuda_model(onnx_path, chosen_forms())
-        taken = ", ".join(f"{form} {count}" for form, count in counts.items() if count) or "none"
-        log(f"  also verifying onnxruntime cuda (CUDA forms taken: {taken})")
-        candidates["onnxruntime cuda"] = OnnxRuntimeGraph(source, session_providers("cuda", precision))
+        candidates["onnxruntime cuda"] = cuda_form
     return candidates
 
 
 def openvino_candidates(onnx_path: Path, precision: str, log: Callable[[str], None]) -> dict:
     """OpenVINO, when installed, as one more runtime: as exported, and with bf16 backward convolutions
-    where the CPU has bf16 (an fp32 graph only). Empty when OpenVINO is not installed."""
+    where the CPU has bf16 (an fp32 graph only); factories, as above. Empty when OpenVINO is not installed."""
     from interactive_trt.forms import openvino as ov_runtime
 
     if not ov_runtime.is_installed():
         return {}
-    candidates = {"openvino": ov_runtime.CompiledGraph(onnx_path, "exported", precision)}
+    candidates = {"openvino": lambda: ov_runtime.CompiledGraph(onnx_path, "exported", precision)}
     if precision == "fp32" and ov_runtime.has_bf16():
-        candidates["openvino bf16"] = ov_runtime.CompiledGraph(onnx_path, "bf16", precision)
+        candidates["openvino bf16"] = lambda: ov_runtime.CompiledGraph(onnx_path, "bf16", precision)
     log(f"  also verifying {', '.join(candidates)} (OpenVINO {ov_runtime.version().split('-')[0]})")
     return candidates
 
 
-def verify_export(spec, weights, request: ExportRequest, graph, onnx_path: Path | None,
-                  log: Callable[[str], None] = log_default) -> list[Report]:
-    """Explicit torch graph, ONNX Runtime and (when installed) OpenVINO against the float32 autograd
-    reference, on noise and photos.
+@dataclass
+class Checked:
+    """One verification input and what the float32 autograd reference gave on it; kept so the runtimes
+    are compared after the torch objects are gone."""
+
+    label: str
+    batch: np.ndarray
+    expected: dict[str, np.ndarray]
+    magnitudes: dict
+
+
+def verify_torch_graph(spec, weights, request: ExportRequest, graph,
+                       log: Callable[[str], None] = log_default) -> tuple[list[Report], list[Checked]]:
+    """The explicit torch graph against the float32 autograd reference, on noise and photos; returns the
+    reports and the reference's outputs, against which `verify_runtimes` holds the exported file.
 
     A reduced-precision graph is held to the reduced-precision bounds; its loss scale is invisible in
     its outputs, so the reference is the same for every precision.
@@ -251,26 +272,49 @@ def verify_export(spec, weights, request: ExportRequest, graph, onnx_path: Path 
     from interactive_trt.exporter.interactive.reference import AutogradReference
 
     reference = AutogradReference(spec, weights, **request.graph_options)
-    reports = []
-    others = ({**onnxruntime_candidates(onnx_path, request.precision, log),
-               **openvino_candidates(onnx_path, request.precision, log)}
-              if onnx_path is not None else {})
+    reports, checked = [], []
     for label, batch in verification_inputs(spec, request.verify_images):
         started = time.perf_counter()
         image = torch.from_numpy(batch)
         expected = {k: v.numpy() for k, v in reference(image).items()}
         with torch.no_grad():
             explicit = {k: v.numpy() for k, v in graph.named_outputs(image).items()}
-        typed = "" if request.precision == "fp32" else f" {request.precision}"
         magnitudes = dict(reference.magnitudes)
-        reports.append(compare(f"torch graph{typed} vs autograd, {label}", explicit, expected,
+        reports.append(compare(f"torch graph{typed(request.precision)} vs autograd, {label}", explicit, expected,
                                bounds_for(request.precision, "torch graph"), magnitudes))
-        for name, candidate in others.items():
-            got = candidate(batch, graph.output_names)
-            reports.append(compare(f"{name}{typed} vs autograd, {label}", got, expected,
-                                   bounds_for(request.precision, name), magnitudes))
-        log(f"  verified on {label} in {time.perf_counter() - started:.1f}s")
+        checked.append(Checked(label, batch, expected, magnitudes))
+        log(f"  verified the torch graph on {label} in {time.perf_counter() - started:.1f}s")
+    return reports, checked
+
+
+def verify_runtimes(onnx_path: Path, checked: list[Checked], output_names: list[str], precision: str,
+                    log: Callable[[str], None] = log_default) -> list[Report]:
+    """ONNX Runtime (as exported, and in its load-time forms) and, when installed, OpenVINO on the file,
+    against the reference's outputs.
+
+    The runtimes are made one at a time, each released before the next, and after the torch objects:
+    every session holds the weights once more in its own form (issue 24: VGG-19's export peaked at
+    13 GiB with all of them alive; docs/benchmarks.md has the figures).
+    """
+    reports = []
+    candidates = {**onnxruntime_candidates(onnx_path, precision, log), **openvino_candidates(onnx_path, precision, log)}
+    for name, make in candidates.items():
+        started = time.perf_counter()
+        candidate = make()
+        if candidate is None:
+            continue
+        for item in checked:
+            reports.append(compare(f"{name}{typed(precision)} vs autograd, {item.label}",
+                                   candidate(item.batch, output_names), item.expected,
+                                   bounds_for(precision, name), item.magnitudes))
+        del candidate
+        gc.collect()
+        log(f"  verified {name} on {len(checked)} inputs in {time.perf_counter() - started:.1f}s")
     return reports
+
+
+def typed(precision: str) -> str:
+    return "" if precision == "fp32" else f" {precision}"
 
 
 def calibrate(graph, spec: ModelSpec, request: ExportRequest, log: Callable[[str], None]) -> Calibration:
@@ -330,13 +374,43 @@ def describe_outputs(spec: ModelSpec, names: list[str]) -> list[dict]:
              "shape": output_shape(spec, name, "batch")} for name in names]
 
 
-def export_model(request: ExportRequest, log: Callable[[str], None] = log_default,
-                 print_report: Callable[[Report], None] | None = None) -> tuple[Path, Manifest]:
-    """The whole export; returns the ONNX path and its manifest (written beside it)."""
+@dataclass
+class Exported:
+    """What the torch phase leaves: the file, what its outputs are, and the reference's outputs."""
+
+    onnx_path: Path
+    output_names: list[str]
+    loss_scale: float
+    calibration: Calibration | None
+    reports: list[Report]
+    checked: list[Checked]
+
+
+def export_graph(spec: ModelSpec, weights: Weights, request: ExportRequest, log: Callable[[str], None]) -> Exported:
+    """Builds the explicit graph (calibrated for a reduced precision), writes the ONNX file and verifies
+    the torch graph against autograd; the graph and the reference are released when this returns."""
     import torch
 
     from interactive_trt.exporter.interactive.graph import InterActiveGraph
 
+    graph = InterActiveGraph(spec, weights, **request.graph_options).eval()
+    calibration = None
+    if request.precision != "fp32":
+        calibration = calibrate(graph, spec, request, log)
+        graph = InterActiveGraph(spec, weights, **request.graph_options, precision=request.precision,
+                                 loss_scale=calibration.loss_scale).eval()
+    onnx_path = Path(request.out) / f"{request.stem}.onnx"
+    step = time.perf_counter()
+    side = spec.resize.min_side
+    export_onnx(graph, onnx_path, torch.zeros(1, 3, side, side))
+    log(f"exported {onnx_path} ({onnx_path.stat().st_size / 2**20:.1f} MiB) in {time.perf_counter() - step:.1f}s")
+    reports, checked = verify_torch_graph(spec, weights, request, graph, log) if request.verify else ([], [])
+    return Exported(onnx_path, list(graph.output_names), graph.loss_scale, calibration, reports, checked)
+
+
+def export_model(request: ExportRequest, log: Callable[[str], None] = log_default,
+                 print_report: Callable[[Report], None] | None = None) -> tuple[Path, Manifest]:
+    """The whole export; returns the ONNX path and its manifest (written beside it)."""
     started = time.perf_counter()
     check_precision(request.precision)
     imported, trt_stack = None, None
@@ -376,21 +450,16 @@ def export_model(request: ExportRequest, log: Callable[[str], None] = log_defaul
         spec, weights = resolve_weights(request, spec)
     else:
         weights = imported.weights
-    log(f"weights: {weights.source} (sha256 {weights.digest[:12]}) in {time.perf_counter() - started:.1f}s")
-    graph = InterActiveGraph(spec, weights, **request.graph_options).eval()
-    calibration = None
-    if request.precision != "fp32":
-        calibration = calibrate(graph, spec, request, log)
-        graph = InterActiveGraph(spec, weights, **request.graph_options, precision=request.precision,
-                                 loss_scale=calibration.loss_scale).eval()
-    onnx_path = Path(request.out) / f"{request.stem}.onnx"
-    step = time.perf_counter()
-    side = spec.resize.min_side
-    export_onnx(graph, onnx_path, torch.zeros(1, 3, side, side))
-    log(f"exported {onnx_path} ({onnx_path.stat().st_size / 2**20:.1f} MiB) in {time.perf_counter() - step:.1f}s")
-    reports = []
+    source_name, digest = weights.source, weights.digest
+    log(f"weights: {source_name} (sha256 {digest[:12]}) in {time.perf_counter() - started:.1f}s")
+    exported = export_graph(spec, weights, request, log)
+    if not request.trt:
+        del weights  # the torch objects are gone too (export_graph): the runtimes are verified without them
+    gc.collect()
+    onnx_path, reports = exported.onnx_path, exported.reports
     if request.verify:
-        reports = verify_export(spec, weights, request, graph, onnx_path, log)
+        reports += verify_runtimes(onnx_path, exported.checked, exported.output_names, request.precision, log)
+        exported.checked.clear()
         if imported is not None:
             from interactive_trt.exporter.networks.onnx_import import verify_against_source
 
@@ -400,13 +469,13 @@ def export_model(request: ExportRequest, log: Callable[[str], None] = log_defaul
                 print_report(report)
     manifest = Manifest(
         model=spec, onnx_file=onnx_path.name, onnx_sha256=sha256_file(onnx_path),
-        weights_source=weights.source, weights_sha256=weights.digest, config=request.config, p=request.p,
+        weights_source=source_name, weights_sha256=digest, config=request.config, p=request.p,
         head=request.head, seed_scale=request.seed_scale, interactive=request.interactive, opset=OPSET,
-        input_name="image", outputs=describe_outputs(spec, graph.output_names), tool_versions=tool_versions(),
+        input_name="image", outputs=describe_outputs(spec, exported.output_names), tool_versions=tool_versions(),
         verification={"passed": all(r.passed for r in reports) if reports else None,
                       "reports": [r.to_dict() for r in reports]},
-        precision=request.precision, loss_scale=graph.loss_scale,
-        calibration=calibration.to_dict() if calibration else {},
+        precision=request.precision, loss_scale=exported.loss_scale,
+        calibration=exported.calibration.to_dict() if exported.calibration else {},
         source=imported.record() if imported is not None else {},
     )
     manifest.save(manifest_path_for(onnx_path))

@@ -14,9 +14,13 @@ run fast, made on a copy at load time (the file stays what TensorRT and every ot
 
 from __future__ import annotations
 
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
 import numpy as np
 import onnx
-from google.protobuf.message import EncodeError
 
 from interactive_trt.forms.rewrite import (
     attributes_of, pointwise_stride_one, replace_nodes, transposed_as_convolutions,
@@ -106,24 +110,44 @@ def transposed_as_products(model: onnx.ModelProto, placement: str = "convtranspo
     return replace_nodes(model, "ConvTranspose", replacement)
 
 
-def cpu_model(path, runtime: str) -> tuple[bytes | str, dict[str, int]]:
-    """The exported file as `runtime` ("onnxruntime" or "openvino") runs it on the CPU, serialized, and
-    how many layers took each form; the path itself (and no counts) when nothing changes or the
-    rewritten graph would not fit one protobuf (the file then runs as exported)."""
+@contextmanager
+def cpu_model(path, runtime: str) -> Iterator[tuple[str, dict[str, int]]]:
+    """The exported file as `runtime` ("onnxruntime" or "openvino") runs it on the CPU, and how many layers
+    took each form: inside the block, the path of a temporary copy a session loads (`written`); the
+    file's own path where nothing changes."""
+    with written(lambda: cpu_rewrite(path, runtime), path) as form:
+        yield form
+
+
+def cpu_rewrite(path, runtime: str) -> tuple[onnx.ModelProto, dict[str, int]]:
     model = onnx.load(str(path))
     counts = {"winograd": winograd_convolutions(model, runtime),
               "pointwise": transposed_as_convolutions(model, pointwise_stride_one) if runtime == "onnxruntime" else 0,
               "products": transposed_as_products(model) if runtime == "onnxruntime" else 0}
-    return serialized(model, path, counts)
+    return model, counts
 
 
-def serialized(model: onnx.ModelProto, path, counts: dict[str, int]) -> tuple[bytes | str, dict[str, int]]:
-    """A load-time form as a session takes it: the rewritten model's bytes and its counts; the path and
-    zero counts where nothing was rewritten or the result would not fit one protobuf (the file then runs
-    as exported)."""
+@contextmanager
+def written(rewrite: Callable[[], tuple[onnx.ModelProto, dict[str, int]]], path) -> Iterator[tuple[str, dict]]:
+    """A load-time form as a session takes it: a temporary ONNX file with its weights in a data file
+    beside it, removed when the block ends; `path` itself where `rewrite` changed nothing.
+
+    Not bytes: serializing a rewritten VGG-19 (1.1 GiB) holds the proto and two copies of its bytes
+    (3.6 GiB at the peak), and the session then parses the bytes beside them. Written out with
+    external data, the proto is gone before the session loads, and no 2 GiB protobuf limit applies.
+    The folder is the system's temporary one (TMPDIR).
+    """
+    with tempfile.TemporaryDirectory(prefix="interactive-form-") as folder:
+        target, counts = save_rewritten(rewrite, Path(folder))
+        yield str(target or path), counts
+
+
+def save_rewritten(rewrite, folder: Path) -> tuple[Path | None, dict[str, int]]:
+    """Runs `rewrite` and saves its model into `folder`; the proto is released when this returns."""
+    model, counts = rewrite()
     if not any(counts.values()):
-        return str(path), counts
-    try:  # asking for the size first costs as long as serializing (2.3 s for VGG-19)
-        return model.SerializeToString(), counts
-    except (EncodeError, ValueError):  # over protobuf's 2 GiB
-        return str(path), dict.fromkeys(counts, 0)
+        return None, counts
+    target = folder / "form.onnx"
+    onnx.save_model(model, str(target), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="form.data", size_threshold=1024)
+    return target, counts

@@ -22,13 +22,15 @@ benchmarks/gpu_check.sh); `INTERACTIVE_CUDA_FORMS` (or a runner's `cuda_forms`) 
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
+from typing import Iterator
 
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
 from interactive_trt.common.errors import InterActiveError
-from interactive_trt.forms.cpu import serialized, transposed_as_products
+from interactive_trt.forms.cpu import transposed_as_products, written
 from interactive_trt.forms.rewrite import attributes_of
 from interactive_trt.forms.winograd import winograd_convolutions
 
@@ -91,12 +93,18 @@ def channel_sums_as_reductions(model: onnx.ModelProto) -> int:
     return rewritten
 
 
-def cuda_model(path, forms: tuple[str, ...] = DEFAULT_FORMS) -> tuple[bytes | str, dict[str, int]]:
-    """The exported file in `forms`, serialized, and how many nodes took each; the path itself when
-    nothing changes or the result would not fit one protobuf (the file then runs as exported)."""
+@contextmanager
+def cuda_model(path, forms: tuple[str, ...] = DEFAULT_FORMS) -> Iterator[tuple[str, dict[str, int]]]:
+    """The exported file in `forms`, and how many nodes took each: inside the block, the path of a
+    temporary copy a session loads (`cpu.written`); the file's own path where nothing changes."""
+    with written(lambda: cuda_rewrite(path, forms), path) as form:
+        yield form
+
+
+def cuda_rewrite(path, forms: tuple[str, ...]) -> tuple[onnx.ModelProto | None, dict[str, int]]:
     counts = dict.fromkeys(FORMS, 0)
     if not forms:
-        return str(path), counts
+        return None, counts
     model = onnx.load(str(path))
     if "winograd" in forms:
         counts["winograd"] = winograd_convolutions(model, "cuda")
@@ -104,4 +112,4 @@ def cuda_model(path, forms: tuple[str, ...] = DEFAULT_FORMS) -> tuple[bytes | st
         counts["products"] = transposed_as_products(model, placement="pads")
     if "sums" in forms:
         counts["sums"] = channel_sums_as_reductions(model)
-    return serialized(model, path, counts)
+    return model, counts

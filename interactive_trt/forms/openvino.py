@@ -24,6 +24,7 @@ Two things make OpenVINO compute our graph as ONNX Runtime does:
 
 from __future__ import annotations
 
+from contextlib import ExitStack, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -266,20 +267,21 @@ def compile_for_cpu(onnx_path: Path, precision: str = "exported", graph_precisio
     ov = openvino()
     core = ov.Core()
     check_inference_precision(precision, graph_precision, cpu_capabilities(core))
-    try:
-        source, counts = cpu_model(onnx_path, "openvino") if convolutions == "auto" else (str(onnx_path), {})
-        winograd_layers = counts.get("winograd", 0)
-        model = core.read_model(source)
-    except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError subclasses with long texts
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise BackendUnavailable(f"{onnx_path}: OpenVINO cannot read it ({first})") from None
-    rewrite_backward_convolutions(model)
-    if precision == "bf16":
-        reduce_precision(model, "bf16")
     config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
     if threads:
         config["INFERENCE_NUM_THREADS"] = int(threads)
-    return core.compile_model(model, "CPU", {**config, **(properties or {})}), winograd_layers
+    form = cpu_model(onnx_path, "openvino") if convolutions == "auto" else nullcontext((str(onnx_path), {}))
+    with ExitStack() as held:  # the form's file may be mapped until the model is compiled
+        try:
+            source, counts = held.enter_context(form)
+            model = core.read_model(source)
+        except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError subclasses with long texts
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise BackendUnavailable(f"{onnx_path}: OpenVINO cannot read it ({first})") from None
+        rewrite_backward_convolutions(model)
+        if precision == "bf16":
+            reduce_precision(model, "bf16")
+        return core.compile_model(model, "CPU", {**config, **(properties or {})}), counts.get("winograd", 0)
 
 
 class CompiledGraph:

@@ -5,6 +5,8 @@ the CUDA provider gets the options of common.ort.cuda_options (TF32 off for floa
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
 from interactive_trt.common.errors import BackendUnavailable, InterActiveError
@@ -15,15 +17,19 @@ from interactive_trt.forms.cuda import chosen_forms, cuda_model
 from interactive_trt.runtime.backends.base import Runner
 
 
+@contextmanager
 def session_source(path, providers: list, convolutions: str, cuda_forms: str | None = None):
-    """What a session loads, and how many layers took each form: the graph's CPU form on the CPU provider,
-    its CUDA form on the CUDA provider (`cuda_forms`, else INTERACTIVE_CUDA_FORMS, else DEFAULT_FORMS),
-    the file itself with "direct"."""
+    """What a session loads (inside the block), and how many layers took each form: the graph's CPU form
+    on the CPU provider, its CUDA form on the CUDA provider (`cuda_forms`, else INTERACTIVE_CUDA_FORMS,
+    else DEFAULT_FORMS), the file itself with "direct"."""
     if convolutions != "auto":
-        return str(path), {}
-    if provider_name(providers[0]) == CPU_PROVIDER:
-        return cpu_model(path, "onnxruntime")
-    return cuda_model(path, chosen_forms(cuda_forms))
+        yield str(path), {}
+    elif provider_name(providers[0]) == CPU_PROVIDER:
+        with cpu_model(path, "onnxruntime") as form:
+            yield form
+    else:
+        with cuda_model(path, chosen_forms(cuda_forms)) as form:
+            yield form
 
 
 class OnnxRuntimeRunner(Runner):
@@ -44,9 +50,9 @@ class OnnxRuntimeRunner(Runner):
             options.intra_op_num_threads = self.threads
         providers = session_providers(self.device, self.model.manifest.precision, **self.cuda_overrides)
         try:
-            source, counts = session_source(self.model.onnx_path, providers, self.convolutions, self.cuda_forms)
-            self.winograd_layers = counts.get("winograd", 0)
-            self.session = ort.InferenceSession(source, options, providers=providers)
+            with session_source(self.model.onnx_path, providers, self.convolutions, self.cuda_forms) as (source, counts):
+                self.winograd_layers = counts.get("winograd", 0)
+                self.session = ort.InferenceSession(source, options, providers=providers)
         except InterActiveError:  # an unknown INTERACTIVE_CUDA_FORMS, said as it is
             raise
         except Exception as exc:  # noqa: BLE001 - ORT raises its own Fail/InvalidGraph types

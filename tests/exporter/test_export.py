@@ -91,13 +91,13 @@ def test_export_fails_listing_every_output_that_misses(exported, monkeypatch, sm
     """A wrong reference (another seed scale) must fail verification, naming the outputs."""
     import interactive_trt.exporter.onnx.export as export_module
 
-    original = export_module.verify_export
+    original = export_module.verify_torch_graph
 
-    def tampered(spec, weights, request, graph, onnx_path, log):
+    def tampered(spec, weights, request, graph, log):
         from dataclasses import replace
-        return original(spec, weights, replace(request, seed_scale=2.0), graph, onnx_path, log)
+        return original(spec, weights, replace(request, seed_scale=2.0), graph, log)
 
-    monkeypatch.setattr(export_module, "verify_export", tampered)
+    monkeypatch.setattr(export_module, "verify_torch_graph", tampered)
     request = ExportRequest(weights="random", width_divisor=8, out=tmp_path)
     with pytest.raises(VerificationError, match=r"pool1\.gamma.*pool2\.gamma") as info:
         export_model(request, log=lambda m: None)

@@ -71,7 +71,11 @@ def test_fp16_graph_meets_the_reduced_bounds_on_real_photos(small_spec, small_we
 
 
 def test_loss_scaling_rescues_a_seed_gradient_that_underflows_in_fp16(small_spec, small_weights, photo_batches):
-    """A seed shrunk 10^6 (as deep nets at high resolution shrink theirs) underflows fp16 without scaling."""
+    """A seed shrunk 10^6 (as deep nets at high resolution shrink theirs) underflows fp16 without scaling.
+
+    How much underflows depends on the CPU's fp16 kernels: over 20% of pool1's gamma where fp16 is
+    emulated, 11% on a Xeon with AVX512-FP16 (2026-12-05); either way far off the bounds, and none with
+    the calibrated scale."""
     image = torch.from_numpy(photo_batches["chelsea"])
     tiny = 1e-6
     expected = reference_outputs(small_spec, small_weights, image, seed_scale=tiny)
@@ -84,7 +88,7 @@ def test_loss_scaling_rescues_a_seed_gradient_that_underflows_in_fp16(small_spec
         small_spec, small_weights, seed_scale=tiny, precision="fp16", loss_scale=scale), image), expected,
         REDUCED_BOUNDS)
     lost = {c.name: c.zeroed_fraction for c in unscaled.checks if c.name.endswith("gamma")}
-    assert max(lost.values()) > 0.2, lost
+    assert max(lost.values()) > 0.05, lost
     assert not unscaled.passed
     assert rescued.passed, [(c.name, c.cosine) for c in rescued.failures]
     assert max(c.zeroed_fraction for c in rescued.checks) < 1e-3

@@ -80,9 +80,9 @@ def test_small_1x1_transposes_become_convolutions_at_load_and_large_ones_stay(tm
         model = backward_graph(channels_in, channels_out, 1, 0)
         path = tmp_path / f"pointwise_{channels_in}.onnx"
         onnx.save(model, str(path))
-        source, counts = cpu_model(path, "onnxruntime")
-        assert counts["pointwise"] == expected and (channels_in * channels_out <= POINTWISE_LIMIT) == bool(expected)
-        feed = {"image": np.random.default_rng(0).standard_normal((2, channels_in, 16, 16), dtype=np.float32)}
-        got = ort.InferenceSession(source, providers=["CPUExecutionProvider"]).run(None, feed)[0]
+        with cpu_model(path, "onnxruntime") as (source, counts):
+            assert counts["pointwise"] == expected and (channels_in * channels_out <= POINTWISE_LIMIT) == bool(expected)
+            feed = {"image": np.random.default_rng(0).standard_normal((2, channels_in, 16, 16), dtype=np.float32)}
+            got = ort.InferenceSession(source, providers=["CPUExecutionProvider"]).run(None, feed)[0]
         want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feed)[0]
         assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()

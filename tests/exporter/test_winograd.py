@@ -3,6 +3,8 @@ any pads, batch and size (tiles that overhang included) in both layouts and on b
 it does not cover stay as they are; whole InterActive graphs in that form agree with the autograd
 reference (export verification runs it), and `convolutions="direct"` turns it off."""
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 import pytest
@@ -163,9 +165,9 @@ needs_openvino = pytest.mark.skipif(not ov_runtime.is_installed(), reason="openv
 
 @needs_openvino
 def test_bf16_reduces_the_products_and_leaves_the_transforms_in_float32(every_layer_pays, verified_export):
-    source, counts = cpu_model(verified_export[0], "openvino")
-    assert counts["winograd"] > 0 and counts["products"] == 0  # OpenVINO's loader has its own product form
-    model = ov_runtime.openvino().Core().read_model(source)
+    with cpu_model(verified_export[0], "openvino") as (source, counts):
+        assert counts["winograd"] > 0 and counts["products"] == 0  # OpenVINO's loader has its own product form
+        model = ov_runtime.openvino().Core().read_model(source)
     ov_runtime.rewrite_backward_convolutions(model)
     assert ov_runtime.reduce_precision(model, "bf16") > 0
     converted = [node.get_friendly_name() for node in model.get_ordered_ops() if node.get_type_name() == "Convert"]
@@ -254,10 +256,23 @@ def model_reading_external_floats(directory, count: int):
     return path
 
 
-def test_a_cpu_form_over_protobufs_limit_falls_back_to_the_file(every_layer_pays, tmp_path):
-    """A rewritten graph that one protobuf cannot hold (2 GiB) runs as exported instead of failing."""
-    small = model_reading_external_floats(tmp_path, 1024)
-    source, counts = cpu_model(small, "onnxruntime")
-    assert isinstance(source, bytes) and counts["winograd"] == 1
-    big = model_reading_external_floats(tmp_path, (2**31 + 2**26) // 4)
-    assert cpu_model(big, "onnxruntime") == (str(big), {"winograd": 0, "pointwise": 0, "products": 0})
+def test_a_cpu_form_is_a_temporary_file_with_its_weights_outside_the_protobuf(every_layer_pays, tmp_path):
+    """The form a session loads is written with external data (so no 2 GiB protobuf limit applies, and
+    no proto is held while the session loads it) and is gone when the block ends; a file the form would
+    not change is loaded as it is."""
+    import onnxruntime as ort
+
+    small = model_reading_external_floats(tmp_path, 1 << 16)
+    with cpu_model(small, "onnxruntime") as (source, counts):
+        form = Path(source)
+        assert counts["winograd"] == 1 and form != small and form.parent != small.parent
+        data = form.with_name("form.data")
+        assert data.stat().st_size >= 4 << 16 and form.stat().st_size < data.stat().st_size
+        feed = {"x": np.zeros((1, 8, 6, 6), dtype=np.float32)}
+        got = ort.InferenceSession(source, providers=["CPUExecutionProvider"]).run(["big_out"], feed)[0]
+        assert got.shape == (1 << 16,) and not got.any()
+    assert not form.parent.exists()
+    plain = tmp_path / "plain.onnx"
+    onnx.save(conv_model(np.ones((8, 8, 1, 1), dtype=np.float32)), str(plain))
+    with cpu_model(plain, "onnxruntime") as (source, counts):
+        assert source == str(plain) and not any(counts.values())

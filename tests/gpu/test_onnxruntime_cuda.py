@@ -102,7 +102,8 @@ def test_every_cuda_form_on_the_reduced_vgg19_equals_the_cpu(small_vgg, photo_ba
     """Width-reduced, so every 3x3 layer is made to pay; the counts show that each form was taken."""
     small_model = small_vgg
     monkeypatch.setitem(winograd.MIN_CHANNEL_RATIO, "cuda", 1)
-    _, counts = cuda_form.cuda_model(small_model, cuda_form.FORMS)
+    with cuda_form.cuda_model(small_model, cuda_form.FORMS) as (_, counts):
+        pass
     assert counts["winograd"] == 29 and counts["products"] == 2 and counts["sums"] == 9, counts
     batches = {name: photo_batches[name] for name in ("chelsea", "coffee")}
     expected = run(small_model, batches, "cpu")

@@ -1,0 +1,32 @@
+"""What a runner needs to know of the ONNX file it runs, and nothing else, so one runner serves every
+caller: interactive-infer (an exported model, read from its manifest), export verification (the file
+just written, before its manifest exists) and import verification (the user's original file, whose
+input may be channels-last and whose outputs are the ones the import probes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from interactive_trt.common.errors import InterActiveError
+from interactive_trt.contracts.spec import ModelSpec
+
+
+@dataclass(frozen=True)
+class OnnxGraph:
+    onnx_path: Path
+    input_name: str
+    output_names: list[str] = field(default_factory=list)
+    precision: str = "fp32"  # the file's own: its float16 graphs take float32 in and give float32 out
+    spec: ModelSpec | None = None  # where given, the input's size is held to the network's (spatial_sizes)
+    layout: str = "NCHW"  # of the input; "NHWC" for a channels-last original
+
+    def check_input(self, image: np.ndarray, who: str) -> None:
+        channels = (image.shape[1] if self.layout == "NCHW" else image.shape[3]) if image.ndim == 4 else None
+        if channels != 3 or image.dtype != np.float32:
+            shape = "N x 3 x H x W" if self.layout == "NCHW" else "N x H x W x 3"
+            raise InterActiveError(f"{who}: input must be float32 {shape}, got {image.dtype} {tuple(image.shape)}")
+        if self.spec is not None:
+            self.spec.spatial_sizes(image.shape[2], image.shape[3])
