@@ -6,6 +6,11 @@ plus the rate of a dense matrix product measured in the same run as the roofline
 (fp16 on a GPU, fp32 on a CPU, where bf16's is printed too). Backends that cannot run here are listed
 with the reason.
 
+Every row is a runner (interactive_trt.runners' interface): each backend as interactive-infer makes it
+(runtime.backends.make_runner, on the file exported for its precision; graph-* is the torch backend),
+and the autograd peers, which are runners too; what is timed is the runner's bound call (Runner.bound:
+input on the device, outputs left there, returning when they are ready).
+
 Per batch size and mode, every backend's runner is built, then timed in rounds that visit each one in
 turn, so that a machine shared with other work slows the rows compared alike (each row is the median
 of its rounds); the runners are freed before the next mode (all at once do not fit 24 GB at batch 4).
@@ -38,16 +43,19 @@ from pathlib import Path
 import numpy as np
 
 from interactive_trt.common.errors import InterActiveError
-from interactive_trt.exporter.onnx.export import IMPORTED, ExportRequest, export_model, model_spec
+from interactive_trt.contracts.outputs import output_names
 from interactive_trt.exporter.interactive.flops import graph_flops
 from interactive_trt.exporter.interactive.graph import InterActiveGraph
 from interactive_trt.exporter.networks.weights import random_weights
+from interactive_trt.exporter.onnx.export import export_model
+from interactive_trt.exporter.onnx.request import IMPORTED, ExportRequest, model_spec
+from interactive_trt.runners.base import Runner
 
 CPU_BACKENDS = "autograd-fp32,autograd-plain,onnxruntime,openvino-fp32,openvino-bf16"
 
 
 def timed(run, repeat: int, warmup: int, synchronize=lambda: None, best: bool = False) -> float:
-    """Median (or best) seconds of `repeat` calls after `warmup` calls."""
+    """Median (or best) seconds of `repeat` calls after `warmup` calls (the roofline's matmul)."""
     for _ in range(warmup):
         run()
     synchronize()
@@ -74,65 +82,114 @@ def matmul_rate(device: str, dtype=None) -> tuple[str, float]:
     return f"{n}^3 {str(dtype).replace('torch.', '')} matmul", 2 * n ** 3 / seconds
 
 
-class Autograd:
-    """The PyTorch autograd reference, fp32 or under fp16 autocast (what a user without us would run)."""
+class Network:
+    """What the autograd peers run: the network itself, not a file (a runner's model, as OnnxGraph is
+    for the exported file), with one copy of its weights on the device for every peer of the run."""
 
-    def __init__(self, spec, weights, device, interactive, autocast, params=None):
+    input_name = "image"
+
+    def __init__(self, spec, weights, device: str):
+        self.spec, self.weights, self.device, self.params = spec, weights, device, None
+
+    def check_input(self, image: np.ndarray, who: str) -> None:
+        if image.ndim != 4 or image.dtype != np.float32:
+            raise InterActiveError(f"{who}: input must be float32 N x 3 x H x W, got {image.dtype} {image.shape}")
+
+    def torch_params(self) -> dict:
+        if self.params is None:
+            from interactive_trt.exporter.interactive.forward import weight_tensors
+
+            self.params = {name: (w.to(self.device), b.to(self.device))
+                           for name, (w, b) in weight_tensors(self.spec, self.weights).items()}
+        return self.params
+
+
+class TorchPeer(Runner):
+    """A peer's computation behind the runner interface: torch set up as a careful user sets it (TF32
+    off, cuDNN's timed plans), the input uploaded once for a bound call, which synchronizes the GPU."""
+
+    def __init__(self, model: Network, interactive: bool):
+        super().__init__(model)
+        self.interactive = interactive
+
+    def activate_impl(self) -> None:
         import torch
-
-        from interactive_trt.exporter.interactive.reference import AutogradReference
 
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.benchmark = True
-        self.torch, self.device, self.autocast = torch, device, autocast
-        self.reference = AutogradReference(spec, weights, interactive=interactive, device=device)
-        if params is not None:  # one copy of the weights for every torch runner of the run
-            self.reference.params = params
+        self.torch = torch
+        self.prepare()
 
-    def prepare(self, batch: np.ndarray):
-        self.image = self.torch.from_numpy(batch).to(self.device)
+    def prepare(self) -> None:
+        """Builds what run() needs."""
 
-    def __call__(self):
+    def run(self, image) -> dict:
+        raise NotImplementedError
+
+    def infer_impl(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        outputs = self.run(self.torch.from_numpy(image).to(self.model.device))
+        return {name: value.detach().float().cpu().numpy() for name, value in outputs.items()}
+
+    def bound_impl(self, image: np.ndarray):
+        on_device = self.torch.from_numpy(image).to(self.model.device)
+        synchronize = self.torch.cuda.synchronize if self.model.device == "cuda" else (lambda: None)
+
+        def call() -> None:
+            self.run(on_device)
+            synchronize()
+
+        return call
+
+    def deactivate_impl(self) -> None:
+        pass
+
+
+class Autograd(TorchPeer):
+    """The PyTorch autograd reference, fp32 or under fp16 autocast (what a user without us would run)."""
+
+    name = "autograd"
+
+    def __init__(self, model: Network, interactive: bool, autocast: bool = False):
+        super().__init__(model, interactive)
+        self.autocast = autocast
+
+    def prepare(self) -> None:
+        from interactive_trt.exporter.interactive.reference import AutogradReference
+
+        self.reference = AutogradReference(self.model.spec, self.model.weights, interactive=self.interactive,
+                                           device=self.model.device)
+        self.reference.params = self.model.torch_params()
+
+    def run(self, image) -> dict:
         torch = self.torch
-        with torch.autocast(self.device, dtype=torch.float16, enabled=self.autocast):
-            return self.reference(self.image)
-
-    def synchronize(self):
-        if self.device == "cuda":
-            self.torch.cuda.synchronize()
+        with torch.autocast(self.model.device, dtype=torch.float16, enabled=self.autocast):
+            return self.reference(image)
 
 
-def torch_params(spec, weights, device):
-    from interactive_trt.exporter.interactive.forward import weight_tensors
-
-    return {name: (w.to(device), b.to(device)) for name, (w, b) in weight_tensors(spec, weights).items()}
-
-
-class PlainAutograd:
+class PlainAutograd(TorchPeer):
     """The peer: what a careful PyTorch user writes without us. The network's forward pass, one
     torch.autograd.grad from the seed to every successor's pre-activation (plus the trivial one of the
     ImageNet head), gamma as the channel sum spread by an all-ones transposed convolution; the same
     outputs as the exported graph ('last', p = 2, both heads). Forward-only: the plain forward pass.
     """
 
-    def __init__(self, spec, weights, device, interactive, p: float = 2.0, params=None):
-        import torch
+    name = "autograd-plain"
 
-        torch.backends.cudnn.allow_tf32 = False  # a careful user's float32: TF32 off, cuDNN's timed plans
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.benchmark = True
-        self.torch, self.device, self.spec, self.interactive, self.p = torch, device, spec, interactive, p
-        self.params = params if params is not None else torch_params(spec, weights, device)
+    def __init__(self, model: Network, interactive: bool, p: float = 2.0):
+        super().__init__(model, interactive)
+        spec = model.spec
+        self.p = p
         routes = {t: spec.successor_routes(t) for t in spec.feature_layers}
         if any(route for group in routes.values() for _, route in group):
             raise InterActiveError(f"{spec.name}: the plain-autograd peer does not map gamma through channel "
                                    "bookkeeping (Split, Slice, Concat, shuffle)")
         self.successors = {t: [s for s, _ in group] for t, group in routes.items()}
         self.successor_names = sorted({s.name for group in self.successors.values() for s in group})
+        self.output_names = output_names(spec, "both", interactive)
 
-    def prepare(self, batch: np.ndarray):
-        self.image = self.torch.from_numpy(batch).to(self.device)
+    def prepare(self) -> None:
+        self.params = self.model.torch_params()
 
     def spread(self, score, successor, x):
         """The score summed over each group's output channels and spread back over its windows (grouped,
@@ -152,19 +209,22 @@ class PlainAutograd:
             gamma = gamma.repeat_interleave(x.shape[1] // groups, dim=1)
         return gamma
 
-    def __call__(self):
+    def run(self, image) -> dict:
+        return dict(zip(self.output_names, self.outputs(image), strict=True))
+
+    def outputs(self, image) -> list:
         from interactive_trt.exporter.interactive.forward import run_forward
 
-        torch, spec = self.torch, self.spec
+        torch, spec = self.torch, self.model.spec
         logits_name = spec.head_logits
         if not self.interactive:
             with torch.inference_mode():
-                acts, _ = run_forward(spec, self.params, self.image, list(spec.feature_layers) + [logits_name])
+                acts, _ = run_forward(spec, self.params, image, list(spec.feature_layers) + [logits_name])
                 outputs = [f(acts[t]) for t in spec.feature_layers for f in (self.average, self.peak)]
                 return outputs + [self.average(acts[logits_name])]
         F = torch.nn.functional
         with torch.enable_grad():
-            image = self.image.detach().requires_grad_(True)
+            image = image.detach().requires_grad_(True)
             targets = list(spec.feature_layers) + self.successor_names + [spec.last_layer, logits_name]
             acts, pre = run_forward(spec, self.params, image, targets)
             loss = acts[spec.last_layer].mean(dim=(2, 3)).pow(self.p).sum()
@@ -209,141 +269,31 @@ class PlainAutograd:
     def peak(x):
         return x.amax(dim=(2, 3))
 
-    def synchronize(self):
-        if self.device == "cuda":
-            self.torch.cuda.synchronize()
-
-
-class ExplicitGraph:
-    """The exported graph's own PyTorch module (no autograd), in its compute precision, as the torch
-    backend runs it (runtime.backends.torch_graph.prepare_graph: channels_last, torch.compile)."""
-
-    def __init__(self, spec, weights, device, interactive, precision, modifiers=()):
-        import torch
-
-        from interactive_trt.runtime.backends.torch_graph import prepare_graph
-
-        unknown = [m for m in modifiers if m not in ("cl", "compile")]
-        if unknown:
-            raise InterActiveError(f"unknown torch graph modifier {unknown[0]!r} (cl, compile)")
-        torch.backends.cudnn.allow_tf32 = False
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.benchmark = True
-        self.torch, self.device = torch, device
-        graph = InterActiveGraph(spec, weights, interactive=interactive, precision=precision).eval()
-        self.graph, self.layout = prepare_graph(graph, device, channels_last="cl" in modifiers,
-                                                compile="compile" in modifiers)
-
-    def prepare(self, batch: np.ndarray):
-        self.image = self.torch.from_numpy(batch).to(self.device).contiguous(memory_format=self.layout)
-
-    def __call__(self):
-        with self.torch.inference_mode():
-            return self.graph(self.image)
-
-    def synchronize(self):
-        if self.device == "cuda":
-            self.torch.cuda.synchronize()
-
 
 # benchmark modifiers of ONNX Runtime backends: CUDA provider options
 CUDA_MODIFIERS = {"tf32": ("use_tf32", 1), "notf32": ("use_tf32", 0), "heuristic": ("cudnn_conv_algo_search", "HEURISTIC"),
                   "fuse": ("fuse_conv_bias", 1), "nhwc": ("prefer_nhwc", 1)}
+TORCH_MODIFIERS = ("cl", "compile")
 
 
-class OnnxRuntime:
-    """interactive-infer's session: each provider's load-time form of the graph (CPU or CUDA) unless
-    "direct"; modifiers choose CUDA forms and provider options (CUDA_MODIFIERS) for measurements."""
+def onnxruntime_options(modifiers) -> dict:
+    """interactive-infer's ONNX Runtime runner unless modified: "direct" (no load-time form), the CUDA
+    forms named (forms.cuda.FORMS) and provider options (CUDA_MODIFIERS), for measurements."""
+    from interactive_trt.forms.cuda import FORMS
 
-    def __init__(self, onnx_path: Path, device: str, precision: str = "fp32", modifiers=()):
-        import onnxruntime as ort
-
-        from interactive_trt.common.ort import session_providers
-        from interactive_trt.forms.cuda import FORMS
-        from interactive_trt.runtime.backends.onnxrt import session_source
-
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        overrides = dict(CUDA_MODIFIERS[m] for m in modifiers if m in CUDA_MODIFIERS)
-        unknown = [m for m in modifiers if m not in CUDA_MODIFIERS and m not in FORMS and m != "direct"]
-        if unknown:
-            raise InterActiveError(f"unknown ONNX Runtime modifier {unknown[0]!r}")
-        forms = ",".join(m for m in modifiers if m in FORMS) or None
-        providers = session_providers(device, precision, **overrides)
-        with session_source(onnx_path, providers, "direct" if "direct" in modifiers else "auto", forms) as (source, counts):
-            self.counts = counts
-            self.session = ort.InferenceSession(source, options, providers=providers)
-        self.device = "cuda" if self.session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
-        self.ort = ort
-
-    def prepare(self, batch: np.ndarray):
-        """Inputs and outputs stay on the device, as they do for the other backends."""
-        self.binding = self.session.io_binding()
-        value = self.ort.OrtValue.ortvalue_from_numpy(batch, self.device, 0)
-        self.binding.bind_ortvalue_input("image", value)
-        for output in self.session.get_outputs():
-            self.binding.bind_output(output.name, self.device)
-        self.value = value
-
-    def __call__(self):
-        self.session.run_with_iobinding(self.binding)
-
-    def synchronize(self):
-        pass  # run_with_iobinding returns when the outputs are ready
+    unknown = [m for m in modifiers if m not in CUDA_MODIFIERS and m not in FORMS and m != "direct"]
+    if unknown:
+        raise InterActiveError(f"unknown ONNX Runtime modifier {unknown[0]!r}")
+    return {"convolutions": "direct" if "direct" in modifiers else "auto",
+            "cuda_forms": ",".join(m for m in modifiers if m in FORMS) or None,
+            "cuda_overrides": dict(CUDA_MODIFIERS[m] for m in modifiers if m in CUDA_MODIFIERS)}
 
 
-class OpenVino:
-    """interactive-infer's OpenVINO graph (the exporter's loader), its infer request timed alone; the
-    input is shared, not copied, and the outputs stay in OpenVINO's buffers (as ONNX Runtime's bound ones)."""
-
-    def __init__(self, onnx_path: Path, precision: str, convolutions: str = "auto"):
-        from interactive_trt.forms.openvino import CompiledGraph
-
-        self.graph = CompiledGraph(onnx_path, "bf16" if precision == "bf16" else "exported",
-                                   convolutions=convolutions)
-
-    def prepare(self, batch: np.ndarray):
-        self.batch = batch
-
-    def __call__(self):
-        self.graph.request.infer([self.batch], share_inputs=True)
-
-    def synchronize(self):
-        pass  # infer() returns when the outputs are ready
-
-
-class TensorRT:
-    """interactive-infer's TensorRT runner at the benchmark's size, timed on execute_async_v3 alone (inputs
-    already on the GPU, like the other backends). Each batch gets its own engine, tuned for exactly that
-    batch (its optimization profile's opt and max shapes), as a deployment that always runs it would build."""
-
-    def __init__(self, onnx_path: Path, size: int):
-        from interactive_trt.exporter.tensorrt.cuda import call, cudart
-
-        self.onnx_path, self.size, self.runner, self.batch = onnx_path, size, None, None
-        self.call, self.cudart = call, cudart()
-
-    def _runner_for(self, batch: int):
-        from interactive_trt.runtime.backends import make_runner
-        from interactive_trt.runtime.inference.model import load_model
-
-        if self.runner is not None:
-            self.runner.deactivate()  # one batch's engine and buffers on the GPU at a time
-        self.runner = make_runner("tensorrt", load_model(self.onnx_path), device="cuda", max_batch=batch,
-                                  opt_batch=batch, batch_size=batch,
-                                  log=lambda m: print(f"  {m}", file=sys.stderr)).activate()
-        self.slot, self.batch = self.runner.slot(self.size, self.size), batch
-
-    def prepare(self, batch: np.ndarray):
-        if batch.shape[0] != self.batch:
-            self._runner_for(batch.shape[0])
-        self.slot.run(batch, self.runner.stream)  # uploads the batch, sets the shape and the activation memory
-
-    def __call__(self):
-        self.slot.enqueue(self.runner.stream)
-
-    def synchronize(self):
-        self.call("cudaStreamSynchronize", self.cudart.cudaStreamSynchronize(self.runner.stream))
+def torch_options(modifiers) -> dict:
+    unknown = [m for m in modifiers if m not in TORCH_MODIFIERS]
+    if unknown:
+        raise InterActiveError(f"unknown torch graph modifier {unknown[0]!r} ({', '.join(TORCH_MODIFIERS)})")
+    return {"channels_last": "cl" in modifiers, "compile": "compile" in modifiers}
 
 
 def export_variant(folder: Path, model: str, width_divisor: int, precision: str, interactive: bool):
@@ -420,35 +370,39 @@ def main() -> int:
                                                         precision, mode == "interactive")
         return exports[(precision, mode)]
 
-    params = {}
+    peers = Network(spec, weights, args.device)
 
-    def shared_params():
-        if not params:
-            params.update(torch_params(spec, weights, args.device))
-        return params
+    def make(name, mode, batch):
+        """The runner a backend name stands for (not yet active): the peers on the network, every other
+        backend as interactive-infer makes it (make_runner) on the file exported for its precision."""
+        from interactive_trt.runtime.backends import make_runner
+        from interactive_trt.runtime.inference.model import load_model
 
-    def make(name, mode):
         interactive = mode == "interactive"
         backend, modifiers = parse_backend(name)
         if backend == "autograd-plain":
-            return PlainAutograd(spec, weights, args.device, interactive, params=shared_params())
+            return PlainAutograd(peers, interactive)
         if backend.startswith("autograd"):
             if backend.endswith("fp16") and args.device != "cuda":
                 raise InterActiveError("fp16 autocast is a GPU mode")
-            return Autograd(spec, weights, args.device, interactive, autocast=backend.endswith("fp16"),
-                            params=shared_params())
+            return Autograd(peers, interactive, autocast=backend.endswith("fp16"))
+        precision = backend.removeprefix("onnxruntime").removeprefix("-") or "fp32"
         if backend.startswith("graph"):
-            return ExplicitGraph(spec, weights, args.device, interactive, backend.split("-", 1)[1], modifiers)
-        convolutions = "direct" if "direct" in modifiers else "auto"
+            return make_runner("torch", load_model(exported(backend.split("-", 1)[1], mode)[0]), device=args.device,
+                               **torch_options(modifiers))
         if backend.startswith("onnxruntime"):
-            precision = backend.removeprefix("onnxruntime").removeprefix("-") or "fp32"
-            return OnnxRuntime(exported(precision, mode)[0], args.device, precision, modifiers)
+            return make_runner("onnxruntime", load_model(exported(precision, mode)[0]), device=args.device,
+                               **onnxruntime_options(modifiers))
         if backend.startswith("openvino"):
             if args.device != "cpu":
                 raise InterActiveError("OpenVINO runs on the CPU (--device cpu)")
-            return OpenVino(exported("fp32", mode)[0], backend.rsplit("-", 1)[1], convolutions)
-        path, _ = exported(backend.rsplit("-", 1)[1], mode)
-        return TensorRT(path, size)
+            return make_runner("openvino", load_model(exported("fp32", mode)[0]), device="cpu",
+                               precision="bf16" if backend.endswith("bf16") else "exported",
+                               convolutions="direct" if "direct" in modifiers else "auto")
+        # an engine per batch, tuned for exactly that batch, as a deployment that always runs it would build
+        return make_runner("tensorrt", load_model(exported(backend.rsplit("-", 1)[1], mode)[0]), device="cuda",
+                           max_batch=batch, opt_batch=batch, batch_size=batch,
+                           log=lambda m: print(f"  {m}", file=sys.stderr))
 
     names = args.backends.split(",")
 
@@ -474,11 +428,14 @@ def main() -> int:
         print(f"  {name:28s} {mode:11s}: not run ({skipped[-1][2]})", file=sys.stderr)
 
     def built(name, mode, images):
+        """An active runner and its bound call on `images`, or None (the failure is a row)."""
+        runner = None
         try:
-            runner = make(name, mode)
-            runner.prepare(images)
-            return runner
+            runner = make(name, mode, len(images)).activate()
+            return runner, runner.bound({"image": images})
         except Exception as exc:  # noqa: BLE001 - one backend's failure (ORT's own types, out of memory) is a row
+            if runner is not None:
+                runner.deactivate()
             skip(name, mode, exc)
             return None
 
@@ -486,27 +443,33 @@ def main() -> int:
     inputs = {batch: np.random.default_rng(0).standard_normal((batch, 3, size, size), dtype=np.float32)
               for batch in batches}
     for mode in args.modes.split(","):
-        if schedule == "sequential":  # one runner on the device at a time, built once for every batch
+        if schedule == "sequential":  # one runner on the device at a time
             for name in names:
-                runner = built(name, mode, inputs[batches[0]])
-                for batch in batches if runner is not None else ():
+                for batch in batches:
+                    made = built(name, mode, inputs[batch])
+                    if made is None:
+                        continue
+                    runner, call = made
                     try:
-                        runner.prepare(inputs[batch])
-                        ((seconds, best),) = interleaved({name: runner}, args.repeat, args.warmup).values()
+                        ((seconds, best),) = interleaved({name: call}, args.repeat, args.warmup).values()
                         record(name, mode, batch, seconds, best)
                         if args.kernels and batch == max(batches):
-                            rows[-1]["kernels"] = kernel_table(runner, args.kernels)
+                            rows[-1]["kernels"] = kernel_table(call, args.kernels)
                     except Exception as exc:  # noqa: BLE001 - out of memory at one batch is a row too
                         skip(name, mode, exc)
+                    runner.deactivate()
+                    del runner, call, made
+                    release_device_memory(args.device)
                     save()
-                del runner
-                release_device_memory(args.device)
             continue
         for batch in batches:
-            runners = {name: runner for name in names if (runner := built(name, mode, inputs[batch])) is not None}
-            for name, (seconds, best) in interleaved(runners, args.repeat, args.warmup).items():
+            made = {name: pair for name in names if (pair := built(name, mode, inputs[batch])) is not None}
+            timings = interleaved({name: call for name, (_, call) in made.items()}, args.repeat, args.warmup)
+            for name, (seconds, best) in timings.items():
                 record(name, mode, batch, seconds, best)
-            del runners
+            for runner, _ in made.values():
+                runner.deactivate()
+            del made
             gc.collect()
             save()
     rows.sort(key=lambda row: (row["batch"], names.index(row["backend"]), row["mode"]))
@@ -544,17 +507,14 @@ def release_device_memory(device: str) -> None:
         torch.cuda.empty_cache()
 
 
-def kernel_table(runner, top: int) -> list[dict]:
+def kernel_table(call, top: int) -> list[dict]:
     """The `top` GPU kernels by time in one call, from CUPTI through torch.profiler (it records every
     kernel of the process, ONNX Runtime's too), with each one's share of all kernel time."""
-    import torch
     from torch.profiler import ProfilerActivity, profile
 
-    runner()
-    runner.synchronize()
+    call()
     with profile(activities=[ProfilerActivity.CUDA]) as trace:
-        runner()
-        runner.synchronize()
+        call()
     totals: dict[str, list] = {}
     for event in trace.events():
         if str(getattr(event, "device_type", "")).endswith("CUDA") and event.device_time_total:  # kernels
@@ -570,18 +530,17 @@ def kernel_table(runner, top: int) -> list[dict]:
     return table
 
 
-def interleaved(runners: dict, repeat: int, warmup: int) -> dict:
-    """(median, best) seconds per runner, timed in `repeat` rounds that visit every runner once each."""
-    for runner in runners.values():
+def interleaved(calls: dict, repeat: int, warmup: int) -> dict:
+    """(median, best) seconds per bound call (Runner.bound: it returns when its outputs are ready), timed
+    in `repeat` rounds that visit every call once each."""
+    for call in calls.values():
         for _ in range(warmup):
-            runner()
-        runner.synchronize()
-    times = {key: [] for key in runners}
+            call()
+    times = {key: [] for key in calls}
     for _ in range(repeat):
-        for key, runner in runners.items():
+        for key, call in calls.items():
             started = time.perf_counter()
-            runner()
-            runner.synchronize()
+            call()
             times[key].append(time.perf_counter() - started)
     return {key: (statistics.median(values), min(values)) for key, values in times.items()}
 

@@ -253,7 +253,8 @@ def onnx_command(
 
 
 def export(verbose: bool = False, **options) -> None:
-    from interactive_trt.exporter.onnx.export import ExportRequest, export_model
+    from interactive_trt.exporter.onnx.export import export_model
+    from interactive_trt.exporter.onnx.request import ExportRequest
 
     request = ExportRequest(**options)
     try:

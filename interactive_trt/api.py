@@ -178,7 +178,8 @@ def export(model: str = "vgg19", weights: str | None = None, *, out: str | Path 
     Raises VerificationError when the graph misses its bounds (the manifest records the reports).
     """
     try:
-        from interactive_trt.exporter.onnx.export import ExportRequest, export_model
+        from interactive_trt.exporter.onnx.export import export_model
+        from interactive_trt.exporter.onnx.request import ExportRequest
     except ImportError as exc:
         from interactive_trt.common.errors import BackendUnavailable
 

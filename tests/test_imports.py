@@ -1,6 +1,6 @@
 """Imports go one way (issue 24): the runtime reaches the exporter only through
 `interactive_trt.exporter.public`; the exporter never imports the runtime; the floor both stand on
-(contracts, common, forms) imports neither."""
+(contracts, common, forms, runners) imports neither."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-FLOOR = ("interactive_trt/contracts", "interactive_trt/common", "interactive_trt/forms")
+FLOOR = ("interactive_trt/contracts", "interactive_trt/common", "interactive_trt/forms", "interactive_trt/runners")
 
 
 def imported_modules(path: Path) -> list[str]:
@@ -61,3 +61,22 @@ def test_every_public_name_resolves():
         if name in public.NEEDS_TORCH:
             pytest.importorskip("torch")
         assert getattr(public, name) is not None, name
+
+
+def calls_named(path: Path, attribute: str) -> int:
+    return sum(1 for node in ast.walk(ast.parse(path.read_text(), str(path)))
+               if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == attribute)
+
+
+@pytest.mark.parametrize("call, homes", [
+    # the canonicaliser's session only writes ONNX Runtime's optimized graph; it never runs one
+    ("InferenceSession", {"interactive_trt/runners/onnxrt.py", "exporter/networks/onnx_import/canonical.py"}),
+    ("compile_model", {"interactive_trt/forms/openvino.py"}),
+])
+def test_each_backend_makes_its_session_in_one_place(call, homes):
+    """One runner interface (issue 24): the runtime, export and import verification and the benchmark
+    all run graphs through interactive_trt.runners, so sessions are made in one place per backend."""
+    found = {path.relative_to(REPO).as_posix()
+             for folder in ("interactive_trt", "exporter", "runtime", "benchmarks", "scripts")
+             for path in (REPO / folder).rglob("*.py") if calls_named(path, call)}
+    assert found == homes

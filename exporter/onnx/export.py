@@ -1,6 +1,8 @@
 """Export: build the explicit InterActive graph, write ONNX atomically, verify it, write the manifest.
 
 Generic over the model description: nothing here knows VGG (optimum's split of config and machinery).
+The stages in their order and their homes: what is asked (request.py), the graph and its file (here),
+verification on torch and on every runtime (verification.py), the manifest and the engines (here).
 """
 
 from __future__ import annotations
@@ -14,131 +16,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
 from interactive_trt import __version__
-from interactive_trt.common.errors import SpecError
-from interactive_trt.common.imaging import bucket_for, prepare, sample_photo
+from interactive_trt.contracts.graph import OnnxGraph
 from interactive_trt.contracts.manifest import Manifest, manifest_path_for, sha256_file, temporary_beside
 from interactive_trt.contracts.outputs import output_layer, output_shape
+from interactive_trt.contracts.spec import ModelSpec
 from interactive_trt.exporter.interactive.precision import Calibration, calibrate_loss_scale, check_precision
-from interactive_trt.contracts.spec import ModelSpec, Preprocessing
-from interactive_trt.exporter.onnx.verify import Bounds, Report, compare
-from interactive_trt.forms.cpu import cpu_model
-from interactive_trt.forms.cuda import chosen_forms, cuda_model
-from interactive_trt.exporter.networks.weights import Weights, load_weights, matconvnet_mean
+from interactive_trt.exporter.networks.weights import Weights
+from interactive_trt.exporter.onnx.request import IMPORTED, ExportRequest, log_default, model_spec, resolve_weights
+from interactive_trt.exporter.onnx.verification import (Checked, bounds_for, verification_inputs, verify_runtimes,
+                                                        verify_torch_graph)
+from interactive_trt.exporter.onnx.verify import Report
 
 OPSET = 17
-IMPORTED = "onnx"  # ExportRequest.model for a network imported from an ONNX file
-GRAPH_BOUNDS = Bounds(min_cosine=None, max_rel_l2=1e-5, top1_agreement=1.0)
-ONNXRUNTIME_BOUNDS = Bounds(min_cosine=0.9999, max_rel_l2=None, top1_agreement=1.0)
-# fp16: issue 3's 0.999 for the average features and class scores (a flipped near-tie may move one class
-# in or out of the top 5). Outputs that hang on single positions (gamma maps, interactive max) get 0.98:
-# an fp16 forward pass rounds activations, which flips ReLU masks and pool arg-maxes near ties; the
-# docs/precision.md gives the measured figures.
-REDUCED_BOUNDS = Bounds(min_cosine=0.999, max_rel_l2=None, positional_min_cosine=0.98, top1_agreement=None,
-                        top5_overlap=0.8)
-
-
-def bounds_for(precision: str, candidate: str) -> Bounds:
-    """`precision` is the graph's; a candidate named '... bf16' computes part of it in bfloat16."""
-    if precision != "fp32" or candidate.endswith("bf16"):
-        return REDUCED_BOUNDS
-    return GRAPH_BOUNDS if candidate == "torch graph" else ONNXRUNTIME_BOUNDS
-
-
-def model_spec(model: str, width_divisor: int = 1) -> ModelSpec:
-    from interactive_trt.exporter.networks.registry import built_in
-
-    return built_in(model).build(width_divisor)
-
-
-@dataclass
-class ExportRequest:
-    model: str = "vgg19"
-    weights: str | None = None
-    seed: int = 0
-    config: str = "last"
-    p: float = 2.0
-    head: str = "both"
-    out: Path = Path("engines")
-    seed_scale: float = 1.0
-    verify: bool = True
-    width_divisor: int = 1
-    layers: tuple[str, ...] | None = None  # feature layers; None: the model's own list
-    interactive: bool = True
-    verify_images: tuple[Path, ...] = ()
-    precision: str = "fp32"
-    loss_scale: float | None = None  # None: calibrated for fp16 and fp16-backward, 1 otherwise
-    trt: bool = False
-    buckets: str | None = None  # "512x512,448x576"; None: the common photo aspects (trt_build)
-    min_batch: int = 1
-    max_batch: int = 32
-    opt_batch: int | None = None  # engines tuned for it; None: tensorrt.build.DEFAULT_OPT_BATCH
-    # model "onnx": bring your own network (exporter/networks/onnx_import)
-    source: Path | None = None  # the ONNX file
-    input_size: tuple[int, int] | None = None  # its native size, when its input is dynamic
-    preprocessing: Preprocessing | None = None  # what its input expects; None: torchvision's ImageNet
-    name: str | None = None  # the exported model's name; None: the file's stem
-
-    @property
-    def graph_options(self) -> dict:
-        """What the explicit graph and the autograd reference must agree on."""
-        return {"config": self.config, "p": self.p, "head": self.head, "seed_scale": self.seed_scale,
-                "interactive": self.interactive}
-
-    @property
-    def stem(self) -> str:
-        p = f"{self.p:g}".replace(".", "_")
-        kind = self.config if self.interactive else "forward"
-        typed = "" if self.precision == "fp32" else f"_{self.precision}"
-        return f"{self.network_name}_{kind}_p{p}_{self.head}{typed}"
-
-    @property
-    def network_name(self) -> str:
-        if self.model == IMPORTED:
-            from interactive_trt.exporter.networks.onnx_import.network import network_name
-
-            return network_name(self.onnx_source, self.name)
-        return model_spec(self.model, self.width_divisor).name
-
-    @property
-    def onnx_source(self) -> Path:
-        if self.source is None:
-            raise SpecError("model 'onnx' needs the ONNX file to import (ExportRequest.source)")
-        return Path(self.source)
-
-    def import_options(self):
-        from interactive_trt.exporter.networks.onnx_import import ImportOptions
-
-        return ImportOptions(input_size=self.input_size, preprocessing=self.preprocessing or Preprocessing(),
-                             name=self.name)
-
-
-def log_default(message: str) -> None:
-    print(message, flush=True)
-
-
-def resolve_weights(request: ExportRequest, spec: ModelSpec) -> tuple[ModelSpec, Weights]:
-    """--weights as given; omitted, the built-in's default file (torchvision's cache, an installed package)."""
-    from interactive_trt.common.errors import WeightsError
-    from interactive_trt.exporter.networks.registry import built_in
-    from interactive_trt.exporter.networks.weights import torchvision_cache_path
-
-    source = request.weights
-    if source is None:
-        entry = built_in(request.model)
-        found = entry.default_weights()
-        if found is None:
-            raise WeightsError(f"no weights given and none found for {request.model}: "
-                               + entry.missing_hint.format(path=torchvision_cache_path(request.model))
-                               + "; or pass --weights FILE, or --weights random for seeded random weights")
-        source = str(found)
-    weights = load_weights(source, spec, seed=request.seed)
-    if request.weights and Path(request.weights).suffix.lower() == ".mat":
-        mean = matconvnet_mean(Path(request.weights))
-        spec = replace(spec, preprocessing=Preprocessing(scale=1.0, mean=mean, std=(1.0, 1.0, 1.0)))
-    return spec, weights
 
 
 def export_onnx(graph, path: Path, sample) -> None:
@@ -166,155 +56,6 @@ def export_onnx(graph, path: Path, sample) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-
-
-def verification_inputs(spec: ModelSpec, images: tuple[Path, ...] = ()) -> list[tuple[str, np.ndarray]]:
-    """Noise at the smallest square bucket (batch 2) and real photos at their own, non-square bucket."""
-    from interactive_trt.common.imaging import load_rgb
-
-    rng = np.random.default_rng(1234)
-    side = spec.resize.min_side
-    batches = [(f"noise 2x{side}x{side}", rng.standard_normal((2, 3, side, side), dtype=np.float32))]
-    photos = [(str(path), load_rgb(path)) for path in images] or [("scikit-image chelsea", sample_photo("chelsea"))]
-    for label, rgb in photos:
-        size = bucket_for(*rgb.shape[:2], spec.resize)
-        batches.append((f"{label} {size[0]}x{size[1]}", prepare(rgb, size, spec.preprocessing)[None]))
-    return batches
-
-
-class OnnxRuntimeGraph:
-    """One ONNX Runtime session over the file, or over a serialized model (a load-time form): named
-    float32 arrays in, named arrays out, as `openvino.CompiledGraph`. Made once per candidate; on the CPU
-    provider unless `providers` says otherwise (common.ort.session_providers)."""
-
-    def __init__(self, source: Path | str | bytes, providers: list | None = None):
-        from interactive_trt.common.ort import CPU_PROVIDER, import_onnxruntime
-
-        ort = import_onnxruntime()
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(source if isinstance(source, bytes) else str(source), options,
-                                            providers=providers or [CPU_PROVIDER])
-
-    def __call__(self, feed: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
-        return dict(zip(names, self.session.run(names, {"image": feed})))
-
-
-def run_onnxruntime(path: Path | bytes, feed: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
-    """One batch through ONNX Runtime's CPU provider."""
-    return OnnxRuntimeGraph(path)(feed, names)
-
-
-def onnxruntime_candidates(onnx_path: Path, precision: str, log: Callable[[str], None]) -> dict:
-    """ONNX Runtime on the file, on the graph it runs on a CPU (interactive_trt.forms.cpu) when that differs, and
-    on its CUDA provider as interactive-infer runs it (options and form) where onnxruntime-gpu has one.
-
-    Each is a factory, made and released in turn by `verify_runtimes` (each session holds the weights once
-    more, in its own form); a factory returns None where its form would change nothing."""
-    from interactive_trt.common.ort import CUDA_PROVIDER, import_onnxruntime, session_providers
-
-    def cpu_form():
-        with cpu_model(onnx_path, "onnxruntime") as (source, counts):
-            if not any(counts.values()):
-                return None
-            log(f"  also verifying onnxruntime cpu (the graph as it loads on a CPU: {counts['winograd']} layers as "
-                f"Winograd F(4x4, 3x3), {counts['pointwise']} 1x1 transposed convolutions as convolutions, "
-                f"{counts['products']} as products)")
-            return OnnxRuntimeGraph(source)
-
-    def cuda_form():
-        with cuda_model(onnx_path, chosen_forms()) as (source, counts):
-            taken = ", ".join(f"{form} {count}" for form, count in counts.items() if count) or "none"
-            log(f"  also verifying onnxruntime cuda (CUDA forms taken: {taken})")
-            return OnnxRuntimeGraph(source, session_providers("cuda", precision))
-
-    candidates = {"onnxruntime": lambda: OnnxRuntimeGraph(onnx_path), "onnxruntime cpu": cpu_form}
-    if CUDA_PROVIDER in import_onnxruntime().get_available_providers():
-        candidates["onnxruntime cuda"] = cuda_form
-    return candidates
-
-
-def openvino_candidates(onnx_path: Path, precision: str, log: Callable[[str], None]) -> dict:
-    """OpenVINO, when installed, as one more runtime: as exported, and with bf16 backward convolutions
-    where the CPU has bf16 (an fp32 graph only); factories, as above. Empty when OpenVINO is not installed."""
-    from interactive_trt.forms import openvino as ov_runtime
-
-    if not ov_runtime.is_installed():
-        return {}
-    candidates = {"openvino": lambda: ov_runtime.CompiledGraph(onnx_path, "exported", precision)}
-    if precision == "fp32" and ov_runtime.has_bf16():
-        candidates["openvino bf16"] = lambda: ov_runtime.CompiledGraph(onnx_path, "bf16", precision)
-    log(f"  also verifying {', '.join(candidates)} (OpenVINO {ov_runtime.version().split('-')[0]})")
-    return candidates
-
-
-@dataclass
-class Checked:
-    """One verification input and what the float32 autograd reference gave on it; kept so the runtimes
-    are compared after the torch objects are gone."""
-
-    label: str
-    batch: np.ndarray
-    expected: dict[str, np.ndarray]
-    magnitudes: dict
-
-
-def verify_torch_graph(spec, weights, request: ExportRequest, graph,
-                       log: Callable[[str], None] = log_default) -> tuple[list[Report], list[Checked]]:
-    """The explicit torch graph against the float32 autograd reference, on noise and photos; returns the
-    reports and the reference's outputs, against which `verify_runtimes` holds the exported file.
-
-    A reduced-precision graph is held to the reduced-precision bounds; its loss scale is invisible in
-    its outputs, so the reference is the same for every precision.
-    """
-    import torch
-
-    from interactive_trt.exporter.interactive.reference import AutogradReference
-
-    reference = AutogradReference(spec, weights, **request.graph_options)
-    reports, checked = [], []
-    for label, batch in verification_inputs(spec, request.verify_images):
-        started = time.perf_counter()
-        image = torch.from_numpy(batch)
-        expected = {k: v.numpy() for k, v in reference(image).items()}
-        with torch.no_grad():
-            explicit = {k: v.numpy() for k, v in graph.named_outputs(image).items()}
-        magnitudes = dict(reference.magnitudes)
-        reports.append(compare(f"torch graph{typed(request.precision)} vs autograd, {label}", explicit, expected,
-                               bounds_for(request.precision, "torch graph"), magnitudes))
-        checked.append(Checked(label, batch, expected, magnitudes))
-        log(f"  verified the torch graph on {label} in {time.perf_counter() - started:.1f}s")
-    return reports, checked
-
-
-def verify_runtimes(onnx_path: Path, checked: list[Checked], output_names: list[str], precision: str,
-                    log: Callable[[str], None] = log_default) -> list[Report]:
-    """ONNX Runtime (as exported, and in its load-time forms) and, when installed, OpenVINO on the file,
-    against the reference's outputs.
-
-    The runtimes are made one at a time, each released before the next, and after the torch objects:
-    every session holds the weights once more in its own form (issue 24: VGG-19's export peaked at
-    13 GiB with all of them alive; docs/benchmarks.md has the figures).
-    """
-    reports = []
-    candidates = {**onnxruntime_candidates(onnx_path, precision, log), **openvino_candidates(onnx_path, precision, log)}
-    for name, make in candidates.items():
-        started = time.perf_counter()
-        candidate = make()
-        if candidate is None:
-            continue
-        for item in checked:
-            reports.append(compare(f"{name}{typed(precision)} vs autograd, {item.label}",
-                                   candidate(item.batch, output_names), item.expected,
-                                   bounds_for(precision, name), item.magnitudes))
-        del candidate
-        gc.collect()
-        log(f"  verified {name} on {len(checked)} inputs in {time.perf_counter() - started:.1f}s")
-    return reports
-
-
-def typed(precision: str) -> str:
-    return "" if precision == "fp32" else f" {precision}"
 
 
 def calibrate(graph, spec: ModelSpec, request: ExportRequest, log: Callable[[str], None]) -> Calibration:
@@ -458,7 +199,8 @@ def export_model(request: ExportRequest, log: Callable[[str], None] = log_defaul
     gc.collect()
     onnx_path, reports = exported.onnx_path, exported.reports
     if request.verify:
-        reports += verify_runtimes(onnx_path, exported.checked, exported.output_names, request.precision, log)
+        reports += verify_runtimes(OnnxGraph(onnx_path, "image", exported.output_names, request.precision),
+                                   exported.checked, log)
         exported.checked.clear()
         if imported is not None:
             from interactive_trt.exporter.networks.onnx_import import verify_against_source

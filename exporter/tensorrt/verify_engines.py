@@ -2,7 +2,7 @@
 autograd reference on the GPU, on noise and on a real photo at the engine's own resolution.
 
 The reference runs in float32 on the same GPU; an fp16 engine meets the reduced-precision bounds
-(export.REDUCED_BOUNDS) and its report lists the fraction of gamma zeroed by underflow. Every engine's
+(verification.REDUCED_BOUNDS) and its report lists the fraction of gamma zeroed by underflow. Every engine's
 lowest cosine per kind of output is logged and kept in the manifest (`engines[].agreement`): for fp16
 these are the figures of TensorRT's fp16 kernels, which ONNX Runtime's CPU provider (it runs fp16
 convolutions in float32 between inserted Casts) cannot give.

@@ -21,9 +21,13 @@ class OnnxGraph:
     output_names: list[str] = field(default_factory=list)
     precision: str = "fp32"  # the file's own: its float16 graphs take float32 in and give float32 out
     spec: ModelSpec | None = None  # where given, the input's size is held to the network's (spatial_sizes)
-    layout: str = "NCHW"  # of the input; "NHWC" for a channels-last original
+    layout: str | None = "NCHW"  # of the input; "NHWC" for a channels-last original; None: any float32 array
 
     def check_input(self, image: np.ndarray, who: str) -> None:
+        if self.layout is None:
+            if image.dtype != np.float32:
+                raise InterActiveError(f"{who}: input must be float32, got {image.dtype}")
+            return
         channels = (image.shape[1] if self.layout == "NCHW" else image.shape[3]) if image.ndim == 4 else None
         if channels != 3 or image.dtype != np.float32:
             shape = "N x 3 x H x W" if self.layout == "NCHW" else "N x H x W x 3"

@@ -302,5 +302,5 @@ class CompiledGraph:
 
 def run_openvino(path: Path, feed: np.ndarray, names: list[str], precision: str = "exported",
                  graph_precision: str = "fp32") -> dict[str, np.ndarray]:
-    """One batch through OpenVINO (export verification), as `run_onnxruntime` does for ONNX Runtime."""
+    """One batch through OpenVINO (export verification), as `exporter.onnx.verification.run_onnxruntime` does for ONNX Runtime."""
     return CompiledGraph(path, precision, graph_precision)(feed, names)

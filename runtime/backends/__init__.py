@@ -44,11 +44,11 @@ def make_runner(backend: str, model, device: str = "auto", precision: str = "exp
     check_precision(backend, precision)
     convolutions = cpu_convolutions(options)
     if backend == "onnxruntime":
-        from interactive_trt.runtime.backends.onnxrt import OnnxRuntimeRunner
+        from interactive_trt.runners.onnxrt import OnnxRuntimeRunner
 
         return OnnxRuntimeRunner(model, device=device, convolutions=convolutions, **options)
     if backend == "openvino":
-        from interactive_trt.runtime.backends.openvino import OpenVinoRunner
+        from interactive_trt.runners.openvino import OpenVinoRunner
 
         return OpenVinoRunner(model, device=device, precision=precision, convolutions=convolutions, **options)
     if backend == "torch":

@@ -19,7 +19,7 @@ import numpy as np
 from interactive_trt.common.errors import BackendUnavailable
 from interactive_trt.exporter.public import (DEFAULT_OPT_BATCH, ResolutionSlot, SharedScratch, call, cudart,
                                              engine_cache_for, gpu_platform, logger, opt_batch_for, tensorrt)
-from interactive_trt.runtime.backends.base import Runner
+from interactive_trt.runners.base import Runner
 
 DEFAULT_MAX_BATCH = 32
 DEFAULT_BUDGET_SHARE = 0.75
@@ -110,6 +110,21 @@ class TensorRTRunner(Runner):
         if len(parts) == 1:
             return parts[0]
         return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+    def bound_impl(self, image: np.ndarray):
+        """execute_async_v3 alone: the batch uploaded once (it must fit one engine call) and the shape and
+        activation memory set; each call enqueues and waits for the stream."""
+        if image.shape[0] > self.max_batch:
+            raise BackendUnavailable(f"{self.name}: a bound batch of {image.shape[0]} is over the engines' "
+                                     f"largest ({self.max_batch})")
+        slot = self.slot(image.shape[2], image.shape[3])
+        slot.run(image, self.stream)
+
+        def run() -> None:
+            slot.enqueue(self.stream)
+            call("cudaStreamSynchronize", cudart().cudaStreamSynchronize(self.stream))
+
+        return run
 
     def deactivate_impl(self) -> None:
         for slot in self.slots.values():

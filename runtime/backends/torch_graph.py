@@ -7,7 +7,7 @@ import numpy as np
 
 from interactive_trt.common.errors import BackendUnavailable, ManifestError
 
-from interactive_trt.runtime.backends.base import Runner
+from interactive_trt.runners.base import Runner
 from interactive_trt.common.extras import install
 
 
@@ -98,6 +98,20 @@ class TorchGraphRunner(Runner):
             batch = torch.from_numpy(image).to(self.torch_device).contiguous(memory_format=self.layout)
             outputs = dict(zip(self.output_names, self.graph(batch)))
         return {name: value.float().cpu().numpy() for name, value in outputs.items()}
+
+    def bound_impl(self, image: np.ndarray):
+        """The input on the device in the graph's layout once; each call runs the graph and waits for the GPU."""
+        torch = self._torch
+        batch = torch.from_numpy(image).to(self.torch_device).contiguous(memory_format=self.layout)
+        on_gpu = str(self.torch_device).startswith("cuda")
+
+        def run() -> None:
+            with torch.inference_mode():
+                self.graph(batch)
+            if on_gpu:
+                torch.cuda.synchronize()
+
+        return run
 
     def deactivate_impl(self) -> None:
         self.graph = None

@@ -9,11 +9,15 @@ from pathlib import Path
 import onnx
 
 from interactive_trt.common.errors import ManifestError
+from interactive_trt.contracts.graph import OnnxGraph
 from interactive_trt.contracts.manifest import Manifest, check_model_file, load_manifest, manifest_path_for
 
 
 @dataclass
 class ExportedModel:
+    """An exported file and its manifest; to a runner (interactive_trt.runners) it is what
+    contracts.graph.OnnxGraph is, read from the manifest."""
+
     onnx_path: Path
     manifest_path: Path
     manifest: Manifest
@@ -21,6 +25,21 @@ class ExportedModel:
     @property
     def folder(self) -> Path:
         return self.onnx_path.parent
+
+    @property
+    def input_name(self) -> str:
+        return self.manifest.input_name
+
+    @property
+    def output_names(self) -> list[str]:
+        return self.manifest.output_names
+
+    @property
+    def precision(self) -> str:
+        return self.manifest.precision
+
+    def check_input(self, image, who: str) -> None:
+        OnnxGraph(self.onnx_path, self.input_name, spec=self.manifest.model).check_input(image, who)
 
 
 def find_manifest(path: Path) -> Path:

@@ -37,16 +37,16 @@ def test_plain_autograd_peer_equals_the_reference(network, small_spec, small_wei
         small_spec, small_weights = built_in(network)
     batch = photo_batches["chelsea"]
     expected = AutogradReference(small_spec, small_weights)(torch.from_numpy(batch))
-    peer = benchmark.PlainAutograd(small_spec, small_weights, "cpu", interactive=True)
-    peer.prepare(batch)
-    got = dict(zip(output_names(small_spec, "both", True), peer()))
+    network = benchmark.Network(small_spec, small_weights, "cpu")
+    with benchmark.PlainAutograd(network, interactive=True) as peer:
+        got = peer.infer({"image": batch})
+        peer.bound({"image": batch})()  # what the benchmark times runs too
     assert got.keys() == expected.keys()
     for name, value in expected.items():
-        assert got[name].shape == value.shape, name
-        assert cosine(got[name].numpy(), value.numpy()) >= 0.9999, name
-    forward = benchmark.PlainAutograd(small_spec, small_weights, "cpu", interactive=False)
-    forward.prepare(batch)
-    assert len(forward()) == len(output_names(small_spec, "both", False))
+        assert got[name].shape == tuple(value.shape), name
+        assert cosine(got[name], value.numpy()) >= 0.9999, name
+    with benchmark.PlainAutograd(network, interactive=False) as forward:
+        assert list(forward.infer({"image": batch})) == output_names(small_spec, "both", False)
 
 
 @pytest.mark.parametrize("family", ["efficientnet_b0", "convnext"])
@@ -64,8 +64,29 @@ def test_the_peer_serves_the_part3_rows(family, tmp_path, photo_batches):
     spec, weights = benchmark.network(str(path), 1)
     batch = photo_batches["chelsea"]
     expected = AutogradReference(spec, weights)(torch.from_numpy(batch))
-    peer = benchmark.PlainAutograd(spec, weights, "cpu", interactive=True)
-    peer.prepare(batch)
-    got = dict(zip(output_names(spec, "both", True), peer()))
+    with benchmark.PlainAutograd(benchmark.Network(spec, weights, "cpu"), interactive=True) as peer:
+        got = peer.infer({"image": batch})
     for name, value in expected.items():
-        assert cosine(got[name].numpy(), value.numpy()) >= 0.9999, name
+        assert cosine(got[name], value.numpy()) >= 0.9999, name
+
+
+def test_the_benchmark_times_every_cpu_backend_through_its_runner(tmp_path):
+    """The script end to end on a width-reduced VGG-19: each backend, the peers included, is a runner, and
+    each gives a row per mode and batch; a backend that cannot run is a row of its own, not a crash."""
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "rows.json"
+    backends = "autograd-plain,autograd-fp32,onnxruntime,onnxruntime+direct,graph-fp32+cl,onnxruntime+bogus"
+    done = subprocess.run([sys.executable, str(BENCHMARK), "--model", "vgg19", "--width-divisor", "8", "--size", "224",
+                           "--batch", "1,2", "--device", "cpu", "--backends", backends, "--repeat", "1", "--warmup", "0",
+                           "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    measured = {(row["backend"], row["mode"], row["batch"]) for row in result["rows"] if row["ms"] > 0}
+    expected = {(name, mode, batch) for name in backends.split(",")[:-1] for mode in ("forward", "interactive")
+                for batch in (1, 2)}
+    assert measured == expected
+    assert [name for name, _, reason in result["skipped"] if "unknown ONNX Runtime modifier 'bogus'" in reason] == [
+        "onnxruntime+bogus", "onnxruntime+bogus"]

@@ -15,7 +15,9 @@ from interactive_trt.exporter.interactive.reference import AutogradReference
 from interactive_trt.exporter.networks.efficientnet import efficientnet_lite0_spec, packaged_weights_path
 from interactive_trt.exporter.networks.resnet import resnet_spec
 from interactive_trt.exporter.networks.weights import load_weights, random_weights
-from interactive_trt.exporter.onnx.export import ExportRequest, export_model, run_onnxruntime
+from interactive_trt.exporter.onnx.export import export_model
+from interactive_trt.exporter.onnx.request import ExportRequest
+from interactive_trt.exporter.onnx.verification import run_onnxruntime
 from interactive_trt.exporter.onnx.verify import cosine, rel_l2
 
 import onnx_builders as build
@@ -70,7 +72,7 @@ def test_lite0_fp16_backward_meets_the_float32_bound_where_fp16_misses_the_reduc
     """An fp16 forward pass flips ReLU6 masks on depthwise channels; with it in float32 (fp16-backward)
     every output stays within cosine 0.9999 of the float32 reference."""
     from interactive_trt.exporter.interactive.precision import calibrate_loss_scale
-    from interactive_trt.exporter.onnx.export import REDUCED_BOUNDS
+    from interactive_trt.exporter.onnx.verification import REDUCED_BOUNDS
     from interactive_trt.exporter.onnx.verify import compare
 
     spec, weights, _ = lite0

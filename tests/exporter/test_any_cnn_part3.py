@@ -177,7 +177,8 @@ def test_layernorm_affine_maps_and_a_convnext_block_equal_autograd():
 
 def test_exported_part3_graphs_run_the_same_on_onnxruntime_and_openvino(tmp_path):
     from interactive_trt.forms import openvino as ov_runtime
-    from interactive_trt.exporter.onnx.export import export_onnx, run_onnxruntime
+    from interactive_trt.exporter.onnx.export import export_onnx
+    from interactive_trt.exporter.onnx.verification import run_onnxruntime
 
     batch = np.random.default_rng(6).standard_normal((2, 3, 64, 64), dtype=np.float32)
     for spec in (se_spec(), se_spec("hardsigmoid", "hardswish"), convnext_spec()):

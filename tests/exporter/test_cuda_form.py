@@ -18,7 +18,9 @@ from interactive_trt.common.errors import InterActiveError
 from interactive_trt.forms import cuda as cuda_form
 from interactive_trt.forms import winograd
 from interactive_trt.forms.cpu import transposed_as_products
-from interactive_trt.exporter.onnx.export import ExportRequest, export_model
+from interactive_trt.runners import onnxrt as onnxrt_runner
+from interactive_trt.exporter.onnx.export import export_model
+from interactive_trt.exporter.onnx.request import ExportRequest
 from interactive_trt.exporter.onnx.verify import cosine
 
 
@@ -162,11 +164,15 @@ class StandInSession:
     def run(self, names, feed):
         return self.session.run(names, feed)
 
+    def get_providers(self):
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
 
 def test_export_verification_adds_the_cuda_provider_where_there_is_one(tmp_path, monkeypatch):
     stand_in = SimpleNamespace(get_available_providers=lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"],
                                InferenceSession=StandInSession, SessionOptions=ort.SessionOptions)
     monkeypatch.setattr(common_ort, "import_onnxruntime", lambda: stand_in)
+    monkeypatch.setattr(onnxrt_runner, "import_onnxruntime", lambda: stand_in)
     monkeypatch.setenv(cuda_form.FORMS_VARIABLE, "products,sums")
     StandInSession.providers_seen.clear()
     lines = []

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from interactive_trt.exporter.onnx.export import REDUCED_BOUNDS
+from interactive_trt.exporter.onnx.verification import REDUCED_BOUNDS
 from interactive_trt.exporter.onnx.verify import OutputCheck, Report, describe_lowest, lowest_cosines
 
 

@@ -9,7 +9,9 @@ import torch
 
 from interactive_trt.common.errors import VerificationError
 from interactive_trt.forms import openvino as ov_runtime
-from interactive_trt.exporter.onnx.export import ExportRequest, export_model, run_onnxruntime
+from interactive_trt.exporter.onnx.export import export_model
+from interactive_trt.exporter.onnx.request import ExportRequest
+from interactive_trt.exporter.onnx.verification import run_onnxruntime
 from interactive_trt.exporter.interactive.graph import InterActiveGraph
 from interactive_trt.contracts.manifest import load_manifest, sha256_file
 from interactive_trt.exporter.interactive.reference import AutogradReference

@@ -10,7 +10,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from interactive_trt.common.errors import BackendUnavailable
 from interactive_trt.forms import openvino as ov_runtime
-from interactive_trt.exporter.onnx.export import run_onnxruntime
+from interactive_trt.exporter.onnx.verification import run_onnxruntime
 from interactive_trt.exporter.onnx.verify import cosine
 
 needs_openvino = pytest.mark.skipif(not ov_runtime.is_installed(),

@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from interactive_trt.common.errors import ManifestError, SpecError
-from interactive_trt.exporter.onnx.export import REDUCED_BOUNDS, ExportRequest, export_model, run_onnxruntime
+from interactive_trt.exporter.onnx.export import export_model
+from interactive_trt.exporter.onnx.request import ExportRequest
+from interactive_trt.exporter.onnx.verification import REDUCED_BOUNDS, run_onnxruntime
 from interactive_trt.exporter.interactive.graph import InterActiveGraph
 from interactive_trt.contracts.manifest import load_manifest
 from interactive_trt.exporter.interactive.precision import (FP16_TARGET_PEAK, BackwardRange, calibrate_loss_scale, check_precision,

@@ -6,7 +6,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from interactive_trt.exporter.onnx.export import run_onnxruntime
+from interactive_trt.exporter.onnx.verification import run_onnxruntime
 from interactive_trt.forms.rewrite import transposed_as_convolutions
 
 

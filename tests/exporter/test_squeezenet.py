@@ -5,7 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from interactive_trt.exporter.onnx.export import ExportRequest, export_model, run_onnxruntime
+from interactive_trt.exporter.onnx.export import export_model
+
+from interactive_trt.exporter.onnx.request import ExportRequest
+
+from interactive_trt.exporter.onnx.verification import run_onnxruntime
 from interactive_trt.exporter.interactive.graph import InterActiveGraph
 from interactive_trt.common.imaging import bucket_for, prepare
 from interactive_trt.exporter.interactive.reference import AutogradReference

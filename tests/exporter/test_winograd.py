@@ -15,7 +15,9 @@ from interactive_trt.common.errors import InterActiveError
 from interactive_trt.forms import openvino as ov_runtime
 from interactive_trt.forms import winograd
 from interactive_trt.forms.cpu import cpu_model
-from interactive_trt.exporter.onnx.export import ONNXRUNTIME_BOUNDS, ExportRequest, export_model
+from interactive_trt.exporter.onnx.export import export_model
+from interactive_trt.exporter.onnx.request import ExportRequest
+from interactive_trt.exporter.onnx.verification import ONNXRUNTIME_BOUNDS
 from interactive_trt.exporter.onnx.verify import compare, cosine
 from interactive_trt.exporter.interactive.reference import AutogradReference
 from interactive_trt.runtime.backends import make_runner
@@ -178,7 +180,7 @@ def test_bf16_reduces_the_products_and_leaves_the_transforms_in_float32(every_la
 @pytest.mark.skipif(not (ov_runtime.is_installed() and ov_runtime.has_bf16()), reason="no OpenVINO, or no bf16 here")
 def test_bf16_with_winograd_stays_inside_the_reduced_bounds(every_layer_pays, verified_export, small_spec,
                                                              small_weights, photo_batches):
-    from interactive_trt.exporter.onnx.export import REDUCED_BOUNDS
+    from interactive_trt.exporter.onnx.verification import REDUCED_BOUNDS
 
     image = photo_batches["astronaut"]
     expected = {k: v.numpy() for k, v in AutogradReference(small_spec, small_weights)(torch.from_numpy(image)).items()}

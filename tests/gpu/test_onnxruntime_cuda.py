@@ -10,7 +10,9 @@ import pytest
 from interactive_trt.common.imaging import bucket_for, load_rgb, prepare
 from interactive_trt.forms import cuda as cuda_form
 from interactive_trt.forms import winograd
-from interactive_trt.exporter.onnx.export import ONNXRUNTIME_BOUNDS, REDUCED_BOUNDS, ExportRequest, export_model
+from interactive_trt.exporter.onnx.export import export_model
+from interactive_trt.exporter.onnx.request import ExportRequest
+from interactive_trt.exporter.onnx.verification import ONNXRUNTIME_BOUNDS, REDUCED_BOUNDS
 from interactive_trt.exporter.onnx.verify import compare, cosine
 from interactive_trt.runtime.backends import make_runner
 from interactive_trt.runtime.inference.model import load_model

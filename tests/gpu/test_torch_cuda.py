@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from interactive_trt.exporter.onnx.export import GRAPH_BOUNDS, REDUCED_BOUNDS
+from interactive_trt.exporter.onnx.verification import GRAPH_BOUNDS, REDUCED_BOUNDS
 from interactive_trt.exporter.onnx.verify import compare, cosine
 
 pytestmark = pytest.mark.gpu
@@ -80,7 +80,8 @@ def test_fp16_graph_on_cuda_meets_the_reduced_bounds(small_spec, small_weights, 
 
 @pytest.fixture(scope="module")
 def model_and_photos(tmp_path_factory, photos):
-    from interactive_trt.exporter.onnx.export import ExportRequest, export_model
+    from interactive_trt.exporter.onnx.export import export_model
+    from interactive_trt.exporter.onnx.request import ExportRequest
 
     out = tmp_path_factory.mktemp("model")
     export_model(ExportRequest(weights="random", width_divisor=8, out=out, verify=False), log=lambda m: None)

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from interactive_trt.exporter.onnx.export import ExportRequest, export_model
+from interactive_trt.exporter.onnx.export import export_model
+
+from interactive_trt.exporter.onnx.request import ExportRequest
 from runtime_helpers import REPO, run_cli
 
 

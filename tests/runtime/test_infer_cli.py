@@ -138,7 +138,8 @@ def test_missing_engine(image_dir, tmp_path):
 
 @pytest.fixture(scope="module")
 def fp16_model(tmp_path_factory):
-    from interactive_trt.exporter.onnx.export import ExportRequest, export_model
+    from interactive_trt.exporter.onnx.export import export_model
+    from interactive_trt.exporter.onnx.request import ExportRequest
 
     out = tmp_path_factory.mktemp("small-model-fp16")
     path, _ = export_model(ExportRequest(weights="random", width_divisor=8, out=out, precision="fp16"),

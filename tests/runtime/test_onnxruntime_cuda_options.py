@@ -11,7 +11,8 @@ import pytest
 from interactive_trt.common import ort
 from interactive_trt.common.errors import InterActiveError
 from interactive_trt.forms import cuda as cuda_form
-from interactive_trt.runtime.backends import make_runner, onnxrt
+from interactive_trt.runners import onnxrt
+from interactive_trt.runtime.backends import make_runner
 from interactive_trt.runtime.inference.model import load_model
 
 

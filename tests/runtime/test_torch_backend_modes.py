@@ -4,7 +4,7 @@ torch.compile compute the same outputs as the plain module (the explicit graph's
 
 import numpy as np
 
-from interactive_trt.exporter.onnx.export import GRAPH_BOUNDS
+from interactive_trt.exporter.onnx.verification import GRAPH_BOUNDS
 from interactive_trt.exporter.onnx.verify import compare
 from interactive_trt.runtime.backends import make_runner
 from interactive_trt.runtime.inference.model import load_model

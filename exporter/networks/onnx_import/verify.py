@@ -9,39 +9,50 @@ The original's computation is not changed: the compared tensors are only added a
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
 from interactive_trt.common.imaging import load_rgb, normalise, resize_rgb, sample_photo
+from interactive_trt.contracts.graph import OnnxGraph
 from interactive_trt.exporter.onnx.verify import Bounds, Report, compare
+from interactive_trt.runners.onnxrt import OnnxRuntimeRunner
 
 SOURCE_BOUNDS = Bounds(min_cosine=0.9999, max_rel_l2=None, top1_agreement=1.0)
 SCORES, PROBABILITIES = "imagenet.scores_orig", "imagenet.scores_orig_softmax"
 
 
-def probed_original(imported) -> tuple[bytes, dict[str, str]]:
-    """The original model with the scores and the compared layers' tensors added as outputs."""
+@contextmanager
+def probed_original(imported) -> Iterator[tuple[str, dict[str, str]]]:
+    """The original model with the scores and the compared layers' tensors added as outputs: inside the
+    block, the path of a temporary copy (the original's own where nothing is added) and the probes."""
     import onnx
 
-    model = onnx.load(str(imported.canonical.path))
-    produced = {name for node in model.graph.node for name in node.output}
-    existing = {output.name for output in model.graph.output}
+    from interactive_trt.forms.cpu import written
+
     probes: dict[str, str] = {}
-    if imported.softmax and imported.scores_tensor in produced:
-        probes[SCORES] = imported.scores_tensor
-    spec = imported.spec
-    for layer in dict.fromkeys((*spec.feature_layers, spec.last_layer)):
-        for tensor, (name, _) in imported.aliases.items():
-            if name == layer and tensor in produced:
-                probes[layer] = tensor
-                break
-    for tensor in probes.values():
-        if tensor not in existing:
+
+    def probed():
+        model = onnx.load(str(imported.canonical.path))
+        produced = {name for node in model.graph.node for name in node.output}
+        existing = {output.name for output in model.graph.output}
+        if imported.softmax and imported.scores_tensor in produced:
+            probes[SCORES] = imported.scores_tensor
+        spec = imported.spec
+        for layer in dict.fromkeys((*spec.feature_layers, spec.last_layer)):
+            for tensor, (name, _) in imported.aliases.items():
+                if name == layer and tensor in produced:
+                    probes[layer] = tensor
+                    break
+        added = [tensor for tensor in dict.fromkeys(probes.values()) if tensor not in existing]
+        for tensor in added:
             model.graph.output.append(onnx.helper.make_empty_tensor_value_info(tensor))
-            existing.add(tensor)
-    return model.SerializeToString(), probes
+        return model, {"probes": len(added)}
+
+    with written(probed, imported.canonical.path) as (path, _):
+        yield path, probes
 
 
 def source_inputs(imported, images: tuple[Path, ...]) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -79,24 +90,26 @@ def to_ours(imported, theirs: np.ndarray) -> np.ndarray:
 
 def verify_against_source(imported, images: tuple[Path, ...] = (),
                           log: Callable[[str], None] = lambda message: None) -> list[Report]:
+    canonical = imported.canonical
+    with probed_original(imported) as (path, probes):
+        names = list(dict.fromkeys([canonical.output_name, *probes.values()]))
+        graph = OnnxGraph(Path(path), canonical.input_name, names, layout=canonical.layout)
+        with OnnxRuntimeRunner(graph, device="cpu", convolutions="direct") as runner:
+            return compared(imported, runner, probes, images, log)
+
+
+def compared(imported, runner, probes: dict[str, str], images: tuple[Path, ...], log) -> list[Report]:
     import torch
 
-    from interactive_trt.common.ort import import_onnxruntime
     from interactive_trt.exporter.interactive.forward import class_scores, run_forward, weight_tensors
 
-    ort = import_onnxruntime()
     spec, canonical = imported.spec, imported.canonical
-    model_bytes, probes = probed_original(imported)
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
-    names = [canonical.output_name, *probes.values()]
     params = weight_tensors(spec, imported.weights)
     layers = [name for name in probes if name != SCORES]
     reports = []
     for label, theirs, ours in source_inputs(imported, images):
         feed = theirs.transpose(0, 2, 3, 1) if canonical.layout == "NHWC" else theirs
-        fetched = dict(zip(names, session.run(names, {canonical.input_name: np.ascontiguousarray(feed)})))
+        fetched = runner.infer({canonical.input_name: np.ascontiguousarray(feed)})
         with torch.no_grad():
             acts, _ = run_forward(spec, params, torch.from_numpy(ours), [spec.head_logits, *layers])
         scores = class_scores(spec, params, acts).double().numpy()

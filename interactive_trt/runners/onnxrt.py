@@ -1,20 +1,23 @@
 """ONNX Runtime: CUDA execution provider when onnxruntime-gpu has one, else CPU. Which ONNX Runtime package
 is installed is the extras' choice (common.ort); none is refused in one line. Each provider runs the graph
 in the form its kernels run fast (interactive_trt.forms.cpu, interactive_trt.forms.cuda) unless `convolutions="direct"`;
-the CUDA provider gets the options of common.ort.cuda_options (TF32 off for float32 graphs)."""
+the CUDA provider gets the options of common.ort.cuda_options (TF32 off for float32 graphs).
+
+The only place the project makes an inference session (the import's canonicaliser makes one too, to
+have ONNX Runtime write its optimized graph, never to run it)."""
 
 from __future__ import annotations
 
 from contextlib import contextmanager
+from typing import Callable
 
 import numpy as np
 
 from interactive_trt.common.errors import BackendUnavailable, InterActiveError
-from interactive_trt.common.ort import CPU_PROVIDER, import_onnxruntime, provider_name, session_providers
+from interactive_trt.common.ort import CPU_PROVIDER, CUDA_PROVIDER, import_onnxruntime, provider_name, session_providers
 from interactive_trt.forms.cpu import cpu_model
 from interactive_trt.forms.cuda import chosen_forms, cuda_model
-
-from interactive_trt.runtime.backends.base import Runner
+from interactive_trt.runners.base import Runner
 
 
 @contextmanager
@@ -40,7 +43,11 @@ class OnnxRuntimeRunner(Runner):
         super().__init__(model)
         self.device, self.threads, self.convolutions, self.session = device, threads, convolutions, None
         self.cuda_forms, self.cuda_overrides = cuda_forms, dict(cuda_overrides or {})
-        self.winograd_layers = 0
+        self.counts: dict[str, int] = {}  # layers per load-time form (forms.cpu, forms.cuda)
+
+    @property
+    def winograd_layers(self) -> int:
+        return self.counts.get("winograd", 0)
 
     def activate_impl(self) -> None:
         ort = import_onnxruntime()
@@ -48,10 +55,10 @@ class OnnxRuntimeRunner(Runner):
         options.log_severity_level = 3
         if self.threads:
             options.intra_op_num_threads = self.threads
-        providers = session_providers(self.device, self.model.manifest.precision, **self.cuda_overrides)
+        providers = session_providers(self.device, self.model.precision, **self.cuda_overrides)
         try:
             with session_source(self.model.onnx_path, providers, self.convolutions, self.cuda_forms) as (source, counts):
-                self.winograd_layers = counts.get("winograd", 0)
+                self.counts = dict(counts)
                 self.session = ort.InferenceSession(source, options, providers=providers)
         except InterActiveError:  # an unknown INTERACTIVE_CUDA_FORMS, said as it is
             raise
@@ -59,11 +66,26 @@ class OnnxRuntimeRunner(Runner):
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
             raise BackendUnavailable(f"{self.model.onnx_path}: ONNX Runtime cannot load it ({first})") from None
         self.providers = self.session.get_providers()
-        self.output_names = [o.name for o in self.session.get_outputs()]
+        self.output_names = list(self.model.output_names) or [o.name for o in self.session.get_outputs()]
+        self.ort = ort
 
     def infer_impl(self, image: np.ndarray) -> dict[str, np.ndarray]:
-        values = self.session.run(self.output_names, {self.model.manifest.input_name: image})
+        values = self.session.run(self.output_names, {self.model.input_name: image})
         return dict(zip(self.output_names, values))
+
+    def bound_impl(self, image: np.ndarray) -> Callable[[], None]:
+        """I/O binding: the input copied once to the provider's device, the outputs left there."""
+        device = "cuda" if self.providers[0] == CUDA_PROVIDER else "cpu"
+        binding = self.session.io_binding()
+        value = self.ort.OrtValue.ortvalue_from_numpy(image, device, 0)
+        binding.bind_ortvalue_input(self.model.input_name, value)
+        for name in self.output_names:
+            binding.bind_output(name, device)
+
+        def run(value=value) -> None:  # holds the input while the call lives; returns when outputs are ready
+            self.session.run_with_iobinding(binding)
+
+        return run
 
     def deactivate_impl(self) -> None:
         self.session = None
