@@ -1,5 +1,5 @@
 """Writes the two networks of issue 23's speed rows as ONNX files: EfficientNet-B0 and ConvNeXt-T at their
-published sizes (the layouts of tests/exporter/families.py, seeded random weights and BatchNorm statistics:
+published sizes (the layouts of tests/support/families.py, seeded random weights and BatchNorm statistics:
 the arithmetic is the same as with trained ones), exported by torch.onnx at opset 17 with a dynamic input.
 
     python benchmarks/part3_models.py --out /tmp/part3
@@ -21,7 +21,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    sys.path.insert(0, str(REPO / "tests" / "exporter"))
+    sys.path.insert(0, str(REPO / "tests" / "support"))
     import torch
 
     import families

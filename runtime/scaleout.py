@@ -55,13 +55,13 @@ class ModelReplica:
 
     def __init__(self, engine: str, backend: str, device: str, threads: int = 1, batch_size: int | None = None,
                  precision: str = "exported"):
-        from interactive_trt.runtime.backends import make_runner
+        from interactive_trt.runtime.backends import BATCH_SIZED, THREADED, backend_name, make_runner
         from interactive_trt.runtime.inference.model import load_model
 
         self.model = load_model(Path(engine))
-        threaded = ("onnxruntime", "ort", "onnxrt", "openvino", "ov")
-        options = {"threads": threads} if backend in threaded and threads else {}
-        if backend in ("tensorrt", "trt") and batch_size:
+        backend = backend_name(backend)
+        options = {"threads": threads} if backend in THREADED and threads else {}
+        if backend in BATCH_SIZED and batch_size:
             options["batch_size"] = batch_size  # buffers and engines for the batch this replica runs
         self.runner = make_runner(backend, self.model, device=device, precision=precision, **options)
         self.runner.activate()

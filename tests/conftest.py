@@ -1,5 +1,8 @@
-"""Shared fixtures: a width-reduced VGG-19 for speed, real photographs from scikit-image, the GPU markers
-(`gpu`, `tensorrt`) and stand-ins for the GPU stack."""
+"""Shared fixtures: a width-reduced VGG-19 for speed (and one exported model of it per session), real
+photographs from scikit-image, the GPU markers (`gpu`, `tensorrt`) and stand-ins for the GPU stack.
+
+The tests mirror the source tree; what several folders share (networks of today's families, ONNX files
+written as converters write them, running the commands) lives in tests/support, importable from all."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import pytest
 # ../shared/data beside the checkout; a GPU machine gets a copy carried inside it (benchmarks/gpu_check.sh)
 SHARED_DATA = Path(os.environ.get("INTERACTIVE_SHARED_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
 GPU_STUBS = Path(__file__).resolve().parent / "stubs" / "gpu_stack"
+sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
 
 
 def gpu_problem() -> str | None:
@@ -119,3 +123,14 @@ def gpu_stubs(monkeypatch):
     tensorrt.LOGGERS.clear()
     yield SimpleNamespace(trt=tensorrt, cudart=runtime)
     _forget_gpu_modules()
+
+
+@pytest.fixture(scope="session")
+def small_model(tmp_path_factory):
+    """One exported width-reduced model per session."""
+    from interactive_trt.exporter.onnx.export import export_model
+    from interactive_trt.exporter.onnx.request import ExportRequest
+
+    out = tmp_path_factory.mktemp("small-model")
+    export_model(ExportRequest(weights="random", width_divisor=8, out=out, verify=False), log=lambda m: None)
+    return out

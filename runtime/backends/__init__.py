@@ -35,12 +35,21 @@ def cpu_convolutions(options: dict) -> str:
 
 
 ALIASES = {"ort": "onnxruntime", "onnxrt": "onnxruntime", "ov": "openvino", "trt": "tensorrt"}
+BACKEND_HELP = " | ".join(BACKENDS)
+THREADED = ("onnxruntime", "openvino")  # the CPU runtimes, which take `threads`
+BATCH_SIZED = ("tensorrt",)  # sizes its buffers and picks its engines for `batch_size`
+
+
+def backend_name(backend: str) -> str:
+    """The registry's name for what the user typed (aliases included); an unknown one refused."""
+    name = ALIASES.get(backend, backend)
+    if name not in BACKENDS:
+        raise InterActiveError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    return name
 
 
 def make_runner(backend: str, model, device: str = "auto", precision: str = "exported", **options):
-    backend = ALIASES.get(backend, backend)
-    if backend not in BACKENDS:
-        raise InterActiveError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    backend = backend_name(backend)
     check_precision(backend, precision)
     convolutions = cpu_convolutions(options)
     if backend == "onnxruntime":

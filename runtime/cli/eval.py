@@ -28,6 +28,7 @@ from interactive_trt.runtime.evaluation.svm import TRAIN_PER_CLASS
 from interactive_trt.runtime.evaluation.svm_job import SvmEvents, SvmOptions, run_svm_protocol
 from interactive_trt.runtime.inference.inputs import Failure
 from interactive_trt.runtime.inference.session import progress_bar
+from interactive_trt.runtime.backends import BACKEND_HELP
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
 
@@ -100,7 +101,7 @@ def imagenet(
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="only the first N images of a fixed "
                                         "seeded shuffle (a growing --limit reuses finished images)"),
     out: Path = typer.Option(Path("eval-imagenet"), "--out", help="results.jsonl, report.json/.md, failures.tsv"),
-    backend: str = typer.Option("onnxruntime", "--backend", help="onnxruntime | openvino | tensorrt | torch"),
+    backend: str = typer.Option("onnxruntime", "--backend", help=BACKEND_HELP),
     precision: str = PRECISION,
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
     batch_size: int = typer.Option(4, "--batch-size", min=1),

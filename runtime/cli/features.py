@@ -22,6 +22,7 @@ from interactive_trt.runtime.features.job import (FeatureEvents, FeatureOptions,
                                                   valid_split_name)
 from interactive_trt.runtime.inference.inputs import Failure
 from interactive_trt.runtime.inference.session import progress_bar
+from interactive_trt.runtime.backends import BACKEND_HELP
 
 app = typer.Typer(add_completion=False, no_args_is_help=True)
 
@@ -83,7 +84,7 @@ def features(
     out: Path = typer.Option(..., "--out", help="folder for <split>.npz"),
     synsets_file: Optional[Path] = typer.Option(None, "--synsets", help="class list for the labels "
                                                 "(default: sorted class folders)"),
-    backend: str = typer.Option("onnxruntime", "--backend", help="onnxruntime | openvino | tensorrt | torch"),
+    backend: str = typer.Option("onnxruntime", "--backend", help=BACKEND_HELP),
     precision: str = PRECISION,
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
     batch_size: int = typer.Option(4, "--batch-size", min=1, help="images per batch (per resolution)"),

@@ -17,6 +17,7 @@ from interactive_trt.common.errors import InterActiveError
 from interactive_trt.runtime.inference.inputs import Failure
 from interactive_trt.runtime.inference.job import InferEvents, InferOptions, check_options, infer_paths
 from interactive_trt.runtime.inference.session import open_model, progress_bar, start_runner
+from interactive_trt.runtime.backends import BACKEND_HELP, backend_name
 
 app = typer.Typer(add_completion=False, no_args_is_help=True)
 
@@ -67,7 +68,7 @@ def infer(
     paths: list[str] = typer.Argument(..., help="images, folders (searched recursively) or globs"),
     engine: Path = typer.Option(..., "--engine", help="exported model: .onnx file, its .json manifest, "
                                 "or a folder holding one model (and its TensorRT engines)"),
-    backend: str = typer.Option("onnxruntime", "--backend", help="onnxruntime | openvino | tensorrt | torch"),
+    backend: str = typer.Option("onnxruntime", "--backend", help=BACKEND_HELP),
     precision: str = PRECISION,
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
     out: Optional[Path] = typer.Option(None, "--out", help="write <image>.npz (features and gamma maps) here"),
@@ -94,7 +95,7 @@ def infer(
     try:
         model = open_model(engine)
         check_options(model, options)
-        memory = {} if gpu_memory is None or backend not in ("tensorrt", "trt") else {
+        memory = {} if gpu_memory is None or backend_name(backend) != "tensorrt" else {
             "memory_budget": int(gpu_memory * (1 << 30))}
         runner = start_runner(model, backend, device, batch_size=batch_size, precision=precision, **memory)
     except InterActiveError as exc:

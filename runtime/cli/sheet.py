@@ -15,6 +15,7 @@ from interactive_trt.common.imaging import bucket_for, load_rgb, prepare
 from interactive_trt.runtime.pictures.contact_sheet import contact_sheet
 from interactive_trt.runtime.inference.session import open_model, start_runner
 from interactive_trt.runtime.inference.writers import write_png
+from interactive_trt.runtime.backends import BACKEND_HELP
 
 app = typer.Typer(add_completion=False, no_args_is_help=True)
 
@@ -26,7 +27,7 @@ def sheet(
     out: Path = typer.Option(..., "--out", help="PNG file to write"),
     layers: Optional[str] = typer.Option(None, "--layers", help="comma-separated feature layers, or 'imagenet' "
                                          "(default: every layer with a gamma map)"),
-    backend: str = typer.Option("onnxruntime", "--backend", help="onnxruntime | openvino | tensorrt | torch"),
+    backend: str = typer.Option("onnxruntime", "--backend", help=BACKEND_HELP),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
     tile_height: int = typer.Option(160, "--tile-height", min=32, help="height of each tile of the sheet, in "
                                     "pixels (its width follows the photo's aspect)"),

@@ -9,7 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from interactive_trt.common.cli import err
 
-from interactive_trt.runtime.backends import make_runner
+from interactive_trt.runtime.backends import BATCH_SIZED, backend_name, make_runner
 from interactive_trt.runtime.inference.model import ExportedModel, check_onnx_structure, load_model
 
 
@@ -23,7 +23,7 @@ def start_runner(model: ExportedModel, backend: str, device: str, batch_size: in
                  precision: str = "exported", **options):
     """`batch_size`: the batch the command will run, for the TensorRT backend to size its buffers and pick
     engines tuned for it; `precision`: 'exported', or a reduced one the backend offers (OpenVINO's bf16)."""
-    if backend in ("tensorrt", "trt"):
+    if backend_name(backend) in BATCH_SIZED:
         options.setdefault("log", lambda message: err.print(message, highlight=False, markup=False))
         if batch_size is not None:
             options.setdefault("batch_size", batch_size)

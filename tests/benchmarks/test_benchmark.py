@@ -53,9 +53,6 @@ def test_plain_autograd_peer_equals_the_reference(network, small_spec, small_wei
 def test_the_peer_serves_the_part3_rows(family, tmp_path, photo_batches):
     """Issue 23's speed rows: SiLU and gates (EfficientNet-B0), LayerNorm, GELU and a head after the pool
     (ConvNeXt-T), from ONNX files as the benchmark takes them; the peer still equals the reference."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "exporter"))
     import families
     import onnx_builders as build
 

@@ -19,7 +19,7 @@ from interactive_trt.exporter.networks.onnx_import import import_onnx
 
 import onnx_builders as build
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[4]
 SUPPORTED = r"; supported: Add, AveragePool, BatchNormalization, Cast, Clip, Concat, Conv, Div, Dropout, Elu, Flatten, "
 
 

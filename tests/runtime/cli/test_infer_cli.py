@@ -12,7 +12,7 @@ from PIL import Image
 
 from interactive_trt.exporter.onnx.verify import cosine
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,8 @@ from interactive_trt.runtime.features.store import load_features
 
 import families
 import onnx_builders as build
-from test_onnx_import_commands import export, run, square_photos  # noqa: F401 - a fixture, used below
+from runtime_helpers import export_onnx as export
+from runtime_helpers import run_cli as run
 
 
 @pytest.fixture(scope="module")

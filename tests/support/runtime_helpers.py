@@ -1,4 +1,4 @@
-"""Helpers for runtime tests: the CLIs run as a user runs them (a subprocess, so exit codes and
+"""Helpers for command tests: the CLIs run as a user runs them (a subprocess, so exit codes and
 one-line errors are what a user sees), and synthetic labelled images."""
 
 import subprocess
@@ -14,6 +14,11 @@ REPO = Path(__file__).resolve().parents[2]
 def run_cli(module: str, *args, timeout: int = 600, env=None):
     command = [sys.executable, "-m", module, *map(str, args)]
     return subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=timeout, env=env)
+
+
+def export_onnx(*args, timeout: int = 600):
+    """`interactive-export onnx ...` as a user runs it."""
+    return run_cli("interactive_trt.exporter.cli", "onnx", *args, timeout=timeout)
 
 
 def synthetic_image(kind: int, rng: np.random.Generator, size=(240, 320)) -> np.ndarray:

@@ -12,7 +12,7 @@ import pytest
 
 from interactive_trt.runtime.inference.doctor import Component, cuda_major_of, stack_problem
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 STUBS = REPO / "tests" / "stubs" / "gpu_stack"
 
 

@@ -22,20 +22,20 @@ from interactive_trt.contracts.spec import Preprocessing
 from interactive_trt.runtime.features.store import load_features
 
 import onnx_builders as build
+from runtime_helpers import export_onnx, run_cli
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[4]
 LAYERS = "model/block1_project/Conv2D:0,model/block2_add/add:0"
 OURS = ("model_block1_project_Conv2D_0", "model_block2_add_add_0")
 PREPROCESSING = ("--scale", "1", "--mean", "127.5,127.5,127.5", "--std", "127.5,127.5,127.5")
 
 
 def run(module: str, *args, timeout: int = 600):
-    return subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True, cwd=REPO,
-                          timeout=timeout)
+    return run_cli(module, *args, timeout=timeout)
 
 
 def export(*args):
-    return run("interactive_trt.exporter.cli", "onnx", *args)
+    return export_onnx(*args)
 
 
 @pytest.fixture(scope="module")
@@ -84,18 +84,6 @@ def test_export_verifies_against_the_original_and_records_it(exported, keras_fil
     labels = [report["label"] for report in manifest.verification["reports"]]
     assert sum(label.startswith("rebuilt forward vs original") for label in labels) == 2
     assert manifest.verification["passed"] is True
-
-
-@pytest.fixture(scope="module")
-def square_photos(photos, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("photos")
-    paths = {}
-    for name in ("chelsea", "astronaut", "coffee"):
-        rgb = photos[name]
-        side = min(rgb.shape[:2])
-        paths[name] = folder / f"{name}.png"
-        Image.fromarray(rgb[:side, :side]).save(paths[name])
-    return paths
 
 
 def test_infer_and_sheet_run_on_the_imported_model(exported, square_photos, tmp_path):

@@ -11,7 +11,7 @@ from interactive_trt.exporter.tensorrt.cache import Platform
 from interactive_trt.common.errors import SpecError
 from interactive_trt.exporter.tensorrt.build import check_batch_range, default_buckets, parse_buckets
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 
 

@@ -13,7 +13,7 @@ from PIL import Image
 
 from interactive_trt.common.errors import BackendUnavailable
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
 
 
