@@ -131,7 +131,8 @@ def scaled_operand(g: Graph, node, factor: float) -> str | None:
 
 def gelu_tanh(g: Graph, tanh):
     """GELU's tanh approximation as torch.onnx writes it before opset 20:
-    0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x * x * x)))."""
+    0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x * x * x))), or with the cube as Pow(x, 3), as
+    Keras' gelu(approximate=True) comes out of tf2onnx."""
     scaled = g.producer.get(tanh.input[0])
     operand = scaled_operand(g, scaled, math.sqrt(2 / math.pi))
     inner = g.producer.get(operand or "")
@@ -142,6 +143,12 @@ def gelu_tanh(g: Graph, tanh):
         if cubic is None or g.only_reader(cubic.output[0], "Add") is not inner:
             continue
         cube = g.producer.get(scaled_operand(g, cubic, 0.044715) or "")
+        if cube is not None and cube.op_type == "Pow" and cube.input[0] == x and g.scalar(cube.input[1]) == 3.0 \
+                and g.only_reader(cube.output[0], "Mul") is cubic:
+            tail = gelu_tail(g, tanh, x)
+            if tail is not None and g.only_reader(scaled.output[0], "Tanh") is tanh:
+                return [cube, cubic, inner, scaled, tanh, *tail], "gelu_tanh"
+            continue
         square = g.producer.get(g.other_input(cube, x) or "") if cube is not None and cube.op_type == "Mul" else None
         if square is None or square.op_type != "Mul" or list(square.input) != [x, x] or \
                 g.only_reader(square.output[0], "Mul") is not cube or g.only_reader(cube.output[0], "Mul") is not cubic:

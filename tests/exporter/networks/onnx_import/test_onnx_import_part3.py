@@ -240,6 +240,36 @@ def test_the_dynamo_exporters_files(name, tmp_path):
     assert all(report.passed for report in verify_against_source(imported, ()))
 
 
+@pytest.mark.parametrize("halved", ["input", "sum"])
+def test_gelus_tanh_form_with_pow_as_tf2onnx_writes_keras(halved, tmp_path, photos):
+    """Keras' gelu(approximate=True) through tf2onnx: the cube is Pow(x, 3), the constants on the right,
+    0.5 times the input first (Keras) or the sum (tf.nn.gelu); one activation, exact against the file."""
+    g = build.GraphWriter(seed=6)
+    x = g.conv("image", 3, 8, 3, 2, pads=(1, 1, 1, 1), name="stem")
+    cubic = g.one("Mul", [g.one("Pow", [x, g.const(np.float32(3.0))]), g.const(np.float32(0.044715))])
+    inner = g.one("Mul", [g.one("Add", [x, cubic]), g.const(np.float32((2 / np.pi) ** 0.5))])
+    plus = g.one("Add", [g.one("Tanh", [inner]), g.const(np.float32(1.0))])
+    if halved == "input":
+        y = g.one("Mul", [g.one("Mul", [x, g.const(np.float32(0.5))]), plus], name="gelu")
+    else:
+        y = g.one("Mul", [g.one("Mul", [x, plus]), g.const(np.float32(0.5))], name="gelu")
+    y = g.one("Relu", [g.conv(y, 8, 16, 3, 2, pads=(1, 1, 1, 1), name="top")])
+    out = g.one("Gemm", [g.one("Flatten", [g.one("GlobalAveragePool", [y])]), g.weight(1000, 16), g.bias(1000)],
+                transB=1)
+    imported = import_onnx(build.save(g.model("image", [1, 3, 224, 224], out, 13, producer="tf2onnx"),
+                                      tmp_path / "gelu_pow.onnx"))
+    spec = imported.spec
+    assert "gelu_tanh" in kinds(spec) and not {"tanh", "affine"} & kinds(spec), kinds(spec)
+    assert all(report.passed for report in verify_against_source(imported, ()))
+    batch = prepare(photos["chelsea"], (224, 224), spec.preprocessing)[None]
+    graph = InterActiveGraph(spec, imported.weights).eval()
+    with torch.no_grad():
+        got = {k: v.numpy() for k, v in graph.named_outputs(torch.from_numpy(batch)).items()}
+    expected = {k: v.numpy() for k, v in AutogradReference(spec, imported.weights)(torch.from_numpy(batch)).items()}
+    for key, value in expected.items():
+        assert rel_l2(got[key], value) <= 1e-5, key
+
+
 def test_gelus_erf_form_in_the_dynamo_exporters_order(tmp_path):
     """x * ((1 + erf(x / sqrt 2)) * 0.5), the products in the order torch.onnx's dynamo exporter writes."""
     g = build.GraphWriter(seed=5)
