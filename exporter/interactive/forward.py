@@ -56,8 +56,12 @@ def activate(layer: Layer, z: torch.Tensor) -> torch.Tensor:
         return F.elu(z, layer.alpha) * layer.beta
     if kind == "gelu_tanh":
         return F.gelu(z, approximate="tanh")
+    if kind == "celu":
+        return F.celu(z, layer.alpha)
+    if kind == "thresholdedrelu":
+        return torch.where(z > layer.alpha, z, torch.zeros_like(z))  # F.threshold, which torch.onnx refuses
     smooth = {"sigmoid": torch.sigmoid, "silu": F.silu, "hardswish": F.hardswish, "gelu": F.gelu,
-              "tanh": torch.tanh, "softplus": F.softplus, "mish": F.mish}
+              "tanh": torch.tanh, "softplus": F.softplus, "mish": F.mish, "softsign": F.softsign}
     return smooth[kind](z) if kind else z
 
 

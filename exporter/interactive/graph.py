@@ -498,6 +498,13 @@ def activation_derivative(layer: Layer, z: torch.Tensor) -> torch.Tensor:
     if kind == "silu":
         s = torch.sigmoid(z)
         return s * (1 + z * (1 - s))
+    if kind == "softsign":
+        d = 1 + torch.abs(z)
+        return 1 / (d * d)
+    if kind == "celu":
+        return torch.where(z > 0, torch.ones_like(z), torch.exp(z / layer.alpha))
+    if kind == "thresholdedrelu":
+        return (z > layer.alpha).to(z.dtype)
     if kind == "tanh":
         t = torch.tanh(z)
         return 1 - t * t

@@ -1,7 +1,8 @@
 """Activations. ReLU and ReLU6 (Clip 0..6, its bounds as attributes before opset 11, as inputs since)
 back-propagate as masks; Sigmoid, SiLU (the op is not in ONNX: Mul(x, Sigmoid(x))), HardSigmoid, HardSwish
 (the op, or Mul(x, HardSigmoid(x)) with 1/6 and 1/2), GELU (the op, or its Erf and tanh forms: the last
-three as patterns.py fuses them), LeakyReLU, PReLU, ELU, Tanh and Softplus with their exact derivatives
+three as patterns.py fuses them), LeakyReLU, PReLU, ELU, SELU, CELU, Tanh, Softplus, Softsign, Mish,
+and ThresholdedReLU with their exact derivatives
 (INTERACTIVE.md, "Any CNN, part 3"). An activation merges into the conv, fully connected layer or add
 before it where that layer's pre-activation is read by nothing else; anywhere else (and PReLU, whose
 slopes are parameters, always) it is an activation layer of its own."""
@@ -118,6 +119,23 @@ def prelu(node, ctx) -> None:
     slopes = per_channel(ctx, node, ctx.require_const(node, 1, "slope"), value, node.input[0])
     draft = ctx.follow(value.layer, node, "prelu", weight=slopes, bias=np.zeros_like(slopes))
     ctx.set_value(node.output[0], replace(value, layer=draft.id, version=draft.version))
+
+
+@converter("Softsign", 1, 22)
+def softsign(node, ctx) -> None:
+    activate(node, ctx, "softsign")
+
+
+@converter("Celu", 12)
+def celu(node, ctx) -> None:
+    activate(node, ctx, "celu", float(attributes(node).get("alpha", 1.0)))
+
+
+@converter("ThresholdedRelu", 10, 22)
+def thresholded_relu(node, ctx) -> None:
+    """z above alpha, else 0: its derivative is the mask z > alpha, read off z (for alpha < 0 the output
+    is 0 at z = 0 above alpha, so the mask cannot be read off the output)."""
+    activate(node, ctx, "thresholdedrelu", float(attributes(node).get("alpha", 1.0)))
 
 
 @converter("Tanh", 6, 13)

@@ -45,7 +45,7 @@ def window(ctx, node, attrs: dict, kernel_default=None) -> tuple[tuple[int, int]
     return kernel, stride, pads
 
 
-@converter("Conv", 1, 11)
+@converter("Conv", 1, 11, 22)
 def convolution(node, ctx) -> None:
     pooled = ctx.value(node, 0)
     if isinstance(pooled, Pooled) and pooled.rank == 4 and not pooled.linear:

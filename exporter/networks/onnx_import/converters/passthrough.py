@@ -9,12 +9,12 @@ from onnx import TensorProto
 from interactive_trt.exporter.networks.onnx_import.converters.registry import attributes, converter
 
 
-@converter("Identity", 1, 13, 14, 16, 19, 21)
+@converter("Identity", 1, 13, 14, 16, 19, 21, 23, 24)
 def identity(node, ctx) -> None:
     ctx.set_value(node.output[0], ctx.value(node, 0, softmax=True))
 
 
-@converter("Dropout", 7, 10, 12, 13)
+@converter("Dropout", 7, 10, 12, 13, 22)
 def dropout(node, ctx) -> None:
     if len(node.output) > 1 and node.output[1] and (ctx.consumers.get(node.output[1]) or node.output[1] in ctx.outputs):
         raise ctx.refuse(node, "its mask output is used; supported: Dropout at inference (removed)")
@@ -24,7 +24,7 @@ def dropout(node, ctx) -> None:
     ctx.set_value(node.output[0], ctx.value(node, 0, softmax=True))
 
 
-@converter("Cast", 6, 9, 13, 19, 21)
+@converter("Cast", 6, 9, 13, 19, 21, 23, 24)
 def cast(node, ctx) -> None:
     target = int(attributes(node).get("to", 0))
     if target != TensorProto.FLOAT:

@@ -11,7 +11,7 @@ from interactive_trt.exporter.networks.onnx_import.converters.conv import window
 from interactive_trt.exporter.networks.onnx_import.converters.registry import attributes, converter
 
 
-@converter("MaxPool", 1, 8, 10, 11, 12)
+@converter("MaxPool", 1, 8, 10, 11, 12, 22)
 def max_pool(node, ctx) -> None:
     value = ctx.map_of(node)
     if len(node.output) > 1 and node.output[1] and (ctx.consumers.get(node.output[1]) or node.output[1] in ctx.outputs):
@@ -26,7 +26,7 @@ def max_pool(node, ctx) -> None:
     ctx.set_value(node.output[0], Map(draft.id, "NCHW", draft.version))
 
 
-@converter("AveragePool", 7, 10, 11, 19)
+@converter("AveragePool", 7, 10, 11, 19, 22)
 def average_pool(node, ctx) -> None:
     value = ctx.map_of(node)
     attrs = attributes(node)
@@ -45,7 +45,7 @@ def average_pool(node, ctx) -> None:
     ctx.set_value(node.output[0], Map(draft.id, "NCHW", draft.version))
 
 
-@converter("GlobalAveragePool", 1)
+@converter("GlobalAveragePool", 1, 22)
 def global_average_pool(node, ctx) -> None:
     value = ctx.map_of(node)
     ctx.set_value(node.output[0], Pooled(value.layer, value.version, rank=4, linear=False))

@@ -16,7 +16,7 @@ from interactive_trt.exporter.networks.onnx_import.converters.registry import at
 SWAPS = {("NCHW", (0, 2, 3, 1)): "NHWC", ("NHWC", (0, 3, 1, 2)): "NCHW"}
 
 
-@converter("Transpose", 1, 13, 21)
+@converter("Transpose", 1, 13, 21, 23, 24)
 def transpose(node, ctx) -> None:
     value = ctx.value(node, 0)
     rank = 2 if isinstance(value, (Dense, Flat)) or isinstance(value, Pooled) and value.rank == 2 else 4
@@ -46,7 +46,7 @@ def flatten_value(node, ctx, value):
     raise ctx.refuse(node, f"flattening {describe(value)}")
 
 
-@converter("Flatten", 1, 9, 11, 13, 21)
+@converter("Flatten", 1, 9, 11, 13, 21, 23, 24)
 def flatten(node, ctx) -> None:
     axis = int(attributes(node).get("axis", 1))
     value = ctx.value(node, 0, softmax=True)
@@ -97,7 +97,7 @@ def numel(ctx, value) -> int:
     return channels
 
 
-@converter("Reshape", 5, 13, 14, 19, 21)
+@converter("Reshape", 5, 13, 14, 19, 21, 23, 24)
 def reshape(node, ctx) -> None:
     value = ctx.value(node, 0, softmax=True)
     target = [int(v) for v in np.asarray(ctx.require_const(node, 1, "shape")).reshape(-1)]
@@ -130,7 +130,7 @@ def axes_of(node, ctx) -> list[int] | None:
     return None if axes is None else [int(a) for a in np.asarray(axes).reshape(-1)]
 
 
-@converter("Squeeze", 1, 11, 13, 21)
+@converter("Squeeze", 1, 11, 13, 21, 23, 24)
 def squeeze(node, ctx) -> None:
     value = ctx.value(node, 0, softmax=True)
     axes = axes_of(node, ctx)
@@ -143,7 +143,7 @@ def squeeze(node, ctx) -> None:
                            "globally pooled map")
 
 
-@converter("Unsqueeze", 1, 11, 13, 21)
+@converter("Unsqueeze", 1, 11, 13, 21, 23, 24)
 def unsqueeze(node, ctx) -> None:
     value = ctx.value(node, 0)
     axes = axes_of(node, ctx)
@@ -153,7 +153,7 @@ def unsqueeze(node, ctx) -> None:
     raise ctx.refuse(node, f"unsqueezing axes {axes} of {describe(value)}; supported: back to N x C x 1 x 1")
 
 
-@converter("Pad", 2, 11, 13, 18, 19, 21)
+@converter("Pad", 2, 11, 13, 18, 19, 21, 23, 24)
 def pad(node, ctx) -> None:
     attrs = attributes(node)
     mode = attrs.get("mode", "constant")

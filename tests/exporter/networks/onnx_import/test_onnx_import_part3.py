@@ -284,3 +284,30 @@ def test_gelus_erf_form_in_the_dynamo_exporters_order(tmp_path):
                                       tmp_path / "gelu.onnx"))
     assert imported.spec.layer(imported.spec.layers[0].name).activation == "gelu"
     assert all(report.passed for report in verify_against_source(imported, ()))
+
+
+@pytest.mark.parametrize("op, attrs, kind", [
+    ("Softsign", {}, "softsign"),
+    ("Celu", {"alpha": 1.5}, "celu"),
+    ("ThresholdedRelu", {"alpha": 0.25}, "thresholdedrelu"),
+])
+def test_the_ops_that_were_refused_by_name_export_end_to_end(op, attrs, kind, tmp_path):
+    """Softsign, Celu and ThresholdedRelu as ops of a file at opset 24: one activation each, and the export
+    verifies the graph against autograd, every runtime installed here and the original file."""
+    from interactive_trt.exporter.onnx.export import export_model
+    from interactive_trt.exporter.onnx.request import IMPORTED, ExportRequest
+
+    g = build.GraphWriter(seed=7)
+    x = g.conv("image", 3, 8, 3, 2, pads=(1, 1, 1, 1), name="stem")
+    y = g.one(op, [x], name="act", **attrs)
+    y = g.one("Relu", [g.conv(y, 8, 16, 3, 2, pads=(1, 1, 1, 1), name="top")])
+    out = g.one("Gemm", [g.one("Flatten", [g.one("GlobalAveragePool", [y])]), g.weight(1000, 16), g.bias(1000)],
+                transB=1)
+    path = build.save(g.model("image", [1, 3, 224, 224], out, 24, producer="pytorch"), tmp_path / f"{op}.onnx")
+    imported = import_onnx(path)
+    assert kind in kinds(imported.spec)
+    onnx_path, manifest = export_model(ExportRequest(model=IMPORTED, source=path, out=tmp_path / "out"),
+                                       log=lambda message: None)
+    labels = {report["label"].split(" vs ")[0] for report in manifest.verification["reports"]}
+    assert {"torch graph", "onnxruntime", "rebuilt forward"} <= labels, labels
+    assert manifest.verification["passed"] is True

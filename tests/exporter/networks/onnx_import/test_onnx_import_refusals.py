@@ -20,7 +20,7 @@ from interactive_trt.exporter.networks.onnx_import import import_onnx
 import onnx_builders as build
 
 REPO = Path(__file__).resolve().parents[4]
-SUPPORTED = r"; supported: Add, AveragePool, BatchNormalization, Cast, Clip, Concat, Conv, Div, Dropout, Elu, Flatten, "
+SUPPORTED = r"; supported: Add, AveragePool, BatchNormalization, Cast, Celu, Clip, Concat, Conv, Div, Dropout, Elu, "
 
 
 def network(middle, opset: int = 13, weight_input: bool = False, second_input: bool = False):
@@ -76,8 +76,8 @@ def nothing(g, x):
     return x, 8
 
 
-def celu(g, x):
-    return g.one("Celu", [x], name="celu"), 8
+def shrink(g, x):
+    return g.one("Shrink", [x], name="shrink", lambd=0.5), 8
 
 
 def mismatched_product(g, x):
@@ -98,7 +98,7 @@ def erf(g, x):
     (lstm, False, False, r"node 'lstm' \(LSTM\): a recurrent layer, not a CNN layer" + SUPPORTED),
     (resize, False, False, r"node 'upsample' \(Resize\): resampling has no connection sets" + ".*" + SUPPORTED),
     (dilated, False, False, r"node 'dilated' \(Conv\): dilation 2x2; supported: dilation 1"),
-    (celu, False, False, r"node 'celu' \(Celu\): an activation without a derivative in the InterActive graph"
+    (shrink, False, False, r"node 'shrink' \(Shrink\): an activation without a derivative in the InterActive graph"
                          + ".*" + SUPPORTED),
     (mismatched_product, False, False, r"node 'gating' \(Mul\): a product of maps of shapes \[\(8, 112, 112\), "
                                        r"\(8, 1, 1\)\]; supported: equal shapes, a map times a per-channel "
@@ -109,7 +109,7 @@ def erf(g, x):
     (nothing, True, False, r"graph input 'stem_weight' \[8, 3, 3, 3\] is a second input; supported: one input, "
                            r"the image \('image'\), with every weight stored as an initializer"),
     (nothing, False, True, r"graph input 'mask' \[1, 8, 112, 112\] is a second input"),
-], ids=["lstm", "resize", "dilation", "celu", "mismatched-product", "norm-over-everything", "erf", "weights-as-inputs",
+], ids=["lstm", "resize", "dilation", "shrink", "mismatched-product", "norm-over-everything", "erf", "weights-as-inputs",
         "second-input"])
 def test_refusals_name_the_node_its_op_and_what_is_supported(tmp_path, middle, weight_input, second_input, pattern):
     opset = 17 if middle is norm_over_everything else 13
