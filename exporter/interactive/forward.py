@@ -56,6 +56,8 @@ def activate(layer: Layer, z: torch.Tensor) -> torch.Tensor:
         return F.elu(z, layer.alpha) * layer.beta
     if kind == "gelu_tanh":
         return F.gelu(z, approximate="tanh")
+    if kind == "swish":
+        return z * torch.sigmoid(z * layer.alpha)
     if kind == "celu":
         return F.celu(z, layer.alpha)
     if kind == "thresholdedrelu":

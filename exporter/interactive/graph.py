@@ -498,6 +498,9 @@ def activation_derivative(layer: Layer, z: torch.Tensor) -> torch.Tensor:
     if kind == "silu":
         s = torch.sigmoid(z)
         return s * (1 + z * (1 - s))
+    if kind == "swish":
+        s = torch.sigmoid(z * layer.alpha)
+        return s * (1 + z * layer.alpha * (1 - s))
     if kind == "softsign":
         d = 1 + torch.abs(z)
         return 1 / (d * d)

@@ -21,7 +21,7 @@ OPS = ("conv", "maxpool", "avgpool", "add", "concat", "act", "gap", "mul", "affi
 # (INTERACTIVE.md, "Any CNN, part 3": SiLU's derivative cannot be read from its output).
 MASK_ACTIVATIONS = ("relu", "relu6")
 SMOOTH_ACTIVATIONS = ("sigmoid", "silu", "hardsigmoid", "hardswish", "gelu", "gelu_tanh", "leakyrelu", "elu",
-                      "selu", "tanh", "softplus", "mish", "softsign", "celu", "thresholdedrelu")
+                      "selu", "tanh", "softplus", "mish", "swish", "softsign", "celu", "thresholdedrelu")
 # Ops a layer t reaches its successors through (they enter the layer score G, not gamma); the channel
 # bookkeeping among them (BOOKKEEPING) also maps the successor's connection sums back onto t's channels.
 BOOKKEEPING = ("slice", "shuffle", "concat")
@@ -49,7 +49,7 @@ class Layer:
     asymmetric where a network needs it (TensorFlow's 'same'), else `padding` on every side.
     Activation after a conv or an add: `relu`, or `relu6` (Clip 0..6), or neither (linear); `act` names
     any other (SMOOTH_ACTIVATIONS, with `alpha` and `beta` as ONNX stores them: HardSigmoid's slope and
-    offset, LeakyReLU's, ELU's and CELU's alpha, ThresholdedReLU's threshold, SELU's alpha and its
+    offset, LeakyReLU's, ELU's, CELU's and Swish's alpha, ThresholdedReLU's threshold, SELU's alpha and its
     scale gamma as `beta`) and is the whole point of an "act" layer.
     `groups` > 1 for grouped and depthwise convs; `ceil_mode` and `count_include_pad` for pools.
     `weight_key` names the conv's weights in the source checkpoint (e.g. "features.0"), `bn_key` a

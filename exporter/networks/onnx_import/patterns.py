@@ -22,7 +22,7 @@ import os
 import numpy as np
 
 FUSED = "interactive_trt.fused"
-OP_TYPES = {"silu": "SiLU", "hardswish": "HardSwish", "gelu": "Gelu", "gelu_tanh": "Gelu", "mish": "Mish",
+OP_TYPES = {"silu": "SiLU", "swish": "Swish", "hardswish": "HardSwish", "gelu": "Gelu", "gelu_tanh": "Gelu", "mish": "Mish",
             "layernorm": "LayerNormalization"}  # in refusals
 
 
@@ -47,7 +47,14 @@ class Graph:
 
     def scalar(self, name: str) -> float | None:
         array = self.array(name)
+        if array is None and self.cast_constant(name) is not None:  # a constant cast to float (Swish's alpha)
+            array = self.array(self.cast_constant(name).input[0])
         return float(array.reshape(-1)[0]) if array is not None and array.size == 1 else None
+
+    def cast_constant(self, name: str):
+        """The Cast node that makes `name` from a constant, if that is how `name` is made."""
+        node = self.producer.get(name)
+        return node if node is not None and node.op_type == "Cast" and node.input[0] in self.constants else None
 
     def array(self, name: str) -> np.ndarray | None:
         from onnx import helper, numpy_helper
@@ -272,9 +279,27 @@ def layer_norm(g: Graph, mean):
     return members, "layernorm", {"axis": axes[0], "epsilon": epsilon, "scale": scale, "bias": bias, "perm": perm}
 
 
+def scaled_swish(g: Graph, sigmoid):
+    """x * sigmoid(alpha * x), as ONNX Runtime's optimiser expands ONNX's Swish op (opset 24): alpha a scalar
+    constant, cast to float in the expansion; alpha 1 is SiLU."""
+    scaled = g.producer.get(sigmoid.input[0])
+    product = g.only_reader(sigmoid.output[0], "Mul")
+    if scaled is None or scaled.op_type != "Mul" or len(scaled.input) != 2 or product is None or \
+            g.only_reader(scaled.output[0], "Sigmoid") is not sigmoid:
+        return None
+    for x, factor in (tuple(scaled.input), tuple(reversed(scaled.input))):
+        alpha = g.scalar(factor)
+        if alpha is None or g.scalar(x) is not None or g.other_input(product, sigmoid.output[0]) != x:
+            continue
+        cast = g.cast_constant(factor)
+        members = ([cast] if cast is not None and len(g.readers.get(factor, [])) == 1 else []) + [scaled, sigmoid, product]
+        return members, "silu" if alpha == 1.0 else "swish", {"x": x, "alpha": alpha}
+    return None
+
+
 def matches(g: Graph, node):
     if node.op_type == "Sigmoid":
-        return product_with_input(g, node, "silu")
+        return product_with_input(g, node, "silu") or scaled_swish(g, node)
     if node.op_type == "HardSigmoid":
         from onnx import helper
 
@@ -315,8 +340,10 @@ def fuse_activations(model) -> int:
             name = f"{scope[:scope.rfind('/') + 1]}LayerNorm" if "/" in scope else name
             made = fused_layer_norm(model, members[0].input[0], last.output[0], name, **extra[0])
         else:
-            made = [helper.make_node(OP_TYPES[kind], [members[0].input[0]], [last.output[0]], name=name,
-                                     domain=FUSED, kind=kind)]
+            options = extra[0] if extra else {}
+            made = [helper.make_node(OP_TYPES[kind], [options.get("x", members[0].input[0])], [last.output[0]],
+                                     name=name, domain=FUSED, kind=kind,
+                                     **({"alpha": float(options["alpha"])} if "alpha" in options else {}))]
         for member in members:
             replaced[position[id(member)]] = made if member is last else []
     if not replaced:

@@ -2,7 +2,8 @@
 back-propagate as masks; Sigmoid, SiLU (the op is not in ONNX: Mul(x, Sigmoid(x))), HardSigmoid, HardSwish
 (the op, or Mul(x, HardSigmoid(x)) with 1/6 and 1/2), GELU (the op, or its Erf and tanh forms: the last
 three as patterns.py fuses them), LeakyReLU, PReLU, ELU, SELU, CELU, Tanh, Softplus, Softsign, Mish,
-and ThresholdedReLU with their exact derivatives
+ThresholdedReLU and Swish (ONNX's op of opset 24, as ONNX Runtime expands it: patterns.py) with their
+exact derivatives
 (INTERACTIVE.md, "Any CNN, part 3"). An activation merges into the conv, fully connected layer or add
 before it where that layer's pre-activation is read by nothing else; anywhere else (and PReLU, whose
 slopes are parameters, always) it is an activation layer of its own."""
@@ -157,4 +158,5 @@ def gelu(node, ctx) -> None:
 @converter(f"{FUSED}.Activation", 1)
 def fused(node, ctx) -> None:
     """An activation that the file writes as several nodes (patterns.py)."""
-    activate(node, ctx, attributes(node)["kind"])
+    attrs = attributes(node)
+    activate(node, ctx, attrs["kind"], float(attrs.get("alpha", 0.0)))

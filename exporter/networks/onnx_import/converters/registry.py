@@ -21,7 +21,7 @@ CONVERTERS: dict[str, dict[int, Callable]] = {}
 REASONS = {
     **{op: "an activation without a derivative in the InterActive graph (INTERACTIVE.md, \"Any CNN, part 3\" "
            "lists those it has)"
-       for op in ("Shrink", "Swish")},
+       for op in ("Shrink",)},
     **{op: "a recurrent layer, not a CNN layer" for op in ("LSTM", "GRU", "RNN", "Scan", "Loop", "If")},
     **{op: "resampling has no connection sets of equations (8)-(9)" for op in ("Resize", "Upsample",
                                                                                 "ConvTranspose", "DepthToSpace",

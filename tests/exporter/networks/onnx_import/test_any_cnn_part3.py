@@ -19,7 +19,7 @@ from interactive_trt.exporter.onnx.verify import cosine, rel_l2
 
 SMALL = ResizeRule(target_side=64, multiple=8, min_side=32)
 PARAMETERS = {"hardsigmoid": (1 / 6, 0.5), "leakyrelu": (0.1, 0.0), "elu": (0.7, 0.0),
-              "selu": (1.6732632423543772, 1.0507009873554805), "celu": (1.5, 0.0),
+              "selu": (1.6732632423543772, 1.0507009873554805), "celu": (1.5, 0.0), "swish": (1.702, 0.0),
               "thresholdedrelu": (3.0, 0.0)}  # ThresholdedRelu's kink at 3, which kink_image hits exactly
 
 

@@ -287,12 +287,14 @@ def test_gelus_erf_form_in_the_dynamo_exporters_order(tmp_path):
 
 
 @pytest.mark.parametrize("op, attrs, kind", [
+    ("Swish", {"alpha": 1.702}, "swish"),  # opset 24, which ONNX Runtime's optimiser expands
+    ("Swish", {}, "silu"),
     ("Softsign", {}, "softsign"),
     ("Celu", {"alpha": 1.5}, "celu"),
     ("ThresholdedRelu", {"alpha": 0.25}, "thresholdedrelu"),
 ])
 def test_the_ops_that_were_refused_by_name_export_end_to_end(op, attrs, kind, tmp_path):
-    """Softsign, Celu and ThresholdedRelu as ops of a file at opset 24: one activation each, and the export
+    """Swish, Softsign, Celu and ThresholdedRelu as ops of a file at opset 24: one activation each, and the export
     verifies the graph against autograd, every runtime installed here and the original file."""
     from interactive_trt.exporter.onnx.export import export_model
     from interactive_trt.exporter.onnx.request import IMPORTED, ExportRequest
