@@ -39,6 +39,17 @@ def family_files(tmp_path_factory):
     return models, files
 
 
+def assert_graph_equals_autograd(spec, weights, batch: np.ndarray) -> None:
+    """The explicit graph against the autograd reference, every output within relative L2 1e-5."""
+    image = torch.from_numpy(batch)
+    graph = InterActiveGraph(spec, weights).eval()
+    with torch.no_grad():
+        got = {k: v.numpy() for k, v in graph.named_outputs(image).items()}
+    expected = {k: v.numpy() for k, v in AutogradReference(spec, weights)(image).items()}
+    for key, value in expected.items():
+        assert rel_l2(got[key], value) <= 1e-5, key
+
+
 def kinds(spec) -> set[str]:
     found = set()
     for layer in spec.layers:
@@ -171,12 +182,7 @@ def test_keras_heads_and_a_keras_efficientnet_block(head, tmp_path, photos):
     assert {"silu", "gap", "mul"} <= kinds(spec)
     assert all(report.passed for report in verify_against_source(imported, ()))
     batch = prepare(photos["astronaut"], (224, 224), spec.preprocessing)[None]
-    graph = InterActiveGraph(spec, imported.weights).eval()
-    with torch.no_grad():
-        got = {k: v.numpy() for k, v in graph.named_outputs(torch.from_numpy(batch)).items()}
-    expected = {k: v.numpy() for k, v in AutogradReference(spec, imported.weights)(torch.from_numpy(batch)).items()}
-    for key, value in expected.items():
-        assert rel_l2(got[key], value) <= 1e-5, key
+    assert_graph_equals_autograd(spec, imported.weights, batch)
 
 
 def test_gelus_tanh_form_as_torch_onnx_writes_it(tmp_path, photos):
@@ -186,13 +192,7 @@ def test_gelus_tanh_form_as_torch_onnx_writes_it(tmp_path, photos):
     assert "gelu_tanh" in kinds(imported.spec) and "tanh" not in kinds(imported.spec)
     assert all(report.passed for report in verify_against_source(imported, ()))
     batch = prepare(photos["chelsea"], (224, 224), imported.spec.preprocessing)[None]
-    graph = InterActiveGraph(imported.spec, imported.weights).eval()
-    with torch.no_grad():
-        got = {k: v.numpy() for k, v in graph.named_outputs(torch.from_numpy(batch)).items()}
-    expected = {k: v.numpy() for k, v in AutogradReference(imported.spec, imported.weights)(
-        torch.from_numpy(batch)).items()}
-    for key, value in expected.items():
-        assert rel_l2(got[key], value) <= 1e-5, key
+    assert_graph_equals_autograd(imported.spec, imported.weights, batch)
 
 
 @pytest.mark.parametrize("name, opset, holds", [
@@ -217,12 +217,7 @@ def test_written_out_layernorms_mish_selu_and_spatial_gates(name, opset, holds, 
     reports = verify_against_source(imported, ())
     assert all(report.passed for report in reports), [report.summary() for report in reports]
     batch = prepare(photos["chelsea"], (224, 288), spec.preprocessing)[None]
-    graph = InterActiveGraph(spec, imported.weights).eval()
-    with torch.no_grad():
-        got = {k: v.numpy() for k, v in graph.named_outputs(torch.from_numpy(batch)).items()}
-    expected = {k: v.numpy() for k, v in AutogradReference(spec, imported.weights)(torch.from_numpy(batch)).items()}
-    for key, value in expected.items():
-        assert rel_l2(got[key], value) <= 1e-5, key
+    assert_graph_equals_autograd(spec, imported.weights, batch)
 
 
 @pytest.mark.parametrize("name", ["efficientnet_b0", "shufflenetv2"])
@@ -262,12 +257,7 @@ def test_gelus_tanh_form_with_pow_as_tf2onnx_writes_keras(halved, tmp_path, phot
     assert "gelu_tanh" in kinds(spec) and not {"tanh", "affine"} & kinds(spec), kinds(spec)
     assert all(report.passed for report in verify_against_source(imported, ()))
     batch = prepare(photos["chelsea"], (224, 224), spec.preprocessing)[None]
-    graph = InterActiveGraph(spec, imported.weights).eval()
-    with torch.no_grad():
-        got = {k: v.numpy() for k, v in graph.named_outputs(torch.from_numpy(batch)).items()}
-    expected = {k: v.numpy() for k, v in AutogradReference(spec, imported.weights)(torch.from_numpy(batch)).items()}
-    for key, value in expected.items():
-        assert rel_l2(got[key], value) <= 1e-5, key
+    assert_graph_equals_autograd(spec, imported.weights, batch)
 
 
 def test_gelus_erf_form_in_the_dynamo_exporters_order(tmp_path):
