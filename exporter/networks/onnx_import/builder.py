@@ -55,7 +55,7 @@ class Dense:
 class Pooled:
     layer: str
     version: int
-    rank: int
+    rank: int  # 4 (N x C x 1 x 1), 2 (N x C) or 1 (the batch's N * C values in one axis: a Reshape to [-1])
     linear: bool  # a fully connected layer already moved before the pool
 
 
@@ -187,8 +187,9 @@ class GraphContext:
         return self.require_const(node, index, what)
 
     # ------------------------------------------------------------------ values
-    def value(self, node, index: int = 0, softmax: bool = False):
-        """The value of input `index`; a softmax only where `softmax` (ops that pass it on unchanged)."""
+    def value(self, node, index: int = 0, softmax: bool = False, raveled: bool = False):
+        """The value of input `index`; a softmax only where `softmax` (ops that pass it on unchanged), a
+        pooled vector raveled over the batch only where `raveled` (the Gather that restores its shape)."""
         name = node.input[index]
         if name not in self.values:
             if self.const(name) is not None:
@@ -202,6 +203,9 @@ class GraphContext:
                                     "or a folded BatchNorm/bias): only the final value of a layer can be read")
         if isinstance(value, Probabilities) and not softmax:
             raise self.refuse(node, "it reads the softmax; supported: a softmax as the graph's last node only")
+        if isinstance(value, Pooled) and value.rank == 1 and not raveled:
+            raise self.refuse(node, "it reads a pooled vector raveled over the batch (a Reshape to [-1]); supported: "
+                                    "a Gather of every index in order that restores N x C (torch.onnx's as_strided)")
         return value
 
     def sole_reader(self, node, name: str) -> bool:

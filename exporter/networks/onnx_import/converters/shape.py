@@ -119,8 +119,29 @@ def reshape(node, ctx) -> None:
             sorted(target[1:]) == [1, 1, total]:
         ctx.set_value(node.output[0], replace(value, rank=4))
         return
+    if isinstance(value, Pooled) and target in ([-1], [batch * total]):
+        ctx.set_value(node.output[0], replace(value, rank=1))  # for the Gather below
+        return
     raise ctx.refuse(node, f"reshaping {describe(value)} of {total} values per image to {target}; supported: "
                            f"flattening to (N, {total})")
+
+
+@converter("Gather", 1, 11, 13)
+def gather(node, ctx) -> None:
+    """torch.onnx's dynamo exporter writes ConvNeXt's `flatten(adaptive_avg_pool2d(x, 1))` view as a
+    Reshape to [-1] and a Gather of every index in order (`as_strided`): a pooled vector, unchanged."""
+    value = ctx.value(node, 0, raveled=True)
+    indices = np.asarray(ctx.require_const(node, 1, "indices"))
+    axis = int(attributes(node).get("axis", 0))
+    if isinstance(value, Pooled) and value.rank == 1 and axis == 0:
+        channels = ctx.channels_of(value.layer)
+        if indices.shape in ((ctx.batch, channels, 1, 1), (ctx.batch, channels)) and \
+                np.array_equal(indices.reshape(-1), np.arange(ctx.batch * channels)):
+            ctx.set_value(node.output[0], replace(value, rank=indices.ndim))
+            return
+    raise ctx.refuse(node, f"gathering indices of shape {list(indices.shape)} along axis {axis} of "
+                           f"{describe(value)}; supported: every index in order, restoring a raveled pooled "
+                           "vector to N x C (x 1 x 1)")
 
 
 def axes_of(node, ctx) -> list[int] | None:

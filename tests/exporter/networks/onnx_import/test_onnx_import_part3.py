@@ -220,10 +220,11 @@ def test_written_out_layernorms_mish_selu_and_spatial_gates(name, opset, holds, 
     assert_graph_equals_autograd(spec, imported.weights, batch)
 
 
-@pytest.mark.parametrize("name", ["efficientnet_b0", "shufflenetv2"])
+@pytest.mark.parametrize("name", ["efficientnet_b0", "shufflenetv2", "convnext"])
 def test_the_dynamo_exporters_files(name, tmp_path):
     """torch.onnx's dynamo exporter (a fixed batch: torch.export refuses a dynamic one on these layouts,
-    "Invalid ranges [2:1]") writes other names and node orders; the import reads them exactly."""
+    "Invalid ranges [2:1]") writes other names and node orders, and ConvNeXt's flattened pool as a Reshape
+    to [-1] and a Gather of every index (as_strided); the import reads them exactly."""
     pytest.importorskip("onnxscript", reason="torch.onnx's dynamo exporter needs onnxscript (the dev extra has it)")
     path = tmp_path / f"{name}.onnx"
     with warnings.catch_warnings(), torch.no_grad():

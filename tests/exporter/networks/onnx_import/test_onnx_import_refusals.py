@@ -180,6 +180,25 @@ def test_an_activation_of_the_pooled_vector_itself_is_refused(tmp_path):
         import_onnx(classifier_graph(tmp_path, head))
 
 
+@pytest.mark.parametrize("order, pattern", [
+    ("reversed", r"node 'as_strided' \(Gather\): gathering indices of shape \[1, 8\] along axis 0 of a globally pooled "
+                 r"vector; supported: every index in order"),
+    ("read", r"node 'pooled_relu' \(Relu\): it reads a pooled vector raveled over the batch \(a Reshape to \[-1\]\)"),
+])
+def test_a_raveled_pooled_vector_is_read_only_back_in_order(tmp_path, order, pattern):
+    """torch.onnx's dynamo exporter writes flatten(adaptive_avg_pool2d(x, 1)) as a Reshape to [-1] and a
+    Gather of every index (as_strided); any other gather, or another reader of the raveled vector, is refused."""
+    def head(g, x):
+        x = g.one("Reshape", [g.one("GlobalAveragePool", [x]), g.const(np.array([-1], np.int64))])
+        if order == "read":
+            x = g.one("Relu", [x], name="pooled_relu")
+        x = g.one("Gather", [x, g.const(np.arange(8, dtype=np.int64)[::-1].reshape(1, 8).copy())], name="as_strided")
+        return g.one("Gemm", [x, g.weight(1000, 8), g.bias(1000)], transB=1)
+
+    with pytest.raises(OnnxImportError, match=pattern):
+        import_onnx(classifier_graph(tmp_path, head))
+
+
 def test_a_classifier_reading_a_flattened_map_directly_is_refused(tmp_path):
     def head(g, x):
         return g.one("Gemm", [g.one("Flatten", [x]), g.weight(1000, 8 * 7 * 7), g.bias(1000)], transB=1,
