@@ -4,11 +4,26 @@ autograd reference: what the two must agree on is the backward pass, not the con
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
 from interactive_trt.contracts.spec import INPUT, Layer, ModelSpec, upstream
 from interactive_trt.exporter.networks.weights import Weights
+
+
+@functools.cache
+def resolve_unary_kernels() -> None:
+    """Lets oneMKL pick its vector-math kernels once, on one thread, before any op runs them on several
+    (pytorch/pytorch#188792, open): a float unary op's first call in a process (erf, exp, tanh, ...) runs on
+    every intra-op thread at once, and one thread could compute its chunk with MKL's low-accuracy kernel.
+    Here GELU's derivative came out 2.4e-4 off on one image of the batch in about one process in six. One
+    element each resolves the dispatch; later calls are unchanged."""
+    one = torch.ones(1)
+    for op in (torch.exp, torch.expm1, torch.erf, torch.erfc, torch.tanh, torch.log, torch.log1p, torch.sqrt,
+               torch.rsqrt, torch.reciprocal, torch.sigmoid, torch.sin, torch.cos):
+        op(one)
 
 
 def weight_tensors(spec: ModelSpec, weights: Weights) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -111,6 +126,15 @@ def apply_layer(layer: Layer, inputs: list[torch.Tensor], params) -> tuple[torch
         return inputs[0], activate(layer, inputs[0])
     if layer.op == "gap":
         y = inputs[0].mean(dim=(2, 3), keepdim=True)
+        return y, y
+    if layer.op == "gmp":  # torch.max over a dimension: autograd routes to the index it returns, the first
+        y = torch.max(inputs[0].flatten(2), dim=2, keepdim=True)[0][..., None]
+        return y, y
+    if layer.op == "channel_mean":
+        y = inputs[0].mean(dim=1, keepdim=True)
+        return y, y
+    if layer.op == "channel_max":
+        y = torch.max(inputs[0], dim=1, keepdim=True)[0]
         return y, y
     if layer.op == "mul":
         y = inputs[0] * inputs[1]

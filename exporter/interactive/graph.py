@@ -31,7 +31,7 @@ from torch import nn
 
 from interactive_trt.common.errors import SpecError
 from interactive_trt.exporter.interactive.forward import (
-    apply_head, apply_layer, per_channel, required_layers, run_forward, shuffle_channels,
+    apply_head, apply_layer, per_channel, required_layers, resolve_unary_kernels, run_forward, shuffle_channels,
 )
 from interactive_trt.contracts.outputs import CONFIGS, HEADS, output_names
 from interactive_trt.exporter.interactive.precision import torch_dtypes
@@ -97,6 +97,15 @@ def route_to_first_argmax(grad: torch.Tensor, windows: list[torch.Tensor]) -> li
     return routed + [left]
 
 
+def first_maximum(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """1 at the first maximum along `dim` (as torch.max's gradient goes), 0 elsewhere. Built from equality
+    with the maximum of the same values and a running count of the equal ones, not from an ArgMax, whose
+    choice among ties no ONNX runtime promises; every step is exact in any float type."""
+    peak = x.amax(dim=dim, keepdim=True)
+    equal = (x == peak).to(torch.float32)
+    return equal * (torch.cumsum(equal, dim=dim) == 1).to(torch.float32)
+
+
 class InterActiveGraph(nn.Module):
     """Forward pass plus the explicit InterActive backward pass; returns outputs in `output_names`."""
 
@@ -104,6 +113,7 @@ class InterActiveGraph(nn.Module):
                  head: str = "both", seed_scale: float = 1.0, interactive: bool = True,
                  precision: str = "fp32", loss_scale: float = 1.0):
         super().__init__()
+        resolve_unary_kernels()
         if config not in CONFIGS:
             raise SpecError(f"config {config!r}: expected one of {', '.join(CONFIGS)}")
         if head not in HEADS:
@@ -355,6 +365,15 @@ class InterActiveGraph(nn.Module):
         elif layer.op == "gap":
             x = acts[source]
             yield source, (widen(grad) * inverse_spatial_count(x)).to(grad.dtype).expand(-1, -1, *x.shape[2:])
+        elif layer.op == "gmp":
+            x = acts[source]
+            mask = first_maximum(x.flatten(2), dim=2).reshape(x.shape)
+            yield source, grad * mask.to(grad.dtype)
+        elif layer.op == "channel_mean":
+            x = acts[source]
+            yield source, (grad * (1.0 / x.shape[1])).expand(-1, x.shape[1], -1, -1)
+        elif layer.op == "channel_max":
+            yield source, grad * first_maximum(acts[source], dim=1).to(grad.dtype)
         elif layer.op == "affine":
             yield source, grad * per_channel(self.params(layer.name)[0]).to(grad.dtype)
         elif layer.op == "layernorm":

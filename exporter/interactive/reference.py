@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from interactive_trt.exporter.interactive.forward import (
-    apply_head, apply_layer, run_forward, shuffle_channels, weight_tensors,
+    apply_head, apply_layer, resolve_unary_kernels, run_forward, shuffle_channels, weight_tensors,
 )
 from interactive_trt.contracts.outputs import output_names
 from interactive_trt.contracts.spec import Layer, ModelSpec
@@ -72,6 +72,7 @@ class AutogradReference:
     def __init__(self, spec: ModelSpec, weights: Weights, config: str = "last", p: float = 2.0,
                  head: str = "both", seed_scale: float = 1.0, interactive: bool = True, device: str = "cpu"):
         weights.check(spec)
+        resolve_unary_kernels()
         self.spec, self.config, self.p, self.head = spec, config, float(p), head
         self.seed_scale, self.interactive = float(seed_scale), interactive
         self.params = {name: (weight.to(device), bias.to(device))

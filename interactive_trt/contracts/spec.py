@@ -16,7 +16,8 @@ from interactive_trt.common.errors import SpecError
 
 INPUT = "image"
 OPS = ("conv", "maxpool", "avgpool", "add", "concat", "act", "gap", "mul", "affine", "layernorm", "slice", "shuffle",
-       "prelu")
+       "prelu", "gmp", "channel_mean", "channel_max")
+GLOBAL_POOLS = ("gap", "gmp")  # N x C x 1 x 1 at every input size: what a gate's branch starts from
 # Activations whose gradient is a mask read off the layer's output; every other one needs its input z
 # (INTERACTIVE.md, "Any CNN, part 3": SiLU's derivative cannot be read from its output).
 MASK_ACTIVATIONS = ("relu", "relu6")
@@ -38,7 +39,10 @@ class Layer:
     op: "conv", "maxpool", "avgpool", "add" (residual sum of equal-shaped inputs) or "concat"
     (channel concatenation); and, for the blocks of today's CNNs (INTERACTIVE.md, "Any CNN, part 3"):
     "act" (an elementwise activation alone), "gap" (global average pool to N x C x 1 x 1, as a
-    squeeze-and-excitation branch reads it), "mul" (a map times a factor computed in the network: a gate,
+    squeeze-and-excitation branch reads it), "gmp" (global max pool, CBAM's channel gate; its gradient goes
+    to the first arg-max), "channel_mean" and "channel_max" (the mean and the maximum over the channels at
+    each position, N x 1 x H x W: CBAM's spatial gate; the maximum's gradient goes to the first arg-max),
+    "mul" (a map times a factor computed in the network: a gate,
     per channel when the factor is 1 x 1, per position when it has one channel, or a map of the same shape), "affine" (a per-channel scale and
     shift that no conv absorbs: pre-activation BatchNorm, layer scale), "layernorm" (over the channels
     at each position, with per-channel weight and bias; `bn_eps` is its epsilon), "prelu" (LeakyReLU with
@@ -223,7 +227,7 @@ class ModelSpec:
     def pooled_layers(self) -> set[str]:
         pooled = set()
         for layer in self.layers:
-            if layer.op == "gap" or (layer.op not in ("maxpool", "avgpool") and all(
+            if layer.op in GLOBAL_POOLS or (layer.op not in ("maxpool", "avgpool") and all(
                     source in pooled for source in layer.inputs)):
                 pooled.add(layer.name)
         return pooled
@@ -359,7 +363,7 @@ class ModelSpec:
         sizes, residues = {INPUT: (height, width)}, {}
         for layer in self.layers:
             h, w = sizes[layer.inputs[0]]
-            if layer.op == "gap":
+            if layer.op in GLOBAL_POOLS:
                 sizes[layer.name] = (1, 1)
                 continue
             if layer.op == "mul":

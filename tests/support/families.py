@@ -317,6 +317,38 @@ class SpatialGateNet(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.top(x), 1), 1))
 
 
+class CBAM(nn.Module):
+    """CBAM (Woo et al., 2018): a channel gate, sigmoid(mlp(avgpool(x)) + mlp(maxpool(x))) with one shared
+    MLP, then a spatial gate, sigmoid(conv7x7([mean_c(x), max_c(x)])), as its reference code writes them."""
+
+    def __init__(self, channels, reduction=4):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Conv2d(channels, channels // reduction, 1), nn.ReLU(),
+                                 nn.Conv2d(channels // reduction, channels, 1))
+        self.spatial = nn.Conv2d(2, 1, 7, padding=3)
+
+    def forward(self, x):
+        x = x * torch.sigmoid(self.mlp(F.adaptive_avg_pool2d(x, 1)) + self.mlp(F.adaptive_max_pool2d(x, 1)))
+        pooled = torch.cat([x.mean(dim=1, keepdim=True), torch.max(x, dim=1, keepdim=True)[0]], dim=1)
+        return x * torch.sigmoid(self.spatial(pooled))
+
+
+class CBAMResNet(nn.Module):
+    """A small ResNet with CBAM in its residual blocks (ResNet-CBAM's layout)."""
+
+    def __init__(self, classes=1000):
+        super().__init__()
+        self.stem = nn.Sequential(conv_bn(3, 16, 3, 2, act=nn.ReLU), nn.MaxPool2d(3, 2, 1))
+        self.block = nn.Sequential(conv_bn(16, 16, 3, act=nn.ReLU), conv_bn(16, 16, 3), CBAM(16))
+        self.top = conv_bn(16, 32, 3, 2, act=nn.ReLU)
+        self.fc = nn.Linear(32, classes)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = F.relu(x + self.block(x))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.top(x), 1), 1))
+
+
 randomise = randomise_batchnorm  # seeded weights, random BatchNorm statistics and LayerNorm affines
 
 
@@ -329,6 +361,7 @@ FAMILIES = {
     "inceptionv3": lambda: randomise(InceptionV3()),
     "convnext_channels_first": lambda: randomise(ConvNeXt(norm2d=ChannelsFirstLayerNorm)),
     "spatial_gates": lambda: randomise(SpatialGateNet()),
+    "cbam": lambda: randomise(CBAMResNet()),
 }
 # at their published sizes, for the benchmark (benchmarks/part3_models.py)
 FULL_SIZE = {

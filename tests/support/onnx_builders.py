@@ -393,3 +393,64 @@ def keras_part3_like(opset: int = 13, seed: int = 0, head: str = "conv_preds") -
         x = g.one("Add", [g.one("MatMul", [x, g.weight(64, 1000)]), g.bias(1000)], name="model/predictions/BiasAdd")
     out = g.one("Softmax", [x], name="model/predictions/Softmax", axis=-1 if opset >= 13 else 1)
     return g.model("input_1", ["N", 224, 224, 3], out, opset)
+
+
+def written_layer_norm(g: GraphWriter, x: str, channels: int, axis: int, form: str, name: str) -> str:
+    """A LayerNorm over `axis` spelled as an exporter spells it: `reciprocal` ((x - m) * 1/sqrt(v + eps)),
+    `moments` (tf.keras' unfused path: tf.nn.moments then tf.nn.batch_normalization, x * inv + (beta - m *
+    inv)), `keras3` (variance E[x^2] - E[x]^2, x * inv + (-m * inv + beta)); `rms` is RMSNorm, no LayerNorm."""
+    shape = [1] * 4 if axis != -1 or form == "pooled" else [channels]
+    if axis == 1:
+        shape = [channels, 1, 1]
+    gamma = g.const(g.rng.uniform(0.5, 1.5, channels).astype(np.float32).reshape(shape), "gamma")
+    beta = g.const((g.rng.standard_normal(channels) * 0.1).astype(np.float32).reshape(shape), "beta")
+    eps = g.const(np.float32(1e-3), "epsilon")
+
+    def mean(t, suffix):
+        return g.one("ReduceMean", [t], name=f"{name}/{suffix}", axes=[axis], keepdims=1)
+
+    m = mean(x, "moments/mean")
+    if form == "rms":
+        inv = g.one("Reciprocal", [g.one("Sqrt", [g.one("Add", [mean(g.one("Mul", [x, x]), "ms"), eps])])])
+        return g.one("Mul", [g.one("Mul", [x, inv]), gamma], name=f"{name}/mul")
+    if form == "reciprocal":
+        d = g.one("Sub", [x, m])
+        inv = g.one("Reciprocal", [g.one("Sqrt", [g.one("Add", [mean(g.one("Mul", [d, d]), "var"), eps])])])
+        return g.one("Add", [g.one("Mul", [g.one("Mul", [d, inv]), gamma]), beta], name=f"{name}/add")
+    if form == "moments":
+        d = g.one("Sub", [x, m], name=f"{name}/moments/SquaredDifference")
+        variance = mean(g.one("Mul", [d, d]), "moments/variance")
+    else:
+        variance = g.one("Sub", [mean(g.one("Mul", [x, x]), "square_mean"), g.one("Mul", [m, m])], name=f"{name}/sub")
+    inv = g.one("Mul", [g.one("Reciprocal", [g.one("Sqrt", [g.one("Add", [variance, eps])])]), gamma],
+                name=f"{name}/batchnorm/mul")
+    if form == "moments":
+        shift = g.one("Sub", [beta, g.one("Mul", [m, inv])], name=f"{name}/batchnorm/sub")
+    else:
+        shift = g.one("Add", [g.one("Mul", [g.one("Neg", [m]), inv]), beta], name=f"{name}/add_1")
+    return g.one("Add", [g.one("Mul", [x, inv], name=f"{name}/batchnorm/mul_1"), shift], name=f"{name}/batchnorm/add_1")
+
+
+def keras_convnext_like(form: str, seed: int = 0) -> onnx.ModelProto:
+    """Keras' ConvNeXt as tf2onnx writes it (opset 13, NHWC input), every LayerNorm spelled `form` (see
+    written_layer_norm): patchify stem and its norm, a block (7x7 depthwise, norm, pointwise MLP with ReLU,
+    layer scale, residual), a channels-first norm, then global pool, norm of the pooled vector, Dense."""
+    g = GraphWriter(seed)
+    x = g.one("Transpose", ["input_1"], perm=[0, 3, 1, 2])
+    x = g.conv(x, 3, 16, 4, 4, name="convnext/stem/Conv2D")
+    x = g.one("Transpose", [x], perm=[0, 2, 3, 1])
+    x = written_layer_norm(g, x, 16, -1, form, "convnext/stem_layernorm")
+    y = g.conv(g.one("Transpose", [x], perm=[0, 3, 1, 2]), 16, 16, 7, 1, pads=(3, 3, 3, 3), groups=16,
+               name="convnext/block0/depthwise")
+    y = written_layer_norm(g, g.one("Transpose", [y], perm=[0, 2, 3, 1]), 16, -1, form, "convnext/block0/layernorm")
+    y = g.one("Relu", [g.one("Add", [g.one("MatMul", [y, g.weight(16, 64)]), g.bias(64)])], name="convnext/block0/relu")
+    y = g.one("Add", [g.one("MatMul", [y, g.weight(64, 16)]), g.bias(16)], name="convnext/block0/pointwise_2")
+    y = g.one("Mul", [y, g.const(g.rng.uniform(0.5, 1.5, 16).astype(np.float32))], name="convnext/block0/layer_scale")
+    x = g.one("Add", [x, y], name="convnext/block0/add")
+    x = g.one("Transpose", [x], perm=[0, 3, 1, 2])
+    x = written_layer_norm(g, x, 16, 1, form, "convnext/downsample_layernorm")
+    x = g.one("Relu", [g.conv(x, 16, 32, 2, 2, name="convnext/downsample/Conv2D")])
+    x = g.one("Reshape", [g.one("GlobalAveragePool", [x]), g.const(np.array([-1, 32], np.int64))], name="flatten")
+    x = written_layer_norm(g, x, 32, -1, form, "convnext/head_layernorm")
+    out = g.one("Add", [g.one("MatMul", [x, g.weight(32, 1000)]), g.bias(1000)], name="predictions/BiasAdd")
+    return g.model("input_1", [1, 224, 224, 3], out, 13)

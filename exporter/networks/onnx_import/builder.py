@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from interactive_trt.common.errors import OnnxImportError
-from interactive_trt.contracts.spec import INPUT
+from interactive_trt.contracts.spec import GLOBAL_POOLS, INPUT
 
 
 @dataclass(frozen=True)
@@ -291,7 +291,7 @@ class GraphContext:
             draft = self.drafts[name]
             if draft.op in ("maxpool", "avgpool"):
                 return False
-            if draft.op != "gap":
+            if draft.op not in GLOBAL_POOLS:
                 stack.extend(draft.inputs)
         return True
 
@@ -304,6 +304,21 @@ class GraphContext:
             if len(readers) != 1 or readers[0].op_type not in passing:
                 return False
             name = readers[0].output[0]
+        return True
+
+    def feeds_gates_only(self, name: str) -> bool:
+        """Whether every way from tensor `name` to the graph output passes a Mul (a gate's branch, as CBAM's
+        global max pool) rather than reaching the classifier."""
+        stack, seen = [name], set()
+        while stack:
+            name = stack.pop()
+            if name in self.outputs:
+                return False
+            if name in seen:
+                continue
+            seen.add(name)
+            stack.extend(output for reader in self.consumers.get(name, []) if reader.op_type != "Mul"
+                         for output in reader.output if output)
         return True
 
     def after_pool(self, node, value: Pooled) -> None:

@@ -5,11 +5,11 @@ An activation is one layer of the vocabulary with one exact derivative (INTERACT
 but exporters spell some of them out: SiLU as Mul(x, Sigmoid(x)) (ONNX has no SiLU op before opset 24),
 HardSwish as Mul(x, HardSigmoid(x)) with slope 1/6 and offset 1/2 (torch.onnx before opset 14), and GELU
 as 0.5 * x * (1 + Erf(x / sqrt 2)) or its tanh approximation (torch.onnx before opset 20, in either order
-of the products), Mish as Mul(x, Tanh(Softplus(x))) (before opset 18), and LayerNorm as ReduceMean, Sub,
-Pow, ReduceMean, Add, Sqrt, Div (before opset 17, and ConvNeXt's channels-first LayerNorm always). Read
-node by node, the Div of GELU's form would fold into the conv before it as a constant scale, the Sigmoid
-would be a gate, and LayerNorm's Sub and Div of computed tensors would be refused: the pattern has to be
-seen whole. A pattern is fused only where its inner tensors are
+of the products), Mish as Mul(x, Tanh(Softplus(x))) (before opset 18), and LayerNorm in its many
+written-out forms (written_norms.py: torch.onnx before opset 17, ConvNeXt's channels-first one, TensorFlow's
+moments). Read node by node, the Div of GELU's form would fold into the conv before it as a constant
+scale, the Sigmoid would be a gate, and LayerNorm's Sub and Div of computed tensors would be refused: the
+pattern has to be seen whole. A pattern is fused only where its inner tensors are
 read by nothing else; the fused node, of domain FUSED with the activation's name as `kind`, takes the
 place of the pattern's last node and keeps its output name (and a name of the pattern's nodes).
 """
@@ -37,9 +37,11 @@ class Graph:
             for name in node.input:
                 self.readers.setdefault(name, []).append(node)
         self.outputs = {output.name for output in graph.output}
-        self.ranks = {info.name: len(info.type.tensor_type.shape.dim)
-                      for info in (*graph.input, *graph.value_info, *graph.output)
-                      if info.type.tensor_type.HasField("shape")}
+        self.shapes = {info.name: [dim.dim_value if dim.HasField("dim_value") else None
+                                   for dim in info.type.tensor_type.shape.dim]
+                       for info in (*graph.input, *graph.value_info, *graph.output)
+                       if info.type.tensor_type.HasField("shape")}
+        self.ranks = {name: len(shape) for name, shape in self.shapes.items()}
         self.constants = {tensor.name: tensor for tensor in graph.initializer}
         for node in graph.node:
             if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
@@ -191,94 +193,6 @@ def reduced_axes(g: Graph, node) -> tuple[int, ...] | None:
     return tuple(int(axis) - rank if axis >= 0 else int(axis) for axis in axes)
 
 
-def per_axis(g: Graph, name: str, axis: int) -> np.ndarray | None:
-    """A constant that varies along `axis` (negative: counted from the last) and nowhere else, as a vector."""
-    array = g.array(name)
-    if array is None or array.ndim < -axis or any(size != 1 for index, size in enumerate(array.shape)
-                                                  if index != array.ndim + axis):
-        return None
-    return array.reshape(-1).astype(np.float32)
-
-
-def transposed(g: Graph, name: str) -> tuple[str, list[int] | None, list]:
-    """Follow `name` through the Transposes that alone read it (ONNX Runtime's transpose optimiser moves a
-    channels-last Transpose into a written-out LayerNorm): the tensor reached, the composed permutation
-    (None when there was none) and the Transpose nodes."""
-    from onnx import helper
-
-    moved, perms = [], []
-    while (node := g.only_reader(name, "Transpose")) is not None:
-        moved.append(node)
-        perms.append([int(index) for index in helper.get_attribute_value(node.attribute[0])])
-        name = node.output[0]
-    return name, compose(perms), moved
-
-
-def compose(perms: list[list[int]]) -> list[int] | None:
-    """One permutation for Transposes applied in order (output axis i of each reads input axis perm[i])."""
-    if not perms:
-        return None
-    total = list(perms[0])
-    for perm in perms[1:]:
-        total = [total[index] for index in perm]
-    return total
-
-
-def layer_norm(g: Graph, mean):
-    """LayerNorm written out (torch.onnx before opset 17; ConvNeXt's own channels-first LayerNorm at any
-    opset): d = x - mean(x), d / sqrt(mean(d^2) + eps), then the optional Mul by weight and Add of bias,
-    each a vector along the one reduced axis. Made one LayerNormalization (scale and bias as vectors, so
-    that the import reads it as LayerNormalization over channels or refuses it by its axis)."""
-    axes = reduced_axes(g, mean)
-    x = mean.input[0]
-    centre = g.only_reader(mean.output[0], "Sub")
-    if axes is None or len(axes) != 1 or centre is None or list(centre.input) != [x, mean.output[0]]:
-        return None
-    centred, perm, moved = transposed(g, centre.output[0])
-    members, axis = [mean, centre, *moved], axes[0]
-    if perm is not None:
-        axis = perm.index(axis % len(perm)) - len(perm)
-    readers = g.readers.get(centred, [])
-    square = next((node for node in readers if node.op_type in ("Pow", "Mul")), None)
-    divide = next((node for node in readers if node.op_type == "Div"), None)
-    if len(readers) != 2 or square is None or divide is None or centred in g.outputs or centre.output[0] in g.outputs:
-        return None
-    if square.op_type == "Pow" and (square.input[0] != centred or g.scalar(square.input[1]) != 2.0) or \
-            square.op_type == "Mul" and list(square.input) != [centred] * 2:
-        return None
-    variance = g.only_reader(square.output[0], "ReduceMean")
-    if variance is None or reduced_axes(g, variance) != (axis,):
-        return None
-    path, steps = [square, variance], []  # the variance's way to the Div, through any Transposes
-    for op_type in ("Add", "Sqrt", "Div"):
-        name, step, moved = transposed(g, path[-1].output[0])
-        path += moved
-        steps += [step] if step else []
-        path.append(g.only_reader(name, op_type))
-        if path[-1] is None:
-            return None
-    shifted = next(node for node in path if node.op_type == "Add")
-    epsilon = g.scalar(g.other_input(shifted, path[path.index(shifted) - 1].output[0]) or "")
-    if epsilon is None or epsilon < 0 or path[-1] is not divide or divide.input[0] != centred or \
-            steps and compose(steps) != sorted(steps[0]):  # the Transposes on the way cancel out
-        return None
-    members, last = [*members, *path], divide
-    scale = bias = None
-    multiply = g.only_reader(last.output[0], "Mul")
-    if multiply is not None:
-        scale = per_axis(g, g.other_input(multiply, last.output[0]) or "", axis)
-        if scale is not None:
-            members, last = [*members, multiply], multiply
-    add = g.only_reader(last.output[0], "Add")
-    if add is not None:
-        bias = per_axis(g, g.other_input(add, last.output[0]) or "", axis)
-        if bias is not None and (scale is None or bias.size == scale.size):
-            members, last = [*members, add], add
-        else:
-            bias = None
-    return members, "layernorm", {"axis": axes[0], "epsilon": epsilon, "scale": scale, "bias": bias, "perm": perm}
-
-
 def scaled_swish(g: Graph, sigmoid):
     """x * sigmoid(alpha * x), as ONNX Runtime's optimiser expands ONNX's Swish op (opset 24): alpha a scalar
     constant, cast to float in the expansion; alpha 1 is SiLU."""
@@ -313,7 +227,9 @@ def matches(g: Graph, node):
     if node.op_type == "Softplus":
         return mish(g, node)
     if node.op_type == "ReduceMean":
-        return layer_norm(g, node)
+        from interactive_trt.exporter.networks.onnx_import.written_norms import layer_norm_by_value
+
+        return layer_norm_by_value(g, node)
     return None
 
 

@@ -1,12 +1,15 @@
 """Pools: max and average pools as layers (pads, ceil or floor mode, count_include_pad as stored; ONNX's
-default for AveragePool is count_include_pad = 0), and the global average pool (GlobalAveragePool, a
-ReduceMean over the spatial axes, or an AveragePool whose window is the whole map at the native size)."""
+default for AveragePool is count_include_pad = 0), the global average pool (GlobalAveragePool, a
+ReduceMean over the spatial axes, or an AveragePool whose window is the whole map at the native size), the
+global max pool of CBAM's channel gate (GlobalMaxPool, ReduceMax over the spatial axes, or a MaxPool whose
+window is the whole map: torch.onnx's adaptive_max_pool2d(x, 1)), and CBAM's spatial gate's mean and
+maximum over the channels (ReduceMean, ReduceMax over the channel axis, keeping it)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from interactive_trt.exporter.networks.onnx_import.builder import Map, Pooled
+from interactive_trt.exporter.networks.onnx_import.builder import Draft, Map, Pooled
 from interactive_trt.exporter.networks.onnx_import.converters.conv import window
 from interactive_trt.exporter.networks.onnx_import.converters.registry import attributes, converter
 
@@ -18,6 +21,9 @@ def max_pool(node, ctx) -> None:
         raise ctx.refuse(node, "its Indices output is used; supported: max pooling alone")
     attrs = attributes(node)
     kernel, stride, pads = window(ctx, node, attrs)
+    if not any(pads) and ctx.size_of(value.layer) == kernel and ctx.feeds_gates_only(node.output[0]):
+        global_max_pool(node, ctx)  # a gate's global max pool at every size, not a window fixed at this one
+        return
     top, left, bottom, right = pads
     if (top, left) == (bottom, right) and (top > kernel[0] // 2 or left > kernel[1] // 2):
         raise ctx.refuse(node, f"pads {list(pads)} wider than half its {kernel[0]}x{kernel[1]} window")
@@ -51,16 +57,60 @@ def global_average_pool(node, ctx) -> None:
     ctx.set_value(node.output[0], Pooled(value.layer, value.version, rank=4, linear=False))
 
 
-@converter("ReduceMean", 1, 11, 13, 18)
-def reduce_mean(node, ctx) -> None:
+@converter("GlobalMaxPool", 1, 22)
+def global_max_pool(node, ctx) -> None:
+    """A global max pool as a layer of its own (N x C x 1 x 1 at every size): unlike the average pool, no
+    linear layer commutes with it, so it serves gates' branches only (CBAM's channel gate)."""
+    value = ctx.map_of(node, layouts=("NCHW", "NHWC"))
+    if not ctx.feeds_gates_only(node.output[0]):
+        raise ctx.refuse(node, "a global max pool does not commute with the classifier (use a global average "
+                               "pool); supported: a global max pool in a gate's branch (CBAM's channel gate)")
+    reduction(node, ctx, value, "gmp", ctx.channels_of(value.layer), (1, 1))
+
+
+def reduction(node, ctx, value, op: str, channels: int, size: tuple[int, int]) -> None:
+    if value.layer == "image":
+        raise ctx.refuse(node, "it reduces the input image; supported: a reduction of a feature map")
+    draft = ctx.add(Draft(id=ctx.new_id(), op=op, inputs=(value.layer,), channels=channels, size=size,
+                          total_stride=ctx.total_stride_of(value.layer), source=node.output[0]))
+    ctx.set_value(node.output[0], Map(draft.id, value.layout, draft.version))
+
+
+def reduced(node, ctx, what: str):
+    """The map a ReduceMean or ReduceMax reads, which of its axes it reduces (spatial or channels), and
+    whether it keeps them."""
     value = ctx.map_of(node, layouts=("NCHW", "NHWC"))
     attrs = attributes(node)
     axes = attrs.get("axes")
     if len(node.input) > 1 and node.input[1]:
         axes = ctx.require_const(node, 1, "axes")
-    spatial = {2, 3} if value.layout == "NCHW" else {1, 2}
-    if axes is None or {int(a) % 4 for a in np.asarray(axes).reshape(-1)} != spatial:
-        raise ctx.refuse(node, f"a mean over axes {None if axes is None else list(np.asarray(axes).reshape(-1))} of "
-                               f"an {value.layout} map; supported: the mean over its two spatial axes")
-    rank = 4 if int(attrs.get("keepdims", 1)) else 2
-    ctx.set_value(node.output[0], Pooled(value.layer, value.version, rank=rank, linear=False))
+    found = None if axes is None else {int(a) % 4 for a in np.asarray(axes).reshape(-1)}
+    spatial, channel = ({2, 3}, {1}) if value.layout == "NCHW" else ({1, 2}, {3})
+    keep = bool(int(attrs.get("keepdims", 1)))
+    if found == channel and keep:
+        return value, "channels", keep
+    if found == spatial:
+        return value, "spatial", keep
+    raise ctx.refuse(node, f"a {what} over axes {None if axes is None else sorted(found)} of an {value.layout} map"
+                           f"{'' if keep else ', dropping them'}; supported: over its two spatial axes, or over its "
+                           "channels keeping the axis")
+
+
+@converter("ReduceMean", 1, 11, 13, 18)
+def reduce_mean(node, ctx) -> None:
+    value, axes, keep = reduced(node, ctx, "mean")
+    if axes == "channels":
+        reduction(node, ctx, value, "channel_mean", 1, ctx.size_of(value.layer))
+        return
+    ctx.set_value(node.output[0], Pooled(value.layer, value.version, rank=4 if keep else 2, linear=False))
+
+
+@converter("ReduceMax", 1, 11, 12, 13, 18, 20)
+def reduce_max(node, ctx) -> None:
+    value, axes, keep = reduced(node, ctx, "maximum")
+    if axes == "channels":
+        reduction(node, ctx, value, "channel_max", 1, ctx.size_of(value.layer))
+    elif not keep:
+        raise ctx.refuse(node, "a global max pool dropping its spatial axes; supported: keeping them (a gate's branch)")
+    else:
+        global_max_pool(node, ctx)

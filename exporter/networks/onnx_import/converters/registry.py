@@ -26,7 +26,6 @@ REASONS = {
     **{op: "resampling has no connection sets of equations (8)-(9)" for op in ("Resize", "Upsample",
                                                                                 "ConvTranspose", "DepthToSpace",
                                                                                 "SpaceToDepth")},
-    "GlobalMaxPool": "a global max pool does not commute with the classifier (use a global average pool)",
     "LRN": "local response normalisation is not in the vocabulary",
     "InstanceNormalization": "a normalisation over space, not in the vocabulary (BatchNormalization and "
                              "LayerNormalization over channels are)",

@@ -144,6 +144,78 @@ def test_a_gate_per_position_equals_autograd():
         assert got["stem.gamma"].shape == (2, 1, 32, 32)
 
 
+def cbam_spec() -> ModelSpec:
+    """CBAM on a ReLU map: a channel gate from a global average and a global max pool through one MLP, then
+    a spatial gate from the channels' mean and maximum through a 7x7 conv."""
+    layers = (
+        Layer("pre", "conv", ("image",), 3, kernel=3, padding=1, in_channels=3),
+        Layer("stem", "conv", ("pre",), 8, kernel=3, stride=2, padding=1, in_channels=3),
+        Layer("avg", "gap", ("stem",), 8),
+        Layer("peak", "gmp", ("stem",), 8),
+        Layer("avg_fc1", "conv", ("avg",), 4, in_channels=8),
+        Layer("avg_fc2", "conv", ("avg_fc1",), 8, relu=False, in_channels=4),
+        Layer("peak_fc1", "conv", ("peak",), 4, in_channels=8),
+        Layer("peak_fc2", "conv", ("peak_fc1",), 8, relu=False, in_channels=4),
+        Layer("channel_factor", "add", ("avg_fc2", "peak_fc2"), 8, relu=False, act="sigmoid"),
+        Layer("channel_gated", "mul", ("stem", "channel_factor"), 8),
+        Layer("mean_c", "channel_mean", ("channel_gated",), 1),
+        Layer("max_c", "channel_max", ("channel_gated",), 1),
+        Layer("both", "concat", ("mean_c", "max_c"), 2),
+        Layer("spatial_factor", "conv", ("both",), 1, kernel=7, padding=3, relu=False, act="sigmoid", in_channels=2),
+        Layer("gated", "mul", ("channel_gated", "spatial_factor"), 8),
+        Layer("top", "conv", ("gated",), 16, kernel=3, padding=1, in_channels=8),
+        Layer("fc", "conv", ("top",), 10, relu=False, in_channels=16),
+    )
+    return ModelSpec(name="cbam", layers=layers, feature_layers=("pre", "stem", "gated"), last_layer="top",
+                     head_logits="fc", resize=SMALL)
+
+
+def cbam_weights(spec: ModelSpec) -> Weights:
+    """Random weights with the stem's channel 1 a copy of channel 0, and their channel gates alike (the
+    channel maximum ties between them wherever they lead, on values whose gradient is not masked), and the
+    stem's kernels positive (each channel's
+    global maximum lies inside a flat bright patch, tied at every position there)."""
+    weights = random_weights(spec, seed=8)
+    identity_1x1(weights, "pre")  # pre passes the image on (ReLU aside): its successor is stem, below the gates
+    weights.arrays["pre"] = (np.pad(weights.arrays["pre"][0][:, :, :1, :1], ((0, 0), (0, 0), (1, 1), (1, 1))),
+                             weights.arrays["pre"][1])
+    weight, bias = weights.arrays["stem"]
+    weight[:] = np.abs(weight)
+    weight[0] *= 3  # channels 0 and 1 lead
+    for name in ("stem", "avg_fc2", "peak_fc2"):  # equal maps, equal channel factors: equal gated channels
+        weight, bias = weights.arrays[name]
+        weight[1], bias[1] = weight[0], bias[0]
+    return weights
+
+
+def cbam_image() -> np.ndarray:
+    """Noise with a flat bright patch: with positive kernels, each channel's global maximum ties across its
+    inside."""
+    batch = np.abs(np.random.default_rng(9).standard_normal((2, 3, 64, 64), dtype=np.float32))
+    batch[:, :, 8:24, 8:24] = 4.0
+    return batch
+
+
+def test_cbam_equals_autograd_through_its_ties():
+    """Gradients of both maxima go to the first arg-max, as autograd's torch.max: with tied channels and
+    flat patches, routing to every tied position would differ."""
+    spec = cbam_spec()
+    assert [s.name for s in spec.successors("stem")] == ["top"]  # the gates' branches are no successors
+    assert [s.name for s in spec.successors("pre")] == ["stem"]  # its layer score passes both gates
+    assert spec.reads_pooled("channel_factor") and spec.gate_input(spec.layer("gated")) == "spatial_factor"
+    weights = cbam_weights(spec)
+    batch = cbam_image()
+    weight, bias = (torch.from_numpy(array) for array in weights.arrays["stem"])
+    stem = torch.relu(torch.nn.functional.conv2d(torch.from_numpy(batch), weight, bias, stride=2, padding=1))
+    peaks = stem.flatten(2).amax(dim=2, keepdim=True)
+    tied = ((stem.flatten(2) == peaks) & (peaks > 0)).sum(dim=2) > 1
+    assert tied.all(), tied  # every channel's global maximum ties across the patch
+    assert (stem[:, :2].amax(dim=1) == stem.amax(dim=1)).float().mean() > 0.1  # channels 0 and 1 lead, tied
+    for config, p in (("last", 2), ("next", 1)):
+        got = assert_graph_equals_autograd(spec, weights, batch, config=config, p=p)
+        assert got["stem.gamma"].shape == (2, 1, 32, 32) and got["pre.gamma"].shape == (2, 1, 64, 64)
+
+
 def convnext_spec() -> ModelSpec:
     """A ConvNeXt block on an NCHW map: depthwise 7x7, LayerNorm over channels, pointwise MLP with GELU,
     layer scale, residual; a pre-activation BatchNorm (a per-channel affine map before a ReLU)."""
@@ -182,8 +254,8 @@ def test_exported_part3_graphs_run_the_same_on_onnxruntime_and_openvino(tmp_path
     from interactive_trt.exporter.onnx.verification import run_onnxruntime
 
     batch = np.random.default_rng(6).standard_normal((2, 3, 64, 64), dtype=np.float32)
-    for spec in (se_spec(), se_spec("hardsigmoid", "hardswish"), convnext_spec()):
-        weights = random_weights(spec, seed=7)
+    for spec in (se_spec(), se_spec("hardsigmoid", "hardswish"), convnext_spec(), cbam_spec()):
+        weights = cbam_weights(spec) if spec.name == "cbam" else random_weights(spec, seed=7)
         graph = InterActiveGraph(spec, weights).eval()
         path = tmp_path / f"{spec.name}.onnx"
         export_onnx(graph, path, torch.zeros(1, 3, 32, 32))

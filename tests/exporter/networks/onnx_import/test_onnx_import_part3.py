@@ -22,12 +22,13 @@ import onnx_builders as build
 
 CASES = [("efficientnet_b0", "folded"), ("efficientnet_b0", "unfolded"), ("mobilenetv3", "folded"),
          ("mobilenetv3", "unfolded"), ("convnext", "folded"), ("densenet", "unfolded"),
-         ("shufflenetv2", "folded"), ("inceptionv3", "folded")]
+         ("shufflenetv2", "folded"), ("inceptionv3", "folded"), ("cbam", "folded")]
 # what each family's graph must hold once imported: the ops of part 3 it exercises
 HOLDS = {"efficientnet_b0": {"gap", "mul", "silu", "sigmoid"},
          "mobilenetv3": {"gap", "mul", "hardswish", "hardsigmoid"},
          "convnext": {"layernorm", "gelu"}, "densenet": {"affine", "relu"},
-         "shufflenetv2": {"slice", "shuffle", "concat"}, "inceptionv3": {"non-square", "avgpool", "concat"}}
+         "shufflenetv2": {"slice", "shuffle", "concat"}, "inceptionv3": {"non-square", "avgpool", "concat"},
+         "cbam": {"gap", "gmp", "channel_mean", "channel_max", "mul", "sigmoid"}}
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +87,7 @@ def test_family_imports_exactly_and_its_graph_equals_autograd(family_files, phot
             assert rel_l2(got[key], value) <= 1e-5, (key, options)
 
 
-@pytest.mark.parametrize("name", ["efficientnet_b0", "convnext"])
+@pytest.mark.parametrize("name", ["efficientnet_b0", "convnext", "cbam"])
 def test_family_exports_and_verifies_on_every_installed_runtime(family_files, tmp_path, name):
     from interactive_trt.exporter.onnx.export import export_model
     from interactive_trt.exporter.onnx.request import IMPORTED, ExportRequest
@@ -183,6 +184,29 @@ def test_keras_heads_and_a_keras_efficientnet_block(head, tmp_path, photos):
     assert all(report.passed for report in verify_against_source(imported, ()))
     batch = prepare(photos["astronaut"], (224, 224), spec.preprocessing)[None]
     assert_graph_equals_autograd(spec, imported.weights, batch)
+
+
+@pytest.mark.parametrize("form", ["reciprocal", "moments", "keras3"])
+def test_a_layernorm_in_any_written_form_is_one_layernorm_layer(form, tmp_path, photos):
+    """LayerNorm with Reciprocal and Mul, as TensorFlow's moments and batch_normalization (tf.keras' unfused
+    LayerNormalization) and with Keras 3's variance E[x^2] - E[x]^2: over the channels of channels-last and
+    channels-first maps and of the pooled vector, each one layernorm layer with its weight and bias."""
+    imported = import_onnx(build.save(build.keras_convnext_like(form), tmp_path / f"{form}.onnx"))
+    spec = imported.spec
+    norms = [layer for layer in spec.layers if layer.op == "layernorm"]
+    assert len(norms) == 4 and not {"affine", "mul"} & kinds(spec), kinds(spec)
+    assert all(report.passed for report in verify_against_source(imported, ()))
+    batch = prepare(photos["chelsea"], (224, 224), spec.preprocessing)[None]
+    assert_graph_equals_autograd(spec, imported.weights, batch)
+
+
+def test_a_norm_that_is_no_layernorm_is_not_read_as_one(tmp_path):
+    """RMSNorm (no mean subtracted) computes from x alone with a norm's arithmetic; it is checked by value
+    and refused by name, not read as a LayerNorm."""
+    from interactive_trt.common.errors import OnnxImportError
+
+    with pytest.raises(OnnxImportError, match=r"\(Sqrt\): op not in the InterActive vocabulary"):
+        import_onnx(build.save(build.keras_convnext_like("rms"), tmp_path / "rms.onnx"))
 
 
 def test_gelus_tanh_form_as_torch_onnx_writes_it(tmp_path, photos):

@@ -199,6 +199,26 @@ def test_a_raveled_pooled_vector_is_read_only_back_in_order(tmp_path, order, pat
         import_onnx(classifier_graph(tmp_path, head))
 
 
+@pytest.mark.parametrize("op, pattern", [
+    ("GlobalMaxPool", r"node 'pool' \(GlobalMaxPool\): a global max pool does not commute with the classifier "
+                      r"\(use a global average pool\); supported: a global max pool in a gate's branch"),
+    ("ReduceMax", r"node 'pool' \(ReduceMax\): a maximum over axes \[1\] of an NCHW map, dropping them; "
+                  r"supported: over its two spatial axes, or over its channels keeping the axis"),
+])
+def test_a_global_max_pool_is_read_in_gates_only(tmp_path, op, pattern):
+    """CBAM's global max pool and channel maximum are gate branches; before the classifier a max pool does
+    not commute with it, and a reduction that drops the channel axis is no map."""
+    def head(g, x):
+        if op == "GlobalMaxPool":
+            x = g.one("Flatten", [g.one("GlobalMaxPool", [x], name="pool")])
+        else:
+            x = g.one("Flatten", [g.one("ReduceMax", [x], name="pool", axes=[1], keepdims=0)])
+        return g.one("Gemm", [x, g.weight(1000, 8 if op == "GlobalMaxPool" else 49), g.bias(1000)], transB=1)
+
+    with pytest.raises(OnnxImportError, match=pattern):
+        import_onnx(classifier_graph(tmp_path, head))
+
+
 def test_a_classifier_reading_a_flattened_map_directly_is_refused(tmp_path):
     def head(g, x):
         return g.one("Gemm", [g.one("Flatten", [x]), g.weight(1000, 8 * 7 * 7), g.bias(1000)], transB=1,
