@@ -52,11 +52,19 @@ def pad_input(layer: Layer, x: torch.Tensor, value: float = 0.0) -> torch.Tensor
     return F.pad(x, (left, right, top, bottom), value=value)
 
 
-def activate(layer: Layer, z: torch.Tensor) -> torch.Tensor:
+def activate(layer: Layer, z: torch.Tensor, sigmoids: dict | None = None) -> torch.Tensor:
     """The layer's activation as torch defines it, so that autograd's derivative (and its convention at
     kinks) is the reference's. ReLU6 and HardSigmoid are hardtanh, whose gradient mask is strict at both
-    ends, as INTERACTIVE.md fixes; HardSigmoid keeps the slope and offset the file stores."""
+    ends, as INTERACTIVE.md fixes; HardSigmoid keeps the slope and offset the file stores.
+
+    With `sigmoids` (the explicit graph), SiLU and Swish are written as z * s and s = sigmoid(alpha z) is kept
+    there by layer name: their derivative is then s + alpha x (1 - s) from the forward pass's own tensors,
+    with no second Sigmoid (OpenVINO fuses z * sigmoid(z) into one op before it could share the Sigmoid)."""
     kind = layer.activation
+    if sigmoids is not None and kind in ("silu", "swish"):
+        s = torch.sigmoid(z * layer.alpha if kind == "swish" else z)
+        sigmoids[layer.name] = s
+        return z * s
     if kind == "relu6":
         return F.relu6(z)
     if kind == "relu":
@@ -100,14 +108,15 @@ def layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: f
     return centred * torch.rsqrt(variance + eps) * per_channel(weight) + per_channel(bias)
 
 
-def apply_layer(layer: Layer, inputs: list[torch.Tensor], params) -> tuple[torch.Tensor, torch.Tensor]:
+def apply_layer(layer: Layer, inputs: list[torch.Tensor], params,
+                sigmoids: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Returns (pre-activation, output); they are the same tensor for pools, concats and linear layers."""
     if layer.op == "conv":
         weight, bias = params
         padding = symmetric_padding(layer)
         x = inputs[0] if padding is not None else pad_input(layer, inputs[0])
         z = F.conv2d(x, weight, bias, stride=layer.stride, padding=padding or 0, groups=layer.groups)
-        return z, activate(layer, z)
+        return z, activate(layer, z, sigmoids)
     if layer.op == "maxpool":
         padding = symmetric_padding(layer)
         x = inputs[0] if padding is not None else pad_input(layer, inputs[0], float("-inf"))
@@ -121,9 +130,9 @@ def apply_layer(layer: Layer, inputs: list[torch.Tensor], params) -> tuple[torch
         z = inputs[0]
         for other in inputs[1:]:
             z = z + other
-        return z, activate(layer, z)
+        return z, activate(layer, z, sigmoids)
     if layer.op == "act":
-        return inputs[0], activate(layer, inputs[0])
+        return inputs[0], activate(layer, inputs[0], sigmoids)
     if layer.op == "gap":
         y = inputs[0].mean(dim=(2, 3), keepdim=True)
         return y, y
@@ -160,14 +169,16 @@ def apply_layer(layer: Layer, inputs: list[torch.Tensor], params) -> tuple[torch
     return y, y
 
 
-def run_forward(spec: ModelSpec, params, image: torch.Tensor, targets) -> tuple[dict, dict]:
-    """Runs the layers `targets` need; returns (outputs, pre-activations) by layer name."""
+def run_forward(spec: ModelSpec, params, image: torch.Tensor, targets,
+                sigmoids: dict | None = None) -> tuple[dict, dict]:
+    """Runs the layers `targets` need; returns (outputs, pre-activations) by layer name (and keeps SiLU's
+    sigmoids in `sigmoids`, see activate)."""
     needed = required_layers(spec, targets)
     acts, pre = {INPUT: image}, {}
     for layer in spec.layers:
         if layer.name not in needed:
             continue
-        z, x = apply_layer(layer, [acts[name] for name in layer.inputs], params.get(layer.name))
+        z, x = apply_layer(layer, [acts[name] for name in layer.inputs], params.get(layer.name), sigmoids)
         pre[layer.name], acts[layer.name] = z, x
     return acts, pre
 

@@ -205,11 +205,14 @@ class InterActiveGraph(nn.Module):
             y = y[:, :, :delta[0] if delta[0] < 0 else None, :delta[1] if delta[1] < 0 else None]
         return y
 
-    def through_activation(self, layer: Layer, z: torch.Tensor, x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    def through_activation(self, layer: Layer, z: torch.Tensor, x: torch.Tensor, grad: torch.Tensor,
+                           s: torch.Tensor | None = None) -> torch.Tensor:
         """The gradient through the layer's activation. ReLU's and ReLU6's masks are read off the output x
         (x > 0, 0 < x < 6) and applied as a product with the cast mask (ONNX Runtime's CPU Where costs 2.6x a
         Cast and a Mul on EfficientNet-Lite0); every other activation's derivative is computed from its
-        input z (INTERACTIVE.md, "Any CNN, part 3"). Decided in the forward dtype, applied in the backward one."""
+        input z (INTERACTIVE.md, "Any CNN, part 3"), or from what the forward pass computed where that saves
+        a transcendental op: the sigmoid s of a SiLU or Swish (s + alpha x (1 - s)), a Sigmoid's or Tanh's
+        own output. Decided in the forward dtype, applied in the backward one."""
         kind = layer.activation
         if kind == "relu":
             return grad * (x > 0).to(grad.dtype)
@@ -217,6 +220,13 @@ class InterActiveGraph(nn.Module):
             return grad * ((x > 0) & (x < 6)).to(grad.dtype)
         if not kind:
             return grad
+        if kind in ("silu", "swish") and s is not None:
+            alpha = layer.alpha if kind == "swish" else 1.0
+            return grad * (s + (x * alpha) * (1 - s)).to(grad.dtype)
+        if kind == "sigmoid":
+            return grad * (x * (1 - x)).to(grad.dtype)
+        if kind == "tanh":
+            return grad * (1 - x * x).to(grad.dtype)
         return grad * activation_derivative(layer, z).to(grad.dtype)
 
     def conv_input_grad(self, layer: Layer, layer_score: torch.Tensor) -> torch.Tensor:
@@ -336,8 +346,12 @@ class InterActiveGraph(nn.Module):
 
     # ------------------------------------------------------------------ the passes
     def run_forward(self, image: torch.Tensor):
+        """(outputs, pre-activations); the latter also hold each SiLU's sigmoid, under (name, "sigmoid")."""
         params = {layer.name: self.params(layer.name) for layer in self.spec.parameter_layers()}
-        return run_forward(self.spec, params, image, self.forward_targets)
+        sigmoids = {}
+        acts, pre = run_forward(self.spec, params, image, self.forward_targets, sigmoids)
+        pre.update({(name, "sigmoid"): s for name, s in sigmoids.items()})
+        return acts, pre
 
     def input_grads(self, layer: Layer, grad: torch.Tensor, acts):
         """Gradients w.r.t. the inputs of `layer` that lie on the backward path."""
@@ -405,7 +419,8 @@ class InterActiveGraph(nn.Module):
                 continue
             grad = grads.pop(layer.name)
             self.observe(layer.name, grad)
-            grad = self.through_activation(layer, pre[layer.name], acts[layer.name], grad)
+            grad = self.through_activation(layer, pre[layer.name], acts[layer.name], grad,
+                                           pre.get((layer.name, "sigmoid")))
             if layer.name in wanted:
                 scores[layer.name] = grad
                 if len(scores) == len(wanted):
@@ -420,7 +435,8 @@ class InterActiveGraph(nn.Module):
         for name in self.all_successors:
             x = acts[name]
             seed = layer_score_seed(x, self.p, self.seed_scale * self.loss_scale, self.grad_dtype)
-            scores[name] = self.through_activation(self.spec.layer(name), pre[name], x, seed)
+            scores[name] = self.through_activation(self.spec.layer(name), pre[name], x, seed,
+                                                   pre.get((name, "sigmoid")))
             self.observe(name, scores[name])
         return scores
 
