@@ -176,6 +176,13 @@ def rewrite_backward_convolutions(model) -> dict[str, int]:
         if source.get_type_name() == "Constant" and len(weight.get_target_inputs()) > 1:
             node.input(1).replace_source_output(ops.constant(source.get_data().copy()).output(0))
             counts["copied"] += 1
+        elif source.get_type_name() == "Reshape" and source.input_value(0).get_node().get_type_name() == "Constant" \
+                and weight.get_partial_shape().is_static:
+            # a grouped one reads its kernel through the Reshape to G x O x I x k x k that OpenVINO's reader
+            # puts on the constant its forward convolution reads too: shared all the same (RegNetY, ResNeXt)
+            data = source.input_value(0).get_node().get_data()
+            node.input(1).replace_source_output(ops.constant(data.reshape(weight.get_shape()).copy()).output(0))
+            counts["copied"] += 1
     model.validate_nodes_and_infer_types()
     return counts
 

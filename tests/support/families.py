@@ -317,6 +317,127 @@ class SpatialGateNet(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.top(x), 1), 1))
 
 
+class RegNetBlock(nn.Module):
+    """RegNetY's (and, without the gate, RegNetX's and ResNeXt's) bottleneck: 1x1, a grouped 3x3 (width per
+    group fixed), squeeze-and-excitation with ReLU and Sigmoid (Y), 1x1, projection shortcut at stride 2."""
+
+    def __init__(self, cin, cout, stride, group_width, se=True, bottleneck=1.0):
+        super().__init__()
+        wide = int(cout * bottleneck)
+        layers = [conv_bn(cin, wide, act=nn.ReLU), conv_bn(wide, wide, 3, stride, groups=wide // group_width,
+                                                           act=nn.ReLU)]
+        if se:
+            layers.append(SqueezeExcite(wide, max(1, cin // 4), act=nn.ReLU))
+        layers.append(conv_bn(wide, cout))
+        self.body = nn.Sequential(*layers)
+        self.shortcut = conv_bn(cin, cout, 1, stride) if stride != 1 or cin != cout else nn.Identity()
+
+    def forward(self, x):
+        return F.relu(self.shortcut(x) + self.body(x))
+
+
+class RegNet(nn.Module):
+    """RegNetY-400MF's layout at a small width (se=True), or RegNetX's (se=False); with `bottleneck` 0.5 and
+    groups of 4 channels it is ResNeXt's block, with wide 1x1s a Wide ResNet's."""
+
+    def __init__(self, classes=1000, se=True, widths=(16, 32, 64), group_width=8, bottleneck=1.0):
+        super().__init__()
+        layers, cin = [conv_bn(3, 16, 3, 2, act=nn.ReLU)], 16
+        for width in widths:
+            layers += [RegNetBlock(cin, width, 2, group_width, se, bottleneck),
+                       RegNetBlock(width, width, 1, group_width, se, bottleneck)]
+            cin = width
+        self.features = nn.Sequential(*layers)
+        self.fc = nn.Linear(cin, classes)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1))
+
+
+class GoogLeNetInception(nn.Module):
+    """GoogLeNet's Inception module as torchvision writes it: 1x1; 1x1 then 3x3; 1x1 then 3x3 (torchvision's
+    stand-in for the paper's 5x5); a 3x3 max pool at stride 1 (ceil mode) then 1x1."""
+
+    def __init__(self, cin, c1, c3r, c3, c5r, c5, pool):
+        super().__init__()
+        self.b1 = BasicConv(cin, c1, 1)
+        self.b3 = nn.Sequential(BasicConv(cin, c3r, 1), BasicConv(c3r, c3, 3, padding=1))
+        self.b5 = nn.Sequential(BasicConv(cin, c5r, 1), BasicConv(c5r, c5, 3, padding=1))
+        self.bp = nn.Sequential(nn.MaxPool2d(3, 1, 1, ceil_mode=True), BasicConv(cin, pool, 1))
+
+    def forward(self, x):
+        return torch.cat([self.b1(x), self.b3(x), self.b5(x), self.bp(x)], 1)
+
+
+class GoogLeNet(nn.Module):
+    """GoogLeNet (Inception v1) in eval form (no auxiliary heads): 7x7/2 stem, ceil-mode max pools,
+    Inception modules, global pool, dropout, Linear; at a small width."""
+
+    def __init__(self, classes=1000):
+        super().__init__()
+        self.features = nn.Sequential(
+            BasicConv(3, 8, 7, 2, 3), nn.MaxPool2d(3, 2, ceil_mode=True), BasicConv(8, 8, 1),
+            BasicConv(8, 24, 3, padding=1), nn.MaxPool2d(3, 2, ceil_mode=True),
+            GoogLeNetInception(24, 8, 12, 16, 4, 4, 4), GoogLeNetInception(32, 16, 16, 24, 4, 12, 8),
+            nn.MaxPool2d(3, 2, ceil_mode=True), GoogLeNetInception(60, 24, 12, 26, 4, 6, 8),
+            nn.MaxPool2d(2, 2, ceil_mode=True), GoogLeNetInception(64, 32, 20, 40, 4, 16, 16))
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(104, classes))
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1))
+
+
+class MNASNet(nn.Module):
+    """MNASNet-A1's layout: a separable first block, then inverted residuals with ReLU, 3x3 and 5x5
+    depthwise kernels, squeeze-and-excitation in some stages; 1x1 to 1280 (here 160), pool, Linear."""
+
+    def __init__(self, classes=1000):
+        super().__init__()
+        layers = [conv_bn(3, 8, 3, 2, act=nn.ReLU), conv_bn(8, 8, 3, groups=8, act=nn.ReLU), conv_bn(8, 4)]
+        cin = 4
+        for expand, cout, stride, kernel, se in ((6, 8, 2, 3, False), (3, 12, 2, 5, True), (6, 24, 2, 3, False),
+                                                 (6, 32, 1, 3, True), (6, 48, 2, 5, True)):
+            layers.append(MBConv(cin, cout, kernel, stride, expand, act=nn.ReLU, se=se))
+            cin = cout
+        layers.append(conv_bn(cin, 160, act=nn.ReLU))
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(160, classes))
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1))
+
+
+class FusedMBConv(nn.Module):
+    """EfficientNetV2's early block: a full 3x3 conv expands (SiLU), a 1x1 projects; residual at stride 1."""
+
+    def __init__(self, cin, cout, stride, expand):
+        super().__init__()
+        wide = cin * expand
+        self.block = nn.Sequential(conv_bn(cin, wide, 3, stride, act=nn.SiLU), conv_bn(wide, cout)) if expand != 1 \
+            else conv_bn(cin, cout, 3, stride, act=nn.SiLU)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x):
+        return x + self.block(x) if self.residual else self.block(x)
+
+
+class EfficientNetV2(nn.Module):
+    """EfficientNetV2-S's layout: Fused-MBConv stages, then MBConv stages with squeeze-and-excitation (SiLU);
+    1x1 head conv, pool, Linear; at a small width."""
+
+    def __init__(self, classes=1000):
+        super().__init__()
+        layers = [conv_bn(3, 8, 3, 2, act=nn.SiLU), FusedMBConv(8, 8, 1, 1), FusedMBConv(8, 16, 2, 4),
+                  FusedMBConv(16, 16, 1, 4), FusedMBConv(16, 24, 2, 4)]
+        layers += [MBConv(24, 32, 3, 2, 4), MBConv(32, 32, 3, 1, 4), MBConv(32, 48, 3, 2, 6)]
+        layers.append(conv_bn(48, 160, act=nn.SiLU))
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(160, classes))
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1))
+
+
 class CBAM(nn.Module):
     """CBAM (Woo et al., 2018): a channel gate, sigmoid(mlp(avgpool(x)) + mlp(maxpool(x))) with one shared
     MLP, then a spatial gate, sigmoid(conv7x7([mean_c(x), max_c(x)])), as its reference code writes them."""
@@ -362,6 +483,11 @@ FAMILIES = {
     "convnext_channels_first": lambda: randomise(ConvNeXt(norm2d=ChannelsFirstLayerNorm)),
     "spatial_gates": lambda: randomise(SpatialGateNet()),
     "cbam": lambda: randomise(CBAMResNet()),
+    "regnety": lambda: randomise(RegNet()),
+    "resnext": lambda: randomise(RegNet(se=False, widths=(32, 64, 128), group_width=4, bottleneck=0.5)),
+    "googlenet": lambda: randomise(GoogLeNet()),
+    "mnasnet": lambda: randomise(MNASNet()),
+    "efficientnetv2": lambda: randomise(EfficientNetV2()),
 }
 # at their published sizes, for the benchmark (benchmarks/part3_models.py)
 FULL_SIZE = {

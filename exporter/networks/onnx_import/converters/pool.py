@@ -1,4 +1,5 @@
-"""Pools: max and average pools as layers (pads, ceil or floor mode, count_include_pad as stored; ONNX's
+"""Pools: max and average pools as layers (pads, ceil or floor mode, count_include_pad as stored; a max
+pool's ceil mode becomes the -inf padding at the end that it amounts to, at every size of the rule; ONNX's
 default for AveragePool is count_include_pad = 0), the global average pool (GlobalAveragePool, a
 ReduceMean over the spatial axes, or an AveragePool whose window is the whole map at the native size), the
 global max pool of CBAM's channel gate (GlobalMaxPool, ReduceMax over the spatial axes, or a MaxPool whose
@@ -27,8 +28,19 @@ def max_pool(node, ctx) -> None:
     top, left, bottom, right = pads
     if (top, left) == (bottom, right) and (top > kernel[0] // 2 or left > kernel[1] // 2):
         raise ctx.refuse(node, f"pads {list(pads)} wider than half its {kernel[0]}x{kernel[1]} window")
+    ceil_mode = bool(attrs.get("ceil_mode", 0))
+    if ceil_mode:  # a last window past the end (GoogLeNet's pools): the same as that much more -inf padding
+        height, width = ctx.size_of(value.layer)
+        extra = []
+        for side, before, after, extent in ((height, top, bottom, kernel[0]), (width, left, right, kernel[1])):
+            windows = -(-(side + before + after - extent) // stride) + 1
+            if (windows - 1) * stride >= side + before:  # a window may not start in the padding at the end
+                windows -= 1
+            extra.append(max(0, (windows - 1) * stride + extent - (side + before + after)))
+        if any(extra):  # (one that tiles the map stays as it is)
+            pads, ceil_mode = (top, left, bottom + extra[0], right + extra[1]), False
     draft = ctx.windowed(node, "maxpool", value.layer, ctx.channels_of(value.layer), kernel, stride, pads,
-                         ceil_mode=bool(attrs.get("ceil_mode", 0)))
+                         ceil_mode=ceil_mode)
     ctx.set_value(node.output[0], Map(draft.id, "NCHW", draft.version))
 
 

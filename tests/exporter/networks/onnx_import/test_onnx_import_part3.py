@@ -22,13 +22,17 @@ import onnx_builders as build
 
 CASES = [("efficientnet_b0", "folded"), ("efficientnet_b0", "unfolded"), ("mobilenetv3", "folded"),
          ("mobilenetv3", "unfolded"), ("convnext", "folded"), ("densenet", "unfolded"),
-         ("shufflenetv2", "folded"), ("inceptionv3", "folded"), ("cbam", "folded")]
+         ("shufflenetv2", "folded"), ("inceptionv3", "folded"), ("cbam", "folded"), ("regnety", "folded"),
+         ("resnext", "unfolded"), ("googlenet", "folded"), ("mnasnet", "folded"), ("efficientnetv2", "folded")]
 # what each family's graph must hold once imported: the ops of part 3 it exercises
 HOLDS = {"efficientnet_b0": {"gap", "mul", "silu", "sigmoid"},
          "mobilenetv3": {"gap", "mul", "hardswish", "hardsigmoid"},
          "convnext": {"layernorm", "gelu"}, "densenet": {"affine", "relu"},
          "shufflenetv2": {"slice", "shuffle", "concat"}, "inceptionv3": {"non-square", "avgpool", "concat"},
-         "cbam": {"gap", "gmp", "channel_mean", "channel_max", "mul", "sigmoid"}}
+         "cbam": {"gap", "gmp", "channel_mean", "channel_max", "mul", "sigmoid"},
+         "regnety": {"grouped", "gap", "mul", "sigmoid", "relu"}, "resnext": {"grouped", "add", "relu"},
+         "googlenet": {"ceil-mode", "concat", "maxpool"}, "mnasnet": {"gap", "mul", "relu"},
+         "efficientnetv2": {"silu", "gap", "mul", "add"}}
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +62,10 @@ def kinds(spec) -> set[str]:
         found.add(layer.activation)
         if layer.window[0] != layer.window[1]:
             found.add("non-square")
+        if layer.op == "conv" and 1 < layer.groups < layer.in_channels:
+            found.add("grouped")
+        if layer.op == "maxpool" and layer.pad4[2:] != layer.pad4[:2]:
+            found.add("ceil-mode")  # read as -inf padding at the end
     return found
 
 
@@ -87,14 +95,16 @@ def test_family_imports_exactly_and_its_graph_equals_autograd(family_files, phot
             assert rel_l2(got[key], value) <= 1e-5, (key, options)
 
 
-@pytest.mark.parametrize("name", ["efficientnet_b0", "convnext", "cbam"])
+@pytest.mark.parametrize("name", ["efficientnet_b0", "convnext", "cbam", "regnety", "resnext", "mnasnet",
+                                  "efficientnetv2"])
 def test_family_exports_and_verifies_on_every_installed_runtime(family_files, tmp_path, name):
     from interactive_trt.exporter.onnx.export import export_model
     from interactive_trt.exporter.onnx.request import IMPORTED, ExportRequest
 
     _, files = family_files
     said = []
-    onnx_path, manifest = export_model(ExportRequest(model=IMPORTED, source=files[(name, "folded")], out=tmp_path),
+    source = next(path for (family, _), path in files.items() if family == name)
+    onnx_path, manifest = export_model(ExportRequest(model=IMPORTED, source=source, out=tmp_path),
                                        log=said.append)
     assert onnx_path.exists() and manifest.verification["passed"] is True, "\n".join(said)
     labels = [report["label"].split(" vs ")[0] for report in manifest.verification["reports"]]
