@@ -38,7 +38,7 @@ def region_from(g, mean):
     return region
 
 
-def closed_region(g, region, exit_name: str, x: str):
+def closed_region(g, region, exit_name: str):
     """The part of `region` that `exit_name` depends on, when nothing outside it reads any tensor inside it
     but `exit_name`; else None."""
     made = {output: node for node in region for output in node.output}
@@ -167,7 +167,7 @@ def layer_norm_by_value(g, mean):
                        for name in node.input if (value := g.scalar(name)) is not None and 0 < value < 0.1})
     for last in reversed(region):
         exit_name = last.output[0]
-        members = closed_region(g, region, exit_name, x)
+        members = closed_region(g, region, exit_name)
         if members is None or mean not in members or not any(node.op_type in ("Sqrt", "Pow", "Reciprocal", "Div")
                                                               for node in members):
             continue

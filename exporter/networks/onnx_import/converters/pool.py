@@ -23,7 +23,8 @@ def max_pool(node, ctx) -> None:
     attrs = attributes(node)
     kernel, stride, pads = window(ctx, node, attrs)
     if not any(pads) and ctx.size_of(value.layer) == kernel and ctx.feeds_gates_only(node.output[0]):
-        global_max_pool(node, ctx)  # a gate's global max pool at every size, not a window fixed at this one
+        # a gate's global max pool at every size, not a window fixed at this one
+        reduction(node, ctx, value, "gmp", ctx.channels_of(value.layer), (1, 1))
         return
     top, left, bottom, right = pads
     if (top, left) == (bottom, right) and (top > kernel[0] // 2 or left > kernel[1] // 2):
