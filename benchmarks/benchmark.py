@@ -11,9 +11,12 @@ Every row is a runner (interactive_trt.runners' interface): each backend as inte
 and the autograd peers, which are runners too; what is timed is the runner's bound call (Runner.bound:
 input on the device, outputs left there, returning when they are ready).
 
-Per batch size and mode, every backend's runner is built, then timed in rounds that visit each one in
-turn, so that a machine shared with other work slows the rows compared alike (each row is the median
-of its rounds); the runners are freed before the next mode (all at once do not fit 24 GB at batch 4).
+Each backend is built, timed (the median of its rounds) and freed before the next (`--schedule
+sequential`, the default). `--schedule interleaved` builds every backend's runner, then times them in
+rounds that visit each one in turn, so that a machine shared with other work slows the rows alike; on
+2 CPU cores it does not measure what a backend does alone: a backend's thread pools take time from the
+one that follows (interleaved() pauses before each call for that), and the plain autograd peer took
+407 ms per InterActive pass interleaved against 177 ms alone (EfficientNet-B0 at 512x512, 2026-12-06).
 
     python benchmarks/benchmark.py --size 512 --batch 1,8,32      # GPU machine, issue 3's table
     python benchmarks/benchmark.py --device cpu --batch 1,4 \
@@ -25,8 +28,8 @@ A backend name may carry modifiers after "+": for ONNX Runtime `direct` (the fil
 load-time form), `winograd`, `products`, `sums` (exactly these CUDA forms), `tf32` / `notf32` (the CUDA
 provider's use_tf32), `heuristic` (cuDNN heuristics mode A instead of B), `fuse` (fuse_conv_bias),
 `nhwc` (prefer_nhwc); for graph-* and the torch backend's modes `cl` (channels_last) and `compile`
-(torch.compile). On a GPU each backend is built, timed and freed in turn (`--schedule`), since several
-ONNX Runtime sessions at batch 32 each keep their own memory arena.
+(torch.compile). On a GPU the sequential schedule is also what fits: several ONNX Runtime sessions at
+batch 32 each keep their own memory arena.
 """
 
 from __future__ import annotations
@@ -333,9 +336,9 @@ def main() -> int:
                         f"tensorrt-fp16; on cpu: {CPU_BACKENDS})")
     parser.add_argument("--modes", default="forward,interactive", help="forward,interactive (both, the default) "
                         "or either one")
-    parser.add_argument("--schedule", choices=["interleaved", "sequential"], default=None,
-                        help="time the backends in rounds that visit each (default on cpu) or one after another, "
-                        "each freed before the next is built (default on cuda)")
+    parser.add_argument("--schedule", choices=["interleaved", "sequential"], default="sequential",
+                        help="time the backends one after another, each freed before the next is built "
+                        "(the default), or in rounds that visit each")
     parser.add_argument("--kernels", type=int, default=0, help="on cuda, at the largest batch: the N GPU kernels "
                         "that take the most time in one call of each backend (torch.profiler, which sees ONNX "
                         "Runtime's kernels too)")
@@ -439,7 +442,7 @@ def main() -> int:
             skip(name, mode, exc)
             return None
 
-    schedule = args.schedule or ("sequential" if args.device == "cuda" else "interleaved")
+    schedule = args.schedule
     inputs = {batch: np.random.default_rng(0).standard_normal((batch, 3, size, size), dtype=np.float32)
               for batch in batches}
     for mode in args.modes.split(","):
@@ -464,7 +467,8 @@ def main() -> int:
             continue
         for batch in batches:
             made = {name: pair for name in names if (pair := built(name, mode, inputs[batch])) is not None}
-            timings = interleaved({name: call for name, (_, call) in made.items()}, args.repeat, args.warmup)
+            timings = interleaved({name: call for name, (_, call) in made.items()}, args.repeat, args.warmup,
+                                  settle=SETTLE_S if args.device == "cpu" else 0.0)
             for name, (seconds, best) in timings.items():
                 record(name, mode, batch, seconds, best)
             for runner, _ in made.values():
@@ -530,15 +534,26 @@ def kernel_table(call, top: int) -> list[dict]:
     return table
 
 
-def interleaved(calls: dict, repeat: int, warmup: int) -> dict:
+SETTLE_S = 1.0  # pause before each timed call of an interleaved round, see interleaved()
+
+
+def interleaved(calls: dict, repeat: int, warmup: int, settle: float = 0.0) -> dict:
     """(median, best) seconds per bound call (Runner.bound: it returns when its outputs are ready), timed
-    in `repeat` rounds that visit every call once each."""
+    in `repeat` rounds that visit every call once each.
+
+    `settle` seconds pass before each timed call (the CPU's rounds): the thread pools of the backend
+    that ran last (ONNX Runtime's, OpenMP's) keep spinning for a while after their call returns, and on
+    2 cores they took the next backend's time. Measured 2026-12-06 on EfficientNet-B0 at 512x512:
+    without the pause, OpenVINO's forward pass took 48-50 ms after ONNX Runtime's, 34 ms alone, and the
+    plain autograd peer's InterActive pass 367 ms against 177 ms alone."""
     for call in calls.values():
         for _ in range(warmup):
             call()
     times = {key: [] for key in calls}
     for _ in range(repeat):
         for key, call in calls.items():
+            if settle:
+                time.sleep(settle)
             started = time.perf_counter()
             call()
             times[key].append(time.perf_counter() - started)

@@ -24,6 +24,7 @@ Two things make OpenVINO compute our graph as ONNX Runtime does:
 
 from __future__ import annotations
 
+import weakref
 from contextlib import ExitStack, nullcontext
 from pathlib import Path
 
@@ -266,48 +267,92 @@ def check_inference_precision(precision: str, graph_precision: str, capabilities
     return INFERENCE_PRECISIONS[precision]
 
 
-def compile_for_cpu(onnx_path: Path, precision: str = "exported", graph_precision: str = "fp32", threads: int = 0,
-                    properties: dict | None = None, convolutions: str = "auto"):
-    """Reads the ONNX file (with the paying 3x3 layers as Winograd F(4x4, 3x3) unless `convolutions` is
-    "direct"), gives the backward convolutions kernels of their own, compiles for the CPU. Returns the
-    compiled model and how many layers run as Winograd."""
-    ov = openvino()
-    core = ov.Core()
-    check_inference_precision(precision, graph_precision, cpu_capabilities(core))
-    config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
-    if threads:
-        config["INFERENCE_NUM_THREADS"] = int(threads)
-    form = cpu_model(onnx_path, "openvino") if convolutions == "auto" else nullcontext((str(onnx_path), {}))
-    with ExitStack() as held:  # the form's file may be mapped until the model is compiled
-        try:
-            source, counts = held.enter_context(form)
-            model = core.read_model(source)
-        except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError subclasses with long texts
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            raise BackendUnavailable(f"{onnx_path}: OpenVINO cannot read it ({first})") from None
-        rewrite_backward_convolutions(model)
-        if precision == "bf16":
-            reduce_precision(model, "bf16")
-        return core.compile_model(model, "CPU", {**config, **(properties or {})}), counts.get("winograd", 0)
+STATIC_RECOMPILES = 2  # new input shapes a graph is compiled again for before one dynamic model serves all
 
 
 class CompiledGraph:
-    """One compiled model and its infer request: named float32 arrays in, named float32 arrays out."""
+    """The ONNX file as OpenVINO runs it on the CPU (with the paying 3x3 layers as Winograd F(4x4, 3x3)
+    unless `convolutions` is "direct", and the backward convolutions given kernels of their own): named
+    float32 arrays in, named float32 arrays out.
+
+    Compiled for the shape of the input in hand. OpenVINO's CPU plugin fuses chains of elementwise ops
+    into one generated kernel (its "snippets") only where every shape is static, and the backward pass
+    of a depthwise network is mostly such chains: EfficientNet-B0's InterActive pass at 512x512 takes
+    94 ms compiled for its shape, 157 ms compiled for any shape (docs/benchmarks.md). One compiled model
+    is held at a time. A new shape compiles the graph again for it, `STATIC_RECOMPILES` times at most;
+    after that (an interleaving of resolutions: image buckets, scales) a model compiled for any shape
+    serves every input, so compilation never repeats without bound. The load-time form's file stays on
+    disk until `close()`, so that a recompilation reads it rather than rewriting the graph.
+    """
 
     def __init__(self, onnx_path: Path, precision: str = "exported", graph_precision: str = "fp32",
                  threads: int = 0, properties: dict | None = None, convolutions: str = "auto"):
-        self.compiled, self.winograd_layers = compile_for_cpu(onnx_path, precision, graph_precision, threads,
-                                                              properties, convolutions)
+        ov = openvino()
+        self.core = ov.Core()
+        check_inference_precision(precision, graph_precision, cpu_capabilities(self.core))
+        self.precision, self.onnx_path = precision, onnx_path
+        self.config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY", **(properties or {})}
+        if threads:
+            self.config["INFERENCE_NUM_THREADS"] = int(threads)
+        self.held = ExitStack()
+        self.closer = weakref.finalize(self, self.held.close)
+        form = cpu_model(onnx_path, "openvino") if convolutions == "auto" else nullcontext((str(onnx_path), {}))
+        try:
+            self.source, counts = self.held.enter_context(form)
+            self.fresh = self.read()  # kept for the first compilation; later ones read the form again
+            self.output_names = [output.get_any_name() for output in self.fresh.outputs]
+        except BaseException:
+            self.close()
+            raise
+        self.winograd_layers = counts.get("winograd", 0)
+        self.shape, self.compiled, self.request = None, None, None
+        self.recompiles = 0
+
+    def read(self):
+        """The form as an OpenVINO model, backward kernels separated and precision reduced as asked."""
+        try:
+            model = self.core.read_model(self.source)
+        except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError subclasses with long texts
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise BackendUnavailable(f"{self.onnx_path}: OpenVINO cannot read it ({first})") from None
+        rewrite_backward_convolutions(model)
+        if self.precision == "bf16":
+            reduce_precision(model, "bf16")
+        return model
+
+    def request_for(self, shape: tuple[int, ...]):
+        """The infer request that runs inputs of `shape`, compiling when the shape is new."""
+        shape = tuple(int(d) for d in shape)
+        if self.request is not None and self.shape in (shape, "any"):
+            return self.request
+        dynamic = self.shape is not None and self.recompiles >= STATIC_RECOMPILES
+        self.recompiles += self.shape is not None
+        self.compiled = self.request = None  # the old model's memory goes before the new one is compiled
+        model, self.fresh = self.fresh or self.read(), None
+        if not dynamic:
+            model.reshape({model.inputs[0]: list(shape)})
+        self.compiled = self.core.compile_model(model, "CPU", self.config)
         self.request = self.compiled.create_infer_request()
-        self.output_names = [output.get_any_name() for output in self.compiled.outputs]
+        self.shape = "any" if dynamic else shape
+        return self.request
 
     def __call__(self, image: np.ndarray, names: list[str] | None = None) -> dict[str, np.ndarray]:
-        self.request.infer([image], share_inputs=True)
+        request = self.request_for(image.shape)
+        request.infer([image], share_inputs=True)
         wanted = names or self.output_names
-        return {name: np.array(self.request.get_tensor(name).data, dtype=np.float32, copy=True) for name in wanted}
+        return {name: np.array(request.get_tensor(name).data, dtype=np.float32, copy=True) for name in wanted}
+
+    def close(self) -> None:
+        """Releases the compiled model and removes the load-time form's temporary file."""
+        self.compiled = self.request = self.fresh = None
+        self.closer()
 
 
 def run_openvino(path: Path, feed: np.ndarray, names: list[str], precision: str = "exported",
                  graph_precision: str = "fp32") -> dict[str, np.ndarray]:
     """One batch through OpenVINO (export verification), as `exporter.onnx.verification.run_onnxruntime` does for ONNX Runtime."""
-    return CompiledGraph(path, precision, graph_precision)(feed, names)
+    graph = CompiledGraph(path, precision, graph_precision)
+    try:
+        return graph(feed, names)
+    finally:
+        graph.close()

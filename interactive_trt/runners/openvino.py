@@ -37,9 +37,11 @@ class OpenVinoRunner(Runner):
         return self.graph(image, self.output_names)
 
     def bound_impl(self, image: np.ndarray) -> Callable[[], None]:
-        """The infer request alone: the input shared, not copied; the outputs stay in OpenVINO's buffers."""
-        request = self.graph.request
+        """The infer request alone (compiled for the image's shape first): the input shared, not copied; the
+        outputs stay in OpenVINO's buffers."""
+        request = self.graph.request_for(image.shape)
         return lambda: request.infer([image], share_inputs=True)
 
     def deactivate_impl(self) -> None:
+        self.graph.close()
         self.graph = None

@@ -67,9 +67,11 @@ def test_the_peer_serves_the_part3_rows(family, tmp_path, photo_batches):
         assert cosine(got[name], value.numpy()) >= 0.9999, name
 
 
-def test_the_benchmark_times_every_cpu_backend_through_its_runner(tmp_path):
-    """The script end to end on a width-reduced VGG-19: each backend, the peers included, is a runner, and
-    each gives a row per mode and batch; a backend that cannot run is a row of its own, not a crash."""
+@pytest.mark.parametrize("schedule", ["sequential", "interleaved"])
+def test_the_benchmark_times_every_cpu_backend_through_its_runner(tmp_path, schedule):
+    """The script end to end on a width-reduced VGG-19, in either schedule: each backend, the peers
+    included, is a runner, and each gives a row per mode and batch; a backend that cannot run is a row
+    of its own, not a crash."""
     import json
     import subprocess
     import sys
@@ -78,7 +80,7 @@ def test_the_benchmark_times_every_cpu_backend_through_its_runner(tmp_path):
     backends = "autograd-plain,autograd-fp32,onnxruntime,onnxruntime+direct,graph-fp32+cl,onnxruntime+bogus"
     done = subprocess.run([sys.executable, str(BENCHMARK), "--model", "vgg19", "--width-divisor", "8", "--size", "224",
                            "--batch", "1,2", "--device", "cpu", "--backends", backends, "--repeat", "1", "--warmup", "0",
-                           "--json", str(out)], capture_output=True, text=True, timeout=300)
+                           "--json", str(out), "--schedule", schedule], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(out.read_text())
     measured = {(row["backend"], row["mode"], row["batch"]) for row in result["rows"] if row["ms"] > 0}

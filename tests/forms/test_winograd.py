@@ -278,3 +278,29 @@ def test_a_cpu_form_is_a_temporary_file_with_its_weights_outside_the_protobuf(ev
     onnx.save(conv_model(np.ones((8, 8, 1, 1), dtype=np.float32)), str(plain))
     with cpu_model(plain, "onnxruntime") as (source, counts):
         assert source == str(plain) and not any(counts.values())
+
+
+@needs_openvino
+def test_openvino_compiles_per_shape_then_once_for_any_shape(every_layer_pays, verified_export, photo_batches):
+    """Compiled for each new shape (OpenVINO fuses elementwise chains only for static shapes) up to
+    STATIC_RECOMPILES times, then once for any shape; every model computes the same, and the form's
+    temporary file lives exactly as long as the runner."""
+    photos = list(photo_batches.values())
+    first, second = photos[0], next(p for p in photos if p.shape != photos[0].shape)
+    noise = np.random.default_rng(1).standard_normal((2, 3, 224, 256), dtype=np.float32)
+    with make_runner("openvino", load_model(verified_export[0]), device="cpu") as runner:
+        graph = runner.graph
+        form = Path(graph.source)
+        assert form.is_file() and form.parent.name.startswith("interactive-form-")
+        static = runner.infer({"image": first})
+        assert graph.shape == first.shape and graph.recompiles == 0
+        runner.infer({"image": second})
+        assert graph.shape == second.shape and graph.recompiles == 1
+        runner.infer({"image": noise})
+        assert graph.shape == noise.shape and graph.recompiles == ov_runtime.STATIC_RECOMPILES
+        dynamic = runner.infer({"image": first})
+        assert graph.shape == "any"
+        runner.infer({"image": second})
+        assert graph.shape == "any" and graph.recompiles == ov_runtime.STATIC_RECOMPILES + 1
+        assert min(cosine(static[name], dynamic[name]) for name in static) >= 0.99999
+    assert not form.exists()
