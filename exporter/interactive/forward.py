@@ -26,12 +26,19 @@ def resolve_unary_kernels() -> None:
         op(one)
 
 
+def shared_tensor(array) -> torch.Tensor:
+    """The array as a tensor that shares its memory where it can, so that the weights, the explicit graph
+    and the autograd reference hold one copy of a network's weights between them while an export
+    verifies (VGG-19: 548 MiB, where three copies took 1.6 GiB at the export's peak); nothing writes to
+    them. A read-only or strided array is copied: torch's tensors are writable."""
+    if array.flags.writeable and array.flags.c_contiguous:
+        return torch.from_numpy(array)
+    return torch.from_numpy(array.copy())
+
+
 def weight_tensors(spec: ModelSpec, weights: Weights) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    return {
-        layer.name: (torch.from_numpy(weights.arrays[layer.name][0].copy()),
-                     torch.from_numpy(weights.arrays[layer.name][1].copy()))
-        for layer in spec.parameter_layers()
-    }
+    return {layer.name: (shared_tensor(weights.arrays[layer.name][0]), shared_tensor(weights.arrays[layer.name][1]))
+            for layer in spec.parameter_layers()}
 
 
 def required_layers(spec: ModelSpec, targets) -> set[str]:

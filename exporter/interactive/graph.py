@@ -31,7 +31,8 @@ from torch import nn
 
 from interactive_trt.common.errors import SpecError
 from interactive_trt.exporter.interactive.forward import (
-    apply_head, apply_layer, per_channel, required_layers, resolve_unary_kernels, run_forward, shuffle_channels,
+    apply_head, apply_layer, per_channel, required_layers, resolve_unary_kernels, run_forward, shared_tensor,
+    shuffle_channels,
 )
 from interactive_trt.contracts.outputs import CONFIGS, HEADS, output_names
 from interactive_trt.exporter.interactive.precision import torch_dtypes
@@ -134,7 +135,7 @@ class InterActiveGraph(nn.Module):
             # per-channel vectors as 1 x C x 1 x 1: the exported graph reads them as they are stored, so that
             # their initializers keep the names the torch backend finds them by (an Unsqueeze would be folded)
             for part, array in zip(("weight", "bias"), weights.arrays[layer.name]):
-                tensor = torch.from_numpy(array.copy()).to(self.dtype)
+                tensor = shared_tensor(array).to(self.dtype)
                 tensor = tensor if layer.op == "conv" else tensor.reshape(1, -1, 1, 1)
                 self.register_buffer(f"{layer.name}__{part}", tensor)
         self.routes = {t: spec.successor_routes(t) for t in spec.feature_layers}

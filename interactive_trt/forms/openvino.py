@@ -278,7 +278,7 @@ class CompiledGraph:
     Compiled for the shape of the input in hand. OpenVINO's CPU plugin fuses chains of elementwise ops
     into one generated kernel (its "snippets") only where every shape is static, and the backward pass
     of a depthwise network is mostly such chains: EfficientNet-B0's InterActive pass at 512x512 takes
-    94 ms compiled for its shape, 157 ms compiled for any shape (docs/benchmarks.md). One compiled model
+    94 ms compiled for its shape, 157 ms compiled for any shape (docs/cpu-backends.md). One compiled model
     is held at a time. A new shape compiles the graph again for it, `STATIC_RECOMPILES` times at most;
     after that (an interleaving of resolutions: image buckets, scales) a model compiled for any shape
     serves every input, so compilation never repeats without bound. The load-time form's file stays on
@@ -328,7 +328,7 @@ class CompiledGraph:
         dynamic = self.shape is not None and self.recompiles >= STATIC_RECOMPILES
         self.recompiles += self.shape is not None
         self.compiled = self.request = None  # the old model's memory goes before the new one is compiled
-        model, self.fresh = self.fresh or self.read(), None
+        model, self.fresh = (self.fresh if self.fresh is not None else self.read()), None
         if not dynamic:
             model.reshape({model.inputs[0]: list(shape)})
         self.compiled = self.core.compile_model(model, "CPU", self.config)
