@@ -442,11 +442,10 @@ def main() -> int:
             skip(name, mode, exc)
             return None
 
-    schedule = args.schedule
     inputs = {batch: np.random.default_rng(0).standard_normal((batch, 3, size, size), dtype=np.float32)
               for batch in batches}
     for mode in args.modes.split(","):
-        if schedule == "sequential":  # one runner on the device at a time
+        if args.schedule == "sequential":  # one runner on the device at a time
             for name in names:
                 for batch in batches:
                     made = built(name, mode, inputs[batch])
