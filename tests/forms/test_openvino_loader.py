@@ -95,3 +95,55 @@ def test_bf16_reaches_only_products_no_decision_reads(tmp_path):
     assert sorted(str(node.get_output_element_type(0)) for node in convolutions) == ["<Type: 'bfloat16'>",
                                                                                    "<Type: 'float32'>"]
     assert [str(output.get_element_type()) for output in model.outputs] == ["<Type: 'float32'>"] * 2
+
+
+def gelu_graph(path, dtype=TensorProto.FLOAT):
+    """GELU as torch.onnx writes F.gelu (x = z (1 + erf(z / sqrt 2)) / 2) and the derivative our backward pass
+    writes (Phi(z) + z phi(z), Phi with an Erf of its own)."""
+    numpy_type = helper.tensor_dtype_to_np_dtype(dtype)
+
+    def const(name, value):
+        return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.array(value, numpy_type), name))
+
+    nodes = [const("root2", np.sqrt(2)), const("one", 1), const("half", 0.5), const("root_half", np.sqrt(0.5)),
+             const("minus_half", -0.5), const("density", 1 / np.sqrt(2 * np.pi)),
+             helper.make_node("Identity", ["image"], ["z"]), helper.make_node("Div", ["z", "root2"], ["scaled"]), helper.make_node("Erf", ["scaled"], ["erf"]),
+             helper.make_node("Add", ["erf", "one"], ["twice_phi"]), helper.make_node("Mul", ["z", "twice_phi"], ["zx2"]),
+             helper.make_node("Mul", ["zx2", "half"], ["x"]),
+             helper.make_node("Mul", ["z", "root_half"], ["scaled_b"]), helper.make_node("Erf", ["scaled_b"], ["erf_b"]),
+             helper.make_node("Add", ["erf_b", "one"], ["twice_phi_b"]), helper.make_node("Mul", ["twice_phi_b", "half"], ["phi"]),
+             helper.make_node("Mul", ["z", "z"], ["square"]), helper.make_node("Mul", ["square", "minus_half"], ["exponent"]),
+             helper.make_node("Exp", ["exponent"], ["bell"]), helper.make_node("Mul", ["z", "bell"], ["z_bell"]),
+             helper.make_node("Mul", ["z_bell", "density"], ["z_phi"]), helper.make_node("Add", ["phi", "z_phi"], ["slope"])]
+    graph = helper.make_graph(nodes, "gelu", [helper.make_tensor_value_info("image", dtype, [1, 1, 4, 8])],
+                              [helper.make_tensor_value_info("x", dtype, None),
+                               helper.make_tensor_value_info("slope", dtype, None)])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+@needs_openvino
+def test_gelus_derivative_reads_phi_off_the_forward_output(tmp_path):
+    """The backward pass's Erf goes; Phi comes from x = z Phi(z) as (x z + t / 2) / (z^2 + t), which stays
+    finite and right at z = 0, at tiny and large |z|, where x / z would not."""
+    import math
+
+    ov = ov_runtime.openvino()
+    path = gelu_graph(tmp_path / "gelu.onnx")
+    model = ov.Core().read_model(str(path))
+    assert ov_runtime.gelu_slopes_from_outputs(model) == 1
+    erfs = [node for node in model.get_ordered_ops() if node.get_type_name() == "Erf"]
+    assert len(erfs) == 1  # the forward pass's
+    half_precision = ov.Core().read_model(str(gelu_graph(tmp_path / "gelu16.onnx", TensorProto.FLOAT16)))
+    assert ov_runtime.gelu_slopes_from_outputs(half_precision) == 0  # z^2 overflows in float16
+
+    z = np.array([0.0, -0.0, 1e-30, -1e-30, 1e-7, -1e-7, 1e-6, -1e-6, 1e-3, -1e-3, 0.5, -0.5, 1.0, -1.0, 3.0, -3.0,
+                  -5.0, -8.0, -12.0, -30.0, 12.0, 60.0, 2.5e3, -2.5e3]
+                 + list(np.random.default_rng(0).standard_normal(8) * 2), dtype=np.float32).reshape(1, 1, 4, 8)
+    got = ov_runtime.run_openvino(path, z, ["x", "slope"])
+    exact = np.array([0.5 * (1 + math.erf(v / math.sqrt(2))) + v * math.exp(-0.5 * v * v) / math.sqrt(2 * math.pi)
+                      for v in z.astype(np.float64).reshape(-1)]).reshape(z.shape)
+    assert np.all(np.isfinite(got["slope"]))
+    assert np.max(np.abs(got["slope"] - exact)) <= 2e-6, np.abs(got["slope"] - exact).reshape(-1)
+    expected = run_onnxruntime(path, z, ["x", "slope"])
+    assert np.all(np.abs(got["x"] - expected["x"]) <= 1e-6 * np.maximum(1, np.abs(expected["x"])))
