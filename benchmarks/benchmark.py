@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from interactive_trt.common.errors import InterActiveError
+from interactive_trt.contracts.graph import check_image
 from interactive_trt.contracts.outputs import output_names
 from interactive_trt.exporter.interactive.flops import graph_flops
 from interactive_trt.exporter.interactive.graph import InterActiveGraph
@@ -95,8 +96,7 @@ class Network:
         self.spec, self.weights, self.device, self.params = spec, weights, device, None
 
     def check_input(self, image: np.ndarray, who: str) -> None:
-        if image.ndim != 4 or image.dtype != np.float32:
-            raise InterActiveError(f"{who}: input must be float32 N x 3 x H x W, got {image.dtype} {image.shape}")
+        check_image(image, who, spec=self.spec)
 
     def torch_params(self) -> dict:
         if self.params is None:

@@ -24,13 +24,19 @@ class OnnxGraph:
     layout: str | None = "NCHW"  # of the input; "NHWC" for a channels-last original; None: any float32 array
 
     def check_input(self, image: np.ndarray, who: str) -> None:
-        if self.layout is None:
-            if image.dtype != np.float32:
-                raise InterActiveError(f"{who}: input must be float32, got {image.dtype}")
-            return
-        channels = (image.shape[1] if self.layout == "NCHW" else image.shape[3]) if image.ndim == 4 else None
-        if channels != 3 or image.dtype != np.float32:
-            shape = "N x 3 x H x W" if self.layout == "NCHW" else "N x H x W x 3"
-            raise InterActiveError(f"{who}: input must be float32 {shape}, got {image.dtype} {tuple(image.shape)}")
-        if self.spec is not None:
-            self.spec.spatial_sizes(image.shape[2], image.shape[3])
+        check_image(image, who, self.layout, self.spec)
+
+
+def check_image(image: np.ndarray, who: str, layout: str | None = "NCHW", spec: ModelSpec | None = None) -> None:
+    """One line naming `who` where `image` is not what a network of `spec` takes in `layout` (None: any
+    float32 array); shared by the runners of files and the benchmark's autograd peers."""
+    if layout is None:
+        if image.dtype != np.float32:
+            raise InterActiveError(f"{who}: input must be float32, got {image.dtype}")
+        return
+    channels = (image.shape[1] if layout == "NCHW" else image.shape[3]) if image.ndim == 4 else None
+    if channels != 3 or image.dtype != np.float32:
+        shape = "N x 3 x H x W" if layout == "NCHW" else "N x H x W x 3"
+        raise InterActiveError(f"{who}: input must be float32 {shape}, got {image.dtype} {tuple(image.shape)}")
+    if spec is not None:
+        spec.spatial_sizes(image.shape[2], image.shape[3])

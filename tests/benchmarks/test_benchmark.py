@@ -89,3 +89,19 @@ def test_the_benchmark_times_every_cpu_backend_through_its_runner(tmp_path, sche
     assert measured == expected
     assert [name for name, _, reason in result["skipped"] if "unknown ONNX Runtime modifier 'bogus'" in reason] == [
         "onnxruntime+bogus", "onnxruntime+bogus"]
+
+
+def test_the_peer_refuses_what_the_network_cannot_take_as_the_runners_do(small_spec, small_weights):
+    """The same one-line checks as a file's runner (contracts/graph.py): float32 N x 3 x H x W, sides the
+    network's layers can divide."""
+    import numpy as np
+
+    from interactive_trt.common.errors import InterActiveError
+
+    benchmark = load_benchmark()
+    network = benchmark.Network(small_spec, small_weights, "cpu")
+    with pytest.raises(InterActiveError, match=r"^peer: input must be float32 N x 3 x H x W, got float32 \(1, 1, 224, 224\)$"):
+        network.check_input(np.zeros((1, 1, 224, 224), np.float32), "peer")
+    with pytest.raises(InterActiveError):
+        network.check_input(np.zeros((1, 3, 100, 100), np.float32), "peer")  # under the smallest side
+    network.check_input(np.zeros((1, 3, 224, 224), np.float32), "peer")
