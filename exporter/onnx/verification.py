@@ -75,7 +75,7 @@ def runtime_candidates(graph: OnnxGraph, log: Callable[[str], None]) -> dict[str
     from interactive_trt.runners.onnxrt import OnnxRuntimeRunner
 
     candidates = {"onnxruntime": lambda: OnnxRuntimeRunner(graph, device="cpu", convolutions="direct"),
-                  "onnxruntime cpu": lambda: OnnxRuntimeRunner(graph, device="cpu", convolutions="auto")}
+                  "onnxruntime cpu": lambda: OnnxRuntimeRunner(graph, device="cpu", convolutions="auto", form_only=True)}
     if CUDA_PROVIDER in import_onnxruntime().get_available_providers():
         candidates["onnxruntime cuda"] = lambda: OnnxRuntimeRunner(graph, device="cuda", convolutions="auto")
     if ov_runtime.is_installed():

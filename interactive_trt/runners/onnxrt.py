@@ -39,9 +39,13 @@ class OnnxRuntimeRunner(Runner):
     name = "onnxruntime"
 
     def __init__(self, model, device: str = "auto", threads: int = 0, convolutions: str = "auto",
-                 cuda_forms: str | None = None, cuda_overrides: dict | None = None):
+                 cuda_forms: str | None = None, cuda_overrides: dict | None = None, form_only: bool = False):
+        """`form_only`: activate makes no session where the load-time form leaves the file as it is
+        (`counts` all zero, `session` None), as export verification's "onnxruntime cpu" row would repeat
+        its "onnxruntime" one, and a session of a large network costs seconds and its weights again."""
         super().__init__(model)
         self.device, self.threads, self.convolutions, self.session = device, threads, convolutions, None
+        self.form_only = form_only
         self.cuda_forms, self.cuda_overrides = cuda_forms, dict(cuda_overrides or {})
         self.counts: dict[str, int] = {}  # layers per load-time form (forms.cpu, forms.cuda)
 
@@ -59,6 +63,8 @@ class OnnxRuntimeRunner(Runner):
         try:
             with session_source(self.model.onnx_path, providers, self.convolutions, self.cuda_forms) as (source, counts):
                 self.counts = dict(counts)
+                if self.form_only and not any(counts.values()):
+                    return
                 self.session = ort.InferenceSession(source, options, providers=providers)
         except InterActiveError:  # an unknown INTERACTIVE_CUDA_FORMS, said as it is
             raise
@@ -69,12 +75,19 @@ class OnnxRuntimeRunner(Runner):
         self.output_names = list(self.model.output_names) or [o.name for o in self.session.get_outputs()]
         self.ort = ort
 
+    def require_session(self) -> None:
+        if self.session is None:  # form_only, and the form is the file
+            raise InterActiveError(f"{self.model.onnx_path}: no load-time form changes this file; run it with "
+                                   "convolutions='direct'")
+
     def infer_impl(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        self.require_session()
         values = self.session.run(self.output_names, {self.model.input_name: image})
         return dict(zip(self.output_names, values))
 
     def bound_impl(self, image: np.ndarray) -> Callable[[], None]:
         """I/O binding: the input copied once to the provider's device, the outputs left there."""
+        self.require_session()
         device = "cuda" if self.providers[0] == CUDA_PROVIDER else "cpu"
         binding = self.session.io_binding()
         value = self.ort.OrtValue.ortvalue_from_numpy(image, device, 0)
