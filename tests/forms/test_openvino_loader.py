@@ -105,16 +105,16 @@ def gelu_graph(path, dtype=TensorProto.FLOAT):
     def const(name, value):
         return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.array(value, numpy_type), name))
 
+    steps = [("Identity", ["image"], "z"),
+             ("Div", ["z", "root2"], "scaled"), ("Erf", ["scaled"], "erf"), ("Add", ["erf", "one"], "twice_phi"),
+             ("Mul", ["z", "twice_phi"], "zx2"), ("Mul", ["zx2", "half"], "x"),  # the forward pass
+             ("Mul", ["z", "root_half"], "scaled_b"), ("Erf", ["scaled_b"], "erf_b"),
+             ("Add", ["erf_b", "one"], "twice_phi_b"), ("Mul", ["twice_phi_b", "half"], "phi"),
+             ("Mul", ["z", "z"], "square"), ("Mul", ["square", "minus_half"], "exponent"), ("Exp", ["exponent"], "bell"),
+             ("Mul", ["z", "bell"], "z_bell"), ("Mul", ["z_bell", "density"], "z_phi"), ("Add", ["phi", "z_phi"], "slope")]
     nodes = [const("root2", np.sqrt(2)), const("one", 1), const("half", 0.5), const("root_half", np.sqrt(0.5)),
-             const("minus_half", -0.5), const("density", 1 / np.sqrt(2 * np.pi)),
-             helper.make_node("Identity", ["image"], ["z"]), helper.make_node("Div", ["z", "root2"], ["scaled"]), helper.make_node("Erf", ["scaled"], ["erf"]),
-             helper.make_node("Add", ["erf", "one"], ["twice_phi"]), helper.make_node("Mul", ["z", "twice_phi"], ["zx2"]),
-             helper.make_node("Mul", ["zx2", "half"], ["x"]),
-             helper.make_node("Mul", ["z", "root_half"], ["scaled_b"]), helper.make_node("Erf", ["scaled_b"], ["erf_b"]),
-             helper.make_node("Add", ["erf_b", "one"], ["twice_phi_b"]), helper.make_node("Mul", ["twice_phi_b", "half"], ["phi"]),
-             helper.make_node("Mul", ["z", "z"], ["square"]), helper.make_node("Mul", ["square", "minus_half"], ["exponent"]),
-             helper.make_node("Exp", ["exponent"], ["bell"]), helper.make_node("Mul", ["z", "bell"], ["z_bell"]),
-             helper.make_node("Mul", ["z_bell", "density"], ["z_phi"]), helper.make_node("Add", ["phi", "z_phi"], ["slope"])]
+             const("minus_half", -0.5), const("density", 1 / np.sqrt(2 * np.pi))]
+    nodes += [helper.make_node(kind, inputs, [output]) for kind, inputs, output in steps]
     graph = helper.make_graph(nodes, "gelu", [helper.make_tensor_value_info("image", dtype, [1, 1, 4, 8])],
                               [helper.make_tensor_value_info("x", dtype, None),
                                helper.make_tensor_value_info("slope", dtype, None)])
