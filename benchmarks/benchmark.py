@@ -15,8 +15,12 @@ Each backend is built, timed (the median of its rounds) and freed before the nex
 sequential`, the default). `--schedule interleaved` builds every backend's runner, then times them in
 rounds that visit each one in turn, so that a machine shared with other work slows the rows alike; on
 2 CPU cores it does not measure what a backend does alone: a backend's thread pools take time from the
-one that follows (interleaved() pauses before each call for that), and the plain autograd peer took
-407 ms per InterActive pass interleaved against 177 ms alone (EfficientNet-B0 at 512x512, 2026-12-06).
+one that follows (interleaved() pauses before each call for that).
+
+On the CPU the process keeps the memory it frees (`--allocator keep`, the default: keep_freed_memory),
+so that the torch rows do not pay page faults on every call where the runtimes reuse their arenas; before
+2026-12-06 they did, and that, not the schedule, is what made the peer's times swing (EfficientNet-B0,
+InterActive, 512x512: 177 ms alone and 407 ms interleaved then, 144 ms now).
 
     python benchmarks/benchmark.py --size 512 --batch 1,8,32      # GPU machine, issue 3's table
     python benchmarks/benchmark.py --device cpu --batch 1,4 \
@@ -342,6 +346,10 @@ def main() -> int:
     parser.add_argument("--kernels", type=int, default=0, help="on cuda, at the largest batch: the N GPU kernels "
                         "that take the most time in one call of each backend (torch.profiler, which sees ONNX "
                         "Runtime's kernels too)")
+    parser.add_argument("--allocator", choices=["keep", "system"], default="keep",
+                        help="keep: glibc keeps freed memory in the process, so that the torch rows do not pay "
+                        "page faults on every call (the default; see keep_freed_memory); system: glibc's own "
+                        "thresholds")
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--json", type=Path)
@@ -349,6 +357,7 @@ def main() -> int:
     if args.backends is None:
         args.backends = CPU_BACKENDS if args.device == "cpu" else ("autograd-fp32,autograd-fp16,graph-fp16,"
                                                                    "onnxruntime,tensorrt-fp32,tensorrt-fp16")
+    kept = args.allocator == "keep" and keep_freed_memory()
     batches = [int(b) for b in args.batch.split(",")]
     spec, weights = network(args.model, args.width_divisor)
     size = args.size
@@ -356,6 +365,7 @@ def main() -> int:
              for mode in ("forward", "interactive")}
     roofline_name, roofline = matmul_rate(args.device)
     print(f"# {spec.name} at {size}x{size} on {args.device}; {roofline_name}: {roofline / 1e12:.2f} TFLOP/s")
+    print(f"# allocator: {'freed memory kept in the process' if kept else 'the system malloc as it is'}")
     if args.device == "cpu":
         import torch
 
@@ -414,6 +424,7 @@ def main() -> int:
         if args.json:
             temporary = args.json.with_name(args.json.name + ".partial")
             temporary.write_text(json.dumps({"model": spec.name, "size": size, "device": args.device,
+                                             "freed_memory_kept": kept,
                                              "matmul": roofline_name, "matmul_tflops": roofline / 1e12, "rows": rows,
                                              "skipped": skipped}, indent=2))
             temporary.replace(args.json)
@@ -534,6 +545,30 @@ def kernel_table(call, top: int) -> list[dict]:
 
 
 SETTLE_S = 1.0  # pause before each timed call of an interleaved round, see interleaved()
+KEEP_BYTES = 1 << 30  # glibc's mmap and trim thresholds under --allocator keep
+
+
+def keep_freed_memory() -> bool:
+    """Make glibc's malloc keep freed blocks in the process (up to KEEP_BYTES each) instead of giving
+    them back to the system; True where it took.
+
+    Eager PyTorch on the CPU has no caching allocator: every tensor of more than 32 MiB (glibc's largest
+    mmap threshold) is a fresh mapping, and every page of it faults again on each call. ONNX Runtime and
+    OpenVINO keep their arenas, so without this only the torch rows pay. What a fault costs depends on
+    the machine: on this project's VM (a Firecracker guest, 2 cores) the plain-autograd peer's 40,000
+    faults per EfficientNet-B0 InterActive pass at 512x512 took 0.05 to 1.9 s of system time, worst once
+    another runtime had run in the process (2026-12-06): 188-1455 ms per pass against a steady 137-146
+    ms with freed memory kept. The same holds by environment: MALLOC_MMAP_THRESHOLD_=1073741824
+    MALLOC_TRIM_THRESHOLD_=1073741824."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to set
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(mallopt(m_mmap_threshold, KEEP_BYTES)) and bool(mallopt(m_trim_threshold, KEEP_BYTES))
 
 
 def interleaved(calls: dict, repeat: int, warmup: int, settle: float = 0.0) -> dict:
@@ -543,8 +578,7 @@ def interleaved(calls: dict, repeat: int, warmup: int, settle: float = 0.0) -> d
     `settle` seconds pass before each timed call (the CPU's rounds): the thread pools of the backend
     that ran last (ONNX Runtime's, OpenMP's) keep spinning for a while after their call returns, and on
     2 cores they took the next backend's time. Measured 2026-12-06 on EfficientNet-B0 at 512x512:
-    without the pause, OpenVINO's forward pass took 48-50 ms after ONNX Runtime's, 34 ms alone, and the
-    plain autograd peer's InterActive pass 367 ms against 177 ms alone."""
+    without the pause, OpenVINO's forward pass took 48-50 ms after ONNX Runtime's, 34 ms alone."""
     for call in calls.values():
         for _ in range(warmup):
             call()

@@ -105,3 +105,50 @@ def test_the_peer_refuses_what_the_network_cannot_take_as_the_runners_do(small_s
     with pytest.raises(InterActiveError):
         network.check_input(np.zeros((1, 3, 100, 100), np.float32), "peer")  # under the smallest side
     network.check_input(np.zeros((1, 3, 224, 224), np.float32), "peer")
+
+
+FAULTS = """
+import resource, sys
+import torch
+sys.path.insert(0, sys.argv[2])
+import benchmark
+kept = sys.argv[1] == "keep" and benchmark.keep_freed_memory()
+torch.manual_seed(0)
+net = torch.nn.Sequential(torch.nn.Conv2d(3, 64, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(64, 8, 3, padding=1))
+image = torch.randn(1, 3, 512, 512, requires_grad=True)  # 64 channels of 512x512: 64 MiB maps, as the peer's
+
+
+def call():  # a forward and a backward pass, as the plain-autograd peer makes them
+    torch.autograd.grad(net(image).sum(), image)
+
+
+for _ in range(2):
+    call()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(5):
+    call()
+print(int(kept), resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def test_kept_memory_spares_the_torch_rows_their_page_faults():
+    """Eager torch on the CPU maps every tensor over 32 MiB afresh; with glibc keeping freed memory
+    (--allocator keep, the benchmark's default) the peer reuses it as the runtimes reuse their arenas,
+    instead of faulting in each page again on every call."""
+    import subprocess
+    import sys
+
+    def faults(allocator):
+        done = subprocess.run([sys.executable, "-c", FAULTS, allocator, str(BENCHMARK.parent)], capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        kept, count = map(int, done.stdout.split())
+        return bool(kept), count
+
+    kept, with_keep = faults("keep")
+    if not kept:
+        pytest.skip("this C library has no mallopt (not glibc): the benchmark's allocator is the system's")
+    _, with_system = faults("system")
+    pages_per_map = (64 << 20) // 4096
+    assert with_system >= 5 * pages_per_map  # at least one 64 MiB map faulted in anew on each call
+    assert with_keep <= 0.05 * with_system
