@@ -17,7 +17,7 @@ rounds that visit each one in turn, so that a machine shared with other work slo
 2 CPU cores it does not measure what a backend does alone: a backend's thread pools take time from the
 one that follows (interleaved() pauses before each call for that).
 
-On the CPU the process keeps the memory it frees (`--allocator keep`, the default: keep_freed_memory),
+On the CPU the process keeps the memory it frees (`--allocator keep`, the default: interactive_trt.common.memory),
 so that the torch rows do not pay page faults on every call where the runtimes reuse their arenas; before
 2026-12-06 they did, and that, not the schedule, is what made the peer's times swing (EfficientNet-B0,
 InterActive, 512x512: 177 ms alone and 407 ms interleaved then, 144 ms now).
@@ -50,6 +50,7 @@ from pathlib import Path
 import numpy as np
 
 from interactive_trt.common.errors import InterActiveError
+from interactive_trt.common.memory import keep_freed_memory
 from interactive_trt.contracts.graph import check_image
 from interactive_trt.contracts.outputs import output_names
 from interactive_trt.exporter.interactive.flops import graph_flops
@@ -348,8 +349,8 @@ def main() -> int:
                         "Runtime's kernels too)")
     parser.add_argument("--allocator", choices=["keep", "system"], default="keep",
                         help="keep: glibc keeps freed memory in the process, so that the torch rows do not pay "
-                        "page faults on every call (the default; see keep_freed_memory); system: glibc's own "
-                        "thresholds")
+                        "page faults on every call (the default; interactive_trt.common.memory); system: glibc's "
+                        "own thresholds")
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--json", type=Path)
@@ -402,7 +403,7 @@ def main() -> int:
         precision = backend.removeprefix("onnxruntime").removeprefix("-") or "fp32"
         if backend.startswith("graph"):
             return make_runner("torch", load_model(exported(backend.split("-", 1)[1], mode)[0]), device=args.device,
-                               **torch_options(modifiers))
+                               keep_memory=args.allocator == "keep", **torch_options(modifiers))
         if backend.startswith("onnxruntime"):
             return make_runner("onnxruntime", load_model(exported(precision, mode)[0]), device=args.device,
                                **onnxruntime_options(modifiers))
@@ -545,32 +546,6 @@ def kernel_table(call, top: int) -> list[dict]:
 
 
 SETTLE_S = 1.0  # pause before each timed call of an interleaved round, see interleaved()
-KEEP_BYTES = 1 << 30  # glibc's mmap and trim thresholds under --allocator keep
-
-
-def keep_freed_memory() -> bool:
-    """Make glibc's malloc keep freed blocks in the process (up to KEEP_BYTES each) instead of giving
-    them back to the system; True where it took.
-
-    Eager PyTorch on the CPU has no caching allocator: every tensor of more than 32 MiB (glibc's largest
-    mmap threshold) is a fresh mapping, and every page of it faults again on each call. ONNX Runtime and
-    OpenVINO keep their arenas, so without this only the torch rows pay. What a fault costs depends on
-    the machine: on this project's VM (a Firecracker guest, 2 cores) the plain-autograd peer's 40,000
-    faults per EfficientNet-B0 InterActive pass at 512x512 took 0.05 to 1.9 s of system time, worst once
-    another runtime had run in the process (2026-12-06): 188-1455 ms per pass against a steady 137-146
-    ms with freed memory kept. The same holds by environment: MALLOC_MMAP_THRESHOLD_=1073741824
-    MALLOC_TRIM_THRESHOLD_=1073741824."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
-    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to set
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    return bool(mallopt(m_mmap_threshold, KEEP_BYTES)) and bool(mallopt(m_trim_threshold, KEEP_BYTES))
-
-
 def interleaved(calls: dict, repeat: int, warmup: int, settle: float = 0.0) -> dict:
     """(median, best) seconds per bound call (Runner.bound: it returns when its outputs are ready), timed
     in `repeat` rounds that visit every call once each.

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from interactive_trt.common.errors import BackendUnavailable, ManifestError
-
-from interactive_trt.runners.base import Runner
 from interactive_trt.common.extras import install
+from interactive_trt.common.memory import keep_freed_memory
+from interactive_trt.runners.base import Runner
 
 
 def weights_from_onnx(model):
@@ -56,9 +56,14 @@ def prepare_graph(graph, device: str, channels_last: bool = False, compile: bool
 class TorchGraphRunner(Runner):
     name = "torch"
 
-    def __init__(self, model, device: str = "auto", channels_last: bool | None = None, compile: bool = False):
+    def __init__(self, model, device: str = "auto", channels_last: bool | None = None, compile: bool = False,
+                 keep_memory: bool = True):
+        """keep_memory: on the CPU, glibc keeps the memory a call frees for the next one instead of
+        unmapping it (interactive_trt.common.memory): the pages are not faulted in again on every call."""
         super().__init__(model)
         self.device, self.channels_last, self.compile = device, channels_last, compile
+        self.keep_memory = keep_memory
+        self.memory_kept = False
 
     def activate_impl(self) -> None:
         try:
@@ -82,6 +87,8 @@ class TorchGraphRunner(Runner):
                                  interactive=manifest.interactive, precision=manifest.precision,
                                  loss_scale=manifest.loss_scale).eval()
         on_gpu = str(self.torch_device).startswith("cuda")
+        if not on_gpu and self.keep_memory:
+            self.memory_kept = keep_freed_memory()
         if on_gpu:
             torch.backends.cudnn.benchmark = True  # cuDNN times its plans once per shape, as the engines' builder does
         # channels_last by default where it was measured to pay: an fp16 graph on a GPU (H200, VGG-19 at 512x512,

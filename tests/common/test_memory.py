@@ -1,0 +1,95 @@
+"""Freed memory kept in the process (interactive_trt.common.memory): the page faults it spares a torch
+pass on the CPU, counted, and who turns it on (the torch backend on the CPU, unless asked not to or the
+user set glibc's own thresholds)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from interactive_trt.common import memory
+
+FAULTS = """
+import resource, sys
+import torch
+from interactive_trt.common.memory import keep_freed_memory
+kept = sys.argv[1] == "keep" and keep_freed_memory()
+torch.manual_seed(0)
+net = torch.nn.Sequential(torch.nn.Conv2d(3, 64, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(64, 8, 3, padding=1))
+image = torch.randn(1, 3, 512, 512, requires_grad=True)  # 64 channels of 512x512: 64 MiB maps
+
+
+def call():  # a forward and a backward pass, as autograd and the torch backend make them
+    torch.autograd.grad(net(image).sum(), image)
+
+
+for _ in range(2):
+    call()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(5):
+    call()
+print(int(kept), resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def glibc() -> bool:
+    import ctypes
+    import ctypes.util
+
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    return True
+
+
+def clean_environment() -> dict:
+    return {name: value for name, value in os.environ.items() if name not in memory.GLIBC_VARIABLES}
+
+
+def faults(allocator: str) -> tuple[bool, int]:
+    done = subprocess.run([sys.executable, "-c", FAULTS, allocator], capture_output=True, text=True, timeout=120,
+                          env=clean_environment())
+    assert done.returncode == 0, done.stderr[-2000:]
+    kept, count = map(int, done.stdout.split())
+    return bool(kept), count
+
+
+def test_kept_memory_spares_a_torch_pass_its_page_faults():
+    """Without it every 64 MiB map is faulted in anew on each call; with it the pages are reused, as the
+    runtimes reuse their arenas."""
+    if not glibc():
+        pytest.skip("this C library has no mallopt (not glibc): the system's allocator stays as it is")
+    kept, with_keep = faults("keep")
+    assert kept
+    _, with_system = faults("system")
+    pages_per_map = (64 << 20) // 4096
+    assert with_system >= 5 * pages_per_map
+    assert with_keep <= 0.05 * with_system
+
+
+PROBE = """
+import sys
+from interactive_trt.runtime.backends import make_runner
+from interactive_trt.runtime.inference.model import load_model
+with make_runner("torch", load_model(sys.argv[1]), device="cpu", keep_memory=sys.argv[2] == "1") as runner:
+    print(int(runner.memory_kept))
+"""
+
+
+@pytest.mark.parametrize("keep, variable, expected", [(True, None, True), (False, None, False),
+                                                       (True, "MALLOC_MMAP_THRESHOLD_", False)])
+def test_the_torch_backend_keeps_memory_on_the_cpu_unless_told_otherwise(small_model, keep, variable, expected):
+    environment = clean_environment()
+    if variable:
+        environment[variable] = "262144"  # the user's own choice, which stands
+    done = subprocess.run([sys.executable, "-c", PROBE, str(small_model), str(int(keep))], capture_output=True,
+                          text=True, timeout=300, env=environment)
+    assert done.returncode == 0, done.stderr[-2000:]
+    if expected and not glibc():
+        pytest.skip("this C library has no mallopt (not glibc): nothing to keep")
+    assert done.stdout.split()[-1] == str(int(expected))
+
