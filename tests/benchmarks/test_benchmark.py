@@ -105,4 +105,3 @@ def test_the_peer_refuses_what_the_network_cannot_take_as_the_runners_do(small_s
     with pytest.raises(InterActiveError):
         network.check_input(np.zeros((1, 3, 100, 100), np.float32), "peer")  # under the smallest side
     network.check_input(np.zeros((1, 3, 224, 224), np.float32), "peer")
-
