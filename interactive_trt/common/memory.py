@@ -21,14 +21,19 @@ def keep_freed_memory() -> bool:
     system; True where it took. Process-wide and not undone: memory a torch call freed stays for the next
     one (the process's size stays at its largest call's), which is what a runner called again needs. Not
     glibc (macOS, musl), or the user's own MALLOC_* thresholds set: nothing is changed."""
-    if any(name in os.environ for name in GLIBC_VARIABLES):
+    setter = mallopt()
+    if setter is None or any(name in os.environ for name in GLIBC_VARIABLES):
         return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # malloc.h
+    return bool(setter(m_mmap_threshold, KEEP_BYTES)) and bool(setter(m_trim_threshold, KEEP_BYTES))
+
+
+def mallopt():
+    """glibc's mallopt, or None where the C library is another (macOS, musl, Windows)."""
     import ctypes
     import ctypes.util
 
     try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
     except (OSError, AttributeError):
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3  # malloc.h
-    return bool(mallopt(m_mmap_threshold, KEEP_BYTES)) and bool(mallopt(m_trim_threshold, KEEP_BYTES))
+        return None

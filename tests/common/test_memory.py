@@ -35,17 +35,6 @@ print(int(kept), resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
 
-def glibc() -> bool:
-    import ctypes
-    import ctypes.util
-
-    try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return False
-    return True
-
-
 def clean_environment() -> dict:
     return {name: value for name, value in os.environ.items() if name not in memory.GLIBC_VARIABLES}
 
@@ -61,7 +50,7 @@ def faults(allocator: str) -> tuple[bool, int]:
 def test_kept_memory_spares_a_torch_pass_its_page_faults():
     """Without it every 64 MiB map is faulted in anew on each call; with it the pages are reused, as the
     runtimes reuse their arenas."""
-    if not glibc():
+    if memory.mallopt() is None:
         pytest.skip("this C library has no mallopt (not glibc): the system's allocator stays as it is")
     kept, with_keep = faults("keep")
     assert kept
@@ -89,7 +78,7 @@ def test_the_torch_backend_keeps_memory_on_the_cpu_unless_told_otherwise(small_m
     done = subprocess.run([sys.executable, "-c", PROBE, str(small_model), str(int(keep))], capture_output=True,
                           text=True, timeout=300, env=environment)
     assert done.returncode == 0, done.stderr[-2000:]
-    if expected and not glibc():
+    if expected and memory.mallopt() is None:
         pytest.skip("this C library has no mallopt (not glibc): nothing to keep")
     assert done.stdout.split()[-1] == str(int(expected))
 
