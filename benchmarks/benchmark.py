@@ -17,10 +17,11 @@ rounds that visit each one in turn, so that a machine shared with other work slo
 2 CPU cores it does not measure what a backend does alone: a backend's thread pools take time from the
 one that follows (interleaved() pauses before each call for that).
 
-On the CPU the process keeps the memory it frees (`--allocator keep`, the default: interactive_trt.common.memory),
-so that the torch rows do not pay page faults on every call where the runtimes reuse their arenas; before
-2026-12-06 they did, and that, not the schedule, is what made the peer's times swing (EfficientNet-B0,
-InterActive, 512x512: 177 ms alone and 407 ms interleaved then, 144 ms now).
+On the CPU the process keeps the memory it frees (`--allocator keep`, the default:
+interactive_trt.common.memory), so that the torch rows do not pay page faults on every call where the
+runtimes reuse their arenas; before 2026-12-06 they did, and that, not the schedule, is what made the
+peer's times swing (EfficientNet-B0, InterActive, 512x512: 177 ms alone and 407 ms interleaved then, 144
+ms now).
 
     python benchmarks/benchmark.py --size 512 --batch 1,8,32      # GPU machine, issue 3's table
     python benchmarks/benchmark.py --device cpu --batch 1,4 \
@@ -546,6 +547,8 @@ def kernel_table(call, top: int) -> list[dict]:
 
 
 SETTLE_S = 1.0  # pause before each timed call of an interleaved round, see interleaved()
+
+
 def interleaved(calls: dict, repeat: int, warmup: int, settle: float = 0.0) -> dict:
     """(median, best) seconds per bound call (Runner.bound: it returns when its outputs are ready), timed
     in `repeat` rounds that visit every call once each.
