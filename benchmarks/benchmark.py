@@ -226,11 +226,13 @@ class PlainAutograd(TorchPeer):
 
         torch, spec = self.torch, self.model.spec
         logits_name = spec.head_logits
-        if not self.interactive:
+        if not self.interactive:  # the class scores as the network computes them (a classifier after the pool)
+            from interactive_trt.exporter.interactive.forward import class_scores, scored_map
+
             with torch.inference_mode():
-                acts, _ = run_forward(spec, self.params, image, list(spec.feature_layers) + [logits_name])
+                acts, _ = run_forward(spec, self.params, image, list(spec.feature_layers) + [scored_map(spec)])
                 outputs = [f(acts[t]) for t in spec.feature_layers for f in (self.average, self.peak)]
-                return outputs + [self.average(acts[logits_name])]
+                return outputs + [class_scores(spec, self.params, acts)]
         F = torch.nn.functional
         with torch.enable_grad():
             image = image.detach().requires_grad_(True)
@@ -265,8 +267,11 @@ class PlainAutograd(TorchPeer):
                 outputs += [original, rescored.flatten(1), gamma]
                 return outputs
             weight, bias = self.params[logits_name]
-            rescored = F.conv2d(penultimate * gamma, weight, bias)
-            rescored = F.relu(rescored) if spec.layer(logits_name).relu else rescored
+            if spec.layer(logits_name).commutes_with_mean:  # the classifier of the pooled map
+                rescored = F.conv2d((penultimate * gamma).mean(dim=(2, 3), keepdim=True), weight, bias)
+            else:
+                rescored = F.conv2d(penultimate * gamma, weight, bias)
+                rescored = F.relu(rescored) if spec.layer(logits_name).relu else rescored
             outputs += [self.average(acts[logits_name].detach()), self.average(rescored), gamma]
         return outputs
 

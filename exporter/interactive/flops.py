@@ -37,6 +37,20 @@ def graph_flops(graph, height: int, width: int) -> GraphFlops:
     backward = sum(conv_flops(spec, layer, sizes) for layer in convs
                    if layer.name in graph.gradient_layers and layer.inputs[0] in graph.gradient_layers)
     head = 0
-    if graph.interactive and graph.head in ("imagenet", "both"):
-        head = conv_flops(spec, spec.layer(spec.head_logits), sizes)
+    if graph.head in ("imagenet", "both"):
+        at_pool = pooled_layers(spec)  # the class scores' layers where they run on the pooled map
+        pooled = sum(conv_flops(spec, layer, {layer.name: (1, 1)}) for layer in at_pool)
+        if not graph.interactive:
+            forward += pooled
+        else:
+            head = pooled if at_pool else conv_flops(spec, spec.layer(spec.head_logits), sizes)
     return GraphFlops(forward, backward, head)
+
+
+def pooled_layers(spec) -> list:
+    """The weighted layers the class scores apply to the pooled map: a head after the pool, or a classifier
+    that commutes with the mean (InterActiveGraph.head_outputs); none where they are a score map's mean."""
+    if spec.head_pooled:
+        return [layer for layer in spec.head_chain() if layer.op == "conv"]
+    logits = spec.layer(spec.head_logits)
+    return [logits] if logits.commutes_with_mean else []

@@ -198,9 +198,21 @@ def apply_head(spec: ModelSpec, params, x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def scored_map(spec: ModelSpec) -> str:
+    """The layer whose output `class_scores` reads: the head's input where the head runs on the pooled map,
+    the classifier's input where the classifier commutes with the mean, else the score map itself."""
+    if spec.head_pooled:
+        return spec.head_input
+    return spec.head_penultimate if spec.layer(spec.head_logits).commutes_with_mean else spec.head_logits
+
+
 def class_scores(spec: ModelSpec, params, acts) -> torch.Tensor:
-    """The class scores as the network computes them: the spatial mean of the score map (a head of one linear
-    layer commutes with the pool; SqueezeNet pools after its head), or the head of the pooled map."""
-    if not spec.head_pooled:
-        return acts[spec.head_logits].mean(dim=(2, 3))
-    return apply_head(spec, params, acts[spec.head_input].mean(dim=(2, 3), keepdim=True)).flatten(1)
+    """The class scores as the network computes them: the spatial mean of the score map (SqueezeNet pools after
+    its head), taken as the classifier of the pooled map where the two commute, or the head of the pooled map."""
+    if spec.head_pooled:
+        return apply_head(spec, params, acts[spec.head_input].mean(dim=(2, 3), keepdim=True)).flatten(1)
+    logits = spec.layer(spec.head_logits)
+    if not logits.commutes_with_mean:
+        return acts[logits.name].mean(dim=(2, 3))
+    pooled = acts[spec.head_penultimate].mean(dim=(2, 3), keepdim=True)
+    return apply_layer(logits, [pooled], params.get(logits.name))[1].flatten(1)

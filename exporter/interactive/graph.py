@@ -31,8 +31,8 @@ from torch import nn
 
 from interactive_trt.common.errors import SpecError
 from interactive_trt.exporter.interactive.forward import (
-    apply_head, apply_layer, per_channel, required_layers, resolve_unary_kernels, run_forward, shared_tensor,
-    shuffle_channels,
+    apply_head, apply_layer, per_channel, required_layers, resolve_unary_kernels, run_forward, scored_map,
+    shared_tensor, shuffle_channels,
 )
 from interactive_trt.contracts.outputs import CONFIGS, HEADS, output_names
 from interactive_trt.exporter.interactive.precision import torch_dtypes
@@ -147,7 +147,7 @@ class InterActiveGraph(nn.Module):
             if interactive and config == "last":
                 targets.append(spec.last_layer)
         if head in ("imagenet", "both"):
-            targets.append(spec.head_logits)
+            targets.append(spec.head_logits if interactive else scored_map(spec))
         self.forward_targets = tuple(targets)
         self.forward_layers = required_layers(spec, targets)
         self.gradient_layers: set[str] = set()
@@ -487,21 +487,36 @@ class InterActiveGraph(nn.Module):
         return [scores_orig, widen(apply_head(spec, params, reweighted)).flatten(1), gamma]
 
     def head_outputs(self, acts, pre) -> list[torch.Tensor]:
-        """Section 4.4: re-weight fc7 by gamma^(fc7) (T = fc8, ReLU'd), then recompute fc8."""
+        """Section 4.4: re-weight fc7 by gamma^(fc7) (T = fc8, ReLU'd), then recompute fc8.
+
+        The class scores are the spatial mean of a score map (dense evaluation). Where the classifier
+        commutes with that mean, the re-weighted scores (and the forward-only graph's) are the classifier
+        applied to the pooled map: the same numbers, at one position instead of every one. The
+        InterActive pass still computes the original score map, since its layer score reads fc8 > 0 there."""
         if self.spec.head_pooled:
             return self.pooled_head_outputs(acts, pre)
         logits_layer = self.spec.layer(self.spec.head_logits)
         penultimate = acts[self.spec.head_penultimate]
-        scores_orig = widen(acts[logits_layer.name]).mean(dim=(2, 3))
         if not self.interactive:
-            return [scores_orig]
+            if logits_layer.commutes_with_mean:
+                return [self.scores_of_mean(logits_layer, widen(penultimate))]
+            return [widen(acts[logits_layer.name]).mean(dim=(2, 3))]
+        scores_orig = widen(acts[logits_layer.name]).mean(dim=(2, 3))
         logits = widen(pre[logits_layer.name])
         responses = F.relu(logits)
         layer_score = layer_score_seed(responses, self.p, self.seed_scale) * (logits > 0).to(logits.dtype)
         gamma = normalised_gamma(layer_score.sum(dim=1, keepdim=True))
+        if logits_layer.commutes_with_mean:
+            return [scores_orig, self.scores_of_mean(logits_layer, widen(penultimate) * gamma), gamma]
         reweighted_input = (widen(penultimate) * gamma).to(self.dtype)
         _, reweighted = apply_layer(logits_layer, [reweighted_input], self.params(logits_layer.name))
         return [scores_orig, widen(reweighted).mean(dim=(2, 3)), gamma]
+
+    def scores_of_mean(self, layer: Layer, x: torch.Tensor) -> torch.Tensor:
+        """A classifier that commutes with the spatial mean, applied to the mean of `x` (float32)."""
+        pooled = x.mean(dim=(2, 3), keepdim=True).to(self.dtype)
+        _, scores = apply_layer(layer, [pooled], self.params(layer.name))
+        return widen(scores).flatten(1)
 
     def forward(self, image: torch.Tensor):
         acts, pre = self.run_forward(image.to(self.dtype))

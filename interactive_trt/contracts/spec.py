@@ -97,6 +97,14 @@ class Layer:
         return tuple(self.pads) if self.pads else (self.padding,) * 4
 
     @property
+    def commutes_with_mean(self) -> bool:
+        """A 1x1, stride-1, unpadded convolution with no activation: the spatial mean of its output is the
+        layer applied to the mean of its input, so class scores can be taken at one position, not at H x W
+        (EfficientNet-B0's classifier at 512x512 costs 0.65 GFLOP as a score map, 15% of its forward pass)."""
+        return (self.op == "conv" and self.window == (1, 1) and self.stride == 1 and not any(self.pad4)
+                and not self.activation)
+
+    @property
     def activation(self) -> str:
         """'relu6', 'relu', a smooth activation's name or '' (linear); pools, concats and gates have none."""
         if self.op == "act":

@@ -61,3 +61,21 @@ def test_layers_out_of_order_are_refused():
     layers = (Layer("b", "conv", ("a",), 4, in_channels=4), Layer("a", "conv", ("image",), 4, in_channels=3))
     with pytest.raises(SpecError, match="topological"):
         ModelSpec("toy", layers, feature_layers=("a",), last_layer="b", head_logits="b")
+
+
+@pytest.mark.parametrize("changes, commutes", [
+    ({}, True),
+    ({"groups": 2, "in_channels": 8}, True),
+    ({"relu": True}, False),
+    ({"act": "silu"}, False),
+    ({"kernel": 3}, False),
+    ({"kernel": 1, "kernel_w": 3}, False),
+    ({"stride": 2}, False),
+    ({"padding": 1}, False),
+    ({"pads": (0, 0, 1, 0)}, False),
+    ({"op": "avgpool"}, False),
+])
+def test_only_a_linear_pointwise_convolution_commutes_with_the_spatial_mean(changes, commutes):
+    """The class scores are taken on the pooled map only where mean(f(X)) = f(mean(X)) holds exactly."""
+    layer = Layer(**{"name": "fc", "op": "conv", "inputs": ("x",), "channels": 10, "relu": False, **changes})
+    assert layer.commutes_with_mean is commutes

@@ -205,3 +205,30 @@ def test_graph_and_reference_share_the_weights_memory_instead_of_copying_it(smal
     frozen.flags.writeable = False
     assert not np.shares_memory(shared_tensor(frozen).numpy(), frozen)
     assert torch.equal(shared_tensor(frozen), torch.from_numpy(weight))
+
+
+def test_a_classifier_that_commutes_with_the_mean_scores_the_pooled_map(small_spec, small_weights):
+    """fc8 (1x1, linear) of the pooled fc7 map gives the dense score map's mean, at one position instead of
+    every one: the forward-only graph computes no score map, the InterActive one only the original (its layer
+    score reads fc8 > 0 there), and both agree with the reference, which takes the mean of dense maps."""
+    from interactive_trt.exporter.interactive.flops import graph_flops
+
+    logits = small_spec.layer(small_spec.head_logits)
+    assert logits.commutes_with_mean
+    image = torch.from_numpy(np.random.default_rng(5).standard_normal((2, 3, 320, 352), dtype=np.float32))
+    assert small_spec.spatial_sizes(320, 352)[logits.name] == (4, 5)  # a map, not one position
+    forward_only = InterActiveGraph(small_spec, small_weights, interactive=False)
+    graph = InterActiveGraph(small_spec, small_weights)
+    assert logits.name not in forward_only.forward_layers and logits.name in graph.forward_layers
+    reference = AutogradReference(small_spec, small_weights)
+    with torch.no_grad():
+        scores = forward_only.named_outputs(image)["imagenet.scores_orig"]
+        got = graph.named_outputs(image)
+    expected = reference(image)
+    assert rel_l2(scores.numpy(), expected["imagenet.scores_orig"].numpy()) <= REL_L2
+    for name in ("imagenet.scores_orig", "imagenet.scores_interactive"):
+        assert rel_l2(got[name].numpy(), expected[name].numpy()) <= REL_L2, name
+    channels_in = small_spec.channels_of(logits.inputs[0])
+    assert graph_flops(graph, 320, 352).head == 2 * channels_in * logits.channels  # one position
+    dense = graph_flops(graph, 320, 352).forward - graph_flops(forward_only, 320, 352).forward
+    assert dense == 2 * channels_in * logits.channels * (4 * 5 - 1)
