@@ -98,7 +98,7 @@ def described(name: str, runner) -> str | None:
             return None
         return (f"  also verifying onnxruntime cpu (the graph as it loads on a CPU: {counts['winograd']} layers as "
                 f"Winograd F(4x4, 3x3), {counts['pointwise']} 1x1 transposed convolutions as convolutions, "
-                f"{counts['products']} as products)")
+                f"{counts['products']} as products, {counts['spread']} strided depthwise ones as spreads)")
     if name == "onnxruntime cuda":
         taken = ", ".join(f"{form} {count}" for form, count in counts.items() if count) or "none"
         return f"  also verifying onnxruntime cuda (CUDA forms taken: {taken})"

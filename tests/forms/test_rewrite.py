@@ -86,3 +86,45 @@ def test_small_1x1_transposes_become_convolutions_at_load_and_large_ones_stay(tm
             got = ort.InferenceSession(source, providers=["CPUExecutionProvider"]).run(None, feed)[0]
         want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feed)[0]
         assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
+
+
+@pytest.mark.parametrize("kernel, padding, extra, strides, side, rewritten", [
+    (3, 1, 1, (2, 2), 16, True),  # EfficientNet's stride-2 3x3 depthwise layers
+    (5, 2, 1, (2, 2), 16, True),  # and its 5x5 ones
+    (3, 1, 0, (2, 2), 15, True),  # an odd map: no output padding
+    (3, 0, 1, (2, 2), 16, True),  # unpadded
+    (3, 1, 1, (2, 1), 16, True),  # strided along one axis only
+    (3, 1, 2, (3, 3), 16, True),  # stride 3
+    (2, 1, 0, (2, 2), 16, False),  # the spread would need cropping: left as it is
+])
+def test_strided_depthwise_transposes_become_spreads_with_the_same_numbers(tmp_path, kernel, padding, extra, strides,
+                                                                          side, rewritten):
+    """The CPU form's `spread` step: a strided depthwise transposed convolution is the depthwise Conv of its
+    input spread with zeros; ONNX Runtime's grouped ConvTranspose is one small product per channel."""
+    import onnxruntime as ort
+
+    from interactive_trt.forms.cpu import cpu_model
+
+    channels = 8
+    weight = np.random.default_rng(kernel).standard_normal((channels, 1, kernel, kernel)).astype(np.float32)
+    bias = np.random.default_rng(1).standard_normal(channels).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["image"], ["response"]),
+         helper.make_node("ConvTranspose", ["response", "weight", "bias"], ["gradient"], pads=[padding] * 4,
+                          strides=list(strides), output_padding=[min(extra, s - 1) for s in strides],
+                          group=channels, kernel_shape=[kernel, kernel])],
+        "backward", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", channels, "h", "w"])],
+        [helper.make_tensor_value_info("gradient", TensorProto.FLOAT, ["batch", channels, "height", "width"])],
+        [numpy_helper.from_array(weight, "weight"), numpy_helper.from_array(bias, "bias")])
+    path = tmp_path / "strided.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    feed = {"image": np.random.default_rng(0).standard_normal((2, channels, side, side + 2), dtype=np.float32)}
+    want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feed)[0]
+    with cpu_model(path, "onnxruntime") as (source, counts):
+        assert counts["spread"] == int(rewritten)
+        if rewritten:
+            ops = [node.op_type for node in onnx.load(source, load_external_data=False).graph.node]
+            assert "ConvTranspose" not in ops and ops.count("Conv") == 1
+        got = ort.InferenceSession(source, providers=["CPUExecutionProvider"]).run(None, feed)[0]
+    assert got.shape == want.shape
+    assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
