@@ -440,27 +440,65 @@ class EfficientNetV2(nn.Module):
 
 class CBAM(nn.Module):
     """CBAM (Woo et al., 2018): a channel gate, sigmoid(mlp(avgpool(x)) + mlp(maxpool(x))) with one shared
-    MLP, then a spatial gate, sigmoid(conv7x7([mean_c(x), max_c(x)])), as its reference code writes them."""
+    MLP, then a spatial gate, sigmoid(conv7x7([mean_c(x), max_c(x)])). linear=False writes the MLP as 1x1
+    convs on the pooled maps (timm's form); linear=True as its reference code does: Flatten, Linear, ReLU,
+    Linear, the gate unsqueezed twice and expanded to the map, the channel maximum without its axis and
+    unsqueezed back."""
 
-    def __init__(self, channels, reduction=4):
+    def __init__(self, channels, reduction=4, linear=False):
         super().__init__()
-        self.mlp = nn.Sequential(nn.Conv2d(channels, channels // reduction, 1), nn.ReLU(),
-                                 nn.Conv2d(channels // reduction, channels, 1))
+        hidden = channels // reduction
+        self.linear = linear
+        self.mlp = (nn.Sequential(nn.Flatten(), nn.Linear(channels, hidden), nn.ReLU(), nn.Linear(hidden, channels))
+                    if linear else nn.Sequential(nn.Conv2d(channels, hidden, 1), nn.ReLU(), nn.Conv2d(hidden, channels, 1)))
         self.spatial = nn.Conv2d(2, 1, 7, padding=3)
 
     def forward(self, x):
-        x = x * torch.sigmoid(self.mlp(F.adaptive_avg_pool2d(x, 1)) + self.mlp(F.adaptive_max_pool2d(x, 1)))
-        pooled = torch.cat([x.mean(dim=1, keepdim=True), torch.max(x, dim=1, keepdim=True)[0]], dim=1)
+        logits = self.mlp(F.adaptive_avg_pool2d(x, 1)) + self.mlp(F.adaptive_max_pool2d(x, 1))
+        if self.linear:
+            x = x * torch.sigmoid(logits).unsqueeze(2).unsqueeze(3).expand_as(x)
+            pooled = torch.cat([torch.max(x, 1)[0].unsqueeze(1), torch.mean(x, 1).unsqueeze(1)], dim=1)
+        else:
+            x = x * torch.sigmoid(logits)
+            pooled = torch.cat([x.mean(dim=1, keepdim=True), torch.max(x, dim=1, keepdim=True)[0]], dim=1)
         return x * torch.sigmoid(self.spatial(pooled))
 
 
-class CBAMResNet(nn.Module):
-    """A small ResNet with CBAM in its residual blocks (ResNet-CBAM's layout)."""
+class SqueezeExciteLinear(nn.Module):
+    """Squeeze-and-excitation as the widely copied PyTorch SE layer writes it: the pooled map viewed as
+    N x C, Linear, ReLU, Linear, Sigmoid, viewed back as N x C x 1 x 1 and expanded to the map."""
 
-    def __init__(self, classes=1000):
+    def __init__(self, channels, reduction=4):
+        super().__init__()
+        self.fc = nn.Sequential(nn.Linear(channels, channels // reduction, bias=False), nn.ReLU(),
+                                nn.Linear(channels // reduction, channels, bias=False), nn.Sigmoid())
+
+    def forward(self, x):
+        n, c = x.shape[:2]
+        return x * self.fc(F.adaptive_avg_pool2d(x, 1).view(n, c)).view(n, c, 1, 1).expand_as(x)
+
+
+class EfficientChannelAttention(nn.Module):
+    """ECA (Wang et al., 2020), as its reference code writes it: a 1-D conv of k taps along the channels of
+    the pooled map (squeeze(-1), transpose), back to N x C x 1 x 1, a sigmoid gate expanded to the map."""
+
+    def __init__(self, k=3):
+        super().__init__()
+        self.conv = nn.Conv1d(1, 1, k, padding=(k - 1) // 2, bias=False)
+
+    def forward(self, x):
+        y = self.conv(F.adaptive_avg_pool2d(x, 1).squeeze(-1).transpose(-1, -2)).transpose(-1, -2).unsqueeze(-1)
+        return x * torch.sigmoid(y).expand_as(x)
+
+
+class GatedResNet(nn.Module):
+    """A small ResNet with a gate in its residual blocks: CBAM (ResNet-CBAM's layout), SE (SE-ResNet's) or
+    ECA (ECA-ResNet's)."""
+
+    def __init__(self, classes=1000, gate=None):
         super().__init__()
         self.stem = nn.Sequential(conv_bn(3, 16, 3, 2, act=nn.ReLU), nn.MaxPool2d(3, 2, 1))
-        self.block = nn.Sequential(conv_bn(16, 16, 3, act=nn.ReLU), conv_bn(16, 16, 3), CBAM(16))
+        self.block = nn.Sequential(conv_bn(16, 16, 3, act=nn.ReLU), conv_bn(16, 16, 3), gate or CBAM(16))
         self.top = conv_bn(16, 32, 3, 2, act=nn.ReLU)
         self.fc = nn.Linear(32, classes)
 
@@ -473,6 +511,15 @@ class CBAMResNet(nn.Module):
 randomise = randomise_batchnorm  # seeded weights, random BatchNorm statistics and LayerNorm affines
 
 
+def seeded(make, seed: int):
+    """A network whose weights come from their own seed rather than from whatever the global generator holds
+    after the tests before it (left as it was). On random weights some outputs are near-cancelling means
+    (an interactive_avg of 1e-6 from terms of 1e-4), which bfloat16 verification meets or misses by the draw."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return randomise(make())
+
+
 FAMILIES = {
     "efficientnet_b0": lambda: randomise(EfficientNetB0()),
     "mobilenetv3": lambda: randomise(MobileNetV3()),
@@ -482,7 +529,10 @@ FAMILIES = {
     "inceptionv3": lambda: randomise(InceptionV3()),
     "convnext_channels_first": lambda: randomise(ConvNeXt(norm2d=ChannelsFirstLayerNorm)),
     "spatial_gates": lambda: randomise(SpatialGateNet()),
-    "cbam": lambda: randomise(CBAMResNet()),
+    "cbam": lambda: randomise(GatedResNet()),
+    "cbam_reference": lambda: seeded(lambda: GatedResNet(gate=CBAM(16, linear=True)), 100),
+    "se_linear": lambda: seeded(lambda: GatedResNet(gate=SqueezeExciteLinear(16)), 100),
+    "eca": lambda: seeded(lambda: GatedResNet(gate=EfficientChannelAttention(5)), 100),
     "regnety": lambda: randomise(RegNet()),
     "resnext": lambda: randomise(RegNet(se=False, widths=(32, 64, 128), group_width=4, bottleneck=0.5)),
     "googlenet": lambda: randomise(GoogLeNet()),

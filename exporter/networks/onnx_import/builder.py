@@ -69,6 +69,27 @@ class Rows:
 
 
 @dataclass(frozen=True)
+class GateVector:
+    """A gate branch's 1 x 1 map with axes taken away or put back one at a time (SENet's and CBAM's Linear
+    gates view it as N x C, then unsqueeze it to N x C x 1 x 1 in two steps); `axes` names each axis "N",
+    "C" or "1". Rank 2 is a Dense value, rank 4 a Map again."""
+
+    layer: str
+    version: int
+    axes: tuple
+
+
+@dataclass(frozen=True)
+class Unchanneled:
+    """A one-channel map (a mean or maximum over the channels) with its channel axis dropped, N x H x W, as
+    `torch.max(x, 1)[0]` writes it; an Unsqueeze of that axis makes it a map again (CBAM's spatial gate)."""
+
+    layer: str
+    version: int
+    layout: str
+
+
+@dataclass(frozen=True)
 class Grouped:
     """A map's channels viewed as groups x (C / groups), N x g x C/g x H x W, on the way to ShuffleNet's
     channel shuffle (Reshape, Transpose of the two group axes, Reshape back)."""
@@ -77,6 +98,14 @@ class Grouped:
     version: int
     groups: int
     transposed: bool = False
+
+
+@dataclass(frozen=True)
+class Parts:
+    """A map's channels split into a sequence (SplitToSequence, as torch.onnx's dynamo exporter writes chunk
+    without its optimiser); SequenceAt takes one part."""
+
+    maps: tuple
 
 
 @dataclass(frozen=True)
@@ -203,6 +232,9 @@ class GraphContext:
                                     "or a folded BatchNorm/bias): only the final value of a layer can be read")
         if isinstance(value, Probabilities) and not softmax:
             raise self.refuse(node, "it reads the softmax; supported: a softmax as the graph's last node only")
+        if isinstance(value, Unchanneled) and node.op_type != "Unsqueeze":
+            raise self.refuse(node, f"it reads {name!r}, a map reduced over its channels with the axis dropped; "
+                                    "supported: an Unsqueeze that puts the axis back (torch.max(x, 1)[0].unsqueeze(1))")
         if isinstance(value, Pooled) and value.rank == 1 and not raveled:
             raise self.refuse(node, "it reads a pooled vector raveled over the batch (a Reshape to [-1]); supported: "
                                     "a Gather of every index in order that restores N x C (torch.onnx's as_strided)")
@@ -307,8 +339,9 @@ class GraphContext:
         return True
 
     def feeds_gates_only(self, name: str) -> bool:
-        """Whether every way from tensor `name` to the graph output passes a Mul (a gate's branch, as CBAM's
-        global max pool) rather than reaching the classifier."""
+        """Whether every way from tensor `name` to the graph output passes a product of two computed tensors
+        (a gate's branch, as CBAM's global max pool or SENet's Linear layers) rather than reaching the
+        classifier; a Mul by a constant is a scale on the way, not a gate."""
         stack, seen = [name], set()
         while stack:
             name = stack.pop()
@@ -317,9 +350,12 @@ class GraphContext:
             if name in seen:
                 continue
             seen.add(name)
-            stack.extend(output for reader in self.consumers.get(name, []) if reader.op_type != "Mul"
+            stack.extend(output for reader in self.consumers.get(name, []) if not self.is_gate_product(reader)
                          for output in reader.output if output)
         return True
+
+    def is_gate_product(self, node) -> bool:
+        return node.op_type == "Mul" and all(self.const(name) is None for name in node.input)
 
     def after_pool(self, node, value: Pooled) -> None:
         """A head layer reads the pooled map: that map (T) is recorded as the head's input, once."""
@@ -340,7 +376,8 @@ def describe(value) -> str:
     kinds = {Map: "a feature map", Padded: "a zero-padded map", Flat: "a flattened map",
              Dense: "the output of a fully connected layer", Pooled: "a globally pooled vector",
              Rows: "a map's positions as rows", Grouped: "a map's channels in groups",
-             Probabilities: "a softmax"}
+             Probabilities: "a softmax", Parts: "a sequence of a map's channel parts",
+             GateVector: "a gate's vector", Unchanneled: "a map reduced over its channels, the axis dropped"}
     return kinds.get(type(value), "a constant")
 
 

@@ -24,6 +24,7 @@ from interactive_trt.common.errors import OnnxImportError
 from interactive_trt.contracts.manifest import sha256_file
 
 LEVEL = "ORT_ENABLE_BASIC"
+PASSES = 3  # a pass folds what the one before it inlined (torch.onnx's unoptimised dynamo files need two)
 
 
 @dataclass
@@ -92,6 +93,31 @@ def image_input(model, path: Path):
     return image, dims
 
 
+def optimise(ort, model, path: Path):
+    """One pass of ONNX Runtime's basic level, read back from the file it saves."""
+    import onnx
+
+    with tempfile.TemporaryDirectory(prefix="interactive-import-") as folder:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, LEVEL)
+        options.optimized_model_filepath = str(Path(folder) / "canonical.onnx")
+        options.log_severity_level = 3
+        try:
+            ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - ONNX Runtime's own message says why
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise OnnxImportError(f"{path}: ONNX Runtime cannot load the model: {first}") from None
+        return onnx.load(str(Path(folder) / "canonical.onnx"))
+
+
+def folds_left(model) -> bool:
+    """Whether a node still reads only constants. ONNX Runtime inlines function ops (CastLike, as torch.onnx's
+    dynamo exporter writes them unoptimised) after its folding pass, so the Cast -> Expand that gives a conv
+    its zero bias survives one pass and folds in the next."""
+    constants = {tensor.name for tensor in model.graph.initializer}
+    return any(node.input and all(name in constants for name in node.input if name) for node in model.graph.node)
+
+
 def canonicalise(path: Path, input_size: tuple[int, int] | None = None) -> Canonical:
     """Fix the input, infer shapes, fold constants with ONNX Runtime; refuse what cannot be an image CNN."""
     import onnx
@@ -137,17 +163,11 @@ def canonicalise(path: Path, input_size: tuple[int, int] | None = None) -> Canon
     except Exception:  # noqa: BLE001 - ONNX Runtime below says what is wrong, if anything is
         pass
     ort = import_onnxruntime()
-    with tempfile.TemporaryDirectory(prefix="interactive-import-") as folder:
-        options = ort.SessionOptions()
-        options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, LEVEL)
-        options.optimized_model_filepath = str(Path(folder) / "canonical.onnx")
-        options.log_severity_level = 3
-        try:
-            ort.InferenceSession(fixed.SerializeToString(), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # noqa: BLE001 - ONNX Runtime's own message says why
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise OnnxImportError(f"{path}: ONNX Runtime cannot load the model: {first}") from None
-        canonical = onnx.load(str(Path(folder) / "canonical.onnx"))
+    canonical = fixed
+    for _ in range(PASSES):
+        canonical = optimise(ort, canonical, path)
+        if not folds_left(canonical):
+            break
     try:
         canonical = shape_inference.infer_shapes(canonical)
     except Exception:  # noqa: BLE001 - shapes are a help for messages, not a requirement

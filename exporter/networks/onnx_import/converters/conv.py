@@ -9,7 +9,9 @@ from dataclasses import replace
 import numpy as np
 
 from interactive_trt.contracts.spec import INPUT
-from interactive_trt.exporter.networks.onnx_import.builder import Dense, Map, Padded, Pooled, auto_pads, describe
+from interactive_trt.exporter.networks.onnx_import.builder import (
+    Dense, GateVector, Map, Padded, Pooled, auto_pads, describe,
+)
 from interactive_trt.exporter.networks.onnx_import.converters.dense import fully_connected
 from interactive_trt.exporter.networks.onnx_import.converters.registry import attributes, converter
 
@@ -48,6 +50,9 @@ def window(ctx, node, attrs: dict, kernel_default=None) -> tuple[tuple[int, int]
 @converter("Conv", 1, 11, 22)
 def convolution(node, ctx) -> None:
     pooled = ctx.value(node, 0)
+    if isinstance(pooled, GateVector):
+        across_channels(node, ctx, pooled)
+        return
     if isinstance(pooled, Pooled) and pooled.rank == 4 and not pooled.linear:
         if ctx.leads_to_output(node.output[0]):  # a classifier on the pooled map (Keras' conv_preds)
             weight = ctx.require_const(node, 1, "weight")
@@ -84,6 +89,41 @@ def convolution(node, ctx) -> None:
                          weight=np.asarray(weight, np.float64), bias=bias, in_channels=in_channels,
                          weight_key=node.input[1])
     ctx.set_value(node.output[0], Map(draft.id, "NCHW", draft.version))
+
+
+def across_channels(node, ctx, value) -> None:
+    """ECA's gate: a 1-D convolution along the channels of the pooled vector (viewed as N x 1 x C) is a
+    linear map of the channels, a C x C band matrix: the 1x1 conv of a squeeze-and-excitation branch."""
+    weight = ctx.require_const(node, 1, "weight")
+    attrs = attributes(node)
+    strides, dilations = tuple(attrs.get("strides", (1,))), tuple(attrs.get("dilations", (1,)))
+    if value.axes != ("N", "1", "C") or weight.shape[:2] != (1, 1) or weight.ndim != 3 or \
+            int(attrs.get("group", 1)) != 1 or strides != (1,) or dilations != (1,):
+        raise ctx.refuse(node, f"a convolution with weight {list(weight.shape)} of a gate's vector viewed as "
+                               f"{' x '.join(value.axes)}; supported: one 1-D filter along the channels, N x 1 x C, "
+                               "stride and dilation 1 (ECA's gate)")
+    mode = attrs.get("auto_pad", "NOTSET")
+    extent, channels = int(weight.shape[2]), ctx.channels_of(value.layer)
+    if mode in ("SAME_UPPER", "SAME_LOWER"):
+        before = (extent - 1) // 2 if mode == "SAME_UPPER" else extent // 2
+        pads = (before, extent - 1 - before)
+    else:
+        pads = tuple(int(p) for p in attrs.get("pads", (0, 0))) if mode == "NOTSET" else (0, 0)
+    out = channels + pads[0] + pads[1] - extent + 1
+    if out < 1:
+        raise ctx.refuse(node, f"its {extent}-wide filter does not fit the {channels} channels")
+    taps = np.asarray(weight, np.float64).reshape(-1)
+    band = np.zeros((out, channels))
+    for row in range(out):
+        for tap in range(extent):
+            column = row + tap - pads[0]
+            if 0 <= column < channels:
+                band[row, column] = taps[tap]
+    bias = ctx.optional_const(node, 2, "bias")
+    bias = np.full(out, 0.0 if bias is None else float(np.asarray(bias).reshape(-1)[0]))
+    draft = ctx.windowed(node, "conv", value.layer, out, 1, 1, (0, 0, 0, 0), in_channels=channels,
+                         weight=band[:, :, None, None], bias=bias, weight_key=node.input[1])
+    ctx.set_value(node.output[0], GateVector(draft.id, draft.version, value.axes))
 
 
 def channel_axis(ctx, value, name: str) -> tuple[tuple, int]:

@@ -20,6 +20,12 @@ def fully_connected(node, ctx, weight: np.ndarray, bias: np.ndarray) -> None:
     """weight: out x in, applied to the rank-2 value at input 0."""
     value = ctx.value(node, 0)
     out_features, in_features = weight.shape
+    if isinstance(value, Pooled) and not value.linear and ctx.feeds_gates_only(node.output[0]):
+        gate_layer(node, ctx, ctx.gap_of(node, value), weight, bias)  # SENet's fc on the squeezed map
+        return
+    if isinstance(value, (Flat, Dense)) and ctx.is_pooled(value.layer):
+        gate_layer(node, ctx, value, weight, bias)  # a later layer of the gate's branch (or CBAM's max pool's)
+        return
     if isinstance(value, Flat):
         channels = ctx.channels_of(value.layer)
         height, width = ctx.size_of(value.layer)
@@ -51,6 +57,20 @@ def fully_connected(node, ctx, weight: np.ndarray, bias: np.ndarray) -> None:
         ctx.set_value(node.output[0], Pooled(draft.id, draft.version, rank=2, linear=True))
     else:
         ctx.set_value(node.output[0], Dense(draft.id, draft.version))
+
+
+def gate_layer(node, ctx, value, weight: np.ndarray, bias: np.ndarray) -> None:
+    """A fully connected layer in a gate's branch (the branch computes on a global pool alone: 1 x 1 at every
+    size) is the 1x1 conv a squeeze-and-excitation block written with convs has: the same layer table, the
+    same gate. Its value stays a vector (Dense) until a Reshape or Unsqueeze makes it N x C x 1 x 1 again."""
+    out_features, in_features = weight.shape
+    channels = ctx.channels_of(value.layer)
+    if in_features != channels:
+        raise ctx.refuse(node, f"{in_features} inputs, the gate's branch has {channels} channels here")
+    draft = ctx.windowed(node, "conv", value.layer, out_features, 1, 1, (0, 0, 0, 0), in_channels=channels,
+                         weight=np.ascontiguousarray(weight.reshape(out_features, channels, 1, 1), np.float64),
+                         bias=np.asarray(bias, np.float64), weight_key=node.input[1])
+    ctx.set_value(node.output[0], Dense(draft.id, draft.version))
 
 
 @converter("Gemm", 7, 9, 11, 13)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from interactive_trt.exporter.networks.onnx_import.builder import Draft, Map, Pooled
+from interactive_trt.exporter.networks.onnx_import.builder import Draft, Map, Pooled, Unchanneled
 from interactive_trt.exporter.networks.onnx_import.converters.conv import window
 from interactive_trt.exporter.networks.onnx_import.converters.registry import attributes, converter
 
@@ -81,12 +81,13 @@ def global_max_pool(node, ctx) -> None:
     reduction(node, ctx, value, "gmp", ctx.channels_of(value.layer), (1, 1))
 
 
-def reduction(node, ctx, value, op: str, channels: int, size: tuple[int, int]) -> None:
+def reduction(node, ctx, value, op: str, channels: int, size: tuple[int, int], keep: bool = True) -> None:
     if value.layer == "image":
         raise ctx.refuse(node, "it reduces the input image; supported: a reduction of a feature map")
     draft = ctx.add(Draft(id=ctx.new_id(), op=op, inputs=(value.layer,), channels=channels, size=size,
                           total_stride=ctx.total_stride_of(value.layer), source=node.output[0]))
-    ctx.set_value(node.output[0], Map(draft.id, value.layout, draft.version))
+    ctx.set_value(node.output[0], Map(draft.id, value.layout, draft.version) if keep
+                  else Unchanneled(draft.id, draft.version, value.layout))
 
 
 def reduced(node, ctx, what: str):
@@ -100,20 +101,20 @@ def reduced(node, ctx, what: str):
     found = None if axes is None else {int(a) % 4 for a in np.asarray(axes).reshape(-1)}
     spatial, channel = ({2, 3}, {1}) if value.layout == "NCHW" else ({1, 2}, {3})
     keep = bool(int(attrs.get("keepdims", 1)))
-    if found == channel and keep:
+    if found == channel:
         return value, "channels", keep
     if found == spatial:
         return value, "spatial", keep
     raise ctx.refuse(node, f"a {what} over axes {None if axes is None else sorted(found)} of an {value.layout} map"
                            f"{'' if keep else ', dropping them'}; supported: over its two spatial axes, or over its "
-                           "channels keeping the axis")
+                           "channels")
 
 
 @converter("ReduceMean", 1, 11, 13, 18)
 def reduce_mean(node, ctx) -> None:
     value, axes, keep = reduced(node, ctx, "mean")
     if axes == "channels":
-        reduction(node, ctx, value, "channel_mean", 1, ctx.size_of(value.layer))
+        reduction(node, ctx, value, "channel_mean", 1, ctx.size_of(value.layer), keep)
         return
     ctx.set_value(node.output[0], Pooled(value.layer, value.version, rank=4 if keep else 2, linear=False))
 
@@ -122,7 +123,7 @@ def reduce_mean(node, ctx) -> None:
 def reduce_max(node, ctx) -> None:
     value, axes, keep = reduced(node, ctx, "maximum")
     if axes == "channels":
-        reduction(node, ctx, value, "channel_max", 1, ctx.size_of(value.layer))
+        reduction(node, ctx, value, "channel_max", 1, ctx.size_of(value.layer), keep)
     elif not keep:
         raise ctx.refuse(node, "a global max pool dropping its spatial axes; supported: keeping them (a gate's branch)")
     else:

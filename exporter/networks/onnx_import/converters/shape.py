@@ -9,7 +9,8 @@ from dataclasses import replace
 import numpy as np
 
 from interactive_trt.exporter.networks.onnx_import.builder import (
-    Dense, Draft, Flat, Grouped, Map, Padded, Pooled, Probabilities, Rows, describe,
+    Dense, Draft, Flat, GateVector, Grouped, Map, Padded, Parts, Pooled, Probabilities, Rows, Unchanneled,
+    describe,
 )
 from interactive_trt.exporter.networks.onnx_import.converters.registry import attributes, converter
 
@@ -20,7 +21,7 @@ SWAPS = {("NCHW", (0, 2, 3, 1)): "NHWC", ("NHWC", (0, 3, 1, 2)): "NCHW"}
 def transpose(node, ctx) -> None:
     value = ctx.value(node, 0)
     rank = 2 if isinstance(value, (Dense, Flat)) or isinstance(value, Pooled) and value.rank == 2 else 4
-    rank = 5 if isinstance(value, Grouped) else rank
+    rank = 5 if isinstance(value, Grouped) else len(value.axes) if isinstance(value, GateVector) else rank
     perm = tuple(int(p) for p in attributes(node).get("perm", range(rank - 1, -1, -1)))
     if perm == tuple(range(rank)):
         ctx.set_value(node.output[0], value)
@@ -28,6 +29,8 @@ def transpose(node, ctx) -> None:
         ctx.set_value(node.output[0], replace(value, layout=SWAPS[(value.layout, perm)]))
     elif isinstance(value, Pooled) and value.rank == 4 and perm[0] == 0:
         ctx.set_value(node.output[0], value)  # a 1x1 map: only the channel axis moves
+    elif isinstance(value, GateVector) and sorted(perm) == list(range(len(value.axes))):
+        gate_axes(node, ctx, value, tuple(value.axes[axis] for axis in perm))
     elif isinstance(value, Grouped) and perm == (0, 2, 1, 3, 4) and not value.transposed:
         ctx.set_value(node.output[0], replace(value, transposed=True))
     else:
@@ -115,6 +118,10 @@ def reshape(node, ctx) -> None:
     if len(target) == 2 and target[0] in (batch, -1) and target[1] in (total, -1) and target != [-1, -1]:
         ctx.set_value(node.output[0], flatten_value(node, ctx, value))
         return
+    if isinstance(value, Dense) and ctx.is_pooled(value.layer) and len(target) == 4 and \
+            target[0] in (batch, -1, 0) and sorted(target[1:]) == [1, 1, total]:
+        gate_axes(node, ctx, value, ("N", *("C" if size == total else "1" for size in target[1:])))
+        return
     if isinstance(value, Pooled) and len(target) == 4 and target[0] in (batch, -1, 0) and \
             sorted(target[1:]) == [1, 1, total]:
         ctx.set_value(node.output[0], replace(value, rank=4))
@@ -160,8 +167,16 @@ def squeeze(node, ctx) -> None:
         squeezed = replace(scores, rank=2)
         ctx.set_value(node.output[0], Probabilities(squeezed) if isinstance(value, Probabilities) else squeezed)
         return
-    raise ctx.refuse(node, f"squeezing axes {axes} of {describe(value)}; supported: the 1x1 spatial axes of a "
-                           "globally pooled map")
+    if isinstance(value, Pooled) and value.rank == 4 and not value.linear and axes is not None and \
+            ctx.feeds_gates_only(node.output[0]):
+        gate = ctx.gap_of(node, value)  # ECA's squeeze(-1) on the way to its 1-D conv across the channels
+        shape, channels = ctx.shapes.get(node.input[0]), ctx.channels_of(value.layer)
+        last = shape and len(shape) == 4 and shape[3] == channels != shape[1]
+        names = ("N", "1", "1", "C") if last else ("N", "C", "1", "1")
+        gate_axes(node, ctx, gate, tuple(name for axis, name in enumerate(names) if axis not in {a % 4 for a in axes}))
+        return
+    raise ctx.refuse(node, f"squeezing axes {axes} of {describe(value)}; supported: both 1x1 spatial axes of a "
+                           "globally pooled map, or any of them in a gate's branch")
 
 
 @converter("Unsqueeze", 1, 11, 13, 21, 23, 24)
@@ -171,7 +186,57 @@ def unsqueeze(node, ctx) -> None:
     if isinstance(value, Pooled) and value.rank == 2 and axes is not None and len(axes) == 2:
         ctx.set_value(node.output[0], replace(value, rank=4))
         return
+    if isinstance(value, Unchanneled) and axes is not None and len(axes) == 1 and \
+            axes[0] % 4 == (1 if value.layout == "NCHW" else 3):
+        ctx.set_value(node.output[0], Map(value.layer, value.layout, value.version))
+        return
+    if axes is not None and (isinstance(value, GateVector) or isinstance(value, Dense) and ctx.is_pooled(value.layer)):
+        names = list(value.axes if isinstance(value, GateVector) else ("N", "C"))
+        rank = len(names) + len(axes)
+        if rank <= 4 and len({axis % rank for axis in axes}) == len(axes):
+            for axis in sorted(axis % rank for axis in axes):
+                names.insert(axis, "1")
+            gate_axes(node, ctx, value, tuple(names))
+            return
     raise ctx.refuse(node, f"unsqueezing axes {axes} of {describe(value)}; supported: back to N x C x 1 x 1")
+
+
+def gate_axes(node, ctx, value, names: tuple) -> None:
+    """A gate's vector with its axes named: N x C x 1 x 1 or N x 1 x 1 x C is its 1 x 1 map again, in
+    that layout; three axes wait for the next Unsqueeze."""
+    layouts = {("N", "C", "1", "1"): "NCHW", ("N", "1", "1", "C"): "NHWC"}
+    if names in layouts:
+        ctx.set_value(node.output[0], Map(value.layer, layouts[names], value.version))
+    elif names == ("N", "C"):
+        ctx.set_value(node.output[0], Dense(value.layer, value.version))
+    elif len(names) == 3 and sorted(names) == ["1", "C", "N"] and names[0] == "N":
+        ctx.set_value(node.output[0], GateVector(value.layer, value.version, names))
+    else:
+        raise ctx.refuse(node, f"a gate's vector viewed as {' x '.join(names)}; supported: N x C x 1 x 1 or "
+                               "N x 1 x 1 x C")
+
+
+@converter("Expand", 8, 13)
+def expand(node, ctx) -> None:
+    """`x * gate.expand_as(x)` (SENet's and CBAM's reference code): a product broadcasts the gate the same
+    way, so the expanded gate is the gate, where every reader is such a product."""
+    value = ctx.value(node, 0)
+    target = [int(v) for v in np.asarray(ctx.require_const(node, 1, "shape")).reshape(-1)]
+    if isinstance(value, Map):
+        channels, (height, width) = ctx.channels_of(value.layer), ctx.size_of(value.layer)
+        shape = (ctx.batch, channels, height, width) if value.layout == "NCHW" else (ctx.batch, height, width, channels)
+        rank = max(len(shape), len(target))
+        padded = [1] * (rank - len(shape)) + list(shape)
+        wanted = [1] * (rank - len(target)) + target
+        if all(size == other or other == 1 for size, other in zip(padded, wanted)):
+            ctx.set_value(node.output[0], value)  # the shape it already has
+            return
+        readers = ctx.consumers.get(node.output[0], [])
+        if readers and node.output[0] not in ctx.outputs and all(ctx.is_gate_product(r) for r in readers):
+            ctx.set_value(node.output[0], value)
+            return
+    raise ctx.refuse(node, f"expanding {describe(value)} to {target}; supported: a gate expanded to the shape of the "
+                           "map it multiplies")
 
 
 @converter("Pad", 2, 11, 13, 18, 19, 21, 23, 24)
@@ -248,6 +313,45 @@ def split(node, ctx) -> None:
         if output:
             channel_slice(node, ctx, value, start, start + size, output)
         start += size
+
+
+@converter("SplitToSequence", 11, 24)
+def split_to_sequence(node, ctx) -> None:
+    value = ctx.value(node, 0)
+    attrs = attributes(node)
+    channel_axis_of(node, ctx, value, int(attrs.get("axis", 0)))
+    channels = ctx.channels_of(value.layer)
+    split = ctx.optional_const(node, 1, "split sizes")
+    if split is None:
+        if not int(attrs.get("keepdims", 1)):
+            raise ctx.refuse(node, "it removes the channel axis (keepdims=0); supported: parts that keep it")
+        sizes = [1] * channels
+    elif np.ndim(split) == 0:
+        step = int(split)
+        if step <= 0:
+            raise ctx.refuse(node, f"parts of {step} channels")
+        sizes = [min(step, channels - start) for start in range(0, channels, step)]
+    else:
+        sizes = [int(size) for size in np.asarray(split).reshape(-1)]
+        if sum(sizes) != channels or min(sizes, default=0) <= 0:
+            raise ctx.refuse(node, f"parts {sizes} of {channels} channels")
+    maps, start = [], 0
+    for index, size in enumerate(sizes):
+        channel_slice(node, ctx, value, start, start + size, f"{node.output[0]}[{index}]")
+        maps.append(ctx.values[f"{node.output[0]}[{index}]"])
+        start += size
+    ctx.set_value(node.output[0], Parts(tuple(maps)))
+
+
+@converter("SequenceAt", 11)
+def sequence_at(node, ctx) -> None:
+    parts = ctx.value(node, 0)
+    if not isinstance(parts, Parts):
+        raise ctx.refuse(node, f"it reads {describe(parts)}; supported: a part of a map's channels (SplitToSequence)")
+    index = int(np.asarray(ctx.require_const(node, 1, "position")).reshape(-1)[0])
+    if not -len(parts.maps) <= index < len(parts.maps):
+        raise ctx.refuse(node, f"position {index} of {len(parts.maps)} parts")
+    ctx.set_value(node.output[0], parts.maps[index])
 
 
 @converter("Slice", 10, 11, 13)

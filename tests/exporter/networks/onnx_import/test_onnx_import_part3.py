@@ -8,6 +8,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import onnx
 import pytest
 import torch
 
@@ -23,7 +24,8 @@ import onnx_builders as build
 CASES = [("efficientnet_b0", "folded"), ("efficientnet_b0", "unfolded"), ("mobilenetv3", "folded"),
          ("mobilenetv3", "unfolded"), ("convnext", "folded"), ("densenet", "unfolded"),
          ("shufflenetv2", "folded"), ("inceptionv3", "folded"), ("cbam", "folded"), ("regnety", "folded"),
-         ("resnext", "unfolded"), ("googlenet", "folded"), ("mnasnet", "folded"), ("efficientnetv2", "folded")]
+         ("resnext", "unfolded"), ("googlenet", "folded"), ("mnasnet", "folded"), ("efficientnetv2", "folded"),
+         ("cbam_reference", "folded"), ("se_linear", "unfolded"), ("eca", "folded")]
 # what each family's graph must hold once imported: the ops of part 3 it exercises
 HOLDS = {"efficientnet_b0": {"gap", "mul", "silu", "sigmoid"},
          "mobilenetv3": {"gap", "mul", "hardswish", "hardsigmoid"},
@@ -32,7 +34,9 @@ HOLDS = {"efficientnet_b0": {"gap", "mul", "silu", "sigmoid"},
          "cbam": {"gap", "gmp", "channel_mean", "channel_max", "mul", "sigmoid"},
          "regnety": {"grouped", "gap", "mul", "sigmoid", "relu"}, "resnext": {"grouped", "add", "relu"},
          "googlenet": {"ceil-mode", "concat", "maxpool"}, "mnasnet": {"gap", "mul", "relu"},
-         "efficientnetv2": {"silu", "gap", "mul", "add"}}
+         "efficientnetv2": {"silu", "gap", "mul", "add"},
+         "cbam_reference": {"gap", "gmp", "channel_mean", "channel_max", "mul", "sigmoid"},
+         "se_linear": {"gap", "mul", "sigmoid", "relu"}, "eca": {"gap", "mul", "sigmoid"}}
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +100,7 @@ def test_family_imports_exactly_and_its_graph_equals_autograd(family_files, phot
 
 
 @pytest.mark.parametrize("name", ["efficientnet_b0", "convnext", "cbam", "regnety", "resnext", "mnasnet",
-                                  "efficientnetv2"])
+                                  "efficientnetv2", "eca", "se_linear", "cbam_reference"])
 def test_family_exports_and_verifies_on_every_installed_runtime(family_files, tmp_path, name):
     from interactive_trt.exporter.onnx.export import export_model
     from interactive_trt.exporter.onnx.request import IMPORTED, ExportRequest
@@ -254,17 +258,29 @@ def test_written_out_layernorms_mish_selu_and_spatial_gates(name, opset, holds, 
     assert_graph_equals_autograd(spec, imported.weights, batch)
 
 
-@pytest.mark.parametrize("name", ["efficientnet_b0", "shufflenetv2", "convnext"])
-def test_the_dynamo_exporters_files(name, tmp_path):
-    """torch.onnx's dynamo exporter (a fixed batch: torch.export refuses a dynamic one on these layouts,
-    "Invalid ranges [2:1]") writes other names and node orders, and ConvNeXt's flattened pool as a Reshape
-    to [-1] and a Gather of every index (as_strided); the import reads them exactly."""
+def dynamo_file(name: str, path, optimize: bool):
+    """The family's file from torch.onnx's dynamo exporter, at a fixed batch (torch.export refuses a dynamic
+    one on these layouts, "Invalid ranges [2:1]")."""
     pytest.importorskip("onnxscript", reason="torch.onnx's dynamo exporter needs onnxscript (the dev extra has it)")
-    path = tmp_path / f"{name}.onnx"
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(families.FAMILIES[name](), (torch.zeros(1, 3, 224, 224),), str(path), dynamo=True,
-                          optimize=True, input_names=["input"], output_names=["logits"], opset_version=18)
+                          optimize=optimize, input_names=["input"], output_names=["logits"], opset_version=18)
+    return path
+
+
+@pytest.mark.parametrize("name, optimize", [("efficientnet_b0", True), ("shufflenetv2", True), ("convnext", True),
+                                            ("shufflenetv2", False), ("cbam_reference", False), ("eca", False)])
+def test_the_dynamo_exporters_files(name, optimize, tmp_path):
+    """The dynamo exporter writes other names and node orders, and ConvNeXt's flattened pool as a Reshape to
+    [-1] and a Gather of every index (as_strided). optimize=False leaves what onnxscript's optimiser would
+    fold: a Cast and Expand giving each bias-free conv a zero bias (CastLike, inlined after ONNX Runtime's
+    first folding pass, so the import folds twice), and chunk as SplitToSequence and SequenceAt. The import
+    reads them all exactly."""
+    path = dynamo_file(name, tmp_path / f"{name}.onnx", optimize)
+    if not optimize:
+        written = {node.op_type for node in onnx.load(str(path)).graph.node}
+        assert {"CastLike", "Expand"} <= written and (name != "shufflenetv2" or "SplitToSequence" in written)
     imported = import_onnx(path)
     assert HOLDS[name] <= kinds(imported.spec)
     assert all(report.passed for report in verify_against_source(imported, ()))

@@ -94,6 +94,29 @@ def erf(g, x):
     return g.one("Erf", [x], name="erf"), 8
 
 
+def expanded_into_a_conv(g, x):
+    """A gate expanded to the map's shape and read by a conv: no longer a broadcast the product would make."""
+    gate = g.one("Sigmoid", [g.conv(g.one("GlobalAveragePool", [x]), 8, 8, 1, name="gate_conv")], name="gate")
+    wide = g.one("Expand", [gate, g.const(np.array([1, 8, 112, 112], np.int64))], name="expand")
+    return g.one("Add", [x, g.conv(wide, 8, 8, 3, pads=(1, 1, 1, 1), name="reads_expanded")], name="sum"), 8
+
+
+def dilated_channel_conv(g, x):
+    """ECA's 1-D conv along the channels, dilated: a band matrix too, but refused as dilated convs are."""
+    vector = g.one("Squeeze", [g.one("GlobalAveragePool", [x]), g.const(np.array([3], np.int64))], name="squeeze")
+    across = g.one("Transpose", [vector], perm=[0, 2, 1])
+    across = g.one("Conv", [across, g.weight(1, 1, 3)], name="eca_conv", kernel_shape=[3], dilations=[2], pads=[2, 2])
+    gate = g.one("Sigmoid", [g.one("Unsqueeze", [g.one("Transpose", [across], perm=[0, 2, 1]),
+                                                 g.const(np.array([3], np.int64))])])
+    return g.one("Mul", [x, gate], name="gating"), 8
+
+
+def split_dropping_the_axis(g, x):
+    parts = g.one("SplitToSequence", [x], name="split", axis=1, keepdims=0)
+    return g.one("Unsqueeze", [g.one("SequenceAt", [parts, g.const(np.array(0, np.int64))]),
+                               g.const(np.array([1], np.int64))]), 1
+
+
 @pytest.mark.parametrize("middle, weight_input, second_input, pattern", [
     (lstm, False, False, r"node 'lstm' \(LSTM\): a recurrent layer, not a CNN layer" + SUPPORTED),
     (resize, False, False, r"node 'upsample' \(Resize\): resampling has no connection sets" + ".*" + SUPPORTED),
@@ -109,8 +132,15 @@ def erf(g, x):
     (nothing, True, False, r"graph input 'stem_weight' \[8, 3, 3, 3\] is a second input; supported: one input, "
                            r"the image \('image'\), with every weight stored as an initializer"),
     (nothing, False, True, r"graph input 'mask' \[1, 8, 112, 112\] is a second input"),
+    (expanded_into_a_conv, False, False, r"node 'expand' \(Expand\): expanding a feature map to \[1, 8, 112, 112\]; "
+                                         r"supported: a gate expanded to the shape of the map it multiplies"),
+    (dilated_channel_conv, False, False, r"node 'eca_conv' \(Conv\): a convolution with weight \[1, 1, 3\] of a "
+                                         r"gate's vector viewed as N x 1 x C; supported: one 1-D filter along the "
+                                         r"channels, N x 1 x C, stride and dilation 1"),
+    (split_dropping_the_axis, False, False, r"node 'split' \(SplitToSequence\): it removes the channel axis "
+                                            r"\(keepdims=0\); supported: parts that keep it"),
 ], ids=["lstm", "resize", "dilation", "shrink", "mismatched-product", "norm-over-everything", "erf", "weights-as-inputs",
-        "second-input"])
+        "second-input", "expanded-gate-into-a-conv", "dilated-channel-conv", "split-dropping-the-axis"])
 def test_refusals_name_the_node_its_op_and_what_is_supported(tmp_path, middle, weight_input, second_input, pattern):
     opset = 17 if middle is norm_over_everything else 13
     path = build.save(network(middle, opset, weight_input, second_input), tmp_path / "net.onnx")
@@ -202,17 +232,18 @@ def test_a_raveled_pooled_vector_is_read_only_back_in_order(tmp_path, order, pat
 @pytest.mark.parametrize("op, pattern", [
     ("GlobalMaxPool", r"node 'pool' \(GlobalMaxPool\): a global max pool does not commute with the classifier "
                       r"\(use a global average pool\); supported: a global max pool in a gate's branch"),
-    ("ReduceMax", r"node 'pool' \(ReduceMax\): a maximum over axes \[1\] of an NCHW map, dropping them; "
-                  r"supported: over its two spatial axes, or over its channels keeping the axis"),
+    ("ReduceMax", r"node 'flat' \(Flatten\): it reads 'pool:0', a map reduced over its channels with the axis "
+                  r"dropped; supported: an Unsqueeze that puts the axis back"),
 ])
 def test_a_global_max_pool_is_read_in_gates_only(tmp_path, op, pattern):
     """CBAM's global max pool and channel maximum are gate branches; before the classifier a max pool does
-    not commute with it, and a reduction that drops the channel axis is no map."""
+    not commute with it, and a reduction that drops the channel axis is a map only once an Unsqueeze puts
+    the axis back."""
     def head(g, x):
         if op == "GlobalMaxPool":
             x = g.one("Flatten", [g.one("GlobalMaxPool", [x], name="pool")])
         else:
-            x = g.one("Flatten", [g.one("ReduceMax", [x], name="pool", axes=[1], keepdims=0)])
+            x = g.one("Flatten", [g.one("ReduceMax", [x], name="pool", axes=[1], keepdims=0)], name="flat")
         return g.one("Gemm", [x, g.weight(1000, 8 if op == "GlobalMaxPool" else 49), g.bias(1000)], transB=1)
 
     with pytest.raises(OnnxImportError, match=pattern):
