@@ -71,30 +71,46 @@ class EfficientNetB0(nn.Module):
         return self.classifier(torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1))
 
 
+class HandHardsigmoid(nn.Module):
+    """relu6(x + 3) / 6, as MobileNetV3 code from before torch had nn.Hardsigmoid writes it."""
+
+    def forward(self, x):
+        return F.relu6(x + 3.0) / 6.0
+
+
+class HandHardswish(nn.Module):
+    """x * relu6(x + 3) / 6 (the product first, then the division, as timm's hard_swish)."""
+
+    def forward(self, x):
+        return x * F.relu6(x + 3.0) / 6.0
+
+
 class MobileNetV3(nn.Module):
     """MobileNetV3-Small's layout: Hardswish and ReLU, squeeze-and-excitation with Hardsigmoid, and its MLP
-    head after the pool (Linear, Hardswish, Dropout, Linear), or a single Linear."""
+    head after the pool (Linear, Hardswish, Dropout, Linear), or a single Linear; handwritten=True spells
+    both activations out with ReLU6."""
 
     BLOCKS = ((3, 1, 8, True, "RE", 2), (3, 4.5, 12, False, "RE", 2), (3, 3.7, 12, False, "RE", 1),
               (5, 4, 20, True, "HS", 2), (5, 6, 20, True, "HS", 1), (5, 3, 24, True, "HS", 1),
               (5, 6, 48, True, "HS", 2), (5, 6, 48, True, "HS", 1))
 
-    def __init__(self, classes=1000, mlp_head=True):
+    def __init__(self, classes=1000, mlp_head=True, handwritten=False):
         super().__init__()
-        layers, cin = [conv_bn(3, 8, 3, 2, act=nn.Hardswish)], 8
+        swish, sigmoid = (HandHardswish, HandHardsigmoid) if handwritten else (nn.Hardswish, nn.Hardsigmoid)
+        layers, cin = [conv_bn(3, 8, 3, 2, act=swish)], 8
         for kernel, expand, cout, se, kind, stride in self.BLOCKS:
-            act = nn.ReLU if kind == "RE" else nn.Hardswish
+            act = nn.ReLU if kind == "RE" else swish
             wide = int(round(cin * expand))
             block = [conv_bn(cin, wide, act=act)] if wide != cin else []
             block.append(conv_bn(wide, wide, kernel, stride, groups=wide, act=act))
             if se:
-                block.append(SqueezeExcite(wide, max(4, wide // 4), act=nn.ReLU, gate=nn.Hardsigmoid))
+                block.append(SqueezeExcite(wide, max(4, wide // 4), act=nn.ReLU, gate=sigmoid))
             block.append(conv_bn(wide, cout))
             layers.append(Residual(nn.Sequential(*block)) if stride == 1 and cin == cout else nn.Sequential(*block))
             cin = cout
-        layers.append(conv_bn(cin, 96, act=nn.Hardswish))
+        layers.append(conv_bn(cin, 96, act=swish))
         self.features = nn.Sequential(*layers)
-        head = [nn.Linear(96, 128), nn.Hardswish(), nn.Dropout(0.2), nn.Linear(128, classes)] if mlp_head \
+        head = [nn.Linear(96, 128), swish(), nn.Dropout(0.2), nn.Linear(128, classes)] if mlp_head \
             else [nn.Dropout(0.2), nn.Linear(96, classes)]
         self.classifier = nn.Sequential(*head)
 
@@ -533,6 +549,7 @@ FAMILIES = {
     "cbam_reference": lambda: seeded(lambda: GatedResNet(gate=CBAM(16, linear=True)), 100),
     "se_linear": lambda: seeded(lambda: GatedResNet(gate=SqueezeExciteLinear(16)), 100),
     "eca": lambda: seeded(lambda: GatedResNet(gate=EfficientChannelAttention(5)), 100),
+    "mobilenetv3_handwritten": lambda: seeded(lambda: MobileNetV3(handwritten=True), 100),
     "regnety": lambda: randomise(RegNet()),
     "resnext": lambda: randomise(RegNet(se=False, widths=(32, 64, 128), group_width=4, bottleneck=0.5)),
     "googlenet": lambda: randomise(GoogLeNet()),

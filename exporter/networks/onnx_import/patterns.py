@@ -22,8 +22,8 @@ import os
 import numpy as np
 
 FUSED = "interactive_trt.fused"
-OP_TYPES = {"silu": "SiLU", "swish": "Swish", "hardswish": "HardSwish", "gelu": "Gelu", "gelu_tanh": "Gelu", "mish": "Mish",
-            "layernorm": "LayerNormalization"}  # in refusals
+OP_TYPES = {"silu": "SiLU", "swish": "Swish", "hardswish": "HardSwish", "hardsigmoid": "HardSigmoid", "gelu": "Gelu",
+            "gelu_tanh": "Gelu", "mish": "Mish", "layernorm": "LayerNormalization"}  # in refusals
 
 
 class Graph:
@@ -211,6 +211,51 @@ def scaled_swish(g: Graph, sigmoid):
     return None
 
 
+def sixth_of(g: Graph, node, operand: str) -> bool:
+    """Whether `node` divides `operand` by 6 (or multiplies it by 1/6)."""
+    if node is None or node.op_type not in ("Div", "Mul") or len(node.input) != 2:
+        return False
+    if node.op_type == "Div":
+        return node.input[0] == operand and g.scalar(node.input[1]) == 6.0
+    other = g.other_input(node, operand)
+    return other is not None and g.scalar(other) is not None and math.isclose(g.scalar(other), 1 / 6, rel_tol=1e-6)
+
+
+def clip_bounds(g: Graph, clip) -> tuple[float | None, float | None]:
+    from onnx import helper
+
+    attrs = {a.name: helper.get_attribute_value(a) for a in clip.attribute}
+    if "min" in attrs or "max" in attrs:  # before opset 11
+        return attrs.get("min"), attrs.get("max")
+    return tuple(g.scalar(clip.input[index]) if len(clip.input) > index and clip.input[index] else None
+                 for index in (1, 2))
+
+
+def hard_sigmoid_written(g: Graph, clip):
+    """relu6(x + 3) / 6, as hand-written MobileNetV3 code spells HardSigmoid, and x times it, HardSwish, the
+    division before or after the product. Read node by node, the head's x * relu6(x + 3) / 6 would be a
+    product of two fully connected layers' outputs, which no gate is."""
+    add = g.producer.get(clip.input[0])
+    if clip_bounds(g, clip) != (0.0, 6.0) or add is None or add.op_type != "Add" or \
+            g.only_reader(add.output[0], "Clip") is not clip:
+        return None
+    x = next((name for name in add.input if g.scalar(g.other_input(add, name) or "") == 3.0), None)
+    readers = g.readers.get(clip.output[0], [])
+    if x is None or g.scalar(x) is not None or clip.output[0] in g.outputs or len(readers) != 1:
+        return None
+    after = readers[0]
+    if sixth_of(g, after, clip.output[0]):
+        product = g.only_reader(after.output[0], "Mul")
+        if product is not None and g.other_input(product, after.output[0]) == x:
+            return [add, clip, after, product], "hardswish", {"x": x}
+        return [add, clip, after], "hardsigmoid", {"x": x, "alpha": 1 / 6, "beta": 0.5}
+    if after.op_type == "Mul" and g.other_input(after, clip.output[0]) == x:
+        readers = g.readers.get(after.output[0], [])
+        if len(readers) == 1 and after.output[0] not in g.outputs and sixth_of(g, readers[0], after.output[0]):
+            return [add, clip, after, readers[0]], "hardswish", {"x": x}
+    return None
+
+
 def matches(g: Graph, node):
     if node.op_type == "Sigmoid":
         return product_with_input(g, node, "silu") or scaled_swish(g, node)
@@ -220,6 +265,8 @@ def matches(g: Graph, node):
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         if math.isclose(attrs.get("alpha", 0.2), 1 / 6, rel_tol=1e-6) and attrs.get("beta", 0.5) == 0.5:
             return product_with_input(g, node, "hardswish")
+    if node.op_type == "Clip":
+        return hard_sigmoid_written(g, node)
     if node.op_type == "Erf":
         return gelu_erf(g, node)
     if node.op_type == "Tanh":
@@ -259,7 +306,7 @@ def fuse_activations(model) -> int:
             options = extra[0] if extra else {}
             made = [helper.make_node(OP_TYPES[kind], [options.get("x", members[0].input[0])], [last.output[0]],
                                      name=name, domain=FUSED, kind=kind,
-                                     **({"alpha": float(options["alpha"])} if "alpha" in options else {}))]
+                                     **{key: float(options[key]) for key in ("alpha", "beta") if key in options})]
         for member in members:
             replaced[position[id(member)]] = made if member is last else []
     if not replaced:

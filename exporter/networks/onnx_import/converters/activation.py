@@ -159,4 +159,4 @@ def gelu(node, ctx) -> None:
 def fused(node, ctx) -> None:
     """An activation that the file writes as several nodes (patterns.py)."""
     attrs = attributes(node)
-    activate(node, ctx, attrs["kind"], float(attrs.get("alpha", 0.0)))
+    activate(node, ctx, attrs["kind"], float(attrs.get("alpha", 0.0)), float(attrs.get("beta", 0.0)))

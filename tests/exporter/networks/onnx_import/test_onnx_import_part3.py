@@ -25,7 +25,8 @@ CASES = [("efficientnet_b0", "folded"), ("efficientnet_b0", "unfolded"), ("mobil
          ("mobilenetv3", "unfolded"), ("convnext", "folded"), ("densenet", "unfolded"),
          ("shufflenetv2", "folded"), ("inceptionv3", "folded"), ("cbam", "folded"), ("regnety", "folded"),
          ("resnext", "unfolded"), ("googlenet", "folded"), ("mnasnet", "folded"), ("efficientnetv2", "folded"),
-         ("cbam_reference", "folded"), ("se_linear", "unfolded"), ("eca", "folded")]
+         ("cbam_reference", "folded"), ("se_linear", "unfolded"), ("eca", "folded"),
+         ("mobilenetv3_handwritten", "unfolded")]
 # what each family's graph must hold once imported: the ops of part 3 it exercises
 HOLDS = {"efficientnet_b0": {"gap", "mul", "silu", "sigmoid"},
          "mobilenetv3": {"gap", "mul", "hardswish", "hardsigmoid"},
@@ -36,7 +37,8 @@ HOLDS = {"efficientnet_b0": {"gap", "mul", "silu", "sigmoid"},
          "googlenet": {"ceil-mode", "concat", "maxpool"}, "mnasnet": {"gap", "mul", "relu"},
          "efficientnetv2": {"silu", "gap", "mul", "add"},
          "cbam_reference": {"gap", "gmp", "channel_mean", "channel_max", "mul", "sigmoid"},
-         "se_linear": {"gap", "mul", "sigmoid", "relu"}, "eca": {"gap", "mul", "sigmoid"}}
+         "se_linear": {"gap", "mul", "sigmoid", "relu"}, "eca": {"gap", "mul", "sigmoid"},
+         "mobilenetv3_handwritten": {"gap", "mul", "hardswish", "hardsigmoid"}}
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +121,7 @@ def test_family_exports_and_verifies_on_every_installed_runtime(family_files, tm
     assert all(report["passed"] for report in manifest.verification["reports"])
 
 
-@pytest.mark.parametrize("name", ["mobilenetv3", "convnext"])
+@pytest.mark.parametrize("name", ["mobilenetv3", "convnext", "mobilenetv3_handwritten"])
 def test_a_head_of_more_than_one_linear_layer_is_applied_per_position(family_files, photos, name):
     """INTERACTIVE.md, "Any CNN, part 3", heads: T is the map before the pool; the class scores are the head of
     the pooled T (the network as trained); the head at every position of T gives the score map whose layer
@@ -127,10 +129,10 @@ def test_a_head_of_more_than_one_linear_layer_is_applied_per_position(family_fil
     from interactive_trt.exporter.interactive.forward import apply_head, class_scores, run_forward, weight_tensors
 
     _, files = family_files
-    imported = import_onnx(files[(name, "folded")])
+    imported = import_onnx(next(path for (family, _), path in files.items() if family == name))
     spec = imported.spec
     assert spec.head_pooled and spec.last_layer == spec.head_input
-    assert [layer.op for layer in spec.head_chain()] == (["conv", "conv"] if name == "mobilenetv3"
+    assert [layer.op for layer in spec.head_chain()] == (["conv", "conv"] if name.startswith("mobilenetv3")
                                                          else ["layernorm", "conv"])
     params = weight_tensors(spec, imported.weights)
     image = torch.from_numpy(prepare(photos["coffee"], (224, 224), spec.preprocessing)[None])
@@ -306,6 +308,37 @@ def test_gelus_tanh_form_with_pow_as_tf2onnx_writes_keras(halved, tmp_path, phot
                                       tmp_path / "gelu_pow.onnx"))
     spec = imported.spec
     assert "gelu_tanh" in kinds(spec) and not {"tanh", "affine"} & kinds(spec), kinds(spec)
+    assert all(report.passed for report in verify_against_source(imported, ()))
+    batch = prepare(photos["chelsea"], (224, 224), spec.preprocessing)[None]
+    assert_graph_equals_autograd(spec, imported.weights, batch)
+
+
+@pytest.mark.parametrize("order", ["divided-gate", "divided-product", "times-a-sixth", "gate-alone"])
+def test_hardswish_and_hardsigmoid_written_with_relu6(order, tmp_path, photos):
+    """x * relu6(x + 3) / 6 with the division before or after the product, or as a product by 1/6, is one
+    HardSwish, and relu6(x + 3) / 6 alone one HardSigmoid, also where x is read again (in the head, after
+    a fully connected layer, a product of the layer's output with itself would be refused)."""
+    g = build.GraphWriter(seed=7)
+    six, three = g.const(np.float32(6.0)), g.const(np.float32(3.0))
+
+    def written(x):
+        clipped = g.one("Clip", [g.one("Add", [x, three]), g.const(np.float32(0.0)), six])
+        if order == "divided-product":
+            return g.one("Div", [g.one("Mul", [x, clipped]), six])
+        gate = g.one("Mul", [g.const(np.float32(1 / 6)), clipped]) if order == "times-a-sixth" \
+            else g.one("Div", [clipped, six])
+        return gate if order == "gate-alone" else g.one("Mul", [x, gate])
+
+    x = written(g.conv("image", 3, 8, 3, 2, pads=(1, 1, 1, 1), name="stem"))
+    x = g.one("Relu", [g.conv(x, 8, 16, 3, 2, pads=(1, 1, 1, 1), name="top")])
+    x = g.one("Flatten", [g.one("GlobalAveragePool", [x])])
+    x = written(g.one("Gemm", [x, g.weight(32, 16), g.bias(32)], transB=1))
+    out = g.one("Gemm", [x, g.weight(1000, 32), g.bias(1000)], transB=1)
+    imported = import_onnx(build.save(g.model("image", [1, 3, 224, 224], out, 13, producer="pytorch"),
+                                      tmp_path / "hardswish.onnx"))
+    spec = imported.spec
+    expected = "hardsigmoid" if order == "gate-alone" else "hardswish"
+    assert [layer.activation for layer in spec.layers if layer.op == "conv"][0::2] == [expected, expected]
     assert all(report.passed for report in verify_against_source(imported, ()))
     batch = prepare(photos["chelsea"], (224, 224), spec.preprocessing)[None]
     assert_graph_equals_autograd(spec, imported.weights, batch)
