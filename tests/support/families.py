@@ -524,6 +524,23 @@ class GatedResNet(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.top(x), 1), 1))
 
 
+class PoolWrittenOut(nn.Module):
+    """A small CNN whose global average pool is written as user code writes it: `adaptive_avg_pool2d(x, 1)
+    .squeeze(-1).squeeze(-1)` (one axis at a time) or `x.flatten(2).mean(-1)`."""
+
+    def __init__(self, form, classes=1000):
+        super().__init__()
+        self.form = form
+        self.features = nn.Sequential(conv_bn(3, 16, 3, 2, act=nn.ReLU), conv_bn(16, 32, 3, 2, act=nn.ReLU))
+        self.fc = nn.Linear(32, classes)
+
+    def forward(self, x):
+        x = self.features(x)
+        if self.form == "squeeze_twice":
+            return self.fc(F.adaptive_avg_pool2d(x, 1).squeeze(-1).squeeze(-1))
+        return self.fc(x.flatten(2).mean(-1))
+
+
 randomise = randomise_batchnorm  # seeded weights, random BatchNorm statistics and LayerNorm affines
 
 

@@ -90,6 +90,15 @@ class Unchanneled:
 
 
 @dataclass(frozen=True)
+class Positions:
+    """An NCHW map with its positions in one axis, N x C x HW, as `x.flatten(2)` writes it on the way to a
+    mean over them (a global average pool)."""
+
+    layer: str
+    version: int
+
+
+@dataclass(frozen=True)
 class Grouped:
     """A map's channels viewed as groups x (C / groups), N x g x C/g x H x W, on the way to ShuffleNet's
     channel shuffle (Reshape, Transpose of the two group axes, Reshape back)."""
@@ -377,7 +386,8 @@ def describe(value) -> str:
              Dense: "the output of a fully connected layer", Pooled: "a globally pooled vector",
              Rows: "a map's positions as rows", Grouped: "a map's channels in groups",
              Probabilities: "a softmax", Parts: "a sequence of a map's channel parts",
-             GateVector: "a gate's vector", Unchanneled: "a map reduced over its channels, the axis dropped"}
+             GateVector: "a gate's vector", Unchanneled: "a map reduced over its channels, the axis dropped",
+             Positions: "a map with its positions in one axis"}
     return kinds.get(type(value), "a constant")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from interactive_trt.exporter.networks.onnx_import.builder import Draft, Map, Pooled, Unchanneled
+from interactive_trt.exporter.networks.onnx_import.builder import Draft, Map, Pooled, Positions, Unchanneled
 from interactive_trt.exporter.networks.onnx_import.converters.conv import window
 from interactive_trt.exporter.networks.onnx_import.converters.registry import attributes, converter
 
@@ -112,6 +112,17 @@ def reduced(node, ctx, what: str):
 
 @converter("ReduceMean", 1, 11, 13, 18)
 def reduce_mean(node, ctx) -> None:
+    positions = ctx.value(node, 0)
+    if isinstance(positions, Positions):  # x.flatten(2).mean(-1): a global average pool
+        axes = attributes(node).get("axes")
+        if len(node.input) > 1 and node.input[1]:
+            axes = ctx.require_const(node, 1, "axes")
+        if axes is None or [int(a) % 3 for a in np.asarray(axes).reshape(-1)] != [2]:
+            raise ctx.refuse(node, f"a mean over axes {axes} of a map with its positions in one axis; supported: "
+                                   "over the positions (the last axis)")
+        keep = bool(int(attributes(node).get("keepdims", 1)))
+        ctx.set_value(node.output[0], Pooled(positions.layer, positions.version, rank=3 if keep else 2, linear=False))
+        return
     value, axes, keep = reduced(node, ctx, "mean")
     if axes == "channels":
         reduction(node, ctx, value, "channel_mean", 1, ctx.size_of(value.layer), keep)

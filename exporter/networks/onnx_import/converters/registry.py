@@ -27,8 +27,9 @@ REASONS = {
                                                                                 "ConvTranspose", "DepthToSpace",
                                                                                 "SpaceToDepth")},
     "LRN": "local response normalisation is not in the vocabulary",
-    "InstanceNormalization": "a normalisation over space, not in the vocabulary (BatchNormalization and "
-                             "LayerNormalization over channels are)",
+    **{op: "a normalisation over space (torch.onnx writes GroupNorm as InstanceNormalization), not in the "
+           "vocabulary (BatchNormalization and LayerNormalization over channels are)"
+       for op in ("InstanceNormalization", "GroupNormalization")},
 }
 
 

@@ -9,8 +9,8 @@ from dataclasses import replace
 import numpy as np
 
 from interactive_trt.exporter.networks.onnx_import.builder import (
-    Dense, Draft, Flat, GateVector, Grouped, Map, Padded, Parts, Pooled, Probabilities, Rows, Unchanneled,
-    describe,
+    Dense, Draft, Flat, GateVector, Grouped, Map, Padded, Parts, Pooled, Positions, Probabilities, Rows,
+    Unchanneled, describe,
 )
 from interactive_trt.exporter.networks.onnx_import.converters.registry import attributes, converter
 
@@ -115,6 +115,10 @@ def reshape(node, ctx) -> None:
         return
     if isinstance(value, (Map, Grouped)) and channel_groups(node, ctx, value, target):
         return
+    if isinstance(value, Map) and value.layout == "NCHW" and len(target) == 3 and target[0] in (batch, -1) and \
+            target[1] in (ctx.channels_of(value.layer), 0) and target[2] in (total // ctx.channels_of(value.layer), -1):
+        ctx.set_value(node.output[0], Positions(value.layer, value.version))  # x.flatten(2)
+        return
     if len(target) == 2 and target[0] in (batch, -1) and target[1] in (total, -1) and target != [-1, -1]:
         ctx.set_value(node.output[0], flatten_value(node, ctx, value))
         return
@@ -158,6 +162,19 @@ def axes_of(node, ctx) -> list[int] | None:
     return None if axes is None else [int(a) for a in np.asarray(axes).reshape(-1)]
 
 
+def squeezable(ctx, name: str, value, axes: list[int]) -> bool:
+    """Whether `axes` are 1 x 1 spatial axes of the pooled tensor `name` (not its batch or channels) and
+    taking them leaves N x C or N x C x 1 (`squeeze(-1).squeeze(-1)`, one axis at a time)."""
+    shape = ctx.shapes.get(name)
+    if not shape or len(shape) != value.rank or None in shape:
+        return False
+    taken = {axis % value.rank for axis in axes}
+    left = [size for axis, size in enumerate(shape) if axis not in taken]
+    channels = ctx.channels_of(value.layer)
+    return 0 not in taken and len(taken) == len(axes) and all(shape[axis] == 1 for axis in taken) and \
+        len(left) >= 2 and left.count(channels) == 1 and left[0] == shape[0] and value.rank - len(axes) >= 2
+
+
 @converter("Squeeze", 1, 11, 13, 21, 23, 24)
 def squeeze(node, ctx) -> None:
     value = ctx.value(node, 0, softmax=True)
@@ -175,16 +192,21 @@ def squeeze(node, ctx) -> None:
         names = ("N", "1", "1", "C") if last else ("N", "C", "1", "1")
         gate_axes(node, ctx, gate, tuple(name for axis, name in enumerate(names) if axis not in {a % 4 for a in axes}))
         return
-    raise ctx.refuse(node, f"squeezing axes {axes} of {describe(value)}; supported: both 1x1 spatial axes of a "
-                           "globally pooled map, or any of them in a gate's branch")
+    if isinstance(scores, Pooled) and scores.rank in (3, 4) and axes is not None and \
+            squeezable(ctx, node.input[0], scores, axes):
+        squeezed = replace(scores, rank=scores.rank - len(axes))
+        ctx.set_value(node.output[0], Probabilities(squeezed) if isinstance(value, Probabilities) else squeezed)
+        return
+    raise ctx.refuse(node, f"squeezing axes {axes} of {describe(value)}; supported: the 1x1 spatial axes of a "
+                           "globally pooled map, together or one at a time")
 
 
 @converter("Unsqueeze", 1, 11, 13, 21, 23, 24)
 def unsqueeze(node, ctx) -> None:
     value = ctx.value(node, 0)
     axes = axes_of(node, ctx)
-    if isinstance(value, Pooled) and value.rank == 2 and axes is not None and len(axes) == 2:
-        ctx.set_value(node.output[0], replace(value, rank=4))
+    if isinstance(value, Pooled) and axes is not None and value.rank + len(axes) in (3, 4) and value.rank >= 2:
+        ctx.set_value(node.output[0], replace(value, rank=value.rank + len(axes)))
         return
     if isinstance(value, Unchanneled) and axes is not None and len(axes) == 1 and \
             axes[0] % 4 == (1 if value.layout == "NCHW" else 3):

@@ -344,6 +344,20 @@ def test_hardswish_and_hardsigmoid_written_with_relu6(order, tmp_path, photos):
     assert_graph_equals_autograd(spec, imported.weights, batch)
 
 
+@pytest.mark.parametrize("form", ["squeeze_twice", "flatten_mean"])
+@pytest.mark.parametrize("exporter", ["folded", "dynamo"])
+def test_a_global_pool_written_out_before_the_classifier(form, exporter, tmp_path, photos):
+    """squeeze(-1).squeeze(-1) of the pooled map and flatten(2).mean(-1) are the global average pool."""
+    if exporter == "dynamo":
+        pytest.importorskip("onnxscript", reason="torch.onnx's dynamo exporter needs onnxscript (the dev extra has it)")
+    model = families.seeded(lambda: families.PoolWrittenOut(form), 3)
+    imported = import_onnx(build.export_torch(model, tmp_path / f"{form}.onnx", exporter, opset=17))
+    assert imported.spec.layer(imported.spec.head_logits).source == "logits"
+    assert all(report.passed for report in verify_against_source(imported, ()))
+    batch = prepare(photos["chelsea"], (224, 288), imported.spec.preprocessing)[None]
+    assert_graph_equals_autograd(imported.spec, imported.weights, batch)
+
+
 def test_gelus_erf_form_in_the_dynamo_exporters_order(tmp_path):
     """x * ((1 + erf(x / sqrt 2)) * 0.5), the products in the order torch.onnx's dynamo exporter writes."""
     g = build.GraphWriter(seed=5)

@@ -111,6 +111,14 @@ def dilated_channel_conv(g, x):
     return g.one("Mul", [x, gate], name="gating"), 8
 
 
+def group_norm(g, x):
+    """GroupNorm as torch.onnx writes it: a Reshape to N x G x -1, InstanceNormalization, back, an affine."""
+    grouped = g.one("Reshape", [x, g.const(np.array([1, 2, -1], np.int64))])
+    ones, zeros = g.const(np.ones(2, np.float32)), g.const(np.zeros(2, np.float32))
+    normed = g.one("InstanceNormalization", [grouped, ones, zeros], name="group_norm", epsilon=1e-5)
+    return g.one("Reshape", [normed, g.const(np.array([1, 8, 112, 112], np.int64))]), 8
+
+
 def split_dropping_the_axis(g, x):
     parts = g.one("SplitToSequence", [x], name="split", axis=1, keepdims=0)
     return g.one("Unsqueeze", [g.one("SequenceAt", [parts, g.const(np.array(0, np.int64))]),
@@ -137,10 +145,12 @@ def split_dropping_the_axis(g, x):
     (dilated_channel_conv, False, False, r"node 'eca_conv' \(Conv\): a convolution with weight \[1, 1, 3\] of a "
                                          r"gate's vector viewed as N x 1 x C; supported: one 1-D filter along the "
                                          r"channels, N x 1 x C, stride and dilation 1"),
+    (group_norm, False, False, r"node 'group_norm' \(InstanceNormalization\): a normalisation over space \(torch.onnx "
+                               r"writes GroupNorm as InstanceNormalization\)"),
     (split_dropping_the_axis, False, False, r"node 'split' \(SplitToSequence\): it removes the channel axis "
                                             r"\(keepdims=0\); supported: parts that keep it"),
 ], ids=["lstm", "resize", "dilation", "shrink", "mismatched-product", "norm-over-everything", "erf", "weights-as-inputs",
-        "second-input", "expanded-gate-into-a-conv", "dilated-channel-conv", "split-dropping-the-axis"])
+        "second-input", "expanded-gate-into-a-conv", "dilated-channel-conv", "group-norm", "split-dropping-the-axis"])
 def test_refusals_name_the_node_its_op_and_what_is_supported(tmp_path, middle, weight_input, second_input, pattern):
     opset = 17 if middle is norm_over_everything else 13
     path = build.save(network(middle, opset, weight_input, second_input), tmp_path / "net.onnx")
