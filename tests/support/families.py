@@ -301,16 +301,23 @@ class InceptionC(nn.Module):
 
 class InceptionV3(nn.Module):
     """Inception-v3's blocks (mixed branches, factorised 1x7 / 7x1 kernels, average-pool branches) on a
-    short stem, at a small width."""
+    short stem, at a small width; transform_input=True renormalises the image channel by channel first, as
+    torchvision's inception_v3 and googlenet do with their pretrained weights."""
 
-    def __init__(self, classes=1000):
+    def __init__(self, classes=1000, transform_input=False):
         super().__init__()
+        self.transform_input = transform_input
         self.features = nn.Sequential(
             BasicConv(3, 8, 3, 2, 1), nn.MaxPool2d(3, 2, 1), BasicConv(8, 16, 3, 1, 1), nn.MaxPool2d(3, 2, 1),
             InceptionA(16, 4), nn.MaxPool2d(3, 2, 1), InceptionC(32, 8), nn.MaxPool2d(3, 2, 1), InceptionC(64, 8))
         self.fc = nn.Linear(64, classes)
 
     def forward(self, x):
+        if self.transform_input:  # torchvision's code, word for word
+            x_ch0 = torch.unsqueeze(x[:, 0], 1) * (0.229 / 0.5) + (0.485 - 0.5) / 0.5
+            x_ch1 = torch.unsqueeze(x[:, 1], 1) * (0.224 / 0.5) + (0.456 - 0.5) / 0.5
+            x_ch2 = torch.unsqueeze(x[:, 2], 1) * (0.225 / 0.5) + (0.406 - 0.5) / 0.5
+            x = torch.cat((x_ch0, x_ch1, x_ch2), 1)
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1))
 
 

@@ -90,6 +90,20 @@ class Unchanneled:
 
 
 @dataclass(frozen=True)
+class ImageChannels:
+    """Channels of the input image taken apart (x[:, i], a slice or a split), with a per-channel affine on
+    the way, as torchvision's Inception v3 and GoogLeNet write transform_input: put back together in order
+    by a Concat, they are the image with that affine, which goes into the recorded preprocessing."""
+
+    source: str  # the image tensor
+    channels: tuple  # which of its channels, in order
+    scale: tuple
+    shift: tuple
+    takers: tuple  # the outputs of the nodes that took them from the image
+    dropped: bool = False  # the channel axis removed (a Gather of one index)
+
+
+@dataclass(frozen=True)
 class Positions:
     """An NCHW map with its positions in one axis, N x C x HW, as `x.flatten(2)` writes it on the way to a
     mean over them (a global average pool)."""
@@ -387,7 +401,7 @@ def describe(value) -> str:
              Rows: "a map's positions as rows", Grouped: "a map's channels in groups",
              Probabilities: "a softmax", Parts: "a sequence of a map's channel parts",
              GateVector: "a gate's vector", Unchanneled: "a map reduced over its channels, the axis dropped",
-             Positions: "a map with its positions in one axis"}
+             Positions: "a map with its positions in one axis", ImageChannels: "channels of the input image"}
     return kinds.get(type(value), "a constant")
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from interactive_trt.contracts.spec import INPUT
 from interactive_trt.exporter.networks.onnx_import.builder import (
-    Dense, GateVector, Map, Padded, Pooled, auto_pads, describe,
+    Dense, GateVector, ImageChannels, Map, Padded, Pooled, auto_pads, describe,
 )
 from interactive_trt.exporter.networks.onnx_import.converters.dense import fully_connected
 from interactive_trt.exporter.networks.onnx_import.converters.registry import attributes, converter
@@ -164,6 +164,9 @@ def fold_affine(ctx, node, index: int, scale, shift, what: str, allow_input: boo
     image itself, into the recorded preprocessing)."""
     name = node.input[index]
     value = ctx.value(node, index)
+    if isinstance(value, ImageChannels):
+        ctx.set_value(node.output[0], image_affine(ctx, node, value, scale, shift, what))
+        return
     scale_vector = per_channel(ctx, node, scale, value, name)
     shift_vector = per_channel(ctx, node, shift, value, name)
     if isinstance(value, Map) and value.layer == INPUT:
@@ -195,6 +198,21 @@ def fold_affine(ctx, node, index: int, scale, shift, what: str, allow_input: boo
     draft.bias = draft.bias * scale_vector + shift_vector
     draft = ctx.modify(value.layer, node.output[0])
     ctx.set_value(node.output[0], replace(value, version=draft.version))
+
+
+def image_affine(ctx, node, value: ImageChannels, scale, shift, what: str) -> ImageChannels:
+    """A constant scale and shift of channels taken from the image: one number, or one per channel taken."""
+    count = len(value.channels)
+    vectors = []
+    for constant in (scale, shift):
+        array = np.asarray(constant, np.float64)
+        if array.size not in (1, count) or array.size == count > 1 and (value.dropped or array.ndim < 3 or
+                                                                            array.shape[-3] != count):
+            raise ctx.refuse(node, f"a {what} of shape {list(array.shape)} of {count} image channel(s); supported: "
+                                   "one number, or one per channel")
+        vectors.append(np.broadcast_to(array.reshape(-1), (count,)))
+    return replace(value, scale=tuple(float(a * s) for a, s in zip(value.scale, vectors[0])),
+                   shift=tuple(float(b * s + t) for b, s, t in zip(value.shift, *vectors)))
 
 
 @converter("BatchNormalization", 7, 9, 14, 15)

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from interactive_trt.exporter.networks.onnx_import.builder import Dense, Draft, Map, describe
+from interactive_trt.contracts.spec import INPUT
+from interactive_trt.exporter.networks.onnx_import.builder import Dense, Draft, ImageChannels, Map, describe
 from interactive_trt.exporter.networks.onnx_import.converters.conv import fold_affine
 from interactive_trt.exporter.networks.onnx_import.converters.registry import attributes, converter
 
@@ -112,9 +113,40 @@ def div(node, ctx) -> None:
     fold_affine(ctx, node, 0, 1.0 / np.asarray(divisor, np.float64), 0.0, "constant Div")
 
 
+def image_again(node, ctx, values) -> None:
+    """The image's channels put back in order, each with its constant affine (transform_input): the image,
+    with the affine recorded in the preprocessing, where nothing else reads the image."""
+    sources = {value.source for value in values if isinstance(value, ImageChannels)}
+    image = ctx.values[next(iter(sources))]
+    channels = [channel for value in values for channel in value.channels]
+    takers = {taker for value in values for taker in value.takers}
+    axis = int(attributes(node).get("axis", 1)) % 4
+    others = [reader for reader in ctx.consumers.get(next(iter(sources)), []) if reader.output[0] not in takers]
+    if not all(isinstance(value, ImageChannels) and not value.dropped for value in values) or len(sources) > 1:
+        reason = "a concatenation of " + ", ".join(describe(value) for value in values)
+    elif others:
+        reason = "other nodes read the image as it is"
+    elif channels != list(range(ctx.channels_of(INPUT))) or axis != (1 if image.layout == "NCHW" else 3):
+        reason = f"channels {channels} of the image along axis {axis}"
+    else:
+        reason = None
+    if reason:
+        raise ctx.refuse(node, f"{reason}; supported: the image's channels taken apart, each scaled and shifted by "
+                               "constants, and put back in their order (torchvision's transform_input)")
+    scale = np.array([s for value in values for s in value.scale])
+    shift = np.array([t for value in values for t in value.shift])
+    old_scale = ctx.input_scale if ctx.input_scale is not None else np.ones(3)
+    old_shift = ctx.input_shift if ctx.input_shift is not None else np.zeros(3)
+    ctx.input_scale, ctx.input_shift = old_scale * scale, old_shift * scale + shift
+    ctx.set_value(node.output[0], image)
+
+
 @converter("Concat", 4, 11, 13)
 def concat(node, ctx) -> None:
     values = [ctx.value(node, index) for index in range(len(node.input))]
+    if any(isinstance(value, ImageChannels) for value in values):
+        image_again(node, ctx, values)
+        return
     if not all(isinstance(value, Map) for value in values) or len({value.layout for value in values}) > 1:
         raise ctx.refuse(node, "a concatenation of " + ", ".join(describe(value) for value in values)
                          + "; supported: feature maps of one layout, along the channels")

@@ -27,6 +27,8 @@ REASONS = {
                                                                                 "ConvTranspose", "DepthToSpace",
                                                                                 "SpaceToDepth")},
     "LRN": "local response normalisation is not in the vocabulary",
+    "LogSoftmax": "a log-softmax of the class scores (supported as the output: the scores themselves or their "
+                  "Softmax; export the model without its final log_softmax)",
     **{op: "a normalisation over space (torch.onnx writes GroupNorm as InstanceNormalization), not in the "
            "vocabulary (BatchNormalization and LayerNormalization over channels are)"
        for op in ("InstanceNormalization", "GroupNormalization")},

@@ -8,9 +8,10 @@ from dataclasses import replace
 
 import numpy as np
 
+from interactive_trt.contracts.spec import INPUT
 from interactive_trt.exporter.networks.onnx_import.builder import (
-    Dense, Draft, Flat, GateVector, Grouped, Map, Padded, Parts, Pooled, Positions, Probabilities, Rows,
-    Unchanneled, describe,
+    Dense, Draft, Flat, GateVector, Grouped, ImageChannels, Map, Padded, Parts, Pooled, Positions, Probabilities,
+    Rows, Unchanneled, describe,
 )
 from interactive_trt.exporter.networks.onnx_import.converters.registry import attributes, converter
 
@@ -144,6 +145,15 @@ def gather(node, ctx) -> None:
     value = ctx.value(node, 0, raveled=True)
     indices = np.asarray(ctx.require_const(node, 1, "indices"))
     axis = int(attributes(node).get("axis", 0))
+    if isinstance(value, Map) and indices.ndim == 0 and axis % 4 == (1 if value.layout == "NCHW" else 3):
+        index = int(indices) % ctx.channels_of(value.layer)  # x[:, i]: one channel, its axis dropped
+        if value.layer == INPUT:
+            ctx.set_value(node.output[0], image_channels(node, (index,), dropped=True))
+            return
+        channel_slice(node, ctx, value, index, index + 1, node.output[0])
+        sliced = ctx.values[node.output[0]]
+        ctx.set_value(node.output[0], Unchanneled(sliced.layer, sliced.version, sliced.layout))
+        return
     if isinstance(value, Pooled) and value.rank == 1 and axis == 0:
         channels = ctx.channels_of(value.layer)
         if indices.shape in ((ctx.batch, channels, 1, 1), (ctx.batch, channels)) and \
@@ -205,12 +215,17 @@ def squeeze(node, ctx) -> None:
 def unsqueeze(node, ctx) -> None:
     value = ctx.value(node, 0)
     axes = axes_of(node, ctx)
-    if isinstance(value, Pooled) and axes is not None and value.rank + len(axes) in (3, 4) and value.rank >= 2:
+    if isinstance(value, Pooled) and axes is not None and value.rank + len(axes) in (3, 4) and value.rank >= 2 and \
+            0 not in {axis % (value.rank + len(axes)) for axis in axes}:
         ctx.set_value(node.output[0], replace(value, rank=value.rank + len(axes)))
         return
     if isinstance(value, Unchanneled) and axes is not None and len(axes) == 1 and \
             axes[0] % 4 == (1 if value.layout == "NCHW" else 3):
         ctx.set_value(node.output[0], Map(value.layer, value.layout, value.version))
+        return
+    if isinstance(value, ImageChannels) and value.dropped and axes is not None and len(axes) == 1 and \
+            axes[0] % 4 == (1 if ctx.values[value.source].layout == "NCHW" else 3):
+        ctx.set_value(node.output[0], replace(value, dropped=False))
         return
     if axes is not None and (isinstance(value, GateVector) or isinstance(value, Dense) and ctx.is_pooled(value.layer)):
         names = list(value.axes if isinstance(value, GateVector) else ("N", "C"))
@@ -305,6 +320,11 @@ def channel_slice(node, ctx, value, start: int, end: int, output: str) -> None:
     ctx.set_value(output, Map(draft.id, value.layout, draft.version))
 
 
+def image_channels(node, channels, dropped: bool = False, output: int = 0) -> ImageChannels:
+    return ImageChannels(node.input[0], tuple(channels), (1.0,) * len(channels), (0.0,) * len(channels),
+                         (node.output[output],), dropped)
+
+
 def channel_axis_of(node, ctx, value, axis: int) -> None:
     if not isinstance(value, Map) or value.layer == "image":
         raise ctx.refuse(node, f"it splits {describe(value) if not isinstance(value, Map) else 'the input image'}; "
@@ -317,7 +337,10 @@ def channel_axis_of(node, ctx, value, axis: int) -> None:
 def split(node, ctx) -> None:
     value = ctx.value(node, 0)
     attrs = attributes(node)
-    channel_axis_of(node, ctx, value, int(attrs.get("axis", 0)))
+    image = isinstance(value, Map) and value.layer == INPUT and int(attrs.get("axis", 0)) % 4 == \
+        (1 if value.layout == "NCHW" else 3)
+    if not image:
+        channel_axis_of(node, ctx, value, int(attrs.get("axis", 0)))
     channels = ctx.channels_of(value.layer)
     sizes = attrs.get("split")
     if len(node.input) > 1 and node.input[1]:
@@ -331,8 +354,10 @@ def split(node, ctx) -> None:
     if sum(sizes) != channels or len(sizes) != len(node.output):
         raise ctx.refuse(node, f"parts {sizes} of {channels} channels")
     start = 0
-    for size, output in zip(sizes, node.output):
-        if output:
+    for index, (size, output) in enumerate(zip(sizes, node.output)):
+        if output and image:
+            ctx.set_value(output, image_channels(node, range(start, start + size), output=index))
+        elif output:
             channel_slice(node, ctx, value, start, start + size, output)
         start += size
 
@@ -387,8 +412,16 @@ def slice_(node, ctx) -> None:
     if len(starts) != 1 or (steps is not None and int(np.asarray(steps).reshape(-1)[0]) != 1):
         raise ctx.refuse(node, f"a slice of axes {list(axes)} with steps {steps}; supported: a range of channels, "
                                "step 1")
-    channel_axis_of(node, ctx, value, int(axes[0]))
+    image = isinstance(value, Map) and value.layer == INPUT and int(axes[0]) % 4 == (1 if value.layout == "NCHW" else 3)
+    if not image:
+        channel_axis_of(node, ctx, value, int(axes[0]))
     channels = ctx.channels_of(value.layer)
     start, end = int(starts[0]), int(ends[0])
     start, end = (start + channels if start < 0 else start), (end + channels if end < 0 else end)
+    if image:
+        start, end = max(0, min(start, channels)), max(0, min(end, channels))
+        if end <= start:
+            raise ctx.refuse(node, f"it takes no channels of the image ({start} to {end})")
+        ctx.set_value(node.output[0], image_channels(node, range(start, end)))
+        return
     channel_slice(node, ctx, value, start, end, node.output[0])

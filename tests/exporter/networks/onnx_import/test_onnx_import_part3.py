@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from interactive_trt.common.imaging import prepare
+from interactive_trt.contracts.spec import INPUT
 from interactive_trt.exporter.interactive.graph import InterActiveGraph
 from interactive_trt.exporter.interactive.reference import AutogradReference
 from interactive_trt.exporter.networks.onnx_import import import_onnx, verify_against_source
@@ -356,6 +357,23 @@ def test_a_global_pool_written_out_before_the_classifier(form, exporter, tmp_pat
     assert all(report.passed for report in verify_against_source(imported, ()))
     batch = prepare(photos["chelsea"], (224, 288), imported.spec.preprocessing)[None]
     assert_graph_equals_autograd(imported.spec, imported.weights, batch)
+
+
+@pytest.mark.parametrize("exporter", ["folded", "dynamo"])
+def test_torchvisions_transform_input_goes_into_the_preprocessing(exporter, tmp_path, photos):
+    """inception_v3 and googlenet with pretrained weights take each image channel (x[:, i]), rescale it from
+    ImageNet's normalisation to (x - 0.5) / 0.5 and concatenate the three: that is the image with another
+    normalisation, recorded in the preprocessing, not layers of the network."""
+    if exporter == "dynamo":
+        pytest.importorskip("onnxscript", reason="torch.onnx's dynamo exporter needs onnxscript (the dev extra has it)")
+    model = families.seeded(lambda: families.InceptionV3(transform_input=True), 4)
+    imported = import_onnx(build.export_torch(model, tmp_path / "inception.onnx", exporter, opset=17))
+    spec = imported.spec
+    assert np.allclose(spec.preprocessing.mean, 0.5, atol=1e-6) and np.allclose(spec.preprocessing.std, 0.5, atol=1e-6)
+    assert not {"slice", "affine", "concat"} & {layer.op for layer in spec.layers if INPUT in layer.inputs}
+    assert all(report.passed for report in verify_against_source(imported, ()))
+    batch = prepare(photos["chelsea"], (224, 288), spec.preprocessing)[None]
+    assert_graph_equals_autograd(spec, imported.weights, batch)
 
 
 def test_gelus_erf_form_in_the_dynamo_exporters_order(tmp_path):

@@ -187,6 +187,28 @@ def test_a_batchnorm_on_the_image_is_refused(tmp_path):
         import_onnx(path)
 
 
+@pytest.mark.parametrize("case, pattern", [
+    ("reordered", r"node 'joined' \(Concat\): channels \[2, 1, 0\] of the image along axis 1; supported: the "
+                  r"image's channels taken apart, each scaled and shifted by constants, and put back in their order"),
+    ("bypassed", r"node 'joined' \(Concat\): other nodes read the image as it is; supported: the image's channels"),
+])
+def test_image_channels_come_back_in_order_or_are_refused(tmp_path, case, pattern):
+    """torchvision's transform_input (x[:, i] rescaled, concatenated) folds into the preprocessing; channels
+    put back in another order, or an image other nodes also read, cannot."""
+    g = build.GraphWriter()
+    order = [2, 1, 0] if case == "reordered" else [0, 1, 2]
+    parts = [g.one("Unsqueeze", [g.one("Gather", ["image", g.const(np.array(i, np.int64))], axis=1),
+                                 g.const(np.array([1], np.int64))]) for i in order]
+    x = g.one("Concat", [g.one("Mul", [part, g.const(np.float32(0.5))]) for part in parts], name="joined", axis=1)
+    x = g.one("Relu", [g.conv(x, 3, 8, 3, 2, pads=(1, 1, 1, 1))])
+    if case == "bypassed":
+        x = g.one("Add", [x, g.one("Relu", [g.conv("image", 3, 8, 3, 2, pads=(1, 1, 1, 1))])])
+    x = g.one("Flatten", [g.one("GlobalAveragePool", [x])])
+    out = g.one("Gemm", [x, g.weight(1000, 8), g.bias(1000)], transB=1)
+    with pytest.raises(OnnxImportError, match=pattern):
+        import_onnx(build.save(g.model("image", [1, 3, 224, 224], out, 13), tmp_path / "channels.onnx"))
+
+
 def classifier_graph(tmp_path, head):
     g = build.GraphWriter()
     x = g.one("Relu", [g.conv("image", 3, 8, 3, 2, pads=(1, 1, 1, 1))])
@@ -257,6 +279,17 @@ def test_a_global_max_pool_is_read_in_gates_only(tmp_path, op, pattern):
         return g.one("Gemm", [x, g.weight(1000, 8 if op == "GlobalMaxPool" else 49), g.bias(1000)], transB=1)
 
     with pytest.raises(OnnxImportError, match=pattern):
+        import_onnx(classifier_graph(tmp_path, head))
+
+
+def test_a_final_log_softmax_is_refused_with_what_to_do(tmp_path):
+    def head(g, x):
+        scores = g.one("Gemm", [g.one("Flatten", [g.one("GlobalAveragePool", [x])]), g.weight(1000, 8), g.bias(1000)],
+                       transB=1)
+        return g.one("LogSoftmax", [scores], name="log_probabilities", axis=1)
+
+    with pytest.raises(OnnxImportError, match=r"node 'log_probabilities' \(LogSoftmax\): a log-softmax of the class "
+                                              r"scores .*export the model without its final log_softmax\); supported"):
         import_onnx(classifier_graph(tmp_path, head))
 
 
