@@ -110,12 +110,13 @@ def optimise(ort, model, path: Path):
         return onnx.load(str(Path(folder) / "canonical.onnx"))
 
 
-def folds_left(model) -> bool:
-    """Whether a node still reads only constants. ONNX Runtime inlines function ops (CastLike, as torch.onnx's
+def folds_left(model) -> int:
+    """How many nodes still read only constants. ONNX Runtime inlines function ops (CastLike, as torch.onnx's
     dynamo exporter writes them unoptimised) after its folding pass, so the Cast -> Expand that gives a conv
-    its zero bias survives one pass and folds in the next."""
+    its zero bias survives one pass and folds in the next; what a pass leaves as it was (a DequantizeLinear),
+    the next would too."""
     constants = {tensor.name for tensor in model.graph.initializer}
-    return any(node.input and all(name in constants for name in node.input if name) for node in model.graph.node)
+    return sum(1 for node in model.graph.node if node.input and all(name in constants for name in node.input if name))
 
 
 def canonicalise(path: Path, input_size: tuple[int, int] | None = None) -> Canonical:
@@ -163,11 +164,13 @@ def canonicalise(path: Path, input_size: tuple[int, int] | None = None) -> Canon
     except Exception:  # noqa: BLE001 - ONNX Runtime below says what is wrong, if anything is
         pass
     ort = import_onnxruntime()
-    canonical = fixed
+    canonical, left = fixed, None
     for _ in range(PASSES):
         canonical = optimise(ort, canonical, path)
-        if not folds_left(canonical):
+        count = folds_left(canonical)
+        if not count or count == left:
             break
+        left = count
     try:
         canonical = shape_inference.infer_shapes(canonical)
     except Exception:  # noqa: BLE001 - shapes are a help for messages, not a requirement
