@@ -218,7 +218,8 @@ def sixth_of(g: Graph, node, operand: str) -> bool:
     if node.op_type == "Div":
         return node.input[0] == operand and g.scalar(node.input[1]) == 6.0
     other = g.other_input(node, operand)
-    return other is not None and g.scalar(other) is not None and math.isclose(g.scalar(other), 1 / 6, rel_tol=1e-6)
+    factor = g.scalar(other) if other is not None else None
+    return factor is not None and math.isclose(factor, 1 / 6, rel_tol=1e-6)
 
 
 def clip_bounds(g: Graph, clip) -> tuple[float | None, float | None]:

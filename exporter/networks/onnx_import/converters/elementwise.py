@@ -117,11 +117,12 @@ def image_again(node, ctx, values) -> None:
     """The image's channels put back in order, each with its constant affine (transform_input): the image,
     with the affine recorded in the preprocessing, where nothing else reads the image."""
     sources = {value.source for value in values if isinstance(value, ImageChannels)}
-    image = ctx.values[next(iter(sources))]
-    channels = [channel for value in values for channel in value.channels]
-    takers = {taker for value in values for taker in value.takers}
+    source = next(iter(sources))
+    image = ctx.values[source]
+    channels = [channel for value in values for channel in getattr(value, "channels", ())]
+    takers = {taker for value in values for taker in getattr(value, "takers", ())}
     axis = int(attributes(node).get("axis", 1)) % 4
-    others = [reader for reader in ctx.consumers.get(next(iter(sources)), []) if reader.output[0] not in takers]
+    others = [reader for reader in ctx.consumers.get(source, []) if reader.output[0] not in takers]
     if not all(isinstance(value, ImageChannels) and not value.dropped for value in values) or len(sources) > 1:
         reason = "a concatenation of " + ", ".join(describe(value) for value in values)
     elif others:

@@ -3,16 +3,16 @@ pool's ceil mode becomes the -inf padding at the end that it amounts to, at ever
 default for AveragePool is count_include_pad = 0), the global average pool (GlobalAveragePool, a
 ReduceMean over the spatial axes, or an AveragePool whose window is the whole map at the native size), the
 global max pool of CBAM's channel gate (GlobalMaxPool, ReduceMax over the spatial axes, or a MaxPool whose
-window is the whole map: torch.onnx's adaptive_max_pool2d(x, 1)), and CBAM's spatial gate's mean and
-maximum over the channels (ReduceMean, ReduceMax over the channel axis, keeping it)."""
+window is the whole map: torch.onnx's adaptive_max_pool2d(x, 1)), CBAM's spatial gate's mean and maximum
+over the channels (ReduceMean, ReduceMax over the channel axis, keeping it, or dropping it where an
+Unsqueeze puts it back), and a mean over a map's positions flattened into one axis (x.flatten(2).mean(-1))."""
 
 from __future__ import annotations
-
-import numpy as np
 
 from interactive_trt.exporter.networks.onnx_import.builder import Draft, Map, Pooled, Positions, Unchanneled
 from interactive_trt.exporter.networks.onnx_import.converters.conv import window
 from interactive_trt.exporter.networks.onnx_import.converters.registry import attributes, converter
+from interactive_trt.exporter.networks.onnx_import.converters.shape import axes_of
 
 
 @converter("MaxPool", 1, 8, 10, 11, 12, 22)
@@ -95,10 +95,8 @@ def reduced(node, ctx, what: str):
     whether it keeps them."""
     value = ctx.map_of(node, layouts=("NCHW", "NHWC"))
     attrs = attributes(node)
-    axes = attrs.get("axes")
-    if len(node.input) > 1 and node.input[1]:
-        axes = ctx.require_const(node, 1, "axes")
-    found = None if axes is None else {int(a) % 4 for a in np.asarray(axes).reshape(-1)}
+    axes = axes_of(node, ctx)
+    found = None if axes is None else {axis % 4 for axis in axes}
     spatial, channel = ({2, 3}, {1}) if value.layout == "NCHW" else ({1, 2}, {3})
     keep = bool(int(attrs.get("keepdims", 1)))
     if found == channel:
@@ -114,10 +112,8 @@ def reduced(node, ctx, what: str):
 def reduce_mean(node, ctx) -> None:
     positions = ctx.value(node, 0)
     if isinstance(positions, Positions):  # x.flatten(2).mean(-1): a global average pool
-        axes = attributes(node).get("axes")
-        if len(node.input) > 1 and node.input[1]:
-            axes = ctx.require_const(node, 1, "axes")
-        if axes is None or [int(a) % 3 for a in np.asarray(axes).reshape(-1)] != [2]:
+        axes = axes_of(node, ctx)
+        if axes is None or [axis % 3 for axis in axes] != [2]:
             raise ctx.refuse(node, f"a mean over axes {axes} of a map with its positions in one axis; supported: "
                                    "over the positions (the last axis)")
         keep = bool(int(attributes(node).get("keepdims", 1)))

@@ -191,6 +191,8 @@ def test_a_batchnorm_on_the_image_is_refused(tmp_path):
     ("reordered", r"node 'joined' \(Concat\): channels \[2, 1, 0\] of the image along axis 1; supported: the "
                   r"image's channels taken apart, each scaled and shifted by constants, and put back in their order"),
     ("bypassed", r"node 'joined' \(Concat\): other nodes read the image as it is; supported: the image's channels"),
+    ("mixed", r"node 'joined' \(Concat\): a concatenation of channels of the input image, channels of the input "
+              r"image, a feature map; supported: the image's channels"),
 ])
 def test_image_channels_come_back_in_order_or_are_refused(tmp_path, case, pattern):
     """torchvision's transform_input (x[:, i] rescaled, concatenated) folds into the preprocessing; channels
@@ -199,7 +201,10 @@ def test_image_channels_come_back_in_order_or_are_refused(tmp_path, case, patter
     order = [2, 1, 0] if case == "reordered" else [0, 1, 2]
     parts = [g.one("Unsqueeze", [g.one("Gather", ["image", g.const(np.array(i, np.int64))], axis=1),
                                  g.const(np.array([1], np.int64))]) for i in order]
-    x = g.one("Concat", [g.one("Mul", [part, g.const(np.float32(0.5))]) for part in parts], name="joined", axis=1)
+    parts = [g.one("Mul", [part, g.const(np.float32(0.5))]) for part in parts]
+    if case == "mixed":  # the third channel replaced by a feature map of the image
+        parts[2] = g.one("Relu", [g.conv("image", 3, 1, 3, 1, pads=(1, 1, 1, 1))])
+    x = g.one("Concat", parts, name="joined", axis=1)
     x = g.one("Relu", [g.conv(x, 3, 8, 3, 2, pads=(1, 1, 1, 1))])
     if case == "bypassed":
         x = g.one("Add", [x, g.one("Relu", [g.conv("image", 3, 8, 3, 2, pads=(1, 1, 1, 1))])])
