@@ -472,8 +472,10 @@ class CBAM(nn.Module):
         super().__init__()
         hidden = channels // reduction
         self.linear = linear
-        self.mlp = (nn.Sequential(nn.Flatten(), nn.Linear(channels, hidden), nn.ReLU(), nn.Linear(hidden, channels))
-                    if linear else nn.Sequential(nn.Conv2d(channels, hidden, 1), nn.ReLU(), nn.Conv2d(hidden, channels, 1)))
+        if linear:
+            self.mlp = nn.Sequential(nn.Flatten(), nn.Linear(channels, hidden), nn.ReLU(), nn.Linear(hidden, channels))
+        else:
+            self.mlp = nn.Sequential(nn.Conv2d(channels, hidden, 1), nn.ReLU(), nn.Conv2d(hidden, channels, 1))
         self.spatial = nn.Conv2d(2, 1, 7, padding=3)
 
     def forward(self, x):

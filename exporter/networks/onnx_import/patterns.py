@@ -69,10 +69,11 @@ class Graph:
             return numpy_helper.to_array(value) if hasattr(value, "dims") else np.asarray(value)
         return numpy_helper.to_array(item)
 
-    def only_reader(self, name: str, op_type: str):
-        """The one node that reads `name`, when it is of `op_type` and `name` is no graph output."""
+    def only_reader(self, name: str, op_type: str | None = None):
+        """The one node that reads `name`, when it is of `op_type` (any, where None) and `name` is no graph
+        output."""
         readers = self.readers.get(name, [])
-        if name in self.outputs or len(readers) != 1 or readers[0].op_type != op_type:
+        if name in self.outputs or len(readers) != 1 or op_type is not None and readers[0].op_type != op_type:
             return None
         return readers[0]
 
@@ -241,19 +242,18 @@ def hard_sigmoid_written(g: Graph, clip):
             g.only_reader(add.output[0], "Clip") is not clip:
         return None
     x = next((name for name in add.input if g.scalar(g.other_input(add, name) or "") == 3.0), None)
-    readers = g.readers.get(clip.output[0], [])
-    if x is None or g.scalar(x) is not None or clip.output[0] in g.outputs or len(readers) != 1:
+    after = g.only_reader(clip.output[0])
+    if x is None or g.scalar(x) is not None or after is None:
         return None
-    after = readers[0]
     if sixth_of(g, after, clip.output[0]):
         product = g.only_reader(after.output[0], "Mul")
         if product is not None and g.other_input(product, after.output[0]) == x:
             return [add, clip, after, product], "hardswish", {"x": x}
         return [add, clip, after], "hardsigmoid", {"x": x, "alpha": 1 / 6, "beta": 0.5}
     if after.op_type == "Mul" and g.other_input(after, clip.output[0]) == x:
-        readers = g.readers.get(after.output[0], [])
-        if len(readers) == 1 and after.output[0] not in g.outputs and sixth_of(g, readers[0], after.output[0]):
-            return [add, clip, after, readers[0]], "hardswish", {"x": x}
+        divided = g.only_reader(after.output[0])
+        if sixth_of(g, divided, after.output[0]):
+            return [add, clip, after, divided], "hardswish", {"x": x}
     return None
 
 
