@@ -70,12 +70,13 @@ class AutogradReference:
     """Computes every output of the exported graph the slow, obviously-right way."""
 
     def __init__(self, spec: ModelSpec, weights: Weights, config: str = "last", p: float = 2.0,
-                 head: str = "both", seed_scale: float = 1.0, interactive: bool = True, device: str = "cpu"):
+                 head: str = "both", seed_scale: float = 1.0, interactive: bool = True, device: str = "cpu",
+                 dtype: torch.dtype = torch.float32):
         weights.check(spec)
         resolve_unary_kernels()
         self.spec, self.config, self.p, self.head = spec, config, float(p), head
-        self.seed_scale, self.interactive = float(seed_scale), interactive
-        self.params = {name: (weight.to(device), bias.to(device))
+        self.seed_scale, self.interactive, self.dtype = float(seed_scale), interactive, dtype
+        self.params = {name: (weight.to(device, dtype), bias.to(device, dtype))
                        for name, (weight, bias) in weight_tensors(spec, weights).items()}
         self.output_names = output_names(spec, head, interactive)
         self.magnitudes: dict = {}  # output name -> mean |X * gamma| (numpy) of the last call: verify.compare
@@ -86,7 +87,7 @@ class AutogradReference:
         targets = list(spec.feature_layers) + [s.name for routes in successors.values() for s, _ in routes]
         targets += [spec.last_layer, spec.head_logits]
         with torch.enable_grad():
-            image = image.detach().requires_grad_(True)
+            image = image.detach().to(self.dtype).requires_grad_(True)
             acts, pre = run_forward(spec, self.params, image, targets)
             results: dict[str, torch.Tensor] = {}
             if self.head in ("features", "both"):

@@ -129,6 +129,7 @@ def verify_torch_graph(spec, weights, request: ExportRequest, graph,
     from interactive_trt.exporter.interactive.reference import AutogradReference
 
     reference = AutogradReference(spec, weights, **request.graph_options)
+    bounds = bounds_for(request.precision, "torch graph")
     reports, checked = [], []
     for label, batch in verification_inputs(spec, request.verify_images):
         started = time.perf_counter()
@@ -137,11 +138,43 @@ def verify_torch_graph(spec, weights, request: ExportRequest, graph,
         with torch.no_grad():
             explicit = {k: v.numpy() for k, v in graph.named_outputs(image).items()}
         magnitudes = dict(reference.magnitudes)
-        reports.append(compare(f"torch graph{typed(request.precision)} vs autograd, {label}", explicit, expected,
-                               bounds_for(request.precision, "torch graph"), magnitudes))
+        report = compare(f"torch graph{typed(request.precision)} vs autograd, {label}", explicit, expected, bounds,
+                         magnitudes)
+        judged = None if report.passed else arbitrated(spec, weights, request, image, explicit, report, bounds, log)
+        if judged is not None:
+            report, expected, magnitudes = judged
+        reports.append(report)
         checked.append(Checked(label, batch, expected, magnitudes))
         log(f"  verified the torch graph on {label} in {time.perf_counter() - started:.1f}s")
     return reports, checked
+
+
+def arbitrated(spec, weights, request: ExportRequest, image, explicit: dict, report: Report, bounds: Bounds,
+               log: Callable[[str], None]) -> tuple[Report, dict, dict] | None:
+    """A miss against the float32 reference, judged again against the same autograd reference in float64.
+
+    Both sides run in float32 with different orders of summation, so either may flip a ReLU mask or a
+    pool's arg-max at a near-tie (INTERACTIVE.md, "Numerics that bite"); one flip in the score map moves
+    the ImageNet head's gamma by more than the 1e-5 bound (Keras' EfficientNetV2-B0 with random weights:
+    rel L2 3.6e-5 against the float32 reference, 9e-8 against float64). The float64 reference settles
+    which side rounded: the graph passes only if it meets the same bound against it, and the runtimes are
+    then held to the float64 outputs. None where the graph misses against float64 too.
+    """
+    import torch
+
+    from interactive_trt.exporter.interactive.reference import AutogradReference
+
+    exact = AutogradReference(spec, weights, dtype=torch.float64, **request.graph_options)
+    expected = {k: v.numpy() for k, v in exact(image).items()}
+    magnitudes = dict(exact.magnitudes)
+    del exact
+    label = report.label.replace(" vs autograd,", " vs autograd in float64,", 1)
+    second = compare(label, explicit, expected, bounds, magnitudes)
+    if not second.passed:
+        return None
+    log(f"  the float32 reference missed on {', '.join(check.name for check in report.failures)} "
+        f"({report.summary().split('; ', 1)[1]}); the graph meets the bound against float64")
+    return second, {k: v.astype(np.float32) for k, v in expected.items()}, magnitudes
 
 
 def verify_runtimes(graph: OnnxGraph, checked: list[Checked], log: Callable[[str], None] = log_default) -> list[Report]:
