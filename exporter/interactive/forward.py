@@ -129,6 +129,10 @@ def apply_layer(layer: Layer, inputs: list[torch.Tensor], params,
         x = inputs[0] if padding is not None else pad_input(layer, inputs[0], float("-inf"))
         y = F.max_pool2d(x, layer.window, layer.stride, padding or 0, ceil_mode=layer.ceil_mode)
         return y, y
+    if layer.op == "pad":
+        top, left, bottom, right = layer.pad4
+        y = F.pad(inputs[0], (left, right, top, bottom))
+        return y, y
     if layer.op == "avgpool":
         y = F.avg_pool2d(inputs[0], layer.window, layer.stride, symmetric_padding(layer), ceil_mode=layer.ceil_mode,
                          count_include_pad=layer.count_include_pad)

@@ -401,6 +401,9 @@ class InterActiveGraph(nn.Module):
             yield source, F.pad(grad, (0, 0, 0, 0, layer.offset, rest))
         elif layer.op == "shuffle":
             yield source, shuffle_channels(grad, layer.channels // layer.groups)
+        elif layer.op == "pad":
+            top, left, bottom, right = layer.pad4
+            yield source, grad[:, :, top:-bottom or None, left:-right or None]
         elif layer.op == "conv":
             yield source, self.conv_input_grad(layer, grad)
         elif layer.op == "avgpool":

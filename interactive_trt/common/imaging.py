@@ -18,12 +18,9 @@ from interactive_trt.common.extras import install
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
 
 
-def _round_to(value: float, multiple: int) -> int:
-    return max(multiple, int(round(value / multiple)) * multiple)
-
-
 def bucket_for(height: int, width: int, rule: ResizeRule = ResizeRule()) -> tuple[int, int]:
-    """Section 3.1: H*W about target^2, sides multiples of 32, aspect kept, no side under the minimum.
+    """Section 3.1: H*W about target^2, sides multiples of 32 (the rule's), aspect kept, no side under the
+    minimum.
 
     A very elongated image keeps the short side at the minimum and its long side is capped so the
     area stays about target^2; that bounds the set of buckets.
@@ -31,17 +28,16 @@ def bucket_for(height: int, width: int, rule: ResizeRule = ResizeRule()) -> tupl
     if height <= 0 or width <= 0:
         raise ImageError(f"image size {height}x{width} is empty")
     area, aspect = float(rule.target_side) ** 2, width / height
-    out_h = max(rule.min_side, _round_to(math.sqrt(area / aspect), rule.multiple))
-    out_w = max(rule.min_side, _round_to(math.sqrt(area * aspect), rule.multiple))
-    longest = max(rule.min_side, _round_to(area / rule.min_side, rule.multiple))
+    out_h = rule.side(math.sqrt(area / aspect))
+    out_w = rule.side(math.sqrt(area * aspect))
+    longest = rule.side(area / rule.min_side)
     return min(out_h, longest), min(out_w, longest)
 
 
 def shorter_side_size(height: int, width: int, shorter: int, rule: ResizeRule = ResizeRule()) -> tuple[int, int]:
-    """Size for dense evaluation at scale Q: shorter side Q, aspect kept, sides multiples of 32."""
+    """Size for dense evaluation at scale Q: shorter side Q, aspect kept, sides multiples of 32 (the rule's)."""
     scale = shorter / min(height, width)
-    return (max(rule.min_side, _round_to(height * scale, rule.multiple)),
-            max(rule.min_side, _round_to(width * scale, rule.multiple)))
+    return rule.side(height * scale), rule.side(width * scale)
 
 
 def load_rgb(path: str | Path) -> np.ndarray:

@@ -16,7 +16,7 @@ from interactive_trt.common.errors import SpecError
 
 INPUT = "image"
 OPS = ("conv", "maxpool", "avgpool", "add", "concat", "act", "gap", "mul", "affine", "layernorm", "slice", "shuffle",
-       "prelu", "gmp", "channel_mean", "channel_max")
+       "prelu", "gmp", "channel_mean", "channel_max", "pad")
 GLOBAL_POOLS = ("gap", "gmp")  # N x C x 1 x 1 at every input size: what a gate's branch starts from
 # Activations whose gradient is a mask read off the layer's output; every other one needs its input z
 # (INTERACTIVE.md, "Any CNN, part 3": SiLU's derivative cannot be read from its output).
@@ -48,7 +48,9 @@ class Layer:
     at each position, with per-channel weight and bias; `bn_eps` is its epsilon), "prelu" (LeakyReLU with
     a learnt slope per channel: its weight), "slice" (`channels` channels of its input from `offset` on:
     Split, Slice, Chunk) and "shuffle" (ShuffleNet's channel shuffle of `groups` groups: output channel
-    j * groups + i is input channel i * (C / groups) + j).
+    j * groups + i is input channel i * (C / groups) + j); "pad" (zeros around the map by `pads`, where a
+    max pool reads it: Keras' ResNetV2 pools its first conv's output through ZeroPadding2D, and there the
+    zeros can be a window's maximum, which a pool's own -inf padding would not give).
     Strides are square, kernels too unless `kernel_w` gives a width; `pads` (top, left, bottom, right) are
     asymmetric where a network needs it (TensorFlow's 'same'), else `padding` on every side.
     Activation after a conv or an add: `relu`, or `relu6` (Clip 0..6), or neither (linear); `act` names
@@ -128,11 +130,27 @@ class Preprocessing:
 
 @dataclass(frozen=True)
 class ResizeRule:
-    """Paper section 3.1: H*W about target_side^2, sides multiples of `multiple`, none under `min_side`."""
+    """Paper section 3.1: H*W about target_side^2, sides multiples of `multiple`, none under `min_side`.
+
+    `offset`: sides are `offset` plus a multiple instead, for a network imported at a native size that is
+    not a multiple of its total stride (Inception's 299, with unpadded convolutions): every size of that
+    class leaves each layer the same uncovered rows and columns as the native one."""
 
     target_side: int = 512
     multiple: int = 32
     min_side: int = 224
+    offset: int = 0
+
+    def side(self, value: float) -> int:
+        """The side of this rule nearest to `value`, at least `min_side`."""
+        steps = max(1, int(round((value - self.offset) / self.multiple)))
+        return max(self.min_side, self.offset + steps * self.multiple)
+
+    def fits(self, side: int) -> bool:
+        return (side - self.offset) % self.multiple == 0
+
+    def describe(self) -> str:
+        return f"multiples of {self.multiple}" + (f" plus {self.offset}" if self.offset else "")
 
 
 def upstream(targets, inputs_of) -> set[str]:
@@ -382,6 +400,10 @@ class ModelSpec:
                                     f"1 x 1 gate at input {height}x{width}")
                 sizes[layer.name] = (h, w)
                 continue
+            if layer.op == "pad":
+                top, left, bottom, right = layer.pad4
+                sizes[layer.name] = (h + top + bottom, w + left + right)
+                continue
             if layer.op in ("concat", "add"):
                 for other in layer.inputs[1:]:
                     if sizes[other] != (h, w):
@@ -419,13 +441,12 @@ class ModelSpec:
 
         The backward pass restores each windowed layer's exact input size with static output padding
         (ONNX attributes), so every served size must leave the same uncovered rows and columns as the
-        sizes the graph was built for; the input size rule (multiples of 32) guarantees it.
+        sizes the graph was built for; the input size rule (multiples of 32, plus the rule's offset)
+        guarantees it.
         """
         rule = self.resize
-        if height % rule.multiple or width % rule.multiple:
-            raise SpecError(
-                f"input size {height}x{width} for {self.name}: sides must be multiples of {rule.multiple}"
-            )
+        if not (rule.fits(height) and rule.fits(width)):
+            raise SpecError(f"input size {height}x{width} for {self.name}: sides must be {rule.describe()}")
         if min(height, width) < rule.min_side:
             raise SpecError(
                 f"input size {height}x{width} for {self.name}: sides must be at least {rule.min_side}"

@@ -350,17 +350,6 @@ class GraphContext:
                 stack.extend(draft.inputs)
         return True
 
-    def leads_to_output(self, name: str) -> bool:
-        """Whether tensor `name` reaches the graph output through shape ops and a softmax alone (a
-        classifier, as Keras' 1x1 conv on the pooled map: conv_preds)."""
-        passing = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Softmax", "Identity", "Dropout", "Transpose"}
-        while name not in self.outputs:
-            readers = self.consumers.get(name, [])
-            if len(readers) != 1 or readers[0].op_type not in passing:
-                return False
-            name = readers[0].output[0]
-        return True
-
     def feeds_gates_only(self, name: str) -> bool:
         """Whether every way from tensor `name` to the graph output passes a product of two computed tensors
         (a gate's branch, as CBAM's global max pool or SENet's Linear layers) rather than reaching the

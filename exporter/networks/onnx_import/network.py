@@ -271,11 +271,13 @@ def assemble(ctx: GraphContext, canonical: Canonical, head: str, options: Import
     last = names[ctx.head_map if ctx.head_pooled else ctx.drafts[head].inputs[0]]
     total_stride = max(ctx.drafts[i].total_stride for i in keep)
     height, width = canonical.native_size
-    if height % total_stride or width % total_stride:
-        raise OnnxImportError(f"{path}: the native size {height}x{width} is not a multiple of the network's total "
-                              f"stride {total_stride}; InterActive graphs serve sizes that are (give another "
-                              "--input-size if the file's input is dynamic)")
-    resize = ResizeRule(target_side=512, multiple=total_stride, min_side=min(height, width))
+    if height % total_stride != width % total_stride:
+        raise OnnxImportError(f"{path}: the native size {height}x{width} leaves its two sides different remainders "
+                              f"modulo the network's total stride {total_stride}; InterActive graphs serve sizes of "
+                              "one class, multiples of the stride plus one offset (give another --input-size if "
+                              "the file's input is dynamic)")
+    resize = ResizeRule(target_side=512, multiple=total_stride, min_side=min(height, width),
+                        offset=height % total_stride)
     name = network_name(path, options.name)
     provisional = ModelSpec(name=name, layers=tuple(layers), feature_layers=(), last_layer=last,
                             head_logits=head_name, preprocessing=preprocessing, resize=resize,

@@ -53,8 +53,9 @@ def convolution(node, ctx) -> None:
     if isinstance(pooled, GateVector):
         across_channels(node, ctx, pooled)
         return
-    if isinstance(pooled, Pooled) and pooled.rank == 4 and not pooled.linear:
-        if ctx.leads_to_output(node.output[0]):  # a classifier on the pooled map (Keras' conv_preds)
+    if isinstance(pooled, Pooled) and pooled.rank == 4:
+        if pooled.linear or not ctx.feeds_gates_only(node.output[0]):
+            # a head on the pooled map: Keras' classifier (conv_preds), MobileNetV3's 1x1 convs after the pool
             weight = ctx.require_const(node, 1, "weight")
             bias = ctx.optional_const(node, 2, "bias")
             if weight.ndim != 4 or weight.shape[2:] != (1, 1) or int(attributes(node).get("group", 1)) != 1:

@@ -9,19 +9,45 @@ Unsqueeze puts it back), and a mean over a map's positions flattened into one ax
 
 from __future__ import annotations
 
-from interactive_trt.exporter.networks.onnx_import.builder import Draft, Map, Pooled, Positions, Unchanneled
+from interactive_trt.contracts.spec import INPUT, MASK_ACTIVATIONS
+from interactive_trt.exporter.networks.onnx_import.builder import Draft, Map, Padded, Pooled, Positions, Unchanneled
 from interactive_trt.exporter.networks.onnx_import.converters.conv import window
 from interactive_trt.exporter.networks.onnx_import.converters.registry import attributes, converter
 from interactive_trt.exporter.networks.onnx_import.converters.shape import axes_of
 
 
+def non_negative(ctx, layer: str) -> bool:
+    """Whether a layer's output is never negative: a ReLU or ReLU6 after it, or pools and concatenations of
+    such outputs."""
+    if layer == INPUT:
+        return False
+    draft = ctx.drafts[layer]
+    if draft.activation in MASK_ACTIVATIONS:
+        return True
+    return draft.op in ("maxpool", "avgpool", "concat") and all(non_negative(ctx, name) for name in draft.inputs)
+
+
 @converter("MaxPool", 1, 8, 10, 11, 12, 22)
 def max_pool(node, ctx) -> None:
-    value = ctx.map_of(node)
+    value = ctx.map_of(node, padded=True)
+    extra = (0, 0, 0, 0)
+    if isinstance(value, Padded) and non_negative(ctx, value.layer):
+        # Keras' ZeroPadding2D before a MaxPooling2D (ResNet50, DenseNet121): on a map that is never
+        # negative a window's maximum is the same with the zeros or with -inf in their place; where that
+        # maximum is 0 the routed gradient reaches a ReLU output of 0, whose mask stops it either way
+        extra, value = value.pads, Map(value.layer, value.layout, value.version)
+    elif isinstance(value, Padded):  # (ResNetV2's, before any activation) the zeros can be a maximum: a layer
+        height, width = ctx.size_of(value.layer)
+        top, left, bottom, right = value.pads
+        draft = ctx.add(Draft(id=ctx.new_id(), op="pad", inputs=(value.layer,), channels=ctx.channels_of(value.layer),
+                              size=(height + top + bottom, width + left + right),
+                              total_stride=ctx.total_stride_of(value.layer), pads=value.pads, source=node.input[0]))
+        value = Map(draft.id, value.layout, draft.version)
     if len(node.output) > 1 and node.output[1] and (ctx.consumers.get(node.output[1]) or node.output[1] in ctx.outputs):
         raise ctx.refuse(node, "its Indices output is used; supported: max pooling alone")
     attrs = attributes(node)
     kernel, stride, pads = window(ctx, node, attrs)
+    pads = tuple(a + b for a, b in zip(pads, extra))
     if not any(pads) and ctx.size_of(value.layer) == kernel and ctx.feeds_gates_only(node.output[0]):
         # a gate's global max pool at every size, not a window fixed at this one
         reduction(node, ctx, value, "gmp", ctx.channels_of(value.layer), (1, 1))

@@ -101,6 +101,12 @@ def numel(ctx, value) -> int:
     return channels
 
 
+def unchanged_shape(ctx, value) -> list[int]:
+    """A map's shape after the batch axis in its layout, 1 x 1 spatially (a gate branch's map)."""
+    channels = ctx.channels_of(value.layer)
+    return [channels, 1, 1] if value.layout == "NCHW" else [1, 1, channels]
+
+
 @converter("Reshape", 5, 13, 14, 19, 21, 23, 24)
 def reshape(node, ctx) -> None:
     value = ctx.value(node, 0, softmax=True)
@@ -126,6 +132,10 @@ def reshape(node, ctx) -> None:
     if isinstance(value, Dense) and ctx.is_pooled(value.layer) and len(target) == 4 and \
             target[0] in (batch, -1, 0) and sorted(target[1:]) == [1, 1, total]:
         gate_axes(node, ctx, value, ("N", *("C" if size == total else "1" for size in target[1:])))
+        return
+    if isinstance(value, Map) and ctx.is_pooled(value.layer) and len(target) == 4 and \
+            target[0] in (batch, -1, 0) and target[1:] == unchanged_shape(ctx, value):
+        ctx.set_value(node.output[0], value)  # a gate branch's 1 x 1 map to its own shape (tf2onnx's SE convs)
         return
     if isinstance(value, Pooled) and len(target) == 4 and target[0] in (batch, -1, 0) and \
             sorted(target[1:]) == [1, 1, total]:
@@ -408,10 +418,16 @@ def slice_(node, ctx) -> None:
                     for index, what in ((1, "starts"), (2, "ends")))
     axes = ctx.optional_const(node, 3, "axes")
     steps = ctx.optional_const(node, 4, "steps")
-    axes = np.arange(len(starts)) if axes is None else np.asarray(axes).reshape(-1)
-    if len(starts) != 1 or (steps is not None and int(np.asarray(steps).reshape(-1)[0]) != 1):
-        raise ctx.refuse(node, f"a slice of axes {list(axes)} with steps {steps}; supported: a range of channels, "
-                               "step 1")
+    axes = [int(a) for a in (np.arange(len(starts)) if axes is None else np.asarray(axes).reshape(-1))]
+    steps = [1] * len(starts) if steps is None else [int(step) for step in np.asarray(steps).reshape(-1)]
+    # tf2onnx writes a strided_slice over every axis, the untouched ones from 0 to the end
+    kept = [index for index, (start, end, step) in enumerate(zip(starts, ends, steps))
+            if not (int(start) == 0 and int(end) >= 2 ** 31 - 1 and step == 1)] or [0]
+    starts, ends, axes, steps = ([values[index] for index in kept] for values in (starts, ends, axes, steps))
+    if len(starts) != 1 or steps[0] != 1:
+        raise ctx.refuse(node, f"a slice of axes {axes} (starts {[int(v) for v in starts]}, ends "
+                               f"{[int(v) for v in ends]}, steps {steps}); supported: a range of channels, step 1 "
+                               "(a spatial crop, as Keras' Cropping2D, is not read)")
     image = isinstance(value, Map) and value.layer == INPUT and int(axes[0]) % 4 == (1 if value.layout == "NCHW" else 3)
     if not image:
         channel_axis_of(node, ctx, value, int(axes[0]))

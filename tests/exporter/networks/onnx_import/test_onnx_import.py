@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from interactive_trt.common.imaging import bucket_for, prepare
+from interactive_trt.common.errors import SpecError
 from interactive_trt.contracts.spec import Preprocessing
 from interactive_trt.exporter.interactive.graph import InterActiveGraph
 from interactive_trt.exporter.interactive.reference import AutogradReference
@@ -242,9 +243,14 @@ def test_a_dynamic_input_size_needs_the_native_size(torch_files, tmp_path):
     with pytest.raises(OnnxImportError, match=r"dynamic.onnx: input 'x' has a dynamic size \[None, 3, None, None\]: "
                                               r"give the size the network was trained at with --input-size HxW"):
         import_onnx(path)
-    with pytest.raises(OnnxImportError, match=r"the native size 200x200 is not a multiple of the network's total "
-                                              r"stride 32"):
-        import_onnx(path, ImportOptions(input_size=(200, 200)))
+    with pytest.raises(OnnxImportError, match=r"the native size 200x224 leaves its two sides different remainders "
+                                              r"modulo the network's total stride 32"):
+        import_onnx(path, ImportOptions(input_size=(200, 224)))
+    spec = import_onnx(path, ImportOptions(input_size=(200, 200))).spec  # served at 200 + 32 k
+    assert (spec.resize.offset, spec.resize.min_side) == (8, 200)
+    spec.spatial_sizes(232, 264)
+    with pytest.raises(SpecError, match="multiples of 32 plus 8"):
+        spec.spatial_sizes(224, 224)
     imported = import_onnx(path, ImportOptions(input_size=(256, 224)))
     assert imported.canonical.native_size == (256, 224) and imported.spec.resize.min_side == 224
     assert_verified(imported)

@@ -140,7 +140,7 @@ def split_dropping_the_axis(g, x):
     (nothing, True, False, r"graph input 'stem_weight' \[8, 3, 3, 3\] is a second input; supported: one input, "
                            r"the image \('image'\), with every weight stored as an initializer"),
     (nothing, False, True, r"graph input 'mask' \[1, 8, 112, 112\] is a second input"),
-    (expanded_into_a_conv, False, False, r"node 'expand' \(Expand\): expanding a feature map to \[1, 8, 112, 112\]; "
+    (expanded_into_a_conv, False, False, r"node 'expand' \(Expand\): expanding a globally pooled vector to \[1, 8, 112, 112\]; "
                                          r"supported: a gate expanded to the shape of the map it multiplies"),
     (dilated_channel_conv, False, False, r"node 'eca_conv' \(Conv\): a convolution with weight \[1, 1, 3\] of a "
                                          r"gate's vector viewed as N x 1 x C; supported: one 1-D filter along the "

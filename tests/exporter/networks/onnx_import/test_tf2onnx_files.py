@@ -1,0 +1,129 @@
+"""Real tf2onnx output of small Keras networks written with keras.applications' own layer calls
+(tests/data/tf2onnx, made by tests/support/make_tf2onnx_files.py): each was refused before, and each imports
+exactly, its graph equal to autograd, at the native size and at another size of its rule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from interactive_trt.common.errors import OnnxImportError, SpecError
+from interactive_trt.common.imaging import bucket_for, prepare, shorter_side_size
+from interactive_trt.contracts.spec import Preprocessing, ResizeRule
+from interactive_trt.exporter.interactive.graph import InterActiveGraph
+from interactive_trt.exporter.interactive.reference import AutogradReference
+from interactive_trt.exporter.networks.onnx_import import import_onnx, verify_against_source
+from interactive_trt.exporter.networks.onnx_import.network import ImportOptions
+from interactive_trt.exporter.onnx.verify import rel_l2
+
+import onnx_builders as build
+
+FILES = Path(__file__).resolve().parents[3] / "data" / "tf2onnx"
+
+
+def graph_equals_autograd(imported, batch: np.ndarray) -> None:
+    for options in ({"config": "last", "p": 2}, {"config": "next", "p": 1}):
+        graph = InterActiveGraph(imported.spec, imported.weights, **options).eval()
+        with torch.no_grad():
+            got = {k: v.numpy() for k, v in graph.named_outputs(torch.from_numpy(batch)).items()}
+        expected = AutogradReference(imported.spec, imported.weights, **options)(torch.from_numpy(batch))
+        for key, value in expected.items():
+            assert rel_l2(got[key], value.numpy()) <= 1e-5, (key, options)
+
+
+@pytest.mark.parametrize("name, size", [("resnet_stem", (96, 64)), ("efficientnet_se", (64, 96)),
+                                        ("mobilenetv3_head", (96, 96)), ("inception_valid", (83, 107)),
+                                        ("resnetv2_stem", (64, 128))])
+def test_keras_applications_blocks_import_exactly(name, size, photos):
+    imported = import_onnx(FILES / f"{name}.onnx")
+    assert imported.softmax and imported.canonical.layout == "NHWC"
+    reports = verify_against_source(imported, ())
+    assert all(report.passed for report in reports), [report.summary() for report in reports]
+    spec = imported.spec
+    spec.spatial_sizes(*size)  # a size of the rule other than the native one is served
+    graph_equals_autograd(imported, prepare(photos["chelsea"], size, spec.preprocessing)[None])
+
+
+def test_zero_padding_before_a_max_pool_after_a_relu_becomes_its_padding():
+    spec = import_onnx(FILES / "resnet_stem.onnx").spec
+    pool = next(layer for layer in spec.layers if layer.op == "maxpool")
+    assert pool.pad4 == (1, 1, 1, 1) and spec.layer(pool.inputs[0]).relu
+
+
+def test_squeeze_and_excitation_reshaped_to_a_1x1_map_is_a_gate():
+    raw = ImportOptions(preprocessing=Preprocessing(scale=1.0, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)))
+    spec = import_onnx(FILES / "efficientnet_se.onnx", raw).spec
+    assert sum(layer.op == "mul" for layer in spec.layers) == 2
+    assert sum(layer.op == "gap" for layer in spec.layers) == 2
+    # the in-graph Rescaling and Normalization of 0-255 pixels are the recorded preprocessing
+    assert np.allclose(spec.preprocessing.mean, np.multiply((0.485, 0.456, 0.406), 255), rtol=1e-6)
+    assert np.allclose(spec.preprocessing.std, np.multiply((0.229, 0.224, 0.225), 255), rtol=1e-6)
+
+
+def test_mobilenetv3_convs_on_the_pooled_map_are_its_head():
+    spec = import_onnx(FILES / "mobilenetv3_head.onnx").spec
+    assert spec.head_pooled
+    head = spec.layer(spec.head_logits)
+    hidden = spec.layer(head.inputs[0])
+    assert (head.channels, hidden.op, hidden.act) == (10, "conv", "hardswish") and hidden.channels == 32
+    assert not spec.reads_pooled(hidden.name)  # the head is applied per position of the last map
+
+
+def test_an_inception_size_is_served_in_its_class_modulo_the_total_stride():
+    spec = import_onnx(FILES / "inception_valid.onnx").spec
+    rule = spec.resize
+    assert (rule.multiple, rule.offset, rule.min_side) == (8, 3, 75)
+    for height, width in ((75, 75), (83, 115), (523, 507)):
+        spec.spatial_sizes(height, width)
+    with pytest.raises(SpecError, match="multiples of 8 plus 3"):
+        spec.spatial_sizes(80, 75)
+    assert all(rule.fits(side) for side in bucket_for(480, 640, rule) + shorter_side_size(480, 640, 256, rule))
+
+
+def test_the_rule_without_an_offset_is_unchanged():
+    rule = ResizeRule()
+    assert bucket_for(480, 640) == (448, 576) and shorter_side_size(480, 640, 256) == (256, 352)
+    assert rule.side(10) == 224 and rule.side(500) == 512 and rule.describe() == "multiples of 32"
+
+
+def test_zero_padding_before_a_max_pool_of_values_that_may_be_negative_is_a_layer():
+    """ResNet50V2's stem pools its first conv's output, before any activation, through ZeroPadding2D: there
+    the zeros can be a window's maximum, which -inf padding would not give, so the padding is a layer of its
+    own (its gradient: the padded gradient's middle)."""
+    spec = import_onnx(FILES / "resnetv2_stem.onnx").spec
+    pad = next(layer for layer in spec.layers if layer.op == "pad")
+    pool = next(layer for layer in spec.layers if layer.op == "maxpool")
+    assert pad.pad4 == (1, 1, 1, 1) and pool.inputs == (pad.name,) and not any(pool.pad4)
+    assert not spec.layer(pad.inputs[0]).activation
+    assert spec.spatial_sizes(64, 64)[pad.name] == (34, 34)
+
+
+def strided_slice_network(tmp_path, starts, ends) -> Path:
+    """A slice over every axis of an NCHW map, the untouched axes from 0 to INT32_MAX, as tf2onnx writes
+    a strided_slice."""
+    g = build.GraphWriter()
+    x = g.one("Relu", [g.conv("input", 3, 8, 3, stride=2, pads=(1, 1, 1, 1))])
+    x = g.one("Slice", [x, g.const(np.array(starts, np.int64)), g.const(np.array(ends, np.int64)),
+                        g.const(np.arange(4, dtype=np.int64))], name="strided_slice")
+    x = g.one("Relu", [g.conv(x, 4 if ends[1] == 4 else 8, 8, 3, stride=2, pads=(1, 1, 1, 1))])
+    x = g.one("Flatten", [g.one("GlobalAveragePool", [x])])
+    out = g.one("Gemm", [x, g.weight(10, 8), g.bias(10)], transB=1)
+    return build.save(g.model("input", [1, 3, 64, 64], out, 13, output_shape=(1, 10)), tmp_path / "sliced.onnx")
+
+
+def test_a_strided_slice_of_channels_over_every_axis_is_a_channel_slice(tmp_path):
+    end = 2 ** 31 - 1
+    imported = import_onnx(strided_slice_network(tmp_path, [0, 0, 0, 0], [end, 4, end, end]))
+    assert [layer.op for layer in imported.spec.layers].count("slice") == 1
+    assert all(report.passed for report in verify_against_source(imported, ()))
+
+
+def test_a_spatial_crop_is_refused_naming_its_axes(tmp_path):
+    end = 2 ** 31 - 1
+    with pytest.raises(OnnxImportError, match=r"node 'strided_slice' \(Slice\): a slice of axes \[2, 3\] \(starts "
+                                              r"\[1, 1\], ends \[2147483647, 2147483647\], steps \[1, 1\]\); "
+                                              r"supported: a range of channels, step 1 \(a spatial crop"):
+        import_onnx(strided_slice_network(tmp_path, [0, 0, 1, 1], [end, end, end, end]))
