@@ -142,8 +142,49 @@ def resnetv2_stem():
     return tf.keras.Model(image, layers.Dense(10, activation="softmax")(x), name="resnetv2_stem")
 
 
+def grouped(conv):
+    """Keras runs a Conv2D with groups > 1 as a jit-compiled function, which tf2onnx leaves as TensorFlow's
+    PartitionedCall (tensorflow-onnx#2099); its plain convolution op converts (docs/onnx-import.md)."""
+    conv._jit_compiled_convolution_op = conv.convolution_op
+    return conv
+
+
+class LayerScale(layers.Layer):
+    """keras.applications.convnext's LayerScale, at trained-like values instead of its initial 1e-6."""
+
+    def build(self, shape):
+        self.gamma = self.add_weight(name="gamma", shape=(shape[-1],),
+                                     initializer=tf.keras.initializers.RandomUniform(0.1, 0.5))
+
+    def call(self, x):
+        return x * self.gamma
+
+
+def convnext_blocks():
+    """ConvNeXt as keras.applications writes it: in-graph normalisation, a patchify stem, blocks of a 7x7
+    Conv2D with groups = channels, LayerNormalization, Dense layers on the channels-last map with GELU,
+    layer scale and residual; a LayerNormalization and 2x2/2 conv to downsample; the head's LayerNormalization
+    after the pool. tf2onnx writes each LayerNorm out (moments, Rsqrt as Sqrt and Reciprocal) with a Reshape
+    where a Transpose moves its mean's size-1 axis."""
+    image = layers.Input((64, 64, 3))
+    x = layers.Normalization(mean=[123.675, 116.28, 103.53], variance=[58.395 ** 2, 57.12 ** 2, 57.375 ** 2])(image)
+    x = layers.LayerNormalization(epsilon=1e-6)(layers.Conv2D(16, 4, strides=4)(x))
+    for stage, dims in enumerate((16, 32)):
+        if stage:
+            x = layers.Conv2D(dims, 2, strides=2)(layers.LayerNormalization(epsilon=1e-6)(x))
+        inputs = x
+        x = grouped(layers.Conv2D(dims, 7, padding="same", groups=dims))(x)
+        x = layers.LayerNormalization(epsilon=1e-6)(x)
+        x = layers.Dense(4 * dims)(x)
+        x = layers.Activation("gelu")(x)
+        x = LayerScale()(layers.Dense(dims)(x))
+        x = layers.add([inputs, x])
+    x = layers.LayerNormalization(epsilon=1e-6)(layers.GlobalAveragePooling2D()(x))
+    return tf.keras.Model(image, layers.Dense(10, activation="softmax")(x), name="convnext_blocks")
+
+
 NETWORKS = {"resnet_stem": resnet_stem, "efficientnet_se": efficientnet_se, "mobilenetv3_head": mobilenetv3_head,
-            "inception_valid": inception_valid, "resnetv2_stem": resnetv2_stem}
+            "inception_valid": inception_valid, "resnetv2_stem": resnetv2_stem, "convnext_blocks": convnext_blocks}
 
 
 def randomise(model, rng) -> None:

@@ -68,6 +68,18 @@ def load(path: Path):
         raise OnnxImportError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {exc})".splitlines()[0]) from None
 
 
+def unconverted(model, path: Path) -> None:
+    """A TensorFlow function call that tf2onnx wrote as a node of its own (it warns, then writes the file):
+    no runtime has the op. Keras runs every Conv2D with groups > 1 so (ConvNeXt's depthwise convs, RegNet's
+    grouped ones: tensorflow-onnx#2099), and the fix is in the conversion."""
+    for node in model.graph.node:
+        if node.op_type in ("PartitionedCall", "StatefulPartitionedCall"):
+            raise OnnxImportError(
+                f"{path}: node {node.name!r} ({node.op_type}) is a TensorFlow function call tf2onnx did not "
+                "convert; Keras runs a Conv2D with groups > 1 so: convert again after setting each such layer's "
+                "_jit_compiled_convolution_op = layer.convolution_op (docs/onnx-import.md)")
+
+
 def image_input(model, path: Path):
     """The one graph input that is not an initializer, checked to be a float 3-channel image."""
     from onnx import TensorProto
@@ -128,6 +140,7 @@ def canonicalise(path: Path, input_size: tuple[int, int] | None = None) -> Canon
 
     path = Path(path)
     model = load(path)
+    unconverted(model, path)
     image, dims = image_input(model, path)
     if dims[1] == 3:
         layout, (height, width) = "NCHW", dims[2:4]

@@ -17,8 +17,10 @@ import numpy as np
 
 from interactive_trt.exporter.networks.onnx_import.patterns import reduced_axes
 
-# the arithmetic a written-out norm uses; any other op ends the region
-OPS = {"ReduceMean", "Sub", "Add", "Mul", "Div", "Pow", "Sqrt", "Reciprocal", "Neg", "Transpose"}
+# the arithmetic a written-out norm uses; any other op ends the region (a Reshape joins it only where it
+# keeps its input's shape: tf2onnx writes a Transpose that moves a size-1 axis as a Reshape to the fixed
+# shape, as in Keras ConvNeXt's LayerNorms)
+OPS = {"ReduceMean", "Sub", "Add", "Mul", "Div", "Pow", "Sqrt", "Reciprocal", "Neg", "Transpose", "Reshape"}
 TOLERANCE = 1e-9  # float64 residual, relative to the output's scale: a norm or not, never in between
 
 
@@ -30,12 +32,20 @@ def region_from(g, mean):
     for node in g.graph.node:
         if node.op_type not in OPS or node.domain not in ("", "ai.onnx"):
             continue
+        if node.op_type == "Reshape" and not keeps_shape(g, node):
+            continue
         inputs = [name for name in node.input if name]
         if any(name in known for name in inputs) and all(name in known or g.array(name) is not None
                                                           for name in inputs):
             region.append(node)
             known.update(node.output)
     return region
+
+
+def keeps_shape(g, node) -> bool:
+    """A Reshape whose output has its input's shape (the batch dynamic or not, the rest known)."""
+    before, after = g.shapes.get(node.input[0]), g.shapes.get(node.output[0])
+    return before is not None and before == after and None not in before[1:]
 
 
 def closed_region(g, region, exit_name: str):
@@ -75,6 +85,9 @@ def layouts(members, x: str, rank: int) -> dict | None:
             source = order[node.input[0]]
             order[node.output[0]] = [source[axis] for axis in permutation(node)]
             continue
+        if node.op_type == "Reshape":
+            order[node.output[0]] = order[node.input[0]]
+            continue
         seen = [order[name] for name in node.input if name in order]
         if any(axes != seen[0] for axes in seen):
             return None
@@ -99,6 +112,9 @@ def evaluate(g, members, x: str, value: np.ndarray) -> dict:
             continue
         if op == "Transpose":
             tensors[node.output[0]] = np.transpose(args[0], permutation(node))
+            continue
+        if op == "Reshape":  # one that keeps the shape (keeps_shape), as the probes' smaller one
+            tensors[node.output[0]] = args[0]
             continue
         result = {"Sub": lambda: args[0] - args[1], "Add": lambda: args[0] + args[1],
                   "Mul": lambda: args[0] * args[1], "Div": lambda: args[0] / args[1],

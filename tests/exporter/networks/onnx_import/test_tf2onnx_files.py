@@ -36,7 +36,7 @@ def graph_equals_autograd(imported, batch: np.ndarray) -> None:
 
 @pytest.mark.parametrize("name, size", [("resnet_stem", (96, 64)), ("efficientnet_se", (64, 96)),
                                         ("mobilenetv3_head", (96, 96)), ("inception_valid", (83, 107)),
-                                        ("resnetv2_stem", (64, 128))])
+                                        ("resnetv2_stem", (64, 128)), ("convnext_blocks", (64, 96))])
 def test_keras_applications_blocks_import_exactly(name, size, photos):
     imported = import_onnx(FILES / f"{name}.onnx")
     assert imported.softmax and imported.canonical.layout == "NHWC"
@@ -70,6 +70,17 @@ def test_mobilenetv3_convs_on_the_pooled_map_are_its_head():
     hidden = spec.layer(head.inputs[0])
     assert (head.channels, hidden.op, hidden.act) == (10, "conv", "hardswish") and hidden.channels == 32
     assert not spec.reads_pooled(hidden.name)  # the head is applied per position of the last map
+
+
+def test_keras_layer_norms_written_out_with_an_identity_reshape_are_layer_norms():
+    """tf2onnx writes Keras' LayerNormalization out (moments, Sqrt and Reciprocal, Neg) and, where its
+    transpose optimiser moves the mean's size-1 axis, a Reshape to the mean's own fixed shape; the stem's,
+    the blocks', the downsampling one's and the head's are each one layernorm layer."""
+    spec = import_onnx(FILES / "convnext_blocks.onnx").spec
+    assert sum(layer.op == "layernorm" for layer in spec.layers) == 5 and spec.head_pooled
+    assert {"gelu", "layernorm"} <= {layer.op for layer in spec.layers} | {layer.activation for layer in spec.layers}
+    depthwise = [layer for layer in spec.layers if layer.op == "conv" and layer.groups > 1]
+    assert [(layer.groups, layer.window) for layer in depthwise] == [(16, (7, 7)), (32, (7, 7))]
 
 
 def test_an_inception_size_is_served_in_its_class_modulo_the_total_stride():
@@ -127,3 +138,20 @@ def test_a_spatial_crop_is_refused_naming_its_axes(tmp_path):
                                               r"\[1, 1\], ends \[2147483647, 2147483647\], steps \[1, 1\]\); "
                                               r"supported: a range of channels, step 1 \(a spatial crop"):
         import_onnx(strided_slice_network(tmp_path, [0, 0, 1, 1], [end, end, end, end]))
+
+
+def test_a_tensorflow_function_call_tf2onnx_left_is_refused_with_the_fix(tmp_path):
+    """tf2onnx writes Keras' grouped Conv2D (jit-compiled) as a PartitionedCall node that no runtime runs;
+    the refusal says how to convert it instead of passing on ONNX Runtime's 'No Op registered'."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    weight = onnx.numpy_helper.from_array(np.ones((8, 1, 3, 3), np.float32), "kernel")
+    node = helper.make_node("PartitionedCall", ["input", "kernel"], ["out"], name="model/conv/PartitionedCall")
+    graph = helper.make_graph([node], "net", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 8, 32, 32])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 8, 32, 32])], [weight])
+    path = tmp_path / "partitioned.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    with pytest.raises(OnnxImportError, match=r"node 'model/conv/PartitionedCall' \(PartitionedCall\) is a TensorFlow "
+                                              r"function call tf2onnx did not convert; .*_jit_compiled_convolution_op"):
+        import_onnx(path)
