@@ -155,3 +155,41 @@ def test_a_tensorflow_function_call_tf2onnx_left_is_refused_with_the_fix(tmp_pat
     with pytest.raises(OnnxImportError, match=r"node 'model/conv/PartitionedCall' \(PartitionedCall\) is a TensorFlow "
                                               r"function call tf2onnx did not convert; .*_jit_compiled_convolution_op"):
         import_onnx(path)
+
+
+def test_commands_serve_an_inception_size_class(tmp_path, square_photos):
+    """Exported, inferred and evaluated at sides of 75 + 8 k: infer's resize rule keeps to the class, and
+    eval imagenet at --scales 75 runs at the native size, where the original head's top-1 is the class the
+    original file gives (labels made from it)."""
+    import json
+
+    import onnxruntime as ort
+    from PIL import Image
+
+    from interactive_trt.common.imaging import normalise, resize_rgb
+    from runtime_helpers import export_onnx, run_cli
+
+    raw = ("--scale", "1", "--mean", "127.5,127.5,127.5", "--std", "127.5,127.5,127.5")
+    result = export_onnx(FILES / "inception_valid.onnx", *raw, "--out", tmp_path / "engine")
+    assert result.returncode == 0, result.stderr
+    engine = tmp_path / "engine" / "inception_valid_last_p2_both.onnx"
+    infer = run_cli("interactive_trt.runtime.cli.infer", "--engine", engine, square_photos["chelsea"], "--out",
+                    tmp_path / "infer")
+    assert infer.returncode == 0, infer.stderr
+    record = json.loads((tmp_path / "infer" / "predictions.jsonl").read_text().splitlines()[0])
+    assert all((side - 3) % 8 == 0 for side in record["size"]), record
+    session = ort.InferenceSession(str(FILES / "inception_valid.onnx"), providers=["CPUExecutionProvider"])
+    val, synsets = tmp_path / "val", [f"n{index:08d}" for index in range(10)]
+    for path in square_photos.values():
+        rgb = np.asarray(Image.open(path).convert("RGB"))
+        batch = normalise(resize_rgb(rgb, (75, 75)), Preprocessing(1.0, (127.5,) * 3, (127.5,) * 3))[None]
+        label = int(np.argmax(session.run(None, {"input": batch.transpose(0, 2, 3, 1)})[0][0]))
+        (val / synsets[label]).mkdir(parents=True, exist_ok=True)
+        (val / synsets[label] / path.name).write_bytes(path.read_bytes())
+    words = tmp_path / "synsets.txt"
+    words.write_text("".join(f"{s} class {i}\n" for i, s in enumerate(synsets)))
+    evaluated = run_cli("interactive_trt.runtime.cli.eval", "imagenet", "--engine", engine, "--val", val, "--synsets",
+                        words, "--scales", "75", "--no-flips", "--out", tmp_path / "eval")
+    assert evaluated.returncode == 0, evaluated.stderr
+    summary = json.loads((tmp_path / "eval" / "report.json").read_text())["summary"]
+    assert summary["top1_error"]["original"] == 0.0
