@@ -24,8 +24,8 @@ from interactive_trt.contracts.spec import ModelSpec
 from interactive_trt.exporter.interactive.precision import Calibration, calibrate_loss_scale, check_precision
 from interactive_trt.exporter.networks.weights import Weights
 from interactive_trt.exporter.onnx.request import IMPORTED, ExportRequest, log_default, model_spec, resolve_weights
-from interactive_trt.exporter.onnx.verification import (Checked, bounds_for, verification_inputs, verify_runtimes,
-                                                        verify_torch_graph)
+from interactive_trt.exporter.onnx.verification import (Checked, Float64Reference, bounds_for, verification_inputs,
+                                                        verify_runtimes, verify_torch_graph)
 from interactive_trt.exporter.onnx.verify import Report
 
 OPSET = 17
@@ -199,8 +199,10 @@ def export_model(request: ExportRequest, log: Callable[[str], None] = log_defaul
     gc.collect()
     onnx_path, reports = exported.onnx_path, exported.reports
     if request.verify:
+        # the float64 judge of a runtime's miss loads the weights again only then (issue 24's memory)
+        again = (lambda: imported.weights) if imported is not None else (lambda: resolve_weights(request, spec)[1])
         reports += verify_runtimes(OnnxGraph(onnx_path, "image", exported.output_names, request.precision),
-                                   exported.checked, log)
+                                   exported.checked, log, Float64Reference(spec, again, request))
         exported.checked.clear()
         if imported is not None:
             from interactive_trt.exporter.networks.onnx_import import verify_against_source

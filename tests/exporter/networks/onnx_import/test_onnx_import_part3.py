@@ -103,7 +103,7 @@ def test_family_imports_exactly_and_its_graph_equals_autograd(family_files, phot
 
 
 @pytest.mark.parametrize("name", ["efficientnet_b0", "convnext", "cbam", "regnety", "resnext", "mnasnet",
-                                  "efficientnetv2", "eca", "se_linear", "cbam_reference"])
+                                  "efficientnetv2", "eca", "se_linear", "cbam_reference", "googlenet"])
 def test_family_exports_and_verifies_on_every_installed_runtime(family_files, tmp_path, name):
     from interactive_trt.exporter.onnx.export import export_model
     from interactive_trt.exporter.onnx.request import IMPORTED, ExportRequest
