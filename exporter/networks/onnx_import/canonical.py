@@ -76,8 +76,21 @@ def unconverted(model, path: Path) -> None:
         if node.op_type in ("PartitionedCall", "StatefulPartitionedCall"):
             raise OnnxImportError(
                 f"{path}: node {node.name!r} ({node.op_type}) is a TensorFlow function call tf2onnx did not "
-                "convert; Keras runs a Conv2D with groups > 1 so: convert again after setting each such layer's "
-                "_jit_compiled_convolution_op = layer.convolution_op (docs/onnx-import.md)")
+                "convert; Keras runs a Conv2D with groups > 1 so: with Keras 2, convert again after setting each "
+                "such layer's _jit_compiled_convolution_op = layer.convolution_op (docs/onnx-import.md)")
+
+
+def drop_unread_inputs(model) -> int:
+    """Removes graph inputs no node reads (Keras 3's export leaves its Normalization's mean and variance so,
+    beside their folded values): ONNX Runtime would ask for them in every feed. Returns how many."""
+    read = {name for node in model.graph.node for name in node.input}
+    unread = [item for item in model.graph.input
+              if item.name not in read and item.name not in {output.name for output in model.graph.output}]
+    if len(unread) == len(model.graph.input):
+        return 0
+    for item in unread:
+        model.graph.input.remove(item)
+    return len(unread)
 
 
 def image_input(model, path: Path):
@@ -141,6 +154,7 @@ def canonicalise(path: Path, input_size: tuple[int, int] | None = None) -> Canon
     path = Path(path)
     model = load(path)
     unconverted(model, path)
+    drop_unread_inputs(model)
     image, dims = image_input(model, path)
     if dims[1] == 3:
         layout, (height, width) = "NCHW", dims[2:4]

@@ -4,7 +4,8 @@ On noise and on photos (resized to the native size, each side fed the preprocess
 original the import's options, ours the recorded one, which also holds any per-channel scale the file
 applied to its input): the class scores (the softmax's input, when the file ends in one) and the softmax
 outputs as probabilities, plus every feature layer and T as maps where the original file names the tensor.
-The original's computation is not changed: the compared tensors are only added as graph outputs.
+The original's computation is not changed: the compared tensors are only added as graph outputs (and graph
+inputs that no node reads are dropped, which ONNX Runtime would ask to be fed).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ def probed_original(imported) -> Iterator[tuple[str, dict[str, str]]]:
     block, the path of a temporary copy (the original's own where nothing is added) and the probes."""
     import onnx
 
+    from interactive_trt.exporter.networks.onnx_import.canonical import drop_unread_inputs
     from interactive_trt.forms.cpu import written
 
     probes: dict[str, str] = {}
@@ -49,7 +51,7 @@ def probed_original(imported) -> Iterator[tuple[str, dict[str, str]]]:
         added = [tensor for tensor in dict.fromkeys(probes.values()) if tensor not in existing]
         for tensor in added:
             model.graph.output.append(onnx.helper.make_empty_tensor_value_info(tensor))
-        return model, {"probes": len(added)}
+        return model, {"probes": len(added), "unread inputs": drop_unread_inputs(model)}
 
     with written(probed, imported.canonical.path) as (path, _):
         yield path, probes

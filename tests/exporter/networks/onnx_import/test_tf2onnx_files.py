@@ -193,3 +193,19 @@ def test_commands_serve_an_inception_size_class(tmp_path, square_photos):
     assert evaluated.returncode == 0, evaluated.stderr
     summary = json.loads((tmp_path / "eval" / "report.json").read_text())["summary"]
     assert summary["top1_error"]["original"] == 0.0
+
+
+def test_graph_inputs_no_node_reads_are_dropped(tmp_path):
+    """Keras 3's export (tf2onnx underneath) leaves its Normalization's mean and variance as graph inputs that
+    no node reads, beside their folded values; ONNX Runtime would ask for them in every feed. They are
+    dropped, from the canonical graph and from the copy of the original that verification runs."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load(str(FILES / "efficientnet_se.onnx"))
+    for name in ("efficientnet_se_1/normalization_1/Sub/y:0", "efficientnet_se_1/normalization_1/Sqrt/x:0"):
+        model.graph.input.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, 1, 1, 3]))
+    path = tmp_path / "keras3.onnx"
+    onnx.save(model, str(path))
+    imported = import_onnx(path)
+    assert all(report.passed for report in verify_against_source(imported, ()))
