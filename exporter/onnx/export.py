@@ -24,8 +24,9 @@ from interactive_trt.contracts.spec import ModelSpec
 from interactive_trt.exporter.interactive.precision import Calibration, calibrate_loss_scale, check_precision
 from interactive_trt.exporter.networks.weights import Weights
 from interactive_trt.exporter.onnx.request import IMPORTED, ExportRequest, log_default, model_spec, resolve_weights
-from interactive_trt.exporter.onnx.verification import (Checked, Float64Reference, bounds_for, verification_inputs,
-                                                        verify_runtimes, verify_torch_graph)
+from interactive_trt.exporter.onnx.verification import (Checked, Float64Reference, bounds_for, refused_precisions,
+                                                        run_time_precision, verification_inputs, verify_runtimes,
+                                                        verify_torch_graph)
 from interactive_trt.exporter.onnx.verify import Report
 
 OPSET = 17
@@ -211,13 +212,15 @@ def export_model(request: ExportRequest, log: Callable[[str], None] = log_defaul
         if print_report:
             for report in reports:
                 print_report(report)
+    refused = refused_precisions(reports)
+    required = [report for report in reports if run_time_precision(report) is None]
     manifest = Manifest(
         model=spec, onnx_file=onnx_path.name, onnx_sha256=sha256_file(onnx_path),
         weights_source=source_name, weights_sha256=digest, config=request.config, p=request.p,
         head=request.head, seed_scale=request.seed_scale, interactive=request.interactive, opset=OPSET,
         input_name="image", outputs=describe_outputs(spec, exported.output_names), tool_versions=tool_versions(),
-        verification={"passed": all(r.passed for r in reports) if reports else None,
-                      "reports": [r.to_dict() for r in reports]},
+        verification={"passed": all(r.passed for r in required) if reports else None,
+                      "reports": [r.to_dict() for r in reports], "refused_precisions": refused},
         precision=request.precision, loss_scale=exported.loss_scale,
         calibration=exported.calibration.to_dict() if exported.calibration else {},
         source=imported.record() if imported is not None else {},
@@ -227,8 +230,11 @@ def export_model(request: ExportRequest, log: Callable[[str], None] = log_defaul
         log("fp16: an fp16 forward pass rounds activations and flips the ReLU masks and max-pool decisions "
             "that set the gradient; --fp16-backward keeps the forward pass in float32 and computes the "
             "backward pass in float16")
-    for report in reports:
+    for report in required:
         report.raise_if_failed()
+    for precision, miss in refused.items():
+        log(f"--precision {precision} missed its reduced bounds ({miss}): interactive-infer refuses it for this "
+            "model; the export at its own precision is verified")
     if request.trt:
         engine_reports = add_engines(onnx_path, manifest, spec, weights, request, buckets, log)
         if print_report:

@@ -35,6 +35,29 @@ REDUCED_BOUNDS = Bounds(min_cosine=0.999, max_rel_l2=None, positional_min_cosine
                         top5_overlap=0.8)
 
 
+# Run-time precisions the export verifies where this machine has them (OpenVINO's bf16): a miss refuses that
+# precision for this model at run time (the manifest's `refused_precisions`) and leaves the export, verified
+# at its own precision, standing; a user who never asks for bf16 is not stopped by it.
+RUN_TIME_PRECISIONS = {"openvino bf16": "bf16"}
+
+
+def run_time_precision(report: Report) -> str | None:
+    """The run-time precision a report verified ('bf16'), or None for the exported precision."""
+    return next((precision for name, precision in RUN_TIME_PRECISIONS.items()
+                 if report.label.startswith(f"{name} vs ")), None)
+
+
+def refused_precisions(reports: list[Report]) -> dict[str, str]:
+    """precision -> the first miss that refuses it (its report's label and worst output)."""
+    refused = {}
+    for report in reports:
+        precision = run_time_precision(report)
+        if precision and not report.passed and precision not in refused:
+            worst = min(report.failures, key=lambda check: check.cosine)
+            refused[precision] = f"{report.label}: {worst.name} at cosine {worst.cosine:.6f}"
+    return refused
+
+
 def bounds_for(precision: str, candidate: str) -> Bounds:
     """`precision` is the graph's; a candidate named '... bf16' computes part of it in bfloat16."""
     if precision != "fp32" or candidate.endswith("bf16"):

@@ -48,9 +48,19 @@ def backend_name(backend: str) -> str:
     return name
 
 
+def check_verified(model, precision: str) -> None:
+    """A reduced precision that missed its bounds when the model was exported is refused for it."""
+    manifest = getattr(model, "manifest", None)
+    refused = (getattr(manifest, "verification", None) or {}).get("refused_precisions") or {}
+    if precision in refused:
+        raise InterActiveError(f"{model.onnx_path}: --precision {precision} missed its reduced bounds when this model "
+                               f"was exported ({refused[precision]}); run it at the exported precision")
+
+
 def make_runner(backend: str, model, device: str = "auto", precision: str = "exported", **options):
     backend = backend_name(backend)
     check_precision(backend, precision)
+    check_verified(model, precision)
     convolutions = cpu_convolutions(options)
     if backend == "onnxruntime":
         from interactive_trt.runners.onnxrt import OnnxRuntimeRunner

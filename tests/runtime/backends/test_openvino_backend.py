@@ -174,3 +174,32 @@ def test_without_openvino_the_backend_is_refused_in_one_line(small_model, images
     assert result.returncode == 1
     assert "OpenVINO is not installed: install the openvino extra: pip install '.[openvino]'" in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@needs_bf16
+def test_a_bf16_miss_at_export_refuses_bf16_for_that_model_and_leaves_the_export(monkeypatch, tmp_path, images):
+    """bf16 is a run-time choice the export verifies where the CPU has it: where it misses (here, bounds no
+    output can meet), the export at its own precision stands, the manifest says why bf16 is refused, and
+    interactive-infer refuses --precision bf16 in one line while the exported precision runs."""
+    import interactive_trt.exporter.onnx.verification as verification
+
+    original = verification.bounds_for
+
+    def strict(precision, candidate):
+        return Bounds(min_cosine=1.5) if candidate.endswith("bf16") else original(precision, candidate)
+
+    monkeypatch.setattr(verification, "bounds_for", strict)
+    said = []
+    path, manifest = export_model(ExportRequest(weights="random", width_divisor=8, out=tmp_path / "engine"),
+                                  log=said.append)
+    assert manifest.verification["passed"] is True
+    assert manifest.verification["refused_precisions"]["bf16"].startswith("openvino bf16 vs autograd, ")
+    assert any(line.startswith("--precision bf16 missed its reduced bounds") for line in said)
+    refused = run_cli("interactive_trt.runtime.cli.infer", images, "--engine", path, "--backend", "openvino",
+                      "--precision", "bf16", "--out", tmp_path / "bf16")
+    assert refused.returncode != 0 and "\n" not in refused.stderr.strip()
+    assert "--precision bf16 missed its reduced bounds when this model was exported" in refused.stderr
+    assert not (tmp_path / "bf16").exists()
+    exported = run_cli("interactive_trt.runtime.cli.infer", images, "--engine", path, "--backend", "openvino",
+                       "--out", tmp_path / "fp32")
+    assert exported.returncode == 0, exported.stderr
