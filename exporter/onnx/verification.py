@@ -6,14 +6,15 @@ The reference's outputs are kept (`Checked`) and the torch objects released befo
 made; the runtimes are made one at a time, each released before the next: every session holds the
 weights once more in its own form (issue 24: VGG-19's export peaked at 13 GiB with all of them alive;
 docs/benchmarks.md has the figures). A miss against the float32 reference is judged again against the
-same reference in float64 (`Float64Reference`), which is made only then.
+same reference in float64 (`Float64Reference`), which is made only then; a runtime that meets neither is
+judged once more where the float64 forward pass has maxima within float32's error of a tie (`tie_judged`).
 """
 
 from __future__ import annotations
 
 import gc
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -157,7 +158,7 @@ class Float64Reference:
     def __init__(self, spec, weights: Callable[[], object], request: ExportRequest):
         self.spec, self.weights, self.request, self.reference = spec, weights, request, None
 
-    def __call__(self, batch: np.ndarray) -> tuple[dict, dict]:
+    def made(self):
         import torch
 
         from interactive_trt.exporter.interactive.reference import AutogradReference
@@ -165,8 +166,76 @@ class Float64Reference:
         if self.reference is None:
             self.reference = AutogradReference(self.spec, self.weights(), dtype=torch.float64,
                                                **self.request.graph_options)
-        expected = {k: v.numpy() for k, v in self.reference(torch.from_numpy(batch)).items()}
-        return expected, dict(self.reference.magnitudes)
+        return self.reference
+
+    def __call__(self, batch: np.ndarray) -> tuple[dict, dict]:
+        import torch
+
+        reference = self.made()
+        expected = {k: v.numpy() for k, v in reference(torch.from_numpy(batch)).items()}
+        return expected, dict(reference.magnitudes)
+
+    def near_ties(self, batch: np.ndarray) -> int:
+        """How many windows of the float64 forward pass's maxima (max pools, global and channel maxima) hold
+        a second value within NEAR_TIE of the largest, relatively: where a float32 run may route the
+        gradient elsewhere."""
+        import torch
+        import torch.nn.functional as F
+
+        from interactive_trt.contracts.spec import INPUT
+        from interactive_trt.exporter.interactive.forward import run_forward
+
+        maxima = [layer for layer in self.spec.layers
+                  if layer.op in ("maxpool", "gmp", "channel_max") and layer.inputs[0] != INPUT]
+        if not maxima:
+            return 0
+        with torch.no_grad():
+            acts, _ = run_forward(self.spec, self.made().params, torch.from_numpy(batch).double(),
+                                  [layer.inputs[0] for layer in maxima])
+        count = 0
+        for layer in maxima:
+            x = acts[layer.inputs[0]]
+            if layer.op == "maxpool":
+                top, left, bottom, right = layer.pad4
+                (k_h, k_w), stride = layer.window, layer.stride
+                x = F.pad(x, (left, right, top, bottom), value=float("-inf"))
+                rows, columns = F.max_pool2d(x, (k_h, k_w), stride, ceil_mode=layer.ceil_mode).shape[-2:]
+                x = F.pad(x, (0, stride, 0, stride), value=float("-inf"))  # room for ceil mode's last window
+                windows = x.unfold(2, k_h, stride).unfold(3, k_w, stride)[:, :, :rows, :columns].flatten(-2)
+            else:
+                windows = x.flatten(2) if layer.op == "gmp" else x.movedim(1, -1)
+            if windows.shape[-1] < 2:
+                continue
+            best = windows.topk(2, dim=-1).values
+            gap = best[..., 0] - best[..., 1]
+            count += int(((gap > 0) & (gap <= NEAR_TIE * best[..., 0].abs())).sum())
+        return count
+
+
+# Near-ties: the two largest values of a maximum's window within this share of each other (float32's own
+# error in a deep forward pass is a few 1e-7); the outputs one position can move (gamma maps, interactive
+# max) are then held to TIE_COSINE where a runtime meets neither reference, every other output to its bound.
+NEAR_TIE = 1e-6
+TIE_COSINE = 0.999
+
+
+def tie_judged(report: Report, got: dict, expected: dict, magnitudes: dict, bounds: Bounds, near: int,
+               log: Callable[[str], None]) -> Report | None:
+    """A runtime's miss against float64 where the float64 forward pass itself has near-tied maxima: at a
+    tie every routing is a valid gradient, and float32 rounding picks one (timm's ese_vovnet19b_dw on the cat
+    at 416x640: 882 such windows in three max pools, gamma at cosine 0.99938-0.99949 on ONNX Runtime and
+    OpenVINO, the torch graph equal to autograd). None where there is no such window or the miss is more."""
+    if not near or (bounds.positional_min_cosine or 1.0) <= TIE_COSINE:
+        return None
+    name, _, rest = report.label.partition(" vs autograd")
+    label = f"{name} vs autograd in float64 ({near} maxima within {NEAR_TIE:g} of a tie), {rest.split(', ', 1)[1]}"
+    third = compare(label, got, expected, replace(bounds, positional_min_cosine=TIE_COSINE), magnitudes)
+    if not third.passed:
+        return None
+    log(f"  {name} missed on {rest.split(', ', 1)[1]} ({', '.join(check.name for check in report.failures)}), "
+        f"where {near} maxima of the float64 forward pass are within {NEAR_TIE:g} of a tie: its gamma maps and "
+        f"interactive maxima meet cosine {TIE_COSINE}, every other output its bound")
+    return third
 
 
 def judged(report: Report, got: dict, expected: dict, magnitudes: dict, bounds: Bounds,
@@ -240,18 +309,28 @@ def verify_runtimes(graph: OnnxGraph, checked: list[Checked], log: Callable[[str
                 bounds = bounds_for(graph.precision, name)
                 report = compare(f"{name}{typed(graph.precision)} vs autograd, {item.label}", got, item.expected,
                                  bounds, item.magnitudes)
-                if not report.passed and exact is not None and not item.exact:
+                if not report.passed and exact is not None:
                     missed.append((len(reports), item, got, bounds))
                 reports.append(report)
         del runner
         gc.collect()
         log(f"  verified {name} on {len(checked)} inputs in {time.perf_counter() - started:.1f}s")
-    precise = {}
+    precise, ties = {}, {}
     for index, item, got, bounds in missed:
-        if item.label not in precise:
-            precise[item.label] = exact(item.batch)
-        second = judged(reports[index], got, *precise[item.label], bounds, log)
-        reports[index] = second or reports[index]
+        if item.exact:  # compared with float64's outputs already
+            expected, magnitudes = item.expected, item.magnitudes
+        else:
+            if item.label not in precise:
+                precise[item.label] = exact(item.batch)
+            expected, magnitudes = precise[item.label]
+            second = judged(reports[index], got, expected, magnitudes, bounds, log)
+            if second is not None:
+                reports[index] = second
+                continue
+        if item.label not in ties:
+            ties[item.label] = exact.near_ties(item.batch)
+        reports[index] = tie_judged(reports[index], got, expected, magnitudes, bounds, ties[item.label],
+                                    log) or reports[index]
     return reports
 
 
