@@ -84,8 +84,8 @@ def drop_unread_inputs(model) -> int:
     """Removes graph inputs no node reads (Keras 3's export leaves its Normalization's mean and variance so,
     beside their folded values): ONNX Runtime would ask for them in every feed. Returns how many."""
     read = {name for node in model.graph.node for name in node.input}
-    unread = [item for item in model.graph.input
-              if item.name not in read and item.name not in {output.name for output in model.graph.output}]
+    read |= {output.name for output in model.graph.output}
+    unread = [item for item in model.graph.input if item.name not in read]
     if len(unread) == len(model.graph.input):
         return 0
     for item in unread:
