@@ -384,6 +384,11 @@ class GraphContext:
         return draft
 
 
+def on_channels(layout: str, axis: int) -> bool:
+    """Whether `axis` of a 4-D tensor laid out `layout` is its channel axis."""
+    return axis % 4 == (1 if layout == "NCHW" else 3)
+
+
 def describe(value) -> str:
     kinds = {Map: "a feature map", Padded: "a zero-padded map", Flat: "a flattened map",
              Dense: "the output of a fully connected layer", Pooled: "a globally pooled vector",

@@ -7,7 +7,9 @@ from __future__ import annotations
 import numpy as np
 
 from interactive_trt.contracts.spec import INPUT
-from interactive_trt.exporter.networks.onnx_import.builder import Dense, Draft, ImageChannels, Map, describe
+from interactive_trt.exporter.networks.onnx_import.builder import (
+    Dense, Draft, ImageChannels, Map, describe, on_channels,
+)
 from interactive_trt.exporter.networks.onnx_import.converters.conv import fold_affine
 from interactive_trt.exporter.networks.onnx_import.converters.registry import attributes, converter
 
@@ -127,7 +129,7 @@ def image_again(node, ctx, values) -> None:
         reason = "a concatenation of " + ", ".join(describe(value) for value in values)
     elif others:
         reason = "other nodes read the image as it is"
-    elif channels != list(range(ctx.channels_of(INPUT))) or axis != (1 if image.layout == "NCHW" else 3):
+    elif channels != list(range(ctx.channels_of(INPUT))) or not on_channels(image.layout, axis):
         reason = f"channels {channels} of the image along axis {axis}"
     else:
         reason = None
@@ -153,7 +155,7 @@ def concat(node, ctx) -> None:
                          + "; supported: feature maps of one layout, along the channels")
     layout = values[0].layout
     axis = int(attributes(node).get("axis", 1)) % 4
-    if axis != (1 if layout == "NCHW" else 3):
+    if not on_channels(layout, axis):
         raise ctx.refuse(node, f"a concatenation along axis {axis} of {layout} maps; supported: along the channels")
     layers = [value.layer for value in values]
     sizes = {ctx.size_of(layer) for layer in layers}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from interactive_trt.exporter.networks.onnx_import.builder import Map, Pooled, describe
+from interactive_trt.exporter.networks.onnx_import.builder import Map, Pooled, describe, on_channels
 from interactive_trt.exporter.networks.onnx_import.converters.registry import attributes, converter
 from interactive_trt.exporter.networks.onnx_import.patterns import FUSED
 
@@ -53,7 +53,7 @@ def written_out(node, ctx) -> None:
     if not isinstance(value, Map) or value.layer == "image":
         raise ctx.refuse(node, f"a LayerNorm of {describe(value)}; supported: over the channels of a feature map or "
                                "of the globally pooled vector")
-    if axis % 4 != (1 if value.layout == "NCHW" else 3):
+    if not on_channels(value.layout, axis):
         raise ctx.refuse(node, f"a LayerNorm over axis {axis} of an {value.layout} map; supported: over its channels")
     draft = norm_layer(node, ctx, value.layer, attrs)
     ctx.set_value(node.output[0], Map(draft.id, value.layout, draft.version))

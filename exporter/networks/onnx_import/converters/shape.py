@@ -11,7 +11,7 @@ import numpy as np
 from interactive_trt.contracts.spec import INPUT
 from interactive_trt.exporter.networks.onnx_import.builder import (
     Dense, Draft, Flat, GateVector, Grouped, ImageChannels, Map, Padded, Parts, Pooled, Positions, Probabilities,
-    Rows, Unchanneled, describe,
+    Rows, Unchanneled, describe, on_channels,
 )
 from interactive_trt.exporter.networks.onnx_import.converters.registry import attributes, converter
 
@@ -155,7 +155,7 @@ def gather(node, ctx) -> None:
     value = ctx.value(node, 0, raveled=True)
     indices = np.asarray(ctx.require_const(node, 1, "indices"))
     axis = int(attributes(node).get("axis", 0))
-    if isinstance(value, Map) and indices.ndim == 0 and axis % 4 == (1 if value.layout == "NCHW" else 3):
+    if isinstance(value, Map) and indices.ndim == 0 and on_channels(value.layout, axis):
         index = int(indices) % ctx.channels_of(value.layer)  # x[:, i]: one channel, its axis dropped
         if value.layer == INPUT:
             ctx.set_value(node.output[0], image_channels(node, (index,), dropped=True))
@@ -229,12 +229,11 @@ def unsqueeze(node, ctx) -> None:
             0 not in {axis % (value.rank + len(axes)) for axis in axes}:
         ctx.set_value(node.output[0], replace(value, rank=value.rank + len(axes)))
         return
-    if isinstance(value, Unchanneled) and axes is not None and len(axes) == 1 and \
-            axes[0] % 4 == (1 if value.layout == "NCHW" else 3):
+    if isinstance(value, Unchanneled) and axes is not None and len(axes) == 1 and on_channels(value.layout, axes[0]):
         ctx.set_value(node.output[0], Map(value.layer, value.layout, value.version))
         return
     if isinstance(value, ImageChannels) and value.dropped and axes is not None and len(axes) == 1 and \
-            axes[0] % 4 == (1 if ctx.values[value.source].layout == "NCHW" else 3):
+            on_channels(ctx.values[value.source].layout, axes[0]):
         ctx.set_value(node.output[0], replace(value, dropped=False))
         return
     if axes is not None and (isinstance(value, GateVector) or isinstance(value, Dense) and ctx.is_pooled(value.layer)):
@@ -335,11 +334,16 @@ def image_channels(node, channels, dropped: bool = False, output: int = 0) -> Im
                          (node.output[output],), dropped)
 
 
+def of_image_channels(value, axis: int) -> bool:
+    """Whether a Split or Slice along `axis` takes the input image's channels apart (transform_input)."""
+    return isinstance(value, Map) and value.layer == INPUT and on_channels(value.layout, axis)
+
+
 def channel_axis_of(node, ctx, value, axis: int) -> None:
     if not isinstance(value, Map) or value.layer == "image":
         raise ctx.refuse(node, f"it splits {describe(value) if not isinstance(value, Map) else 'the input image'}; "
                                "supported: the channels of a feature map")
-    if axis % 4 != (1 if value.layout == "NCHW" else 3):
+    if not on_channels(value.layout, axis):
         raise ctx.refuse(node, f"it splits axis {axis} of an {value.layout} map; supported: its channels")
 
 
@@ -347,8 +351,7 @@ def channel_axis_of(node, ctx, value, axis: int) -> None:
 def split(node, ctx) -> None:
     value = ctx.value(node, 0)
     attrs = attributes(node)
-    image = isinstance(value, Map) and value.layer == INPUT and int(attrs.get("axis", 0)) % 4 == \
-        (1 if value.layout == "NCHW" else 3)
+    image = of_image_channels(value, int(attrs.get("axis", 0)))
     if not image:
         channel_axis_of(node, ctx, value, int(attrs.get("axis", 0)))
     channels = ctx.channels_of(value.layer)
@@ -428,7 +431,7 @@ def slice_(node, ctx) -> None:
         raise ctx.refuse(node, f"a slice of axes {axes} (starts {[int(v) for v in starts]}, ends "
                                f"{[int(v) for v in ends]}, steps {steps}); supported: a range of channels, step 1 "
                                "(a spatial crop, as Keras' Cropping2D, is not read)")
-    image = isinstance(value, Map) and value.layer == INPUT and int(axes[0]) % 4 == (1 if value.layout == "NCHW" else 3)
+    image = of_image_channels(value, int(axes[0]))
     if not image:
         channel_axis_of(node, ctx, value, int(axes[0]))
     channels = ctx.channels_of(value.layer)
