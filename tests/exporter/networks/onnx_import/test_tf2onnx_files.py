@@ -209,3 +209,21 @@ def test_graph_inputs_no_node_reads_are_dropped(tmp_path):
     onnx.save(model, str(path))
     imported = import_onnx(path)
     assert all(report.passed for report in verify_against_source(imported, ()))
+
+
+@pytest.mark.parametrize("name", ["resnet_stem", "resnetv2_stem", "efficientnet_se", "mobilenetv3_head",
+                                  "inception_valid", "convnext_blocks"])
+def test_keras_files_export_and_verify_on_every_installed_runtime(name, tmp_path):
+    """What these files brought (the `pad` layer, the size class, the conv head, the written LayerNorm) on
+    ONNX Runtime as exported and in its CPU form, and on OpenVINO where it is installed."""
+    from interactive_trt.exporter.onnx.export import export_model
+    from interactive_trt.exporter.onnx.request import IMPORTED, ExportRequest
+    from interactive_trt.forms import openvino as ov_runtime
+
+    said = []
+    _, manifest = export_model(ExportRequest(model=IMPORTED, source=FILES / f"{name}.onnx", out=tmp_path),
+                               log=said.append)
+    assert manifest.verification["passed"] is True, "\n".join(said)
+    labels = {report["label"].split(" vs ")[0] for report in manifest.verification["reports"]}
+    assert {"torch graph", "onnxruntime", "rebuilt forward"} <= labels
+    assert ("openvino" in labels) == ov_runtime.is_installed()
