@@ -19,6 +19,9 @@ def weights_from_onnx(model):
 
     proto = onnx.load(str(model.onnx_path))
     initializers = {item.name: item for item in proto.graph.initializer}
+    for node in proto.graph.node:  # torch.onnx keeps one of several equal parameters (zero biases, say) and
+        if node.op_type == "Identity" and node.input[0] in initializers:  # names the others by an Identity
+            initializers.setdefault(node.output[0], initializers[node.input[0]])
     arrays = {}
     for layer in model.manifest.model.parameter_layers():
         try:
