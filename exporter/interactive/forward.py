@@ -115,6 +115,16 @@ def layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: f
     return centred * torch.rsqrt(variance + eps) * per_channel(weight) + per_channel(bias)
 
 
+def global_response_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
+    """ConvNeXt V2's GRN on an NCHW map, as its authors write it: each channel's L2 norm over the positions,
+    divided by the channels' mean norm, gates the map, which is then added back. The norms are taken in
+    float32: the squares of a 64 x 64 map sum past fp16's largest value."""
+    wide = x if x.dtype == torch.float32 else x.float()
+    norms = torch.linalg.vector_norm(wide, dim=(2, 3), keepdim=True)
+    factor = (norms / (norms.mean(dim=1, keepdim=True) + eps)).to(x.dtype)
+    return x + per_channel(bias) + per_channel(weight) * (x * factor)
+
+
 def apply_layer(layer: Layer, inputs: list[torch.Tensor], params,
                 sigmoids: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Returns (pre-activation, output); they are the same tensor for pools, concats and linear layers."""
@@ -165,6 +175,9 @@ def apply_layer(layer: Layer, inputs: list[torch.Tensor], params,
         return y, y
     if layer.op == "layernorm":
         y = layer_norm(inputs[0], *params, layer.bn_eps)
+        return y, y
+    if layer.op == "grn":
+        y = global_response_norm(inputs[0], *params, layer.bn_eps)
         return y, y
     if layer.op == "slice":
         y = inputs[0][:, layer.offset:layer.offset + layer.channels]

@@ -320,6 +320,21 @@ class InterActiveGraph(nn.Module):
         projected = g - g.mean(dim=1, keepdim=True) - xhat * (g * xhat).mean(dim=1, keepdim=True)
         return projected * inverse_sigma.to(grad.dtype)
 
+    def grn_input_grad(self, layer: Layer, x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        """GRN's vector-Jacobian product (INTERACTIVE.md, "Any CNN, part 3", this project's note), for
+        y = x + b + w x f with f = n / d, n each channel's norm over the positions, d = mean_c(n) + eps:
+        G (1 + w f) directly, and through the gate a = w sum_p(G x), dL/dn = a / d - mean_c(a n) / d^2,
+        dL/dx = dL/dn x / n (0 where n is 0, autograd's convention for a norm at zero). Sums in float32."""
+        weight = per_channel(self.params(layer.name)[0]).float()
+        wide = widen(x)
+        norms = torch.linalg.vector_norm(wide, dim=(2, 3), keepdim=True)
+        denominator = norms.mean(dim=1, keepdim=True) + layer.bn_eps
+        gate_grad = weight * (widen(grad) * wide).sum(dim=(2, 3), keepdim=True)
+        norm_grad = gate_grad / denominator - (gate_grad * norms).mean(dim=1, keepdim=True) / (denominator * denominator)
+        per_norm = torch.where(norms > 0, norm_grad / norms, torch.zeros_like(norms))
+        direct = (1 + weight * (norms / denominator)).to(grad.dtype)
+        return grad * direct + (wide * per_norm).to(grad.dtype)
+
     def connection_sum(self, successor: Layer, layer_score: torch.Tensor) -> torch.Tensor:
         """Equations (8)-(9): sum the layer score over every (w', h', d') connected to (w, h, d).
 
@@ -393,6 +408,8 @@ class InterActiveGraph(nn.Module):
             yield source, grad * per_channel(self.params(layer.name)[0]).to(grad.dtype)
         elif layer.op == "layernorm":
             yield source, self.layernorm_input_grad(layer, acts[source], grad)
+        elif layer.op == "grn":
+            yield source, self.grn_input_grad(layer, acts[source], grad)
         elif layer.op == "prelu":
             slope = per_channel(self.params(layer.name)[0]).to(grad.dtype)
             yield source, grad * torch.where(acts[source] > 0, torch.ones_like(slope), slope)

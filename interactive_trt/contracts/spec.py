@@ -16,7 +16,7 @@ from interactive_trt.common.errors import SpecError
 
 INPUT = "image"
 OPS = ("conv", "maxpool", "avgpool", "add", "concat", "act", "gap", "mul", "affine", "layernorm", "slice", "shuffle",
-       "prelu", "gmp", "channel_mean", "channel_max", "pad")
+       "prelu", "gmp", "channel_mean", "channel_max", "pad", "grn")
 GLOBAL_POOLS = ("gap", "gmp")  # N x C x 1 x 1 at every input size: what a gate's branch starts from
 # Activations whose gradient is a mask read off the layer's output; every other one needs its input z
 # (INTERACTIVE.md, "Any CNN, part 3": SiLU's derivative cannot be read from its output).
@@ -26,10 +26,10 @@ SMOOTH_ACTIVATIONS = ("sigmoid", "silu", "hardsigmoid", "hardswish", "gelu", "ge
 # Ops a layer t reaches its successors through (they enter the layer score G, not gamma); the channel
 # bookkeeping among them (BOOKKEEPING) also maps the successor's connection sums back onto t's channels.
 BOOKKEEPING = ("slice", "shuffle", "concat")
-WEIGHT_FREE = ("act", "prelu", "mul", "affine", "layernorm", *BOOKKEEPING)
+WEIGHT_FREE = ("act", "prelu", "mul", "affine", "layernorm", "grn", *BOOKKEEPING)
 # Layers with parameters: (weight, bias) arrays, OIHW for convs, per channel for the others (a PReLU's
 # weight is its slopes, its bias unused).
-PARAMETRIC = ("conv", "affine", "layernorm", "prelu")
+PARAMETRIC = ("conv", "affine", "layernorm", "prelu", "grn")
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,9 @@ class Layer:
     "mul" (a map times a factor computed in the network: a gate,
     per channel when the factor is 1 x 1, per position when it has one channel, or a map of the same shape), "affine" (a per-channel scale and
     shift that no conv absorbs: pre-activation BatchNorm, layer scale), "layernorm" (over the channels
-    at each position, with per-channel weight and bias; `bn_eps` is its epsilon), "prelu" (LeakyReLU with
+    at each position, with per-channel weight and bias; `bn_eps` is its epsilon), "grn" (ConvNeXt V2's
+    Global Response Normalization, x + bias + weight * x * n / (mean_c(n) + bn_eps) with n each channel's L2
+    norm over the positions: a per-channel gate computed from the map, plus the map), "prelu" (LeakyReLU with
     a learnt slope per channel: its weight), "slice" (`channels` channels of its input from `offset` on:
     Split, Slice, Chunk) and "shuffle" (ShuffleNet's channel shuffle of `groups` groups: output channel
     j * groups + i is input channel i * (C / groups) + j); "pad" (zeros around the map by `pads`, where a

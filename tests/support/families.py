@@ -164,17 +164,69 @@ class ConvNeXtBlock(nn.Module):
         return x + y.permute(0, 3, 1, 2)
 
 
+class GlobalResponseNorm(nn.Module):
+    """ConvNeXt V2's GRN in the forms its users' code has: the authors' and Hugging Face's on a channels-last
+    map (torch.norm, then gamma * (x * Nx) + beta + x), timm's on a channels-first one (x + addcmul(bias,
+    weight, x * Nx)); the norm as Sqrt(ReduceSum(x * x)) with a reciprocal, or with Pow; and two look-alikes
+    that are no GRN: the norms divided by their largest, not their mean, and no map added back."""
+
+    def __init__(self, dim, form="authors"):
+        super().__init__()
+        self.form = form
+        self.weight, self.bias = nn.Parameter(torch.randn(dim) * 0.5), nn.Parameter(torch.randn(dim) * 0.2)
+
+    def forward(self, x):
+        spatial, channel = ((2, 3), 1) if self.form == "timm" else ((1, 2), -1)
+        if self.form == "sqrt_sum":
+            norms = torch.sqrt((x * x).sum(dim=spatial, keepdim=True))
+            gate = norms * (1.0 / (norms.mean(dim=channel, keepdim=True) + 1e-6))
+        elif self.form == "pow":
+            norms = x.pow(2).sum(dim=spatial, keepdim=True).sqrt()
+            gate = norms / (norms.mean(dim=channel, keepdim=True) + 1e-6)
+        else:
+            norms = torch.norm(x, p=2, dim=spatial, keepdim=True)
+            divisor = norms.amax(dim=channel, keepdim=True) if self.form == "max" else norms.mean(dim=channel,
+                                                                                                  keepdim=True)
+            gate = norms / (divisor + 1e-6)
+        if self.form == "timm":
+            return x + torch.addcmul(self.bias.view(1, -1, 1, 1), self.weight.view(1, -1, 1, 1), x * gate)
+        gated = self.weight * (x * gate) + self.bias
+        return gated if self.form == "no_identity" else gated + x
+
+
+class ConvNeXtV2Block(nn.Module):
+    """ConvNeXt V2's block: ConvNeXt's with a GRN after the GELU and no layer scale; its MLP as Linear layers
+    on a channels-last map (the authors'), or as 1x1 convs on a channels-first one (timm's conv_mlp)."""
+
+    def __init__(self, dim, form="authors"):
+        super().__init__()
+        self.dw = nn.Conv2d(dim, dim, 7, padding=3, groups=dim)
+        self.channels_first = form == "timm"
+        self.norm = LayerNorm2d(dim, eps=1e-6) if self.channels_first else nn.LayerNorm(dim, eps=1e-6)
+        self.pw1, self.pw2 = (nn.Conv2d(dim, 4 * dim, 1), nn.Conv2d(4 * dim, dim, 1)) if self.channels_first else \
+            (nn.Linear(dim, 4 * dim), nn.Linear(4 * dim, dim))
+        self.grn = GlobalResponseNorm(4 * dim, form)
+
+    def forward(self, x):
+        if self.channels_first:
+            return x + self.pw2(self.grn(F.gelu(self.pw1(self.norm(self.dw(x))))))
+        y = self.pw2(self.grn(F.gelu(self.pw1(self.norm(self.dw(x).permute(0, 2, 3, 1))))))
+        return x + y.permute(0, 3, 1, 2)
+
+
 class ConvNeXt(nn.Module):
     """ConvNeXt-T's layout (patchify stem, 7x7 depthwise, LayerNorm, GELU MLP, layer scale, LayerNorm2d then
-    2x2 downsampling) at 1/12 width and fewer blocks; head: global pool, LayerNorm2d, flatten, Linear."""
+    2x2 downsampling) at 1/12 width and fewer blocks; head: global pool, LayerNorm2d, flatten, Linear.
+    With `grn`, ConvNeXt V2's blocks in that form of their GRN."""
 
-    def __init__(self, classes=1000, dims=(8, 16, 32, 64), depths=(1, 1, 2, 1), gelu="none", norm2d=LayerNorm2d):
+    def __init__(self, classes=1000, dims=(8, 16, 32, 64), depths=(1, 1, 2, 1), gelu="none", norm2d=LayerNorm2d,
+                 grn=None):
         super().__init__()
         layers = [nn.Conv2d(3, dims[0], 4, 4), norm2d(dims[0], eps=1e-6)]
         for stage, (dim, depth) in enumerate(zip(dims, depths)):
             if stage:
                 layers += [norm2d(dims[stage - 1], eps=1e-6), nn.Conv2d(dims[stage - 1], dim, 2, 2)]
-            layers += [ConvNeXtBlock(dim, gelu) for _ in range(depth)]
+            layers += [ConvNeXtV2Block(dim, grn) if grn else ConvNeXtBlock(dim, gelu) for _ in range(depth)]
         self.features = nn.Sequential(*layers)
         self.norm, self.fc = LayerNorm2d(dims[-1], eps=1e-6), nn.Linear(dims[-1], classes)
 
@@ -581,6 +633,8 @@ FAMILIES = {
     "googlenet": lambda: randomise(GoogLeNet()),
     "mnasnet": lambda: randomise(MNASNet()),
     "efficientnetv2": lambda: randomise(EfficientNetV2()),
+    "convnextv2": lambda: randomise(ConvNeXt(grn="authors")),
+    "convnextv2_timm": lambda: randomise(ConvNeXt(grn="timm")),
 }
 # at their published sizes, for the benchmark (benchmarks/part3_models.py)
 FULL_SIZE = {

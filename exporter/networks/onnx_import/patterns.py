@@ -23,7 +23,8 @@ import numpy as np
 
 FUSED = "interactive_trt.fused"
 OP_TYPES = {"silu": "SiLU", "swish": "Swish", "hardswish": "HardSwish", "hardsigmoid": "HardSigmoid", "gelu": "Gelu",
-            "gelu_tanh": "Gelu", "mish": "Mish", "layernorm": "LayerNormalization"}  # in refusals
+            "gelu_tanh": "Gelu", "mish": "Mish", "layernorm": "LayerNormalization",
+            "grn": "GlobalResponseNorm"}  # in refusals
 
 
 class Graph:
@@ -278,6 +279,10 @@ def matches(g: Graph, node):
         from interactive_trt.exporter.networks.onnx_import.written_norms import layer_norm_by_value
 
         return layer_norm_by_value(g, node)
+    if node.op_type in ("ReduceL2", "ReduceSumSquare", "Pow", "Mul"):
+        from interactive_trt.exporter.networks.onnx_import.response_norms import response_norm_by_value
+
+        return response_norm_by_value(g, node)
     return None
 
 
@@ -299,10 +304,17 @@ def fuse_activations(model) -> int:
         last = members[-1]
         named = [member.name for member in reversed(members) if member.name]
         name = named[0] if named else last.output[0]
-        if kind == "layernorm":
+        if kind in ("layernorm", "grn"):
             scope = os.path.commonprefix([member.name for member in members])
-            name = f"{scope[:scope.rfind('/') + 1]}LayerNorm" if "/" in scope else name
+            label = "LayerNorm" if kind == "layernorm" else "GlobalResponseNorm"
+            name = f"{scope[:scope.rfind('/') + 1]}{label}" if "/" in scope else name
+        if kind == "layernorm":
             made = fused_layer_norm(model, members[0].input[0], last.output[0], name, **extra[0])
+        elif kind == "grn":
+            options = extra[0]
+            made = [helper.make_node("GlobalResponseNorm", [options["x"], *parameters(model, name, options)],
+                                     [last.output[0]], name=name, domain=FUSED, kind="grn", axis=options["axis"],
+                                     epsilon=float(options["epsilon"]))]
         else:
             options = extra[0] if extra else {}
             made = [helper.make_node(OP_TYPES[kind], [options.get("x", members[0].input[0])], [last.output[0]],
@@ -318,20 +330,28 @@ def fuse_activations(model) -> int:
     return sum(1 for made in replaced.values() if made)
 
 
-def fused_layer_norm(model, x: str, output: str, name: str, axis: int, epsilon: float, scale, bias, perm) -> list:
-    """The LayerNormalization a written-out one becomes, then the Transpose found inside it (a norm over
-    one axis commutes with moving that axis); its scale and bias (ones and zeros when the file has none,
-    sized by the converter, which knows the channels) become initializers of their own."""
-    from onnx import helper, numpy_helper
+def parameters(model, name: str, options: dict) -> list[str]:
+    """A fused norm's fitted scale and bias as initializers of their own ('' for one the file has none of:
+    ones and zeros, sized by the converter, which knows the channels)."""
+    from onnx import numpy_helper
 
-    inputs = [x]
-    for role, vector in (("scale", scale), ("bias", bias)):
-        if vector is None:
+    inputs = []
+    for role in ("scale", "bias"):
+        if options.get(role) is None:
             inputs.append("")
             continue
-        tensor = numpy_helper.from_array(vector, f"{name}::{role}")
+        tensor = numpy_helper.from_array(options[role], f"{name}::{role}")
         model.graph.initializer.append(tensor)
         inputs.append(tensor.name)
+    return inputs
+
+
+def fused_layer_norm(model, x: str, output: str, name: str, axis: int, epsilon: float, scale, bias, perm) -> list:
+    """The LayerNormalization a written-out one becomes, then the Transpose found inside it (a norm over
+    one axis commutes with moving that axis)."""
+    from onnx import helper
+
+    inputs = [x, *parameters(model, name, {"scale": scale, "bias": bias})]
     if perm is None:
         return [helper.make_node("LayerNormalization", inputs, [output], name=name, domain=FUSED, kind="layernorm",
                                  axis=axis, epsilon=float(epsilon))]

@@ -21,16 +21,19 @@ from interactive_trt.exporter.networks.onnx_import.patterns import reduced_axes
 # keeps its input's shape: tf2onnx writes a Transpose that moves a size-1 axis as a Reshape to the fixed
 # shape, as in Keras ConvNeXt's LayerNorms)
 OPS = {"ReduceMean", "Sub", "Add", "Mul", "Div", "Pow", "Sqrt", "Reciprocal", "Neg", "Transpose", "Reshape"}
+REDUCTIONS = {"ReduceMean": lambda x, axes: x.mean(axis=axes, keepdims=True),
+              "ReduceSum": lambda x, axes: x.sum(axis=axes, keepdims=True),
+              "ReduceSumSquare": lambda x, axes: (x * x).sum(axis=axes, keepdims=True),
+              "ReduceL2": lambda x, axes: np.sqrt((x * x).sum(axis=axes, keepdims=True))}
 TOLERANCE = 1e-9  # float64 residual, relative to the output's scale: a norm or not, never in between
 
 
-def region_from(g, mean):
-    """The nodes that compute from x = mean's input and constants alone, with the arithmetic above, in the
-    graph's order (topological), as far as they go."""
-    x = mean.input[0]
+def region_from(g, x: str, ops=OPS):
+    """The nodes that compute from x and constants alone, with the arithmetic `ops`, in the graph's order
+    (topological), as far as they go."""
     known, region = {x}, []
     for node in g.graph.node:
-        if node.op_type not in OPS or node.domain not in ("", "ai.onnx"):
+        if node.op_type not in ops or node.domain not in ("", "ai.onnx"):
             continue
         if node.op_type == "Reshape" and not keeps_shape(g, node):
             continue
@@ -106,9 +109,11 @@ def evaluate(g, members, x: str, value: np.ndarray) -> dict:
     for node in members:
         args = [read(name) for name in node.input if name]
         op = node.op_type
-        if op == "ReduceMean":
+        if op in REDUCTIONS:
             axes = reduced_axes(g, node)
-            tensors[node.output[0]] = args[0].mean(axis=tuple(axes), keepdims=True)
+            if axes is None:
+                raise ValueError(f"{op} over unknown axes")
+            tensors[node.output[0]] = REDUCTIONS[op](args[0], tuple(axes))
             continue
         if op == "Transpose":
             tensors[node.output[0]] = np.transpose(args[0], permutation(node))
@@ -143,10 +148,19 @@ def layer_norm_of(x: np.ndarray, axis: int, epsilon: float) -> np.ndarray:
 
 def fitted(outputs: list[np.ndarray], inputs: list[np.ndarray], axis: int, epsilon: float):
     """The per-channel scale and bias that make the region LayerNorm(x) * scale + bias, or None."""
-    normed = [layer_norm_of(value, axis, epsilon) for value in inputs]
-    channels = inputs[0].shape[axis]
-    n = np.concatenate([np.moveaxis(a, axis, -1).reshape(-1, channels) for a in normed])
-    f = np.concatenate([np.moveaxis(a, axis, -1).reshape(-1, channels) for a in outputs])
+    return affine_fit([layer_norm_of(value, axis, epsilon) for value in inputs], outputs, axis)
+
+
+def affine_fit(known: list[np.ndarray], found: list[np.ndarray], axis: int, reference=None):
+    """The per-channel scale and bias (least squares over every position of every probe) that make `found`
+    known * scale + bias along `axis`, float32, or None where the residual is over TOLERANCE of
+    `reference`'s norm (`found`'s by default)."""
+    channels = known[0].shape[axis]
+
+    def rows(arrays):
+        return np.concatenate([np.moveaxis(a, axis, -1).reshape(-1, channels) for a in arrays])
+
+    n, f = rows(known), rows(found)
     if not np.all(np.isfinite(f)):
         return None
     n_mean, f_mean = n.mean(axis=0), f.mean(axis=0)
@@ -156,7 +170,7 @@ def fitted(outputs: list[np.ndarray], inputs: list[np.ndarray], axis: int, epsil
     scale = ((n - n_mean) * (f - f_mean)).sum(axis=0) / spread
     bias = f_mean - scale * n_mean
     residual = np.linalg.norm(f - (n * scale + bias))
-    if residual > TOLERANCE * max(np.linalg.norm(f), 1.0):
+    if residual > TOLERANCE * max(np.linalg.norm(rows(reference) if reference is not None else f), 1.0):
         return None
     return scale.astype(np.float32), bias.astype(np.float32)
 
@@ -170,7 +184,7 @@ def layer_norm_by_value(g, mean):
     if axes is None or len(axes) != 1 or not shape or None in shape or len(shape) < 2:
         return None
     axis = axes[0] % len(shape)
-    region = region_from(g, mean)
+    region = region_from(g, x)
     if len(region) < 5 or len(region) > 40:
         return None
     # a few positions are enough to fit and check a per-channel affine map (its constants are per channel;

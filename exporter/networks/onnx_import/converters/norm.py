@@ -1,6 +1,7 @@
 """LayerNormalization over the channels at each position (ConvNeXt's blocks, written channels-last by
 torch.onnx: Transpose to NHWC, LayerNormalization over the last axis; or written out, patterns.py), kept as a layer with its per-channel
-weight and bias and back-propagated by its exact vector-Jacobian product (INTERACTIVE.md, "Any CNN, part 3")."""
+weight and bias and back-propagated by its exact vector-Jacobian product (INTERACTIVE.md, "Any CNN, part 3");
+and ConvNeXt V2's Global Response Normalization (response_norms.py), the same way."""
 
 from __future__ import annotations
 
@@ -56,6 +57,27 @@ def written_out(node, ctx) -> None:
     if not on_channels(value.layout, axis):
         raise ctx.refuse(node, f"a LayerNorm over axis {axis} of an {value.layout} map; supported: over its channels")
     draft = norm_layer(node, ctx, value.layer, attrs)
+    ctx.set_value(node.output[0], Map(draft.id, value.layout, draft.version))
+
+
+@converter(f"{FUSED}.GlobalResponseNorm", 1)
+def global_response_norm(node, ctx) -> None:
+    """ConvNeXt V2's GRN (response_norms.py): a norm over the positions of each channel of a feature map,
+    along its channel `axis`."""
+    value = ctx.value(node, 0)
+    axis = int(attributes(node)["axis"])
+    if not isinstance(value, Map) or value.layer == "image":
+        raise ctx.refuse(node, f"a global response norm of {describe(value)}; supported: of a feature map")
+    if not on_channels(value.layout, axis):
+        raise ctx.refuse(node, f"a global response norm with its channels on axis {axis} of an {value.layout} map; "
+                               "supported: its norms over the map's positions, their mean over its channels")
+    channels = ctx.channels_of(value.layer)
+    scale, bias = (np.asarray(ctx.optional_const(node, index, role), np.float64).reshape(-1)
+                   for index, role in ((1, "scale"), (2, "bias")))
+    if scale.size != channels or bias.size != channels:
+        raise ctx.refuse(node, f"weight and bias of {scale.size} and {bias.size} values for {channels} channels")
+    draft = ctx.follow(value.layer, node, "grn", weight=scale, bias=bias,
+                       eps=float(attributes(node).get("epsilon", 0.0)))
     ctx.set_value(node.output[0], Map(draft.id, value.layout, draft.version))
 
 

@@ -248,14 +248,70 @@ def test_layernorm_affine_maps_and_a_convnext_block_equal_autograd():
     assert got["stem_norm.gamma"].shape == (2, 8, 16, 16)  # its successor is depthwise
 
 
+def grn_spec() -> ModelSpec:
+    """A ConvNeXt V2 block: depthwise 7x7, LayerNorm, pointwise MLP with GELU then a Global Response Norm,
+    residual; a second GRN straight on the block's output, before a strided conv."""
+    layers = (
+        Layer("stem", "conv", ("image",), 8, kernel=4, stride=4, relu=False, in_channels=3),
+        Layer("dw", "conv", ("stem",), 8, kernel=7, padding=3, groups=8, relu=False, in_channels=8),
+        Layer("norm", "layernorm", ("dw",), 8, bn_eps=1e-6),
+        Layer("pw1", "conv", ("norm",), 32, act="gelu", in_channels=8),
+        Layer("grn", "grn", ("pw1",), 32, bn_eps=1e-6),
+        Layer("pw2", "conv", ("grn",), 8, relu=False, in_channels=32),
+        Layer("block", "add", ("stem", "pw2"), 8, relu=False),
+        Layer("grn2", "grn", ("block",), 8, bn_eps=1e-6),
+        Layer("down", "conv", ("grn2",), 16, kernel=2, stride=2, act="gelu", in_channels=8),
+        Layer("fc", "conv", ("down",), 10, relu=False, in_channels=16),
+    )
+    return ModelSpec(name="convnextv2_like", layers=layers, feature_layers=("stem", "pw1", "block"),
+                     last_layer="down", head_logits="fc", resize=ResizeRule(target_side=64, multiple=8, min_side=32))
+
+
+def grn_weights(spec) -> Weights:
+    """Seeded weights with GRN weights of both signs, and two of pw1's channels silent (a GELU of 0 each): a
+    norm of zero, where the gradient through it is 0 by autograd's convention."""
+    weights = random_weights(spec, seed=8)
+    rng = np.random.default_rng(9)
+    for name in ("grn", "grn2"):
+        weight, bias = weights.arrays[name]
+        weight[:] = rng.standard_normal(weight.shape) * 0.7
+    weight, bias = weights.arrays["pw1"]
+    weight[:2], bias[:2] = 0, 0
+    return weights
+
+
+def test_a_global_response_norm_equals_the_authors_formula_and_autograd():
+    """The forward pass is the ConvNeXt V2 authors' GRN on a channels-last map; the explicit backward pass
+    equals autograd's, at noise, at a photo-like smooth input, and through the channels of zero norm."""
+    from interactive_trt.exporter.interactive.forward import global_response_norm
+
+    x = torch.from_numpy(np.random.default_rng(10).standard_normal((2, 6, 5, 7), dtype=np.float32))
+    x[:, 1] = 0
+    weight, bias = torch.randn(6), torch.randn(6)
+    last = x.permute(0, 2, 3, 1)
+    norms = torch.norm(last, p=2, dim=(1, 2), keepdim=True)
+    authors = weight * (last * (norms / (norms.mean(dim=-1, keepdim=True) + 1e-6))) + bias + last
+    assert torch.allclose(global_response_norm(x, weight, bias, 1e-6), authors.permute(0, 3, 1, 2), atol=1e-6)
+    spec = grn_spec()
+    assert [s.name for s in spec.successors("pw1")] == ["pw2"]  # through the GRN: weight-free, as LayerNorm
+    assert [s.name for s in spec.successors("block")] == ["down"]
+    weights = grn_weights(spec)
+    noise = np.random.default_rng(11).standard_normal((2, 3, 64, 64), dtype=np.float32)
+    smooth = np.cumsum(np.cumsum(noise, axis=2), axis=3) / 64
+    for batch, config, p in ((noise, "last", 2), (smooth.astype(np.float32), "next", 1)):
+        got = assert_graph_equals_autograd(spec, weights, batch, config=config, p=p)
+        assert got["pw1.gamma"].shape == (2, 1, 16, 16)
+        assert np.all(np.isfinite(got["pw1.gamma"]))
+
+
 def test_exported_part3_graphs_run_the_same_on_onnxruntime_and_openvino(tmp_path):
     from interactive_trt.forms import openvino as ov_runtime
     from interactive_trt.exporter.onnx.export import export_onnx
     from interactive_trt.exporter.onnx.verification import run_onnxruntime
 
     batch = np.random.default_rng(6).standard_normal((2, 3, 64, 64), dtype=np.float32)
-    for spec in (se_spec(), se_spec("hardsigmoid", "hardswish"), convnext_spec(), cbam_spec()):
-        weights = cbam_weights(spec) if spec.name == "cbam" else random_weights(spec, seed=7)
+    for spec in (se_spec(), se_spec("hardsigmoid", "hardswish"), convnext_spec(), cbam_spec(), grn_spec()):
+        weights = {"cbam": cbam_weights, "convnextv2_like": grn_weights}.get(spec.name, lambda s: random_weights(s, seed=7))(spec)
         graph = InterActiveGraph(spec, weights).eval()
         path = tmp_path / f"{spec.name}.onnx"
         export_onnx(graph, path, torch.zeros(1, 3, 32, 32))

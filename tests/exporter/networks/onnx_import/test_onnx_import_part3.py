@@ -27,7 +27,7 @@ CASES = [("efficientnet_b0", "folded"), ("efficientnet_b0", "unfolded"), ("mobil
          ("shufflenetv2", "folded"), ("inceptionv3", "folded"), ("cbam", "folded"), ("regnety", "folded"),
          ("resnext", "unfolded"), ("googlenet", "folded"), ("mnasnet", "folded"), ("efficientnetv2", "folded"),
          ("cbam_reference", "folded"), ("se_linear", "unfolded"), ("eca", "folded"),
-         ("mobilenetv3_handwritten", "unfolded")]
+         ("mobilenetv3_handwritten", "unfolded"), ("convnextv2", "folded"), ("convnextv2_timm", "folded")]
 # what each family's graph must hold once imported: the ops of part 3 it exercises
 HOLDS = {"efficientnet_b0": {"gap", "mul", "silu", "sigmoid"},
          "mobilenetv3": {"gap", "mul", "hardswish", "hardsigmoid"},
@@ -39,7 +39,8 @@ HOLDS = {"efficientnet_b0": {"gap", "mul", "silu", "sigmoid"},
          "efficientnetv2": {"silu", "gap", "mul", "add"},
          "cbam_reference": {"gap", "gmp", "channel_mean", "channel_max", "mul", "sigmoid"},
          "se_linear": {"gap", "mul", "sigmoid", "relu"}, "eca": {"gap", "mul", "sigmoid"},
-         "mobilenetv3_handwritten": {"gap", "mul", "hardswish", "hardsigmoid"}}
+         "mobilenetv3_handwritten": {"gap", "mul", "hardswish", "hardsigmoid"},
+         "convnextv2": {"grn", "layernorm", "gelu"}, "convnextv2_timm": {"grn", "layernorm", "gelu"}}
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +104,7 @@ def test_family_imports_exactly_and_its_graph_equals_autograd(family_files, phot
 
 
 @pytest.mark.parametrize("name", ["efficientnet_b0", "convnext", "cbam", "regnety", "resnext", "mnasnet",
-                                  "efficientnetv2", "eca", "se_linear", "cbam_reference", "googlenet"])
+                                  "efficientnetv2", "eca", "se_linear", "cbam_reference", "googlenet", "convnextv2"])
 def test_family_exports_and_verifies_on_every_installed_runtime(family_files, tmp_path, name):
     from interactive_trt.exporter.onnx.export import export_model
     from interactive_trt.exporter.onnx.request import IMPORTED, ExportRequest
@@ -226,6 +227,34 @@ def test_a_norm_that_is_no_layernorm_is_not_read_as_one(tmp_path):
         import_onnx(build.save(build.keras_convnext_like("rms"), tmp_path / "rms.onnx"))
 
 
+@pytest.mark.parametrize("form", ["sqrt_sum", "pow"])
+def test_a_global_response_norm_in_any_written_form_is_one_grn_layer(form, tmp_path, photos):
+    """ConvNeXt V2's GRN with its norm as Sqrt(ReduceSum(x * x)) and a Reciprocal, or with Pow: one grn layer per
+    block, its weight and bias fitted, nothing left of the arithmetic (no gate, no affine map), exact against
+    the file and against autograd."""
+    model = families.randomise(families.ConvNeXt(grn=form))
+    imported = import_onnx(build.export_torch(model, tmp_path / f"{form}.onnx", opset=17))
+    spec = imported.spec
+    assert len([layer for layer in spec.layers if layer.op == "grn"]) == 5
+    assert not {"affine", "mul", "gap"} & kinds(spec), kinds(spec)
+    reports = verify_against_source(imported, ())
+    assert all(report.passed for report in reports), [report.summary() for report in reports]
+    batch = prepare(photos["chelsea"], (224, 288), spec.preprocessing)[None]
+    assert_graph_equals_autograd(spec, imported.weights, batch)
+
+
+@pytest.mark.parametrize("form", ["max", "no_identity"])
+def test_a_look_alike_of_a_global_response_norm_is_not_read_as_one(form, tmp_path):
+    """The norms divided by their largest instead of their mean, or no map added back: checked by value and
+    refused by name, in one line."""
+    from interactive_trt.common.errors import OnnxImportError
+
+    path = build.export_torch(families.randomise(families.ConvNeXt(grn=form)), tmp_path / f"{form}.onnx", opset=17)
+    with pytest.raises(OnnxImportError, match=r"\(ReduceL2\): op not in the InterActive vocabulary") as raised:
+        import_onnx(path)
+    assert "\n" not in str(raised.value)
+
+
 def test_gelus_tanh_form_as_torch_onnx_writes_it(tmp_path, photos):
     """Before opset 20 torch.onnx spells GELU's tanh approximation out (Mul, Add, Tanh, ...): one activation."""
     path = build.export_torch(families.randomise(families.ConvNeXt(gelu="tanh")), tmp_path / "tanh.onnx", opset=17)
@@ -273,6 +302,7 @@ def dynamo_file(name: str, path, optimize: bool):
 
 
 @pytest.mark.parametrize("name, optimize", [("efficientnet_b0", True), ("shufflenetv2", True), ("convnext", True),
+                                            ("convnextv2", True),
                                             ("shufflenetv2", False), ("cbam_reference", False), ("eca", False)])
 def test_the_dynamo_exporters_files(name, optimize, tmp_path):
     """The dynamo exporter writes other names and node orders, and ConvNeXt's flattened pool as a Reshape to
