@@ -90,6 +90,8 @@ def activate(layer: Layer, z: torch.Tensor, sigmoids: dict | None = None) -> tor
         return z * torch.sigmoid(z * layer.alpha)
     if kind == "celu":
         return F.celu(z, layer.alpha)
+    if kind == "squaredrelu":
+        return F.relu(z) ** 2
     if kind == "thresholdedrelu":
         return torch.where(z > layer.alpha, z, torch.zeros_like(z))  # F.threshold, which torch.onnx refuses
     smooth = {"sigmoid": torch.sigmoid, "silu": F.silu, "hardswish": F.hardswish, "gelu": F.gelu,

@@ -579,6 +579,8 @@ def activation_derivative(layer: Layer, z: torch.Tensor) -> torch.Tensor:
         return torch.where(z > 0, torch.ones_like(z), torch.exp(z / layer.alpha))
     if kind == "thresholdedrelu":
         return (z > layer.alpha).to(z.dtype)
+    if kind == "squaredrelu":
+        return 2 * F.relu(z)
     if kind == "tanh":
         t = torch.tanh(z)
         return 1 - t * t

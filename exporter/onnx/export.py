@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from interactive_trt import __version__
+from interactive_trt.common.errors import SpecError
 from interactive_trt.contracts.graph import OnnxGraph
 from interactive_trt.contracts.manifest import Manifest, manifest_path_for, sha256_file, temporary_beside
 from interactive_trt.contracts.outputs import output_layer, output_shape
@@ -150,6 +151,21 @@ def export_graph(spec: ModelSpec, weights: Weights, request: ExportRequest, log:
     return Exported(onnx_path, list(graph.output_names), graph.loss_scale, calibration, reports, checked)
 
 
+def check_weight_maps(spec: ModelSpec, request: ExportRequest) -> None:
+    """Refuses, before anything is written, a feature layer whose weight map is identically 0 in the 'last'
+    configuration (ModelSpec.cancelled_by_norm): its InterActive features would be rounding noise."""
+    if not request.interactive or request.config != "last":
+        return
+    for name in spec.feature_layers:
+        norm = spec.cancelled_by_norm(name)
+        if norm:
+            successors = ", ".join(repr(layer.source or layer.name) for layer in spec.successors(name))
+            raise SpecError(f"feature layer {spec.layer(name).source or name!r}: the gradient at its successor "
+                            f"{successors} comes only through LayerNorms (as {spec.layer(norm).source or norm!r}) and "
+                            "residual sums, and sums to 0 over the channels, so its weight map is identically 0 with "
+                            "--config last; choose another layer (--list-layers) or --config next")
+
+
 def export_model(request: ExportRequest, log: Callable[[str], None] = log_default,
                  print_report: Callable[[Report], None] | None = None) -> tuple[Path, Manifest]:
     """The whole export; returns the ONNX path and its manifest (written beside it)."""
@@ -174,6 +190,7 @@ def export_model(request: ExportRequest, log: Callable[[str], None] = log_defaul
         spec = model_spec(request.model, request.width_divisor)
         if request.layers:
             spec = replace(spec, feature_layers=tuple(request.layers))  # validated by ModelSpec
+    check_weight_maps(spec, request)
     if request.verify:
         from interactive_trt.common.ort import import_onnxruntime
 

@@ -22,7 +22,8 @@ GLOBAL_POOLS = ("gap", "gmp")  # N x C x 1 x 1 at every input size: what a gate'
 # (INTERACTIVE.md, "Any CNN, part 3": SiLU's derivative cannot be read from its output).
 MASK_ACTIVATIONS = ("relu", "relu6")
 SMOOTH_ACTIVATIONS = ("sigmoid", "silu", "hardsigmoid", "hardswish", "gelu", "gelu_tanh", "leakyrelu", "elu",
-                      "selu", "tanh", "softplus", "mish", "swish", "softsign", "celu", "thresholdedrelu")
+                      "selu", "tanh", "softplus", "mish", "swish", "softsign", "celu", "thresholdedrelu",
+                      "squaredrelu")
 # Ops a layer t reaches its successors through (they enter the layer score G, not gamma); the channel
 # bookkeeping among them (BOOKKEEPING) also maps the successor's connection sums back onto t's channels.
 BOOKKEEPING = ("slice", "shuffle", "concat")
@@ -235,6 +236,58 @@ class ModelSpec:
     def successors(self, name: str) -> list[Layer]:
         """The successors of `successor_routes`, each once."""
         return list({layer.name: layer for layer, _ in self.successor_routes(name)}.values())
+
+    def cancelled_by_norm(self, name: str) -> str:
+        """A LayerNorm that makes gamma^(name) identically 0 in the 'last' configuration, or ''.
+
+        LayerNorm's vector-Jacobian product sums to 0 over the channels at every position, and so does a
+        sum of such gradients. Where every successor of `name` is dense (the connection sum runs over all
+        its output channels) and linear, and all the gradient that reaches it comes through LayerNorms over
+        the channels and plain residual sums (MambaOut's downsampling conv, read only by its norm; a
+        MetaFormer stage whose residual stream is read only by its blocks' norms and the next stage's
+        pre-norm), every connection sum is 0: the graph would give rounding noise for a weight map."""
+        sums = self.zero_sum_gradients
+        norms = []
+        for successor, route in self.successor_routes(name):
+            if successor.groups != 1 or successor.activation or \
+                    any(self.layer(step).op == "slice" for step, _ in route) or not sums.get(successor.name):
+                return ""
+            norms.append(sorted(sums[successor.name])[0])
+        return norms[0] if norms else ""
+
+    @property
+    def zero_sum_gradients(self) -> dict[str, frozenset]:
+        """Layers whose output gradient in 'last' sums to 0 over the channels, each with the LayerNorms that
+        make it so (see cancelled_by_norm); computed once per spec."""
+        cached = self.__dict__.get("_zero_sum_gradients")
+        if cached is not None:
+            return cached
+        by_name = self.by_name
+        reaching = upstream([self.last_layer], lambda layer: by_name[layer].inputs)
+        readers: dict[str, list[Layer]] = {}
+        for layer in self.layers:
+            for source in layer.inputs:
+                readers.setdefault(source, []).append(layer)
+        sums: dict[str, frozenset | None] = {}
+        for layer in reversed(self.layers):
+            if layer.name == self.last_layer or layer.name not in reaching:
+                sums[layer.name] = None  # the seed; or no gradient at all (not this rule's case)
+                continue
+            norms = set()
+            for reader in readers.get(layer.name, []):
+                if reader.name not in reaching:
+                    continue
+                if reader.op == "layernorm":
+                    norms.add(reader.name)
+                elif reader.op == "add" and not reader.activation and sums.get(reader.name) is not None:
+                    norms |= sums[reader.name]
+                else:
+                    norms = None
+                    break
+            sums[layer.name] = frozenset(norms) if norms else None
+        found = {name: value for name, value in sums.items() if value}
+        object.__setattr__(self, "_zero_sum_gradients", found)
+        return found
 
     def is_full_input(self, mul: Layer, source: str) -> bool:
         """Whether `source` is a full-size operand of `mul` (not the broadcast gate factor)."""

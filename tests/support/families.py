@@ -559,11 +559,15 @@ class EfficientChannelAttention(nn.Module):
     """ECA (Wang et al., 2020), as its reference code writes it: a 1-D conv of k taps along the channels of
     the pooled map (squeeze(-1), transpose), back to N x C x 1 x 1, a sigmoid gate expanded to the map."""
 
-    def __init__(self, k=3):
+    def __init__(self, k=3, form="reference"):
         super().__init__()
         self.conv = nn.Conv1d(1, 1, k, padding=(k - 1) // 2, bias=False)
+        self.form = form
 
     def forward(self, x):
+        if self.form == "timm":  # timm's EcaModule: views instead of squeeze and transpose, the gate before the view
+            y = self.conv(x.mean((2, 3)).view(x.shape[0], 1, -1))
+            return x * torch.sigmoid(y).view(x.shape[0], -1, 1, 1).expand_as(x)
         y = self.conv(F.adaptive_avg_pool2d(x, 1).squeeze(-1).transpose(-1, -2)).transpose(-1, -2).unsqueeze(-1)
         return x * torch.sigmoid(y).expand_as(x)
 
@@ -602,6 +606,82 @@ class PoolWrittenOut(nn.Module):
         return self.fc(x.flatten(2).mean(-1))
 
 
+class RepMixer(nn.Module):
+    """FastViT's token mixer before reparameterisation: x + scale * (BN(depthwise conv(x)) - BN(x))."""
+
+    def __init__(self, dim):
+        super().__init__()
+        self.mixer = nn.Sequential(nn.Conv2d(dim, dim, 3, padding=1, groups=dim, bias=False), nn.BatchNorm2d(dim))
+        self.norm = nn.BatchNorm2d(dim)
+        self.scale = nn.Parameter(torch.rand(dim, 1, 1) + 0.5)
+
+    def forward(self, x):
+        return x + self.scale * (self.mixer(x) - self.norm(x))
+
+
+class StarReLU(nn.Module):
+    """MetaFormer's activation, s * relu(x) ** 2 + b (learnt scalars), or with relu(x) * relu(x)."""
+
+    def __init__(self, squared="pow"):
+        super().__init__()
+        self.squared = squared
+        self.scale, self.bias = nn.Parameter(torch.tensor([0.8])), nn.Parameter(torch.tensor([-0.1]))
+
+    def forward(self, x):
+        r = F.relu(x)
+        return self.scale * (r ** 2 if self.squared == "pow" else r * r) + self.bias
+
+
+class GatedConvBlock(nn.Module):
+    """MambaOut's block on a channels-last map: LayerNorm, one Linear split three ways, a depthwise 7x7 conv of
+    one part, GELU of another gating the rest and the conv's output, Linear, residual."""
+
+    def __init__(self, dim):
+        super().__init__()
+        self.norm, hidden, self.conv_channels = nn.LayerNorm(dim), 2 * dim, dim // 2
+        self.fc1, self.fc2 = nn.Linear(dim, 2 * hidden), nn.Linear(hidden, dim)
+        self.conv = nn.Conv2d(self.conv_channels, self.conv_channels, 7, padding=3, groups=self.conv_channels)
+        self.split = [hidden, hidden - self.conv_channels, self.conv_channels]
+
+    def forward(self, x):
+        g, i, c = torch.split(self.fc1(self.norm(x)), self.split, dim=-1)
+        c = self.conv(c.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        return x + self.fc2(F.gelu(g) * torch.cat((i, c), dim=-1))
+
+
+class MobileMix(nn.Module):
+    """Today's mobile CNNs beyond part 3's list, at toy width: FastViT's RepMixer (a difference of two maps),
+    MetaFormer's StarReLU (Squared ReLU), MambaOut's gated conv blocks after a downsampling conv then
+    LayerNorm (whose input has a weight map of 0 in 'last', ModelSpec.cancelled_by_norm), and RepViT's
+    distillation head (two BatchNorm-Linear classifiers of the pooled map, averaged)."""
+
+    def __init__(self, classes=1000, squared="pow"):
+        super().__init__()
+        self.stem = nn.Sequential(conv_bn(3, 16, 3, 2), StarReLU(squared), RepMixer(16), conv_bn(16, 16, 3, 2),
+                                  nn.GELU(), RepMixer(16))
+        self.down, self.down_norm = nn.Conv2d(16, 24, 3, 2, 1), nn.LayerNorm(24)
+        self.blocks = nn.Sequential(GatedConvBlock(24), GatedConvBlock(24))
+        self.head = nn.Sequential(nn.BatchNorm1d(24), nn.Linear(24, classes))
+        self.head_dist = nn.Sequential(nn.BatchNorm1d(24), nn.Linear(24, classes))
+
+    def forward(self, x):
+        x = self.down_norm(self.down(self.stem(x)).permute(0, 2, 3, 1))
+        x = self.blocks(x).mean((1, 2))
+        return (self.head(x) + self.head_dist(x)) / 2
+
+
+def randomise_with_1d(model):
+    """randomise, and the BatchNorm1d layers of a head too."""
+    model = randomise(model)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm1d):
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.normal_(0, 0.1)
+            module.running_mean.normal_(0, 0.1)
+            module.running_var.uniform_(0.5, 2.0)
+    return model
+
+
 randomise = randomise_batchnorm  # seeded weights, random BatchNorm statistics and LayerNorm affines
 
 
@@ -635,6 +715,9 @@ FAMILIES = {
     "efficientnetv2": lambda: randomise(EfficientNetV2()),
     "convnextv2": lambda: randomise(ConvNeXt(grn="authors")),
     "convnextv2_timm": lambda: randomise(ConvNeXt(grn="timm")),
+    "eca_timm": lambda: seeded(lambda: GatedResNet(gate=EfficientChannelAttention(5, form="timm")), 100),
+    "mobile_mix": lambda: seeded(lambda: randomise_with_1d(MobileMix()), 7),
+    "mobile_mix_mul": lambda: seeded(lambda: randomise_with_1d(MobileMix(squared="mul")), 8),
 }
 # at their published sizes, for the benchmark (benchmarks/part3_models.py)
 FULL_SIZE = {

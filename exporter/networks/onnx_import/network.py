@@ -94,6 +94,8 @@ class ImportedNetwork:
                 role.append("T of 'last'")
             if layer.name == spec.head_logits:
                 role.append("classifier")
+            if layer.name in candidates and spec.cancelled_by_norm(layer.name):
+                role.append("next only")  # its weight map is 0 in 'last' (ModelSpec.cancelled_by_norm)
             if layer.name not in candidates and not role:
                 continue
             height, width = sizes[layer.name]
@@ -170,7 +172,7 @@ def default_feature_layers(spec: ModelSpec) -> tuple[str, ...]:
     ends: dict[int, str] = {}
     for layer in spec.layers:
         successors = spec.successors(layer.name)
-        if layer.name not in below or not successors or expansion(layer):
+        if layer.name not in below or not successors or expansion(layer) or spec.cancelled_by_norm(layer.name):
             continue
         if any(successor.name not in below and successor.name != target for successor in successors):
             continue  # read through weight-free ops by a layer above T (a norm and activation before the head)

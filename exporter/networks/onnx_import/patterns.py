@@ -23,7 +23,7 @@ import numpy as np
 
 FUSED = "interactive_trt.fused"
 OP_TYPES = {"silu": "SiLU", "swish": "Swish", "hardswish": "HardSwish", "hardsigmoid": "HardSigmoid", "gelu": "Gelu",
-            "gelu_tanh": "Gelu", "mish": "Mish", "layernorm": "LayerNormalization",
+            "gelu_tanh": "Gelu", "mish": "Mish", "layernorm": "LayerNormalization", "squaredrelu": "Relu",
             "grn": "GlobalResponseNorm"}  # in refusals
 
 
@@ -258,6 +258,20 @@ def hard_sigmoid_written(g: Graph, clip):
     return None
 
 
+def squared_relu(g: Graph, relu):
+    """relu(x) ** 2, or relu(x) * relu(x): Squared ReLU, as MetaFormer's StarReLU (s * relu(x) ** 2 + b, its
+    scalars then a constant Mul and Add) and Primer's MLP write it."""
+    after = g.only_reader(relu.output[0])
+    if after is not None and (after.op_type == "Pow" and g.scalar(after.input[1]) == 2.0 or
+                              after.op_type == "Mul" and list(after.input) == [relu.output[0]] * 2):
+        return [relu, after], "squaredrelu"
+    readers = g.readers.get(relu.output[0], [])
+    if relu.output[0] not in g.outputs and len(readers) == 2 and readers[0] is readers[1] and \
+            readers[0].op_type == "Mul":
+        return [relu, readers[0]], "squaredrelu"
+    return None
+
+
 def matches(g: Graph, node):
     if node.op_type == "Sigmoid":
         return product_with_input(g, node, "silu") or scaled_swish(g, node)
@@ -275,6 +289,8 @@ def matches(g: Graph, node):
         return gelu_tanh(g, node)
     if node.op_type == "Softplus":
         return mish(g, node)
+    if node.op_type == "Relu":
+        return squared_relu(g, node)
     if node.op_type == "ReduceMean":
         from interactive_trt.exporter.networks.onnx_import.written_norms import layer_norm_by_value
 

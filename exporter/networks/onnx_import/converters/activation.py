@@ -15,7 +15,7 @@ from dataclasses import replace
 import numpy as np
 
 from interactive_trt.contracts.spec import INPUT
-from interactive_trt.exporter.networks.onnx_import.builder import Dense, Map, Pooled, describe
+from interactive_trt.exporter.networks.onnx_import.builder import Dense, GateVector, Map, Pooled, describe
 from interactive_trt.exporter.networks.onnx_import.converters.conv import per_channel
 from interactive_trt.exporter.networks.onnx_import.converters.registry import attributes, converter
 from interactive_trt.exporter.networks.onnx_import.patterns import FUSED
@@ -27,10 +27,11 @@ def activate(node, ctx, kind: str, alpha: float = 0.0, beta: float = 0.0) -> Non
     value = ctx.value(node, 0)
     if isinstance(value, Pooled) and value.linear:  # inside a head after the pool (MobileNetV3's)
         ctx.head_pooled = True
-    elif not isinstance(value, (Map, Dense)) or getattr(value, "layer", INPUT) == INPUT:
+    elif not isinstance(value, (Map, Dense, GateVector)) or getattr(value, "layer", INPUT) == INPUT:
         where = "the input image" if isinstance(value, Map) else describe(value)
         raise ctx.refuse(node, f"{kind} of {where}; supported: an activation of a feature map, of a fully "
-                               "connected layer or of a head layer after the global average pool")
+                               "connected layer, of a gate's vector or of a head layer after the global average "
+                               "pool")
     draft = ctx.drafts[value.layer]
     if draft.activation == kind and kind in ("relu", "relu6"):
         ctx.set_value(node.output[0], value)  # idempotent: the layer is already activated

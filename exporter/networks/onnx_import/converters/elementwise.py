@@ -8,7 +8,7 @@ import numpy as np
 
 from interactive_trt.contracts.spec import INPUT
 from interactive_trt.exporter.networks.onnx_import.builder import (
-    Dense, Draft, ImageChannels, Map, describe, on_channels,
+    Dense, Draft, ImageChannels, Map, Pooled, describe, on_channels,
 )
 from interactive_trt.exporter.networks.onnx_import.converters.conv import fold_affine
 from interactive_trt.exporter.networks.onnx_import.converters.registry import attributes, converter
@@ -18,12 +18,15 @@ def constant_inputs(ctx, node) -> list:
     return [ctx.const(name) for name in node.input]
 
 
-def sum_of_maps(node, ctx) -> None:
-    values = [ctx.value(node, index) for index in range(len(node.input))]
+def sum_of_maps(node, ctx, values=None) -> None:
+    values = values or [ctx.value(node, index) for index in range(len(node.input))]
     if len(values) == 1:
         ctx.set_value(node.output[0], values[0])
         return
     kinds = {type(value) for value in values}
+    if kinds == {Pooled}:
+        summed_heads(node, ctx, values)
+        return
     layouts = {getattr(value, "layout", "NC") for value in values}
     if not (kinds == {Map} or kinds == {Dense}) or len(layouts) > 1:
         found = ", ".join(describe(value) + (f" ({value.layout})" if isinstance(value, Map) else "")
@@ -39,6 +42,46 @@ def sum_of_maps(node, ctx) -> None:
     first = values[0]
     result = Map(draft.id, first.layout, draft.version) if isinstance(first, Map) else Dense(draft.id, draft.version)
     ctx.set_value(node.output[0], result)
+
+
+def linear_chain(ctx, value: Pooled):
+    """The head layers between the pooled map and `value` as one affine map of the pooled vector, (weight
+    out x C, bias), float64; None where one of them is not linear (an activation, a LayerNorm)."""
+    weight, bias, name = None, None, value.layer
+    while name != ctx.head_map:
+        draft = ctx.drafts.get(name)
+        if draft is None:
+            return None
+        if draft.activation or draft.op not in ("conv", "affine") or len(draft.inputs) != 1 or \
+                draft.op == "conv" and (draft.kernel, draft.kernel_w, draft.groups) != (1, 0, 1):
+            return None
+        if draft.op == "conv":
+            step, shift = draft.weight[:, :, 0, 0], draft.bias
+        else:
+            step, shift = np.diag(draft.weight), draft.bias
+        weight, bias = (step, shift) if weight is None else (weight @ step, weight @ shift + bias)
+        name = draft.inputs[0]
+    return weight, bias
+
+
+def summed_heads(node, ctx, values) -> None:
+    """Classifiers summed after the pool (RepViT's and FastViT's distillation heads, (head(x) + head_dist(x))
+    / 2): where each is linear, the sum is one linear layer of the pooled map, the heads' matrices summed,
+    and a classifier that is one linear layer stays one (INTERACTIVE.md, "Any CNN")."""
+    chains = [linear_chain(ctx, value) if value.linear and ctx.head_map else None for value in values]
+    if any(chain is None for chain in chains) or len({chain[0].shape for chain in chains}) > 1 or \
+            len({value.rank for value in values}) > 1:
+        found = ", ".join(describe(value) for value in values)
+        raise ctx.refuse(node, f"a sum of {found}; supported: a residual sum of feature maps of one layout, or a sum "
+                               "of linear classifiers of the pooled map")
+    weight = sum(chain[0] for chain in chains)
+    bias = sum(chain[1] for chain in chains)
+    channels = ctx.channels_of(ctx.head_map)
+    draft = ctx.windowed(node, "conv", ctx.head_map, weight.shape[0], 1, 1, (0, 0, 0, 0), in_channels=channels,
+                         weight=np.ascontiguousarray(weight[:, :, None, None]), bias=np.asarray(bias, np.float64),
+                         weight_key=node.output[0], dense=True)
+    ctx.head_pooled = False  # the heads are one linear layer after the pool now
+    ctx.set_value(node.output[0], Pooled(draft.id, draft.version, rank=values[0].rank, linear=True))
 
 
 @converter("Add", 7, 13, 14)
@@ -103,7 +146,20 @@ def sub(node, ctx) -> None:
     elif constants[0] is not None and constants[1] is None:
         fold_affine(ctx, node, 1, -1.0, constants[0], "constant Sub")
     else:
-        raise ctx.refuse(node, "a difference of two computed tensors; supported: a per-channel constant shift")
+        difference(node, ctx)
+
+
+def difference(node, ctx) -> None:
+    """a - b of two feature maps of one shape (FastViT's RepMixer, mixer(x) - norm(x)): the sum of a and
+    b scaled by -1, an affine layer of its own (named after the difference, with '::negated')."""
+    values = [ctx.value(node, index) for index in range(2)]
+    if not all(isinstance(value, Map) and value.layer != INPUT for value in values):
+        raise ctx.refuse(node, "a difference of " + " and ".join(describe(value) for value in values) + "; supported: "
+                         "of two feature maps of one shape, or a per-channel constant shift")
+    channels = ctx.channels_of(values[1].layer)
+    negated = ctx.follow(values[1].layer, node, "affine", weight=-np.ones(channels), bias=np.zeros(channels))
+    negated.source = f"{node.output[0]}::negated"
+    sum_of_maps(node, ctx, [values[0], Map(negated.id, values[1].layout, negated.version)])
 
 
 @converter("Div", 7, 13, 14)

@@ -141,11 +141,31 @@ def reshape(node, ctx) -> None:
             sorted(target[1:]) == [1, 1, total]:
         ctx.set_value(node.output[0], replace(value, rank=4))
         return
+    if eca_view(node, ctx, value, target, total):
+        return
     if isinstance(value, Pooled) and target in ([-1], [batch * total]):
         ctx.set_value(node.output[0], replace(value, rank=1))  # for the Gather below
         return
     raise ctx.refuse(node, f"reshaping {describe(value)} of {total} values per image to {target}; supported: "
                            f"flattening to (N, {total})")
+
+
+def eca_view(node, ctx, value, target: list[int], total: int) -> bool:
+    """timm's ECA views the pooled vector as N x 1 x C for its 1-D conv across the channels
+    (`y.view(n, 1, -1)`) and the gate back as N x C x 1 x 1 (`view(n, -1, 1, 1)`): the axes ECA's Squeeze
+    and Transpose give, named (gate_axes)."""
+    batch = ctx.batch
+    if target[:1] not in ([batch], [-1], [0]) or any(size not in (1, total, -1) for size in target[1:]) or \
+            target[1:].count(1) != len(target) - 2:
+        return False
+    names = ("N", *("1" if size == 1 else "C" for size in target[1:]))
+    if isinstance(value, Pooled) and not value.linear and len(target) == 3 and ctx.feeds_gates_only(node.output[0]):
+        gate_axes(node, ctx, ctx.gap_of(node, value), names)
+        return True
+    if isinstance(value, GateVector) and len(target) in (3, 4):
+        gate_axes(node, ctx, value, names)
+        return True
+    return False
 
 
 @converter("Gather", 1, 11, 13)

@@ -304,6 +304,61 @@ def test_a_global_response_norm_equals_the_authors_formula_and_autograd():
         assert np.all(np.isfinite(got["pw1.gamma"]))
 
 
+def stream_spec() -> ModelSpec:
+    """A MetaFormer stage: a pre-norm downsampling (LayerNorm, then a 3x3 stride-2 conv) opening a residual
+    stream that only LayerNorms and residual sums read, closed by the next pre-norm downsampling."""
+    layers = (
+        Layer("stem", "conv", ("image",), 8, kernel=4, stride=4, relu=False, in_channels=3),
+        Layer("pre", "layernorm", ("stem",), 8, bn_eps=1e-6),
+        Layer("down", "conv", ("pre",), 16, kernel=3, stride=2, padding=1, relu=False, in_channels=8),
+        Layer("n1", "layernorm", ("down",), 16, bn_eps=1e-6),
+        Layer("f1", "conv", ("n1",), 32, act="gelu", in_channels=16),
+        Layer("f1b", "conv", ("f1",), 16, relu=False, in_channels=32),
+        Layer("blk", "add", ("down", "f1b"), 16, relu=False),
+        Layer("n2", "layernorm", ("blk",), 16, bn_eps=1e-6),
+        Layer("f2", "conv", ("n2",), 16, relu=False, in_channels=16),
+        Layer("out", "add", ("blk", "f2"), 16, relu=False),
+        Layer("pre2", "layernorm", ("out",), 16, bn_eps=1e-6),
+        Layer("down2", "conv", ("pre2",), 24, kernel=3, stride=2, padding=1, act="gelu", in_channels=16),
+        Layer("fc", "conv", ("down2",), 10, relu=False, in_channels=24),
+    )
+    return ModelSpec(name="stream", layers=layers, feature_layers=("n1", "out"), last_layer="down2",
+                     head_logits="fc", resize=ResizeRule(target_side=64, multiple=16, min_side=32))
+
+
+def test_weight_maps_a_layernorm_stream_cancels_are_found_and_are_zero():
+    """In 'last' the gradient of the stream sums to 0 over the channels (LayerNorm's VJP does, and sums of it
+    do): every layer whose successors are dense linear convs the stream takes in (the downsampling conv,
+    the blocks' last convs) has a weight map of 0; a successor with an activation (f1's GELU), or a stream
+    the seed at T reaches, does not. The graph's gamma is rounding noise there, 1e-6 of its terms."""
+    from dataclasses import replace
+
+    from interactive_trt.exporter.onnx.export import check_weight_maps
+    from interactive_trt.exporter.onnx.request import ExportRequest
+
+    spec = stream_spec()
+    cancelled = {layer.name for layer in spec.layers if spec.successors(layer.name) and
+                 spec.cancelled_by_norm(layer.name)}
+    assert cancelled == {"stem", "pre", "f1", "n2", "blk"}, cancelled
+    assert spec.cancelled_by_norm("pre") == "n1" and not spec.cancelled_by_norm("out")
+    weights = random_weights(spec, seed=12)
+    batch = np.random.default_rng(13).standard_normal((2, 3, 64, 64), dtype=np.float32)
+    probe = replace(spec, feature_layers=("pre", "n2", "n1"))
+    graph = InterActiveGraph(probe, weights, config="last", head="features").eval()
+    scores = {}
+    graph.observer = lambda name, grad: scores.setdefault(name, grad.detach().clone())
+    with torch.no_grad():
+        got = graph.named_outputs(torch.from_numpy(batch))
+    for t, successor in (("pre", "down"), ("n2", "f2")):
+        assert got[f"{t}.gamma"].abs().max() <= 1e-6 * scores[successor].abs().sum(dim=1).max(), t
+    assert got["n1.gamma"].abs().max() >= 1e-2 * scores["f1"].abs().sum(dim=1).max()  # through its GELU
+    check_weight_maps(spec, ExportRequest())
+    check_weight_maps(replace(spec, feature_layers=("pre",)), ExportRequest(config="next"))
+    with pytest.raises(SpecError, match="'pre': the gradient at its successor 'down' comes only through LayerNorms"):
+        check_weight_maps(replace(spec, feature_layers=("pre",)), ExportRequest())
+    assert_graph_equals_autograd(replace(spec, feature_layers=("pre", "blk")), weights, batch, config="next")
+
+
 def test_exported_part3_graphs_run_the_same_on_onnxruntime_and_openvino(tmp_path):
     from interactive_trt.forms import openvino as ov_runtime
     from interactive_trt.exporter.onnx.export import export_onnx

@@ -27,7 +27,8 @@ CASES = [("efficientnet_b0", "folded"), ("efficientnet_b0", "unfolded"), ("mobil
          ("shufflenetv2", "folded"), ("inceptionv3", "folded"), ("cbam", "folded"), ("regnety", "folded"),
          ("resnext", "unfolded"), ("googlenet", "folded"), ("mnasnet", "folded"), ("efficientnetv2", "folded"),
          ("cbam_reference", "folded"), ("se_linear", "unfolded"), ("eca", "folded"),
-         ("mobilenetv3_handwritten", "unfolded"), ("convnextv2", "folded"), ("convnextv2_timm", "folded")]
+         ("mobilenetv3_handwritten", "unfolded"), ("convnextv2", "folded"), ("convnextv2_timm", "folded"),
+         ("eca_timm", "folded"), ("mobile_mix", "folded"), ("mobile_mix_mul", "unfolded")]
 # what each family's graph must hold once imported: the ops of part 3 it exercises
 HOLDS = {"efficientnet_b0": {"gap", "mul", "silu", "sigmoid"},
          "mobilenetv3": {"gap", "mul", "hardswish", "hardsigmoid"},
@@ -40,7 +41,10 @@ HOLDS = {"efficientnet_b0": {"gap", "mul", "silu", "sigmoid"},
          "cbam_reference": {"gap", "gmp", "channel_mean", "channel_max", "mul", "sigmoid"},
          "se_linear": {"gap", "mul", "sigmoid", "relu"}, "eca": {"gap", "mul", "sigmoid"},
          "mobilenetv3_handwritten": {"gap", "mul", "hardswish", "hardsigmoid"},
-         "convnextv2": {"grn", "layernorm", "gelu"}, "convnextv2_timm": {"grn", "layernorm", "gelu"}}
+         "convnextv2": {"grn", "layernorm", "gelu"}, "convnextv2_timm": {"grn", "layernorm", "gelu"},
+         "eca_timm": {"gap", "mul", "sigmoid"},
+         "mobile_mix": {"squaredrelu", "affine", "add", "mul", "slice", "concat", "gelu", "layernorm"},
+         "mobile_mix_mul": {"squaredrelu", "affine", "add", "mul", "slice", "concat", "gelu", "layernorm"}}
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +108,8 @@ def test_family_imports_exactly_and_its_graph_equals_autograd(family_files, phot
 
 
 @pytest.mark.parametrize("name", ["efficientnet_b0", "convnext", "cbam", "regnety", "resnext", "mnasnet",
-                                  "efficientnetv2", "eca", "se_linear", "cbam_reference", "googlenet", "convnextv2"])
+                                  "efficientnetv2", "eca", "se_linear", "cbam_reference", "googlenet", "convnextv2",
+                                  "mobile_mix"])
 def test_family_exports_and_verifies_on_every_installed_runtime(family_files, tmp_path, name):
     from interactive_trt.exporter.onnx.export import export_model
     from interactive_trt.exporter.onnx.request import IMPORTED, ExportRequest
@@ -253,6 +258,58 @@ def test_a_look_alike_of_a_global_response_norm_is_not_read_as_one(form, tmp_pat
     with pytest.raises(OnnxImportError, match=r"\(ReduceL2\): op not in the InterActive vocabulary") as raised:
         import_onnx(path)
     assert "\n" not in str(raised.value)
+
+
+def test_distillation_heads_summed_after_the_pool_are_one_linear_classifier(family_files):
+    """RepViT's (BatchNorm, Linear) + (BatchNorm, Linear), averaged: one linear layer of the pooled map, the
+    heads' matrices summed, so the head is a classifier of one linear layer (dense evaluation, no MLP head)."""
+    imported = import_onnx(family_files[1][("mobile_mix", "folded")])
+    spec = imported.spec
+    head = spec.layer(spec.head_logits)
+    assert not spec.head_pooled and head.op == "conv" and head.inputs == (spec.last_layer,)
+    assert [layer.name for layer in spec.consumers(spec.last_layer)] == [spec.head_logits]
+    assert all(report.passed for report in verify_against_source(imported, ()))
+
+
+def test_a_weight_map_that_a_layernorm_cancels_is_refused_in_last_not_in_next(family_files, tmp_path):
+    """MambaOut's downsampling conv is read only by a LayerNorm: the layer score at the conv is LayerNorm's
+    vector-Jacobian product, which sums to 0 over the channels, so the conv's input has a weight map of 0 in
+    'last' (its graph gives rounding noise, 1e-7 of its layer score's size here). Not a default; --list-layers
+    says 'next only'; named with --config last, refused in one line before anything is written; in 'next'
+    the graph equals autograd."""
+    from dataclasses import replace
+
+    from interactive_trt.common.errors import SpecError
+    from interactive_trt.exporter.onnx.export import export_model
+    from interactive_trt.exporter.onnx.request import IMPORTED, ExportRequest
+
+    path = family_files[1][("mobile_mix", "folded")]
+    imported = import_onnx(path)
+    spec = imported.spec
+    down = next(layer for layer in spec.layers if layer.op == "conv" and layer.stride == 2 and
+                [reader.op for reader in spec.consumers(layer.name)] == ["layernorm"])
+    t = down.inputs[0]
+    assert spec.cancelled_by_norm(t) and t not in spec.feature_layers
+    assert not spec.cancelled_by_norm(spec.feature_layers[0])
+    assert any(row["layer"] == t and "next only" in row["role"] for row in imported.layer_rows())
+    noise = np.random.default_rng(3).standard_normal((1, 3, 224, 224), dtype=np.float32)
+    graph = InterActiveGraph(replace(spec, feature_layers=(t,)), imported.weights, config="last", head="features")
+    scores = {}
+    graph.observer = lambda name, grad: scores.setdefault(name, grad.detach().clone())
+    with torch.no_grad():
+        gamma = graph.eval().named_outputs(torch.from_numpy(noise))[f"{t}.gamma"]
+    assert gamma.abs().max() <= 1e-5 * scores[down.name].abs().sum(dim=1).max()
+    with pytest.raises(SpecError, match="sums to 0 over the channels, so its weight map is identically 0"):
+        export_model(ExportRequest(model=IMPORTED, source=path, out=tmp_path / "out", layers=(spec.layer(t).source,)),
+                     log=lambda message: None)
+    assert not (tmp_path / "out").exists()
+    nxt = replace(spec, feature_layers=(t,))
+    graph = InterActiveGraph(nxt, imported.weights, config="next").eval()
+    with torch.no_grad():
+        got = {k: v.numpy() for k, v in graph.named_outputs(torch.from_numpy(noise)).items()}
+    expected = {k: v.numpy() for k, v in AutogradReference(nxt, imported.weights, config="next")(
+        torch.from_numpy(noise)).items()}
+    assert all(rel_l2(got[key], value) <= 1e-5 for key, value in expected.items())
 
 
 def test_gelus_tanh_form_as_torch_onnx_writes_it(tmp_path, photos):
