@@ -24,7 +24,7 @@ from interactive_trt.common.imaging import bucket_for, prepare, sample_photo
 from interactive_trt.contracts.graph import OnnxGraph
 from interactive_trt.contracts.spec import ModelSpec
 from interactive_trt.exporter.onnx.request import ExportRequest, log_default
-from interactive_trt.exporter.onnx.verify import Bounds, Report, compare
+from interactive_trt.exporter.onnx.verify import Bounds, Report, compare, rel_l2
 
 GRAPH_BOUNDS = Bounds(min_cosine=None, max_rel_l2=1e-5, top1_agreement=1.0)
 ONNXRUNTIME_BOUNDS = Bounds(min_cosine=0.9999, max_rel_l2=None, top1_agreement=1.0)
@@ -258,6 +258,42 @@ def judged(report: Report, got: dict, expected: dict, magnitudes: dict, bounds: 
     return second
 
 
+AUTOGRAD_SLACK = 2.0  # how much further from float64 than float32 autograd a float32 graph may be
+
+
+def as_close_as_autograd(report: Report, got: dict, precise: dict, magnitudes: dict, float32: dict, bounds: Bounds,
+                         log: Callable[[str], None]) -> Report | None:
+    """The torch graph's miss against float64 where float32 itself cannot meet the bound: each output is held
+    to its bound or to AUTOGRAD_SLACK times the float32 autograd reference's own distance from float64 there,
+    whichever is larger (relative L2; cosine bounds unchanged). On random weights some gammas are sums that cancel over many blocks: timm's
+    rexnetr_100 at 416x640, both float32 computations 2.3-2.8e-4 from float64 on three gammas (bound 1e-5);
+    inception_next_tiny's ImageNet gamma, the graph 5.1e-5 and autograd 6.1e-5. A wrong graph misses by
+    orders of magnitude more (a derivative's sign: rel L2 of order 1). None where the graph misses that too
+    or nothing is relaxed."""
+    if bounds.max_rel_l2 is None:
+        return None
+    own = {name: rel_l2(float32[name], value, magnitudes.get(name)) for name, value in precise.items()
+           if name in float32}
+    relaxed = {name: AUTOGRAD_SLACK * error for name, error in own.items()
+               if AUTOGRAD_SLACK * error > bounds.max_rel_l2}
+    if not any(error > bounds.max_rel_l2 for error in own.values()):
+        return None  # float32 can meet the bound here: a miss is the graph's
+    name, _, rest = report.label.partition(" vs autograd")
+    label = f"{name} vs autograd in float64 (as close as float32 autograd), {rest.split(', ', 1)[1]}"
+    checks = []
+    for output, value in precise.items():
+        held = replace(bounds, max_rel_l2=relaxed[output]) if output in relaxed else bounds
+        checks += compare(label, {output: got[output]} if output in got else {}, {output: value}, held,
+                          magnitudes).checks
+    third = Report(label, checks)
+    if not third.passed:
+        return None
+    log(f"  {name} missed float64 on {rest.split(', ', 1)[1]}, where float32 autograd misses it too: held to "
+        f"{AUTOGRAD_SLACK:g}x autograd's own distance from float64 ("
+        + ", ".join(f"{output} {error:.2g}" for output, error in relaxed.items()) + "), and meets it")
+    return third
+
+
 def verify_torch_graph(spec, weights, request: ExportRequest, graph,
                        log: Callable[[str], None] = log_default) -> tuple[list[Report], list[Checked]]:
     """The explicit torch graph against the float32 autograd reference, on noise and photos (a miss judged
@@ -287,7 +323,8 @@ def verify_torch_graph(spec, weights, request: ExportRequest, graph,
         item = Checked(label, batch, expected, magnitudes)
         if not report.passed:
             precise, precise_magnitudes = exact(batch)
-            second = judged(report, explicit, precise, precise_magnitudes, bounds, log)
+            second = judged(report, explicit, precise, precise_magnitudes, bounds, log) or as_close_as_autograd(
+                report, explicit, precise, precise_magnitudes, expected, bounds, log)
             if second is not None:  # the runtimes are held to float64's outputs on this input too
                 report = second
                 item = Checked(label, batch, {k: v.astype(np.float32) for k, v in precise.items()},
