@@ -127,6 +127,14 @@ def global_response_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tens
     return x + per_channel(bias) + per_channel(weight) * (x * factor)
 
 
+def group_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, groups: int, eps: float) -> torch.Tensor:
+    """GroupNorm on an NCHW map, its statistics in float32 (a group spans every position: fp16 sums lose
+    them)."""
+    wide = x if x.dtype == torch.float32 else x.float()
+    normalised = F.group_norm(wide, groups, eps=eps).to(x.dtype)
+    return normalised * per_channel(weight) + per_channel(bias)
+
+
 def apply_layer(layer: Layer, inputs: list[torch.Tensor], params,
                 sigmoids: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Returns (pre-activation, output); they are the same tensor for pools, concats and linear layers."""
@@ -180,6 +188,9 @@ def apply_layer(layer: Layer, inputs: list[torch.Tensor], params,
         return y, y
     if layer.op == "grn":
         y = global_response_norm(inputs[0], *params, layer.bn_eps)
+        return y, y
+    if layer.op == "groupnorm":
+        y = group_norm(inputs[0], *params, layer.groups, layer.bn_eps)
         return y, y
     if layer.op == "slice":
         y = inputs[0][:, layer.offset:layer.offset + layer.channels]

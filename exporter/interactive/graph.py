@@ -320,6 +320,18 @@ class InterActiveGraph(nn.Module):
         projected = g - g.mean(dim=1, keepdim=True) - xhat * (g * xhat).mean(dim=1, keepdim=True)
         return projected * inverse_sigma.to(grad.dtype)
 
+    def groupnorm_input_grad(self, layer: Layer, x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        """GroupNorm's vector-Jacobian product, LayerNorm's over each group's channels and positions:
+        (g - mean(g) - xhat * mean(g * xhat)) / sigma with g = G * weight, means over the group, in float32."""
+        n, c, h, w = x.shape
+        grouped = widen(x).reshape(n, layer.groups, -1)
+        centred = grouped - grouped.mean(dim=2, keepdim=True)
+        inverse_sigma = torch.rsqrt((centred * centred).mean(dim=2, keepdim=True) + layer.bn_eps)
+        xhat = centred * inverse_sigma
+        g = (widen(grad) * per_channel(self.params(layer.name)[0]).float()).reshape(n, layer.groups, -1)
+        projected = g - g.mean(dim=2, keepdim=True) - xhat * (g * xhat).mean(dim=2, keepdim=True)
+        return (projected * inverse_sigma).reshape(n, c, h, w).to(grad.dtype)
+
     def grn_input_grad(self, layer: Layer, x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         """GRN's vector-Jacobian product (INTERACTIVE.md, "Any CNN, part 3", this project's note), for
         y = x + b + w x f with f = n / d, n each channel's norm over the positions, d = mean_c(n) + eps:
@@ -410,6 +422,8 @@ class InterActiveGraph(nn.Module):
             yield source, self.layernorm_input_grad(layer, acts[source], grad)
         elif layer.op == "grn":
             yield source, self.grn_input_grad(layer, acts[source], grad)
+        elif layer.op == "groupnorm":
+            yield source, self.groupnorm_input_grad(layer, acts[source], grad)
         elif layer.op == "prelu":
             slope = per_channel(self.params(layer.name)[0]).to(grad.dtype)
             yield source, grad * torch.where(acts[source] > 0, torch.ones_like(slope), slope)

@@ -16,7 +16,7 @@ from interactive_trt.common.errors import SpecError
 
 INPUT = "image"
 OPS = ("conv", "maxpool", "avgpool", "add", "concat", "act", "gap", "mul", "affine", "layernorm", "slice", "shuffle",
-       "prelu", "gmp", "channel_mean", "channel_max", "pad", "grn")
+       "prelu", "gmp", "channel_mean", "channel_max", "pad", "grn", "groupnorm")
 GLOBAL_POOLS = ("gap", "gmp")  # N x C x 1 x 1 at every input size: what a gate's branch starts from
 # Activations whose gradient is a mask read off the layer's output; every other one needs its input z
 # (INTERACTIVE.md, "Any CNN, part 3": SiLU's derivative cannot be read from its output).
@@ -27,10 +27,10 @@ SMOOTH_ACTIVATIONS = ("sigmoid", "silu", "hardsigmoid", "hardswish", "gelu", "ge
 # Ops a layer t reaches its successors through (they enter the layer score G, not gamma); the channel
 # bookkeeping among them (BOOKKEEPING) also maps the successor's connection sums back onto t's channels.
 BOOKKEEPING = ("slice", "shuffle", "concat")
-WEIGHT_FREE = ("act", "prelu", "mul", "affine", "layernorm", "grn", *BOOKKEEPING)
+WEIGHT_FREE = ("act", "prelu", "mul", "affine", "layernorm", "grn", "groupnorm", *BOOKKEEPING)
 # Layers with parameters: (weight, bias) arrays, OIHW for convs, per channel for the others (a PReLU's
 # weight is its slopes, its bias unused).
-PARAMETRIC = ("conv", "affine", "layernorm", "prelu", "grn")
+PARAMETRIC = ("conv", "affine", "layernorm", "prelu", "grn", "groupnorm")
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,9 @@ class Layer:
     shift that no conv absorbs: pre-activation BatchNorm, layer scale), "layernorm" (over the channels
     at each position, with per-channel weight and bias; `bn_eps` is its epsilon), "grn" (ConvNeXt V2's
     Global Response Normalization, x + bias + weight * x * n / (mean_c(n) + bn_eps) with n each channel's L2
-    norm over the positions: a per-channel gate computed from the map, plus the map), "prelu" (LeakyReLU with
+    norm over the positions: a per-channel gate computed from the map, plus the map), "groupnorm" (GroupNorm:
+    `groups` groups of channels, each normalised over its channels and positions, then a per-channel weight
+    and bias; `bn_eps` its epsilon), "prelu" (LeakyReLU with
     a learnt slope per channel: its weight), "slice" (`channels` channels of its input from `offset` on:
     Split, Slice, Chunk) and "shuffle" (ShuffleNet's channel shuffle of `groups` groups: output channel
     j * groups + i is input channel i * (C / groups) + j); "pad" (zeros around the map by `pads`, where a
@@ -374,6 +376,9 @@ class ModelSpec:
                                         > self.channels_of(layer.inputs[0])):
                 raise SpecError(f"model {self.name!r}: slice {layer.name!r} takes channels {layer.offset} to "
                                 f"{layer.offset + layer.channels} of {self.channels_of(layer.inputs[0])}")
+            if layer.op == "groupnorm" and (layer.groups < 1 or layer.channels % layer.groups):
+                raise SpecError(f"model {self.name!r}: groupnorm {layer.name!r} of {layer.channels} channels in "
+                                f"{layer.groups} groups")
             if layer.op == "shuffle" and (layer.channels != self.channels_of(layer.inputs[0])
                                           or layer.groups < 1 or layer.channels % layer.groups):
                 raise SpecError(f"model {self.name!r}: shuffle {layer.name!r} of {layer.channels} channels in "

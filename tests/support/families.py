@@ -670,6 +670,49 @@ class MobileMix(nn.Module):
         return (self.head(x) + self.head_dist(x)) / 2
 
 
+class PoolMixer(nn.Module):
+    """PoolFormer's block: x + s1 * (pool(GN(x)) - GN(x)), x + s2 * MLP(GN(x)); GroupNorm of one group."""
+
+    def __init__(self, dim):
+        super().__init__()
+        self.norm1, self.norm2 = nn.GroupNorm(1, dim), nn.GroupNorm(1, dim)
+        self.pool = nn.AvgPool2d(3, 1, 1, count_include_pad=False)
+        self.mlp = nn.Sequential(nn.Conv2d(dim, 4 * dim, 1), nn.GELU(), nn.Conv2d(4 * dim, dim, 1))
+        self.scale1, self.scale2 = (nn.Parameter(torch.rand(dim, 1, 1) + 0.5) for _ in range(2))
+
+    def forward(self, x):
+        y = self.norm1(x)
+        x = x + self.scale1 * (self.pool(y) - y)
+        return x + self.scale2 * self.mlp(self.norm2(x))
+
+
+class PreActGroupNormBlock(nn.Module):
+    """BiT's (ResNetV2's) pre-activation block with GroupNorm: GN, ReLU, conv, GN, ReLU, conv, residual."""
+
+    def __init__(self, dim, groups=4):
+        super().__init__()
+        self.body = nn.Sequential(nn.GroupNorm(groups, dim), nn.ReLU(), nn.Conv2d(dim, dim, 3, padding=1, bias=False),
+                                  nn.GroupNorm(groups, dim), nn.ReLU(), nn.Conv2d(dim, dim, 3, padding=1, bias=False))
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+class GroupNormNet(nn.Module):
+    """PoolFormer's and BiT's GroupNorm layouts at toy width: a PoolFormer stage, a strided conv, a BiT block,
+    then GroupNorm, the pool and a Linear classifier."""
+
+    def __init__(self, classes=1000):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 16, 7, 4, 2), PoolMixer(16), PoolMixer(16),
+                                      nn.Conv2d(16, 32, 3, 2, 1), PreActGroupNormBlock(32),
+                                      nn.GroupNorm(4, 32), nn.ReLU())
+        self.fc = nn.Linear(32, classes)
+
+    def forward(self, x):
+        return self.fc(self.features(x).mean((2, 3)))
+
+
 def randomise_with_1d(model):
     """randomise, and the BatchNorm1d layers of a head too."""
     model = randomise(model)
@@ -718,6 +761,7 @@ FAMILIES = {
     "eca_timm": lambda: seeded(lambda: GatedResNet(gate=EfficientChannelAttention(5, form="timm")), 100),
     "mobile_mix": lambda: seeded(lambda: randomise_with_1d(MobileMix()), 7),
     "mobile_mix_mul": lambda: seeded(lambda: randomise_with_1d(MobileMix(squared="mul")), 8),
+    "groupnorm": lambda: seeded(GroupNormNet, 9),
 }
 # at their published sizes, for the benchmark (benchmarks/part3_models.py)
 FULL_SIZE = {

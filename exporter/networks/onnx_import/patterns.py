@@ -24,6 +24,7 @@ import numpy as np
 FUSED = "interactive_trt.fused"
 OP_TYPES = {"silu": "SiLU", "swish": "Swish", "hardswish": "HardSwish", "hardsigmoid": "HardSigmoid", "gelu": "Gelu",
             "gelu_tanh": "Gelu", "mish": "Mish", "layernorm": "LayerNormalization", "squaredrelu": "Relu",
+            "groupnorm": "GroupNormalization",
             "grn": "GlobalResponseNorm"}  # in refusals
 
 
@@ -272,6 +273,56 @@ def squared_relu(g: Graph, relu):
     return None
 
 
+def per_channel_constant(g: Graph, node, name: str, channels: int) -> np.ndarray | None:
+    """The other input of `node` as `channels` values, where it is a constant that broadcasts along the
+    channels of an NCHW map (one value, or C x 1 x 1 / 1 x C x 1 x 1); else None."""
+    other = g.other_input(node, name)
+    array = g.array(other or "")
+    if array is None or array.size not in (1, channels) or array.ndim > 4:
+        return None
+    shape = [1] * (4 - array.ndim) + list(array.shape)
+    if array.size == channels > 1 and shape[1] != channels:
+        return None
+    return np.broadcast_to(np.asarray(array, np.float64).reshape(-1), (channels,)).copy()
+
+
+def group_norm_written(g: Graph, norm):
+    """GroupNorm as torch.onnx writes it before opset 21: x viewed as N x G x (rest), InstanceNormalization
+    of that (one scale and bias per group), viewed back, then the per-channel weight (Mul) and bias (Add)."""
+    from onnx import helper
+
+    before = g.producer.get(norm.input[0])
+    if before is None or before.op_type != "Reshape" or g.only_reader(before.output[0]) is not norm:
+        return None
+    x, target = before.input[0], g.array(before.input[1])
+    shape = g.shapes.get(x)
+    if not shape or len(shape) != 4 or None in shape[1:] or target is None or target.size != 3:
+        return None
+    groups, channels = int(target.reshape(-1)[1]), shape[1]
+    after = g.only_reader(norm.output[0], "Reshape")
+    scale, shift = g.array(norm.input[1]), g.array(norm.input[2])
+    if groups < 1 or channels % groups or after is None or g.shapes.get(after.output[0]) != shape or \
+            scale is None or shift is None or scale.size != groups or shift.size != groups:
+        return None
+    epsilon = float(helper.get_attribute_value(norm.attribute[0])) if norm.attribute else 1e-5
+    weight = np.repeat(np.asarray(scale, np.float64).reshape(-1), channels // groups)
+    bias = np.repeat(np.asarray(shift, np.float64).reshape(-1), channels // groups)
+    members, last = [before, norm, after], after
+    for op_type in ("Mul", "Add"):
+        reader = g.only_reader(last.output[0], op_type)
+        constant = per_channel_constant(g, reader, last.output[0], channels) if reader is not None else None
+        if constant is None:
+            continue
+        if op_type == "Mul":
+            weight, bias = weight * constant, bias * constant
+        else:
+            bias = bias + constant
+        members.append(reader)
+        last = reader
+    return members, "groupnorm", {"x": x, "groups": groups, "epsilon": epsilon,
+                                  "scale": weight.astype(np.float32), "bias": bias.astype(np.float32)}
+
+
 def matches(g: Graph, node):
     if node.op_type == "Sigmoid":
         return product_with_input(g, node, "silu") or scaled_swish(g, node)
@@ -291,6 +342,8 @@ def matches(g: Graph, node):
         return mish(g, node)
     if node.op_type == "Relu":
         return squared_relu(g, node)
+    if node.op_type == "InstanceNormalization":
+        return group_norm_written(g, node)
     if node.op_type == "ReduceMean":
         from interactive_trt.exporter.networks.onnx_import.written_norms import layer_norm_by_value
 
@@ -320,12 +373,17 @@ def fuse_activations(model) -> int:
         last = members[-1]
         named = [member.name for member in reversed(members) if member.name]
         name = named[0] if named else last.output[0]
-        if kind in ("layernorm", "grn"):
+        if kind in ("layernorm", "grn", "groupnorm"):
             scope = os.path.commonprefix([member.name for member in members])
-            label = "LayerNorm" if kind == "layernorm" else "GlobalResponseNorm"
+            label = {"layernorm": "LayerNorm", "grn": "GlobalResponseNorm", "groupnorm": "GroupNorm"}[kind]
             name = f"{scope[:scope.rfind('/') + 1]}{label}" if "/" in scope else name
         if kind == "layernorm":
             made = fused_layer_norm(model, members[0].input[0], last.output[0], name, **extra[0])
+        elif kind == "groupnorm":
+            options = extra[0]
+            made = [helper.make_node("GroupNormalization", [options["x"], *parameters(model, name, options)],
+                                     [last.output[0]], name=name, domain=FUSED, kind="groupnorm",
+                                     num_groups=int(options["groups"]), epsilon=float(options["epsilon"]))]
         elif kind == "grn":
             options = extra[0]
             made = [helper.make_node("GlobalResponseNorm", [options["x"], *parameters(model, name, options)],

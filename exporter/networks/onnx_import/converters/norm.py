@@ -81,6 +81,32 @@ def global_response_norm(node, ctx) -> None:
     ctx.set_value(node.output[0], Map(draft.id, value.layout, draft.version))
 
 
+@converter(f"{FUSED}.GroupNormalization", 1)
+def group_normalization(node, ctx) -> None:
+    """GroupNorm over the channels and positions of each group of an NCHW map, as torch.onnx writes it
+    (patterns.py). ONNX's own GroupNormalization (opset 21) reaches us already expanded by ONNX Runtime's
+    optimiser into its function body, which is not read yet."""
+    value = ctx.value(node, 0)
+    attrs = attributes(node)
+    if not isinstance(value, Map) or value.layer == "image" or value.layout != "NCHW":
+        where = f"an {value.layout} map" if isinstance(value, Map) and value.layer != "image" else describe(value)
+        raise ctx.refuse(node, f"a GroupNorm of {where}; supported: of a channels-first feature map")
+    channels, groups = ctx.channels_of(value.layer), int(attrs["num_groups"])
+    if groups < 1 or channels % groups:
+        raise ctx.refuse(node, f"{groups} groups of {channels} channels; supported: groups that divide the channels")
+    arrays = []
+    for index, role in ((1, "scale"), (2, "bias")):
+        array = ctx.optional_const(node, index, role)
+        array = np.full(channels, 1.0 if role == "scale" else 0.0) if array is None else \
+            np.asarray(array, np.float64).reshape(-1)
+        if array.size != channels:
+            raise ctx.refuse(node, f"a {role} of {array.size} values for {channels} channels")
+        arrays.append(array)
+    draft = ctx.follow(value.layer, node, "groupnorm", weight=arrays[0], bias=arrays[1], groups=groups,
+                       eps=float(attrs.get("epsilon", 1e-5)))
+    ctx.set_value(node.output[0], Map(draft.id, value.layout, draft.version))
+
+
 def pooled_norm(node, ctx, value: Pooled, attrs: dict) -> None:
     """A LayerNorm of the pooled vector (ConvNeXt's head): a head layer, applied per position of T."""
     shape = ctx.shapes.get(node.input[0])

@@ -29,9 +29,8 @@ REASONS = {
     "LRN": "local response normalisation is not in the vocabulary",
     "LogSoftmax": "a log-softmax of the class scores (supported as the output: the scores themselves or their "
                   "Softmax; export the model without its final log_softmax)",
-    **{op: "a normalisation over space (torch.onnx writes GroupNorm as InstanceNormalization), not in the "
-           "vocabulary (BatchNormalization and LayerNormalization over channels are)"
-       for op in ("InstanceNormalization", "GroupNormalization")},
+    "InstanceNormalization": "a normalisation over space that is not GroupNorm as torch.onnx writes it (x viewed "
+                             "as N x groups x rest, InstanceNormalization, viewed back), not in the vocabulary",
 }
 
 

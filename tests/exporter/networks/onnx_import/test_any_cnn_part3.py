@@ -304,6 +304,41 @@ def test_a_global_response_norm_equals_the_authors_formula_and_autograd():
         assert np.all(np.isfinite(got["pw1.gamma"]))
 
 
+def groupnorm_spec() -> ModelSpec:
+    """BiT's pre-activation block with GroupNorm (4 groups), and PoolFormer's one-group GroupNorm before its
+    pooling mixer; the conv after each GroupNorm reaches the layer before it through the norm."""
+    layers = (
+        Layer("stem", "conv", ("image",), 8, kernel=4, stride=4, relu=False, in_channels=3),
+        Layer("gn1", "groupnorm", ("stem",), 8, groups=4, bn_eps=1e-5),
+        Layer("act1", "act", ("gn1",), 8, act="gelu"),
+        Layer("conv1", "conv", ("act1",), 8, kernel=3, padding=1, relu=False, in_channels=8),
+        Layer("block", "add", ("stem", "conv1"), 8, relu=False),
+        Layer("gn2", "groupnorm", ("block",), 8, groups=1, bn_eps=1e-5),
+        Layer("down", "conv", ("gn2",), 16, kernel=2, stride=2, act="relu", in_channels=8),
+        Layer("fc", "conv", ("down",), 10, relu=False, in_channels=16),
+    )
+    return ModelSpec(name="groupnorm", layers=layers, feature_layers=("stem", "block"), last_layer="down",
+                     head_logits="fc", resize=ResizeRule(target_side=64, multiple=8, min_side=32))
+
+
+def test_groupnorm_equals_torch_and_autograd():
+    """The forward pass is torch's GroupNorm; the explicit backward pass equals autograd's (the norm is on
+    t's way to its successor: weight-free, as LayerNorm), on noise and on a smooth input, in both configs."""
+    from interactive_trt.exporter.interactive.forward import group_norm
+
+    x = torch.from_numpy(np.random.default_rng(14).standard_normal((2, 8, 5, 7), dtype=np.float32)) * 3 + 1
+    weight, bias = torch.rand(8) + 0.5, torch.randn(8)
+    expected = torch.nn.functional.group_norm(x, 4, weight, bias, eps=1e-5)
+    assert torch.allclose(group_norm(x, weight, bias, 4, 1e-5), expected, atol=1e-5)
+    spec = groupnorm_spec()
+    assert [s.name for s in spec.successors("stem")] == ["conv1"] and [s.name for s in spec.successors("block")] == ["down"]
+    weights = random_weights(spec, seed=15)
+    noise = np.random.default_rng(16).standard_normal((2, 3, 64, 64), dtype=np.float32)
+    smooth = (np.cumsum(np.cumsum(noise, axis=2), axis=3) / 64).astype(np.float32)
+    for batch, config, p in ((noise, "last", 2), (smooth, "next", 1)):
+        assert_graph_equals_autograd(spec, weights, batch, config=config, p=p)
+
+
 def stream_spec() -> ModelSpec:
     """A MetaFormer stage: a pre-norm downsampling (LayerNorm, then a 3x3 stride-2 conv) opening a residual
     stream that only LayerNorms and residual sums read, closed by the next pre-norm downsampling."""
@@ -365,7 +400,8 @@ def test_exported_part3_graphs_run_the_same_on_onnxruntime_and_openvino(tmp_path
     from interactive_trt.exporter.onnx.verification import run_onnxruntime
 
     batch = np.random.default_rng(6).standard_normal((2, 3, 64, 64), dtype=np.float32)
-    for spec in (se_spec(), se_spec("hardsigmoid", "hardswish"), convnext_spec(), cbam_spec(), grn_spec()):
+    for spec in (se_spec(), se_spec("hardsigmoid", "hardswish"), convnext_spec(), cbam_spec(), grn_spec(),
+                 groupnorm_spec()):
         weights = {"cbam": cbam_weights, "convnextv2_like": grn_weights}.get(spec.name, lambda s: random_weights(s, seed=7))(spec)
         graph = InterActiveGraph(spec, weights).eval()
         path = tmp_path / f"{spec.name}.onnx"

@@ -28,7 +28,8 @@ CASES = [("efficientnet_b0", "folded"), ("efficientnet_b0", "unfolded"), ("mobil
          ("resnext", "unfolded"), ("googlenet", "folded"), ("mnasnet", "folded"), ("efficientnetv2", "folded"),
          ("cbam_reference", "folded"), ("se_linear", "unfolded"), ("eca", "folded"),
          ("mobilenetv3_handwritten", "unfolded"), ("convnextv2", "folded"), ("convnextv2_timm", "folded"),
-         ("eca_timm", "folded"), ("mobile_mix", "folded"), ("mobile_mix_mul", "unfolded")]
+         ("eca_timm", "folded"), ("mobile_mix", "folded"), ("mobile_mix_mul", "unfolded"), ("groupnorm", "folded"),
+         ("groupnorm", "dynamo")]
 # what each family's graph must hold once imported: the ops of part 3 it exercises
 HOLDS = {"efficientnet_b0": {"gap", "mul", "silu", "sigmoid"},
          "mobilenetv3": {"gap", "mul", "hardswish", "hardsigmoid"},
@@ -44,7 +45,8 @@ HOLDS = {"efficientnet_b0": {"gap", "mul", "silu", "sigmoid"},
          "convnextv2": {"grn", "layernorm", "gelu"}, "convnextv2_timm": {"grn", "layernorm", "gelu"},
          "eca_timm": {"gap", "mul", "sigmoid"},
          "mobile_mix": {"squaredrelu", "affine", "add", "mul", "slice", "concat", "gelu", "layernorm"},
-         "mobile_mix_mul": {"squaredrelu", "affine", "add", "mul", "slice", "concat", "gelu", "layernorm"}}
+         "mobile_mix_mul": {"squaredrelu", "affine", "add", "mul", "slice", "concat", "gelu", "layernorm"},
+         "groupnorm": {"groupnorm", "avgpool", "affine", "add", "gelu", "relu"}}
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +111,7 @@ def test_family_imports_exactly_and_its_graph_equals_autograd(family_files, phot
 
 @pytest.mark.parametrize("name", ["efficientnet_b0", "convnext", "cbam", "regnety", "resnext", "mnasnet",
                                   "efficientnetv2", "eca", "se_linear", "cbam_reference", "googlenet", "convnextv2",
-                                  "mobile_mix"])
+                                  "mobile_mix", "groupnorm"])
 def test_family_exports_and_verifies_on_every_installed_runtime(family_files, tmp_path, name):
     from interactive_trt.exporter.onnx.export import export_model
     from interactive_trt.exporter.onnx.request import IMPORTED, ExportRequest

@@ -119,6 +119,12 @@ def group_norm(g, x):
     return g.one("Reshape", [normed, g.const(np.array([1, 8, 112, 112], np.int64))]), 8
 
 
+def instance_norm(g, x):
+    """InstanceNormalization of the map itself: each channel normalised over its positions."""
+    scale, shift = g.const(np.ones(8, np.float32)), g.const(np.zeros(8, np.float32))
+    return g.one("InstanceNormalization", [x, scale, shift], name="instance_norm", epsilon=1e-5), 8
+
+
 def split_dropping_the_axis(g, x):
     parts = g.one("SplitToSequence", [x], name="split", axis=1, keepdims=0)
     return g.one("Unsqueeze", [g.one("SequenceAt", [parts, g.const(np.array(0, np.int64))]),
@@ -145,12 +151,12 @@ def split_dropping_the_axis(g, x):
     (dilated_channel_conv, False, False, r"node 'eca_conv' \(Conv\): a convolution with weight \[1, 1, 3\] of a "
                                          r"gate's vector viewed as N x 1 x C; supported: one 1-D filter along the "
                                          r"channels, N x 1 x C, stride and dilation 1"),
-    (group_norm, False, False, r"node 'group_norm' \(InstanceNormalization\): a normalisation over space \(torch.onnx "
-                               r"writes GroupNorm as InstanceNormalization\)"),
+    (instance_norm, False, False, r"node 'instance_norm' \(InstanceNormalization\): a normalisation over space that "
+                                  r"is not GroupNorm as torch.onnx writes it"),
     (split_dropping_the_axis, False, False, r"node 'split' \(SplitToSequence\): it removes the channel axis "
                                             r"\(keepdims=0\); supported: parts that keep it"),
 ], ids=["lstm", "resize", "dilation", "shrink", "mismatched-product", "norm-over-everything", "erf", "weights-as-inputs",
-        "second-input", "expanded-gate-into-a-conv", "dilated-channel-conv", "group-norm", "split-dropping-the-axis"])
+        "second-input", "expanded-gate-into-a-conv", "dilated-channel-conv", "instance-norm", "split-dropping-the-axis"])
 def test_refusals_name_the_node_its_op_and_what_is_supported(tmp_path, middle, weight_input, second_input, pattern):
     opset = 17 if middle is norm_over_everything else 13
     path = build.save(network(middle, opset, weight_input, second_input), tmp_path / "net.onnx")
@@ -163,14 +169,15 @@ def prelu(g, x):
     return g.one("PRelu", [x, g.const(np.linspace(0.05, 0.4, 8, dtype=np.float32).reshape(8, 1, 1))], name="prelu"), 8
 
 
-@pytest.mark.parametrize("middle", [sigmoid, bn_after_pool, product, prelu],
-                         ids=["sigmoid", "bn-after-pool", "product", "prelu"])
+@pytest.mark.parametrize("middle", [sigmoid, bn_after_pool, product, prelu, group_norm],
+                         ids=["sigmoid", "bn-after-pool", "product", "prelu", "group-norm"])
 def test_what_part3_made_importable_is_imported_exactly(tmp_path, middle):
     from interactive_trt.exporter.networks.onnx_import import verify_against_source
 
     imported = import_onnx(build.save(network(middle), tmp_path / "net.onnx"))
     ops = {layer.op for layer in imported.spec.layers} | {layer.activation for layer in imported.spec.layers}
-    assert {"sigmoid": "sigmoid", "bn_after_pool": "affine", "product": "mul", "prelu": "prelu"}[middle.__name__] in ops
+    assert {"sigmoid": "sigmoid", "bn_after_pool": "affine", "product": "mul", "prelu": "prelu",
+            "group_norm": "groupnorm"}[middle.__name__] in ops
     assert all(report.passed for report in verify_against_source(imported, ()))
 
 
