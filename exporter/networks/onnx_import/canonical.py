@@ -20,6 +20,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from interactive_trt.common.errors import OnnxImportError
 from interactive_trt.contracts.manifest import sha256_file
 
@@ -144,6 +146,50 @@ def folds_left(model) -> int:
     return sum(1 for node in model.graph.node if node.input and all(name in constants for name in node.input if name))
 
 
+def group_norms_as_torch_writes_them(model) -> int:
+    """ONNX's GroupNormalization (opset 18: a scale and bias per group; 21: per channel) rewritten as
+    torch.onnx writes GroupNorm before it: x viewed as N x groups x rest, InstanceNormalization, viewed back,
+    the per-channel scale and bias. The same function, in the form patterns.py reads; ONNX Runtime would
+    otherwise inline the op's function body (two means, a variance, three Reshapes) before we see it. Only
+    where x's shape and the scale and bias are known; returns how many were rewritten."""
+    from onnx import helper, numpy_helper
+
+    shapes = {info.name: [dim.dim_value for dim in info.type.tensor_type.shape.dim]
+              for info in (*model.graph.input, *model.graph.value_info)}
+    constants = {tensor.name: numpy_helper.to_array(tensor) for tensor in model.graph.initializer}
+    opset = default_opset(model)
+    nodes, count = [], 0
+    for node in model.graph.node:
+        shape = shapes.get(node.input[0]) if node.op_type == "GroupNormalization" and node.domain in ("", "ai.onnx") \
+            else None
+        arrays = [constants.get(name) for name in node.input[1:3]] if shape else []
+        if not shape or len(shape) != 4 or 0 in shape or any(array is None for array in arrays):
+            nodes.append(node)
+            continue
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        groups, channels, name = int(attrs["num_groups"]), shape[1], node.name or node.output[0]
+        scale, bias = (np.asarray(array, np.float32).reshape(-1) for array in arrays)
+        if opset < 21:
+            scale, bias = np.repeat(scale, channels // groups), np.repeat(bias, channels // groups)
+        made = {f"{name}::{role}": value for role, value in (
+            ("grouped_shape", np.array([shape[0], groups, -1], np.int64)), ("shape", np.array(shape, np.int64)),
+            ("ones", np.ones(groups, np.float32)), ("zeros", np.zeros(groups, np.float32)),
+            ("scale", scale.reshape(channels, 1, 1)), ("bias", bias.reshape(channels, 1, 1)))}
+        model.graph.initializer.extend(numpy_helper.from_array(value, key) for key, value in made.items())
+        grouped, normed, back, scaled = (f"{name}::{step}" for step in ("grouped", "normed", "back", "scaled"))
+        nodes += [helper.make_node("Reshape", [node.input[0], f"{name}::grouped_shape"], [grouped]),
+                  helper.make_node("InstanceNormalization", [grouped, f"{name}::ones", f"{name}::zeros"], [normed],
+                                   name=name, epsilon=float(attrs.get("epsilon", 1e-5))),
+                  helper.make_node("Reshape", [normed, f"{name}::shape"], [back]),
+                  helper.make_node("Mul", [back, f"{name}::scale"], [scaled]),
+                  helper.make_node("Add", [scaled, f"{name}::bias"], [node.output[0]])]
+        count += 1
+    if count:
+        del model.graph.node[:]
+        model.graph.node.extend(nodes)
+    return count
+
+
 def canonicalise(path: Path, input_size: tuple[int, int] | None = None) -> Canonical:
     """Fix the input, infer shapes, fold constants with ONNX Runtime; refuse what cannot be an image CNN."""
     import onnx
@@ -190,6 +236,11 @@ def canonicalise(path: Path, input_size: tuple[int, int] | None = None) -> Canon
         fixed = shape_inference.infer_shapes(fixed, data_prop=True)
     except Exception:  # noqa: BLE001 - ONNX Runtime below says what is wrong, if anything is
         pass
+    while group_norms_as_torch_writes_them(fixed):  # ONNX infers no shape past a GroupNormalization: again
+        try:
+            fixed = shape_inference.infer_shapes(fixed, data_prop=True)
+        except Exception:  # noqa: BLE001 - as above
+            break
     ort = import_onnxruntime()
     canonical, left = fixed, None
     for _ in range(PASSES):

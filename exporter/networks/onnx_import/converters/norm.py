@@ -84,8 +84,7 @@ def global_response_norm(node, ctx) -> None:
 @converter(f"{FUSED}.GroupNormalization", 1)
 def group_normalization(node, ctx) -> None:
     """GroupNorm over the channels and positions of each group of an NCHW map, as torch.onnx writes it
-    (patterns.py). ONNX's own GroupNormalization (opset 21) reaches us already expanded by ONNX Runtime's
-    optimiser into its function body, which is not read yet."""
+    (patterns.py); ONNX's own GroupNormalization op is rewritten into that form first (canonical.py)."""
     value = ctx.value(node, 0)
     attrs = attributes(node)
     if not isinstance(value, Map) or value.layer == "image" or value.layout != "NCHW":

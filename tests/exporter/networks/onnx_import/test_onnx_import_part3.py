@@ -349,6 +349,25 @@ def test_written_out_layernorms_mish_selu_and_spatial_gates(name, opset, holds, 
     assert_graph_equals_autograd(spec, imported.weights, batch)
 
 
+def test_onnx_groupnormalization_op_is_read_as_torch_writes_groupnorm(tmp_path, photos):
+    """torch.onnx's dynamo exporter at opset 21 writes ONNX's GroupNormalization op, which ONNX Runtime would
+    inline as its function body: rewritten first into the Reshape, InstanceNormalization, Reshape, scale and
+    bias torch writes before (every GroupNorm of the network, shapes inferred again after each), one groupnorm
+    layer each, exact against the file and autograd."""
+    pytest.importorskip("onnxscript", reason="torch.onnx's dynamo exporter needs onnxscript (the dev extra has it)")
+    path = tmp_path / "groupnorm-21.onnx"
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(families.FAMILIES["groupnorm"](), (torch.zeros(1, 3, 224, 224),), str(path), dynamo=True,
+                          opset_version=21)
+    assert sum(node.op_type == "GroupNormalization" for node in onnx.load(str(path)).graph.node) == 7
+    imported = import_onnx(path)
+    assert [layer.op for layer in imported.spec.layers].count("groupnorm") == 7
+    assert all(report.passed for report in verify_against_source(imported, ()))
+    batch = prepare(photos["chelsea"], (224, 288), imported.spec.preprocessing)[None]
+    assert_graph_equals_autograd(imported.spec, imported.weights, batch)
+
+
 def dynamo_file(name: str, path, optimize: bool):
     """The family's file from torch.onnx's dynamo exporter, at a fixed batch (torch.export refuses a dynamic
     one on these layouts, "Invalid ranges [2:1]")."""
