@@ -285,7 +285,10 @@ def assemble(ctx: GraphContext, canonical: Canonical, head: str, options: Import
                             head_logits=head_name, preprocessing=preprocessing, resize=resize,
                             head_pooled=ctx.head_pooled)
     spec = replace(provisional, feature_layers=default_feature_layers(provisional))
-    spec.spatial_sizes(height, width)
+    try:
+        spec.spatial_sizes(height, width)
+    except SpecError as error:
+        raise OnnxImportError(f"{path}: {error}") from None
     aliases = {}
     for tensor, value in ctx.values.items():
         layer = getattr(value, "layer", None)

@@ -84,6 +84,13 @@ def average_pool(node, ctx) -> None:
         raise ctx.refuse(node, f"asymmetric pads {list(pads)} on an average pool; supported: symmetric pads")
     if top > kernel[0] // 2 or left > kernel[1] // 2:
         raise ctx.refuse(node, f"pads {list(pads)} wider than half its {kernel[0]}x{kernel[1]} window")
+    size = ctx.size_of(value.layer)
+    if attrs.get("ceil_mode", 0) and any((side + 2 * pad - extent) % stride
+                                         for side, pad, extent in zip(size, (top, left), kernel)):
+        raise ctx.refuse(node, f"a ceil-mode average pool whose last window runs past its {size[0]}x{size[1]} map at "
+                               f"the native size {ctx.native_size[0]}x{ctx.native_size[1]}; supported: ceil-mode "
+                               "average pools whose windows tile the map (export the file at a size where they do, "
+                               "as a multiple of 32)")
     draft = ctx.windowed(node, "avgpool", value.layer, ctx.channels_of(value.layer), kernel, stride, pads,
                          ceil_mode=bool(attrs.get("ceil_mode", 0)),
                          count_include_pad=bool(attrs.get("count_include_pad", 0)))

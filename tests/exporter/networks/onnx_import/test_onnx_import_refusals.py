@@ -125,6 +125,13 @@ def instance_norm(g, x):
     return g.one("InstanceNormalization", [x, scale, shift], name="instance_norm", epsilon=1e-5), 8
 
 
+def ceil_average_pool(g, x):
+    """timm's avg_down (AvgPool2d(2, 2, ceil_mode=True, count_include_pad=False)) where a window runs past
+    the map: here a 3x3 window, stride 2, on the 112x112 map."""
+    return g.one("AveragePool", [x], name="avg_down", kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1,
+                 count_include_pad=0), 8
+
+
 def split_dropping_the_axis(g, x):
     parts = g.one("SplitToSequence", [x], name="split", axis=1, keepdims=0)
     return g.one("Unsqueeze", [g.one("SequenceAt", [parts, g.const(np.array(0, np.int64))]),
@@ -153,10 +160,13 @@ def split_dropping_the_axis(g, x):
                                          r"channels, N x 1 x C, stride and dilation 1"),
     (instance_norm, False, False, r"node 'instance_norm' \(InstanceNormalization\): a normalisation over space that "
                                   r"is not GroupNorm as torch.onnx writes it"),
+    (ceil_average_pool, False, False, r"node 'avg_down' \(AveragePool\): a ceil-mode average pool whose last window "
+                                      r"runs past its 112x112 map at the native size 224x224"),
     (split_dropping_the_axis, False, False, r"node 'split' \(SplitToSequence\): it removes the channel axis "
                                             r"\(keepdims=0\); supported: parts that keep it"),
 ], ids=["lstm", "resize", "dilation", "shrink", "mismatched-product", "norm-over-everything", "erf", "weights-as-inputs",
-        "second-input", "expanded-gate-into-a-conv", "dilated-channel-conv", "instance-norm", "split-dropping-the-axis"])
+        "second-input", "expanded-gate-into-a-conv", "dilated-channel-conv", "instance-norm", "ceil-average-pool",
+        "split-dropping-the-axis"])
 def test_refusals_name_the_node_its_op_and_what_is_supported(tmp_path, middle, weight_input, second_input, pattern):
     opset = 17 if middle is norm_over_everything else 13
     path = build.save(network(middle, opset, weight_input, second_input), tmp_path / "net.onnx")
