@@ -9,6 +9,7 @@ is derived here from one table of layers; nothing is written twice.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import asdict, dataclass, field
 
@@ -257,13 +258,10 @@ class ModelSpec:
             norms.append(sorted(sums[successor.name])[0])
         return norms[0] if norms else ""
 
-    @property
+    @functools.cached_property
     def zero_sum_gradients(self) -> dict[str, frozenset]:
         """Layers whose output gradient in 'last' sums to 0 over the channels, each with the LayerNorms that
         make it so (see cancelled_by_norm); computed once per spec."""
-        cached = self.__dict__.get("_zero_sum_gradients")
-        if cached is not None:
-            return cached
         by_name = self.by_name
         reaching = upstream([self.last_layer], lambda layer: by_name[layer].inputs)
         readers: dict[str, list[Layer]] = {}
@@ -287,9 +285,7 @@ class ModelSpec:
                     norms = None
                     break
             sums[layer.name] = frozenset(norms) if norms else None
-        found = {name: value for name, value in sums.items() if value}
-        object.__setattr__(self, "_zero_sum_gradients", found)
-        return found
+        return {name: value for name, value in sums.items() if value}
 
     def is_full_input(self, mul: Layer, source: str) -> bool:
         """Whether `source` is a full-size operand of `mul` (not the broadcast gate factor)."""

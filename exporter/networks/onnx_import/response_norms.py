@@ -20,7 +20,6 @@ from interactive_trt.exporter.networks.onnx_import.written_norms import (
 )
 
 OPS = {"ReduceL2", "ReduceSum", "ReduceSumSquare", "ReduceMean", "Add", "Mul", "Div", "Pow", "Sqrt", "Reciprocal"}
-STARTS = ("ReduceL2", "ReduceSumSquare", "Pow", "Mul")  # the first node of a norm over the positions
 
 
 def squared_input(g, node) -> str | None:

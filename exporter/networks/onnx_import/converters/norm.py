@@ -71,13 +71,7 @@ def global_response_norm(node, ctx) -> None:
     if not on_channels(value.layout, axis):
         raise ctx.refuse(node, f"a global response norm with its channels on axis {axis} of an {value.layout} map; "
                                "supported: its norms over the map's positions, their mean over its channels")
-    channels = ctx.channels_of(value.layer)
-    scale, bias = (np.asarray(ctx.optional_const(node, index, role), np.float64).reshape(-1)
-                   for index, role in ((1, "scale"), (2, "bias")))
-    if scale.size != channels or bias.size != channels:
-        raise ctx.refuse(node, f"weight and bias of {scale.size} and {bias.size} values for {channels} channels")
-    draft = ctx.follow(value.layer, node, "grn", weight=scale, bias=bias,
-                       eps=float(attributes(node).get("epsilon", 0.0)))
+    draft = norm_layer(node, ctx, value.layer, attributes(node), "grn")
     ctx.set_value(node.output[0], Map(draft.id, value.layout, draft.version))
 
 
@@ -93,16 +87,7 @@ def group_normalization(node, ctx) -> None:
     channels, groups = ctx.channels_of(value.layer), int(attrs["num_groups"])
     if groups < 1 or channels % groups:
         raise ctx.refuse(node, f"{groups} groups of {channels} channels; supported: groups that divide the channels")
-    arrays = []
-    for index, role in ((1, "scale"), (2, "bias")):
-        array = ctx.optional_const(node, index, role)
-        array = np.full(channels, 1.0 if role == "scale" else 0.0) if array is None else \
-            np.asarray(array, np.float64).reshape(-1)
-        if array.size != channels:
-            raise ctx.refuse(node, f"a {role} of {array.size} values for {channels} channels")
-        arrays.append(array)
-    draft = ctx.follow(value.layer, node, "groupnorm", weight=arrays[0], bias=arrays[1], groups=groups,
-                       eps=float(attrs.get("epsilon", 1e-5)))
+    draft = norm_layer(node, ctx, value.layer, attrs, "groupnorm", groups=groups)
     ctx.set_value(node.output[0], Map(draft.id, value.layout, draft.version))
 
 
@@ -120,7 +105,9 @@ def pooled_norm(node, ctx, value: Pooled, attrs: dict) -> None:
     ctx.set_value(node.output[0], Pooled(draft.id, draft.version, rank=value.rank, linear=True))
 
 
-def norm_layer(node, ctx, source: str, attrs: dict):
+def norm_layer(node, ctx, source: str, attrs: dict, op: str = "layernorm", **fields):
+    """A norm layer of `op` with the node's per-channel scale and bias (ones and zeros where a written-out
+    form has none) and its epsilon."""
     channels = ctx.channels_of(source)
     scale = ctx.optional_const(node, 1, "scale") if node.domain == FUSED else ctx.require_const(node, 1, "scale")
     scale = np.ones(channels) if scale is None else np.asarray(scale, np.float64).reshape(-1)
@@ -128,4 +115,4 @@ def norm_layer(node, ctx, source: str, attrs: dict):
     bias = np.zeros(channels) if bias is None else np.asarray(bias, np.float64).reshape(-1)
     if scale.size != channels or bias.size != channels:
         raise ctx.refuse(node, f"scale and bias of {scale.size} and {bias.size} values for {channels} channels")
-    return ctx.follow(source, node, "layernorm", weight=scale, bias=bias, eps=float(attrs.get("epsilon", 1e-5)))
+    return ctx.follow(source, node, op, weight=scale, bias=bias, eps=float(attrs.get("epsilon", 1e-5)), **fields)
