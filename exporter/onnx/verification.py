@@ -265,8 +265,8 @@ def as_close_as_autograd(report: Report, got: dict, precise: dict, magnitudes: d
                          log: Callable[[str], None]) -> Report | None:
     """The torch graph's miss against float64 where float32 itself cannot meet the bound: each output is held
     to its bound or to AUTOGRAD_SLACK times the float32 autograd reference's own distance from float64 there,
-    whichever is larger (relative L2; cosine bounds unchanged). On random weights some gammas are sums that cancel over many blocks: timm's
-    rexnetr_100 at 416x640, both float32 computations 2.3-2.8e-4 from float64 on three gammas (bound 1e-5);
+    whichever is larger (relative L2; cosine bounds unchanged). On random weights some gammas are sums that
+    cancel over many blocks: timm's rexnetr_100 at 416x640, both float32 computations 2.3-2.8e-4 from float64 on three gammas (bound 1e-5);
     inception_next_tiny's ImageNet gamma, the graph 5.1e-5 and autograd 6.1e-5. A wrong graph misses by
     orders of magnitude more (a derivative's sign: rel L2 of order 1). None where the graph misses that too
     or nothing is relaxed."""

@@ -262,11 +262,10 @@ def hard_sigmoid_written(g: Graph, clip):
 def squared_relu(g: Graph, relu):
     """relu(x) ** 2, or relu(x) * relu(x): Squared ReLU, as MetaFormer's StarReLU (s * relu(x) ** 2 + b, its
     scalars then a constant Mul and Add) and Primer's MLP write it."""
-    after = g.only_reader(relu.output[0])
-    if after is not None and (after.op_type == "Pow" and g.scalar(after.input[1]) == 2.0 or
-                              after.op_type == "Mul" and list(after.input) == [relu.output[0]] * 2):
+    after = g.only_reader(relu.output[0], "Pow")
+    if after is not None and g.scalar(after.input[1]) == 2.0:
         return [relu, after], "squaredrelu"
-    readers = g.readers.get(relu.output[0], [])
+    readers = g.readers.get(relu.output[0], [])  # a Mul of relu(x) by itself reads it twice
     if relu.output[0] not in g.outputs and len(readers) == 2 and readers[0] is readers[1] and \
             readers[0].op_type == "Mul":
         return [relu, readers[0]], "squaredrelu"
