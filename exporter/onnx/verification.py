@@ -219,12 +219,17 @@ NEAR_TIE = 1e-6
 TIE_COSINE = 0.999
 
 
+def label_ends(report: Report) -> tuple[str, str]:
+    """A report's label reads '<candidate> vs <reference>, <input>': the candidate and the input."""
+    compared, _, batch = report.label.partition(", ")
+    return compared.split(" vs ")[0], batch
+
+
 def against_float64(report: Report, got: dict, expected: dict, magnitudes: dict, bounds: Bounds,
                     why: str = "") -> Report:
     """`report`'s comparison again, against the float64 reference's outputs, labelled so (with `why`)."""
-    name, _, rest = report.label.partition(" vs autograd")
-    return compare(f"{name} vs autograd in float64{why}, {rest.split(', ', 1)[1]}", got, expected, bounds,
-                   magnitudes)
+    candidate, batch = label_ends(report)
+    return compare(f"{candidate} vs autograd in float64{why}, {batch}", got, expected, bounds, magnitudes)
 
 
 def tie_judged(report: Report, got: dict, expected: dict, magnitudes: dict, bounds: Bounds, near: int,
@@ -240,7 +245,8 @@ def tie_judged(report: Report, got: dict, expected: dict, magnitudes: dict, boun
                             f" ({near} maxima within {NEAR_TIE:g} of a tie)")
     if not third.passed:
         return None
-    log(f"  {report.label.split(' vs ')[0]} missed on {report.label.split(', ', 1)[1]} "
+    candidate, batch = label_ends(report)
+    log(f"  {candidate} missed on {batch} "
         f"({', '.join(check.name for check in report.failures)}), where {near} maxima of the float64 forward pass "
         f"are within {NEAR_TIE:g} of a tie: its gamma maps and interactive maxima meet cosine {TIE_COSINE}, every "
         "other output its bound")
@@ -253,7 +259,8 @@ def judged(report: Report, got: dict, expected: dict, magnitudes: dict, bounds: 
     second = against_float64(report, got, expected, magnitudes, bounds)
     if not second.passed:
         return None
-    log(f"  {report.label.split(' vs ')[0]} missed the float32 reference on {report.label.split(', ', 1)[1]} "
+    candidate, batch = label_ends(report)
+    log(f"  {candidate} missed the float32 reference on {batch} "
         f"({', '.join(check.name for check in report.failures)}) and meets the bound against float64")
     return second
 
@@ -278,8 +285,8 @@ def as_close_as_autograd(report: Report, got: dict, precise: dict, magnitudes: d
                if AUTOGRAD_SLACK * error > bounds.max_rel_l2}
     if not any(error > bounds.max_rel_l2 for error in own.values()):
         return None  # float32 can meet the bound here: a miss is the graph's
-    name, _, rest = report.label.partition(" vs autograd")
-    label = f"{name} vs autograd in float64 (as close as float32 autograd), {rest.split(', ', 1)[1]}"
+    name, batch = label_ends(report)
+    label = f"{name} vs autograd in float64 (as close as float32 autograd), {batch}"
     checks = []
     for output, value in precise.items():
         held = replace(bounds, max_rel_l2=relaxed[output]) if output in relaxed else bounds
@@ -288,7 +295,7 @@ def as_close_as_autograd(report: Report, got: dict, precise: dict, magnitudes: d
     third = Report(label, checks)
     if not third.passed:
         return None
-    log(f"  {name} missed float64 on {rest.split(', ', 1)[1]}, where float32 autograd misses it too: held to "
+    log(f"  {name} missed float64 on {batch}, where float32 autograd misses it too: held to "
         f"{AUTOGRAD_SLACK:g}x autograd's own distance from float64 ("
         + ", ".join(f"{output} {error:.2g}" for output, error in relaxed.items()) + "), and meets it")
     return third
