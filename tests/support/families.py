@@ -700,17 +700,20 @@ class PreActGroupNormBlock(nn.Module):
 
 class GroupNormNet(nn.Module):
     """PoolFormer's and BiT's GroupNorm layouts at toy width: a PoolFormer stage, a strided conv, a BiT block,
-    then GroupNorm, the pool and a Linear classifier."""
+    then GroupNorm, the pool and a Linear classifier. `shuffled`: a channel shuffle just before that last
+    GroupNorm, whose first view ONNX Runtime's ReshapeFusion used to merge with the shuffle's last one."""
 
-    def __init__(self, classes=1000):
+    def __init__(self, classes=1000, shuffled=False):
         super().__init__()
         self.features = nn.Sequential(nn.Conv2d(3, 16, 7, 4, 2), PoolMixer(16), PoolMixer(16),
-                                      nn.Conv2d(16, 32, 3, 2, 1), PreActGroupNormBlock(32),
-                                      nn.GroupNorm(4, 32), nn.ReLU())
+                                      nn.Conv2d(16, 32, 3, 2, 1), PreActGroupNormBlock(32))
+        self.shuffled = shuffled
+        self.norm = nn.Sequential(nn.GroupNorm(4, 32), nn.ReLU())
         self.fc = nn.Linear(32, classes)
 
     def forward(self, x):
-        return self.fc(self.features(x).mean((2, 3)))
+        x = self.features(x)
+        return self.fc(self.norm(channel_shuffle(x, 4) if self.shuffled else x).mean((2, 3)))
 
 
 def randomise_with_1d(model):
@@ -762,6 +765,7 @@ FAMILIES = {
     "mobile_mix": lambda: seeded(lambda: randomise_with_1d(MobileMix()), 7),
     "mobile_mix_mul": lambda: seeded(lambda: randomise_with_1d(MobileMix(squared="mul")), 8),
     "groupnorm": lambda: seeded(GroupNormNet, 9),
+    "groupnorm_shuffled": lambda: seeded(lambda: GroupNormNet(shuffled=True), 9),
 }
 # at their published sizes, for the benchmark (benchmarks/part3_models.py)
 FULL_SIZE = {

@@ -27,6 +27,10 @@ from interactive_trt.contracts.manifest import sha256_file
 
 LEVEL = "ORT_ENABLE_BASIC"
 PASSES = 3  # a pass folds what the one before it inlined (torch.onnx's unoptimised dynamo files need two)
+# ReshapeFusion also merges contiguous Reshapes once their shapes are constant: a channel shuffle's last view
+# and the N x groups x rest view of a GroupNorm written out after it became one Reshape, which neither
+# pattern reads (found by a fuzzer of random networks, 2026-12-07). Constant folding does the rest of its work.
+DISABLED = ("ReshapeFusion",)
 
 
 @dataclass
@@ -130,7 +134,8 @@ def optimise(ort, model, path: Path):
         options.optimized_model_filepath = str(Path(folder) / "canonical.onnx")
         options.log_severity_level = 3
         try:
-            ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+            ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"],
+                                 disabled_optimizers=list(DISABLED))
         except Exception as exc:  # noqa: BLE001 - ONNX Runtime's own message says why
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise OnnxImportError(f"{path}: ONNX Runtime cannot load the model: {first}") from None
@@ -257,4 +262,4 @@ def canonicalise(path: Path, input_size: tuple[int, int] | None = None) -> Canon
     return Canonical(model=canonical, path=path, sha256=sha256_file(path), input_name=image.name, layout=layout,
                      native_size=(int(height), int(width)), batch=batch, output_name=model.graph.output[0].name,
                      opset=default_opset(model), producer=producer,
-                     canonicaliser=f"onnxruntime {ort.__version__} {LEVEL}, onnx {onnx.__version__} shape inference")
+                     canonicaliser=f"onnxruntime {ort.__version__} {LEVEL} without {', '.join(DISABLED)}, onnx {onnx.__version__} shape inference")

@@ -29,7 +29,7 @@ CASES = [("efficientnet_b0", "folded"), ("efficientnet_b0", "unfolded"), ("mobil
          ("cbam_reference", "folded"), ("se_linear", "unfolded"), ("eca", "folded"),
          ("mobilenetv3_handwritten", "unfolded"), ("convnextv2", "folded"), ("convnextv2_timm", "folded"),
          ("eca_timm", "folded"), ("mobile_mix", "folded"), ("mobile_mix_mul", "unfolded"), ("groupnorm", "folded"),
-         ("groupnorm", "dynamo")]
+         ("groupnorm", "dynamo"), ("groupnorm_shuffled", "folded")]
 # what each family's graph must hold once imported: the ops of part 3 it exercises
 HOLDS = {"efficientnet_b0": {"gap", "mul", "silu", "sigmoid"},
          "mobilenetv3": {"gap", "mul", "hardswish", "hardsigmoid"},
@@ -46,7 +46,8 @@ HOLDS = {"efficientnet_b0": {"gap", "mul", "silu", "sigmoid"},
          "eca_timm": {"gap", "mul", "sigmoid"},
          "mobile_mix": {"squaredrelu", "affine", "add", "mul", "slice", "concat", "gelu", "layernorm"},
          "mobile_mix_mul": {"squaredrelu", "affine", "add", "mul", "slice", "concat", "gelu", "layernorm"},
-         "groupnorm": {"groupnorm", "avgpool", "affine", "add", "gelu", "relu"}}
+         "groupnorm": {"groupnorm", "avgpool", "affine", "add", "gelu", "relu"},
+         "groupnorm_shuffled": {"groupnorm", "shuffle", "relu"}}
 
 
 @pytest.fixture(scope="module")
