@@ -155,9 +155,13 @@ class InterActiveGraph(nn.Module):
             below_last = required_layers(spec, [spec.last_layer])
             missing = [s for s in all_successors if s not in below_last]
             if missing:
-                raise SpecError(
-                    f"{spec.name}: successors {missing} are not below the last layer {spec.last_layer!r}"
-                )
+                def named(names):
+                    return ", ".join(repr(spec.layer(name).source or name) for name in names)
+
+                readers = [t for t, routes in self.routes.items() if any(s.name in missing for s, _ in routes)]
+                raise SpecError(f"{spec.name}: feature layer {named(readers)} is read by {named(missing)}, above T "
+                                f"({named([spec.last_layer])}) of --config last: choose layers below T "
+                                "(--list-layers) or --config next")
             self.gradient_layers = below_last & reachable_from(spec, all_successors)
         self.residues = spec.reference_residues
         for layer in spec.layers:

@@ -97,6 +97,8 @@ class AutogradReference:
         return {name: results[name].detach() for name in self.output_names}
 
     def _layer_scores(self, acts, pre, successor_names) -> dict[str, torch.Tensor]:
+        if not successor_names:  # no feature layer: nothing to differentiate
+            return {}
         if self.config == "last":
             loss = likelihood_term(acts[self.spec.last_layer], self.p, self.seed_scale)
             grads = torch.autograd.grad(loss, [pre[name] for name in successor_names], retain_graph=True)

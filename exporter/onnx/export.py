@@ -21,7 +21,7 @@ from interactive_trt.common.errors import SpecError
 from interactive_trt.contracts.graph import OnnxGraph
 from interactive_trt.contracts.manifest import Manifest, manifest_path_for, sha256_file, temporary_beside
 from interactive_trt.contracts.outputs import output_layer, output_shape
-from interactive_trt.contracts.spec import ModelSpec
+from interactive_trt.contracts.spec import ModelSpec, upstream
 from interactive_trt.exporter.interactive.precision import Calibration, calibrate_loss_scale, check_precision
 from interactive_trt.exporter.networks.weights import Weights
 from interactive_trt.exporter.onnx.request import IMPORTED, ExportRequest, log_default, model_spec, resolve_weights
@@ -166,6 +166,27 @@ def check_weight_maps(spec: ModelSpec, request: ExportRequest) -> None:
                             "--config last; choose another layer (--list-layers) or --config next")
 
 
+def check_feature_layers(spec: ModelSpec, request: ExportRequest, imported) -> None:
+    """Refuses, before anything is written, a features head with no layer in it: an imported network none of
+    whose layers is a default (no stage end has a weighted successor reached through weight-free ops)."""
+    if request.head == "imagenet" or spec.feature_layers:
+        return
+    where = request.onnx_source if imported is not None else spec.name
+    candidates = imported.candidates if imported is not None else []
+    below_t = upstream([spec.last_layer], lambda name: spec.by_name[name].inputs)
+    usable = [name for name in candidates if request.config == "next"
+              or all(successor.name in below_t for successor in spec.successors(name))]
+    named = ", ".join(spec.layer(name).source or name for name in usable or candidates)
+    if usable:
+        raise SpecError(f"{where}: no default feature layer; name some with --layers (candidates: {named}), or "
+                        "export the ImageNet head alone with --head imagenet")
+    if candidates:
+        raise SpecError(f"{where}: no default feature layer, and the candidates ({named}) feed the classifier, "
+                        "above T of --config last: use --layers with --config next, or --head imagenet")
+    raise SpecError(f"{where}: no layer can give InterActive features (none has a weighted layer after it reached "
+                    "through weight-free ops; see --list-layers); export the ImageNet head alone with --head imagenet")
+
+
 def export_model(request: ExportRequest, log: Callable[[str], None] = log_default,
                  print_report: Callable[[Report], None] | None = None) -> tuple[Path, Manifest]:
     """The whole export; returns the ONNX path and its manifest (written beside it)."""
@@ -190,6 +211,7 @@ def export_model(request: ExportRequest, log: Callable[[str], None] = log_defaul
         spec = model_spec(request.model, request.width_divisor)
         if request.layers:
             spec = replace(spec, feature_layers=tuple(request.layers))  # validated by ModelSpec
+    check_feature_layers(spec, request, imported)
     check_weight_maps(spec, request)
     if request.verify:
         from interactive_trt.common.ort import import_onnxruntime

@@ -11,6 +11,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
+import torch.nn.functional as F
 
 from interactive_trt.common.imaging import prepare
 from interactive_trt.contracts.spec import INPUT
@@ -313,6 +314,42 @@ def test_a_weight_map_that_a_layernorm_cancels_is_refused_in_last_not_in_next(fa
     expected = {k: v.numpy() for k, v in AutogradReference(nxt, imported.weights, config="next")(
         torch.from_numpy(noise)).items()}
     assert all(rel_l2(got[key], value) <= 1e-5 for key, value in expected.items())
+
+
+def test_a_network_with_no_default_feature_layer_is_refused_in_one_line_before_any_file(tmp_path):
+    """A stem, a GroupNorm, an average pool, a LayerNorm and a max pool before a 1x1 conv classifier on the pooled
+    map (a random network of the import's fuzzer): no layer but T has a weighted successor, and T's is the
+    classifier, above T in 'last'. The features head is refused, naming the candidate and what works; with
+    --layers and --config next, or --head imagenet, the export goes through."""
+    from interactive_trt.common.errors import SpecError
+    from interactive_trt.exporter.onnx.export import export_model
+    from interactive_trt.exporter.onnx.request import IMPORTED, ExportRequest
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, 2, 1), torch.nn.Softplus(),
+                                            torch.nn.GroupNorm(2, 8), torch.nn.AvgPool2d(2))
+            self.norm, self.pool, self.fc = torch.nn.LayerNorm(8), torch.nn.MaxPool2d(2), torch.nn.Conv2d(8, 10, 1)
+
+        def forward(self, x):
+            x = self.pool(self.norm(self.stem(x).permute(0, 2, 3, 1)).permute(0, 3, 1, 2))
+            return self.fc(F.adaptive_avg_pool2d(x, 1)).flatten(1)
+
+    path = build.export_torch(families.seeded(Net, 540), tmp_path / "nofeatures.onnx", size=64, opset=15)
+    imported = import_onnx(path)
+    assert imported.spec.feature_layers == () and imported.candidates == [imported.spec.last_layer]
+    t = imported.spec.layer(imported.spec.last_layer).source
+    with pytest.raises(SpecError, match=f"no default feature layer, and the candidates \\({t}\\) feed the classifier"):
+        export_model(ExportRequest(model=IMPORTED, source=path, out=tmp_path / "out"), log=lambda message: None)
+    with pytest.raises(SpecError, match="above T .* of --config last: choose layers below T"):
+        export_model(ExportRequest(model=IMPORTED, source=path, out=tmp_path / "out", layers=(t,)),
+                     log=lambda message: None)
+    assert not (tmp_path / "out").exists()
+    for options in ({"layers": (t,), "config": "next"}, {"head": "imagenet"}):
+        _, manifest = export_model(ExportRequest(model=IMPORTED, source=path, out=tmp_path / "ok", **options),
+                                   log=lambda message: None)
+        assert manifest.verification["passed"] is True
 
 
 def test_gelus_tanh_form_as_torch_onnx_writes_it(tmp_path, photos):
