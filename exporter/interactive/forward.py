@@ -99,10 +99,13 @@ def activate(layer: Layer, z: torch.Tensor, sigmoids: dict | None = None) -> tor
     return smooth[kind](z) if kind else z
 
 
-def shuffle_channels(x: torch.Tensor, groups: int) -> torch.Tensor:
-    """ShuffleNet's channel shuffle: (groups, C / groups) transposed; with C / groups it is its inverse."""
-    n, c, h, w = x.shape
-    return x.reshape(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+def shuffle_channels(x: torch.Tensor, groups: int, channels: int) -> torch.Tensor:
+    """ShuffleNet's channel shuffle: (groups, C / groups) transposed; with C / groups it is its inverse.
+    Written as one gather of the channels in a constant order, so that the exported graph reads no size off
+    x: where ONNX cannot infer x's shape, torch.onnx falls back on the traced one and folds the batch and map
+    sizes of the sample into a view's shape (found by fuzzing the import, 2026-12-07)."""
+    order = torch.arange(channels).reshape(groups, channels // groups).t().reshape(-1)
+    return x.index_select(1, order.to(x.device))
 
 
 def per_channel(vector: torch.Tensor) -> torch.Tensor:
@@ -200,7 +203,7 @@ def apply_layer(layer: Layer, inputs: list[torch.Tensor], params,
         y = torch.where(x > 0, x, x * per_channel(params[0]))
         return y, y
     if layer.op == "shuffle":
-        y = shuffle_channels(inputs[0], layer.groups)
+        y = shuffle_channels(inputs[0], layer.groups, layer.channels)
         return y, y
     y = torch.cat(inputs, dim=1)
     return y, y

@@ -295,7 +295,7 @@ class InterActiveGraph(nn.Module):
                 rest = spec.channels_of(source) - layer.offset - layer.channels
                 gamma = F.pad(gamma.expand(-1, layer.channels, -1, -1), (0, 0, 0, 0, layer.offset, rest))
             elif layer.op == "shuffle" and gamma.shape[1] > 1:
-                gamma = shuffle_channels(gamma, layer.channels // layer.groups)
+                gamma = shuffle_channels(gamma, layer.channels // layer.groups, layer.channels)
         return gamma
 
     def mul_input_grads(self, layer: Layer, grad: torch.Tensor, acts):
@@ -364,16 +364,19 @@ class InterActiveGraph(nn.Module):
             summed = F.conv2d(widen(layer_score), ones)
         elif groups == channels_out:
             summed = widen(layer_score)
-        else:
-            summed = layer_score.unflatten(1, (groups, channels_out // groups)).sum(dim=2, dtype=torch.float32)
+        else:  # each group's sum by a grouped 1x1 convolution with ones: a view's shape ONNX cannot infer
+            # (shuffle_channels says what torch.onnx then does)
+            ones = torch.ones(groups, successor.channels // groups, 1, 1, dtype=torch.float32, device=layer_score.device)
+            summed = F.conv2d(widen(layer_score), ones, groups=groups)
         if self.loss_scale != 1:
             summed = summed * (1 / self.loss_scale)
         if successor.window != (1, 1) or successor.stride > 1 or any(successor.pad4):
             ones = torch.ones(groups, 1, *successor.window, dtype=summed.dtype, device=summed.device)
             summed = self.transpose_to_input(summed, ones, successor, groups)
         channels_in = successor.in_channels
-        if 1 < groups < channels_in:
-            summed = summed.repeat_interleave(channels_in // groups, dim=1)
+        if 1 < groups < channels_in:  # each group's map to its input channels, as a grouped 1x1 convolution
+            ones = torch.ones(channels_in, 1, 1, 1, dtype=summed.dtype, device=summed.device)
+            summed = F.conv2d(summed, ones, groups=groups)
         return summed
 
     # ------------------------------------------------------------------ the passes
@@ -435,7 +438,7 @@ class InterActiveGraph(nn.Module):
             rest = self.spec.channels_of(source) - layer.offset - layer.channels
             yield source, F.pad(grad, (0, 0, 0, 0, layer.offset, rest))
         elif layer.op == "shuffle":
-            yield source, shuffle_channels(grad, layer.channels // layer.groups)
+            yield source, shuffle_channels(grad, layer.channels // layer.groups, layer.channels)
         elif layer.op == "pad":
             top, left, bottom, right = layer.pad4
             yield source, grad[:, :, top:-bottom or None, left:-right or None]

@@ -352,6 +352,37 @@ def test_a_network_with_no_default_feature_layer_is_refused_in_one_line_before_a
         assert manifest.verification["passed"] is True
 
 
+def test_a_grouped_successor_after_a_channel_shuffle_exports_for_any_batch_and_size(tmp_path):
+    """t, a channel shuffle, then a grouped (not depthwise) conv: t's weight map is that conv's group sums,
+    spread to its input channels and shuffled back. The file must run at every batch and size: export
+    verification runs it on a batch of two at the native size and on a photo at another size (the sizes of
+    torch.onnx's sample, baked into the shuffle's view, failed both, found by fuzzing the import)."""
+    from interactive_trt.exporter.onnx.export import export_model
+    from interactive_trt.exporter.onnx.request import IMPORTED, ExportRequest
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = torch.nn.Sequential(torch.nn.Conv2d(3, 12, 3, 2, 1), torch.nn.ReLU(), torch.nn.AvgPool2d(2))
+            self.grouped = torch.nn.Sequential(torch.nn.Conv2d(12, 24, (7, 1), padding=(3, 0), groups=4),
+                                               torch.nn.Hardswish(), torch.nn.MaxPool2d(2))
+            self.fc = torch.nn.Linear(24, 10)
+
+        def forward(self, x):
+            return self.fc(self.grouped(families.channel_shuffle(self.stem(x), 2)).mean((2, 3)))
+
+    path = build.export_torch(families.seeded(Net, 3073), tmp_path / "shuffled.onnx", size=64, opset=17)
+    imported = import_onnx(path)
+    t = imported.spec.layer(imported.spec.feature_layers[0])
+    assert t.op == "avgpool" and [layer.op for layer in imported.spec.consumers(t.name)] == ["shuffle"]
+    (successor, _), = imported.spec.successor_routes(t.name)
+    assert 1 < successor.groups < successor.in_channels
+    _, manifest = export_model(ExportRequest(model=IMPORTED, source=path, out=tmp_path / "out"), log=lambda line: None)
+    labels = [report["label"] for report in manifest.verification["reports"]]
+    assert any(label.startswith("onnxruntime vs") and "noise 2x64x64" in label for label in labels)
+    assert manifest.verification["passed"] is True
+
+
 def test_gelus_tanh_form_as_torch_onnx_writes_it(tmp_path, photos):
     """Before opset 20 torch.onnx spells GELU's tanh approximation out (Mul, Add, Tanh, ...): one activation."""
     path = build.export_torch(families.randomise(families.ConvNeXt(gelu="tanh")), tmp_path / "tanh.onnx", opset=17)
