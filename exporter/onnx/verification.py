@@ -20,6 +20,7 @@ from typing import Callable
 
 import numpy as np
 
+from interactive_trt.common.errors import VerificationError
 from interactive_trt.common.imaging import bucket_for, prepare, sample_photo
 from interactive_trt.contracts.graph import OnnxGraph
 from interactive_trt.contracts.spec import ModelSpec
@@ -357,7 +358,11 @@ def verify_runtimes(graph: OnnxGraph, checked: list[Checked], log: Callable[[str
             if line:
                 log(line)
             for item in checked:
-                got = runner.infer({graph.input_name: item.batch})
+                try:
+                    got = runner.infer({graph.input_name: item.batch})
+                except Exception as exc:  # noqa: BLE001 - a file a runtime cannot run is the export's defect
+                    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                    raise VerificationError(f"{name} cannot run {graph.onnx_path} on {item.label}: {first}") from None
                 bounds = bounds_for(graph.precision, name)
                 report = compare(f"{name}{typed(graph.precision)} vs autograd, {item.label}", got, item.expected,
                                  bounds, item.magnitudes)

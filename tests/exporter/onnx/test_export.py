@@ -108,6 +108,32 @@ def test_export_fails_listing_every_output_that_misses(exported, monkeypatch, sm
     assert manifest["verification"]["passed"] is False
 
 
+def test_a_runtime_that_cannot_run_the_file_is_one_line(exported, monkeypatch):
+    """A runtime's own failure on the exported file (a view baked at the sample's size, say) is the export's
+    defect: one line naming the runtime, the file, the input and the runtime's first line, no traceback."""
+    import interactive_trt.exporter.onnx.verification as verification
+    from interactive_trt.contracts.graph import OnnxGraph
+    from interactive_trt.exporter.onnx.verification import Checked, verify_runtimes
+
+    class Failing:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def infer(self, feeds):
+            raise RuntimeError("Non-zero status code returned while running Reshape node\n  at reshape_helper.h:91")
+
+    monkeypatch.setattr(verification, "runtime_candidates", lambda graph, log: {"fakeruntime": Failing})
+    path = exported[0]
+    item = Checked("noise 2x64x64", np.zeros((2, 3, 64, 64), np.float32), {}, {})
+    with pytest.raises(VerificationError) as info:
+        verify_runtimes(OnnxGraph(path, "image"), [item], log=lambda line: None)
+    assert str(info.value) == (f"fakeruntime cannot run {path} on noise 2x64x64: Non-zero status code returned while "
+                               "running Reshape node")
+
+
 def test_next_config_and_features_head_export(tmp_path, small_spec, small_weights, photo_batches):
     request = ExportRequest(weights="random", width_divisor=8, out=tmp_path, config="next", p=1.0,
                             head="features", verify=False)
