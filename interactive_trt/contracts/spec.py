@@ -171,6 +171,12 @@ def upstream(targets, inputs_of) -> set[str]:
     return found
 
 
+# ops whose input gradient sums to 0 over the channels at each position wherever their output gradient does:
+# a residual sum, average pooling and zero padding (the same spatial weights for every channel), a channel
+# shuffle (a permutation) and a channel slice (the rest is 0). A max pool routes each channel its own way.
+CHANNEL_BLIND = frozenset({"add", "avgpool", "pad", "shuffle", "slice"})
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A whole network plus the choices InterActive needs.
@@ -244,9 +250,10 @@ class ModelSpec:
         """A LayerNorm that makes gamma^(name) identically 0 in the 'last' configuration, or ''.
 
         LayerNorm's vector-Jacobian product sums to 0 over the channels at every position, and so does a
-        sum of such gradients. Where every successor of `name` is dense (the connection sum runs over all
-        its output channels) and linear, and all the gradient that reaches it comes through LayerNorms over
-        the channels and plain residual sums (MambaOut's downsampling conv, read only by its norm; a
+        sum of such gradients, and what average pools, zero padding and channel permutations make of them
+        (CHANNEL_BLIND). Where every successor of `name` is dense (the connection sum runs over all its
+        output channels) and linear, and all the gradient that reaches it comes through LayerNorms over
+        the channels and such ops (MambaOut's downsampling conv, read only by its norm; a
         MetaFormer stage whose residual stream is read only by its blocks' norms and the next stage's
         pre-norm), every connection sum is 0: the graph would give rounding noise for a weight map."""
         sums = self.zero_sum_gradients
@@ -261,7 +268,7 @@ class ModelSpec:
     @functools.cached_property
     def zero_sum_gradients(self) -> dict[str, frozenset]:
         """Layers whose output gradient in 'last' sums to 0 over the channels, each with the LayerNorms that
-        make it so (see cancelled_by_norm); computed once per spec."""
+        make it so (see cancelled_by_norm), through the readers of CHANNEL_BLIND; computed once per spec."""
         by_name = self.by_name
         reaching = upstream([self.last_layer], lambda layer: by_name[layer].inputs)
         readers: dict[str, list[Layer]] = {}
@@ -279,7 +286,7 @@ class ModelSpec:
                     continue
                 if reader.op == "layernorm":
                     norms.add(reader.name)
-                elif reader.op == "add" and not reader.activation and sums.get(reader.name) is not None:
+                elif reader.op in CHANNEL_BLIND and not reader.activation and sums.get(reader.name) is not None:
                     norms |= sums[reader.name]
                 else:
                     norms = None

@@ -394,6 +394,38 @@ def test_weight_maps_a_layernorm_stream_cancels_are_found_and_are_zero():
     assert_graph_equals_autograd(replace(spec, feature_layers=("pre", "blk")), weights, batch, config="next")
 
 
+def test_a_layernorm_cancels_through_average_pools_and_shuffles_not_through_max_pools():
+    """The import's fuzzer: a linear conv, an average pool, a channel shuffle and a LayerNorm before the max
+    pool that is T. The LayerNorm's zero-sum gradient reaches the conv through the pool (the same spatial
+    weights in every channel) and the shuffle (a permutation): the stem's weight map is 0. With the max pool
+    in the average pool's place (each channel routed its own way) it is not."""
+    def spec(pool: str) -> ModelSpec:
+        layers = (
+            Layer("stem", "conv", ("image",), 8, kernel=3, stride=2, padding=1, act="softplus", in_channels=3),
+            Layer("c", "conv", ("stem",), 8, relu=False, in_channels=8),
+            Layer("pool", pool, ("c",), 8, kernel=2, stride=2),
+            Layer("shuffled", "shuffle", ("pool",), 8, groups=2),
+            Layer("ln", "layernorm", ("shuffled",), 8, bn_eps=1e-6),
+            Layer("T", "maxpool", ("ln",), 8, kernel=2, stride=2),
+            Layer("fc", "conv", ("T",), 10, relu=False, in_channels=8),
+        )
+        return ModelSpec(name=f"cancelled_{pool}", layers=layers, feature_layers=("stem",), last_layer="T",
+                         head_logits="fc", resize=ResizeRule(target_side=64, multiple=8, min_side=32))
+
+    average, maximum = spec("avgpool"), spec("maxpool")
+    assert average.cancelled_by_norm("stem") == "ln" and not maximum.cancelled_by_norm("stem")
+    batch = np.random.default_rng(5).standard_normal((2, 3, 64, 64), dtype=np.float32)
+    for probe, cancelled in ((average, True), (maximum, False)):
+        weights = random_weights(probe, seed=6)
+        graph = InterActiveGraph(probe, weights, config="last", head="features").eval()
+        scores = {}
+        graph.observer = lambda name, grad: scores.setdefault(name, grad.detach().clone())
+        with torch.no_grad():
+            gamma = graph.named_outputs(torch.from_numpy(batch))["stem.gamma"]
+        terms = scores["c"].abs().sum(dim=1).max()
+        assert (gamma.abs().max() <= 1e-6 * terms) == cancelled, probe.name
+
+
 def test_exported_part3_graphs_run_the_same_on_onnxruntime_and_openvino(tmp_path):
     from interactive_trt.forms import openvino as ov_runtime
     from interactive_trt.exporter.onnx.export import export_onnx
