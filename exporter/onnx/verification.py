@@ -25,7 +25,7 @@ from interactive_trt.common.imaging import bucket_for, prepare, sample_photo
 from interactive_trt.contracts.graph import OnnxGraph
 from interactive_trt.contracts.spec import ModelSpec
 from interactive_trt.exporter.onnx.request import ExportRequest, log_default
-from interactive_trt.exporter.onnx.verify import Bounds, Report, compare, rel_l2
+from interactive_trt.exporter.onnx.verify import Bounds, Report, compare, cosine, rel_l2
 
 GRAPH_BOUNDS = Bounds(min_cosine=None, max_rel_l2=1e-5, top1_agreement=1.0)
 ONNXRUNTIME_BOUNDS = Bounds(min_cosine=0.9999, max_rel_l2=None, top1_agreement=1.0)
@@ -142,6 +142,7 @@ class Checked:
     expected: dict[str, np.ndarray]
     magnitudes: dict
     exact: bool = False
+    float32: dict[str, np.ndarray] | None = None  # where `exact`: the float32 reference's, for as_close_as_autograd
 
 
 class Float64Reference:
@@ -266,39 +267,62 @@ def judged(report: Report, got: dict, expected: dict, magnitudes: dict, bounds: 
     return second
 
 
-AUTOGRAD_SLACK = 2.0  # how much further from float64 than float32 autograd a float32 graph may be
+AUTOGRAD_SLACK = 2.0  # how much further from float64 than float32 autograd a float32 result may be
+# below it float32 autograd is no witness: an output it computes that far from float64 is not float32's
+# rounding of the same thing (a judge of another p is at 0.946 on VGG's conv3_3 gamma) and is not relaxed
+AUTOGRAD_COSINE = 0.99
+
+
+def autograd_held(bounds: Bounds, distance: tuple[float, float]) -> Bounds:
+    """`bounds`, each loosened to AUTOGRAD_SLACK times float32 autograd's own (rel L2, 1 - cosine) from
+    float64 where that is the larger, and autograd is within AUTOGRAD_COSINE of float64."""
+    error, cos = distance
+    if cos < AUTOGRAD_COSINE:
+        return bounds
+    held = bounds
+    if bounds.max_rel_l2 is not None and AUTOGRAD_SLACK * error > bounds.max_rel_l2:
+        held = replace(held, max_rel_l2=AUTOGRAD_SLACK * error)
+    floor = 1 - AUTOGRAD_SLACK * (1 - cos)
+    if bounds.min_cosine is not None and floor < bounds.min_cosine:
+        held = replace(held, min_cosine=floor)
+    if bounds.positional_min_cosine is not None and floor < bounds.positional_min_cosine:
+        held = replace(held, positional_min_cosine=floor)
+    return held
 
 
 def as_close_as_autograd(report: Report, got: dict, precise: dict, magnitudes: dict, float32: dict, bounds: Bounds,
                          log: Callable[[str], None]) -> Report | None:
-    """The torch graph's miss against float64 where float32 itself cannot meet the bound: each output is held
-    to its bound or to AUTOGRAD_SLACK times the float32 autograd reference's own distance from float64 there,
-    whichever is larger (relative L2; cosine bounds unchanged). On random weights some gammas are sums that
-    cancel over many blocks: timm's rexnetr_100 at 416x640, both float32 computations 2.3-2.8e-4 from float64 on three gammas (bound 1e-5);
-    inception_next_tiny's ImageNet gamma, the graph 5.1e-5 and autograd 6.1e-5. A wrong graph misses by
-    orders of magnitude more (a derivative's sign: rel L2 of order 1). None where the graph misses that too
-    or nothing is relaxed."""
-    if bounds.max_rel_l2 is None:
+    """A miss against float64 where float32 itself cannot meet the bound: each output is held to its bounds
+    or to AUTOGRAD_SLACK times the float32 autograd reference's own distance from float64 there (relative L2
+    for the torch graph, cosine for the runtimes), whichever is looser. On random weights some gammas are
+    sums that cancel over many blocks: timm's rexnetr_100 at 416x640, both float32 computations 2.3-2.8e-4
+    from float64 on three gammas (bound 1e-5); inception_next_tiny's ImageNet gamma, the graph 5.1e-5 and
+    autograd 6.1e-5; random networks of the import's fuzzer on the cat at 416x624, a LayerNorm's and a
+    concat's gamma at rel L2 4.4e-2 and 6.6e-2 from float64 for autograd (cosine 0.99905, 0.99781), ONNX
+    Runtime as near (0.99894, 0.99846). A wrong graph misses by orders of magnitude more (a derivative's
+    sign: rel L2 of order 1). None where the result misses that too or nothing is relaxed."""
+    if not float32:
         return None
-    own = {name: rel_l2(float32[name], value, magnitudes.get(name)) for name, value in precise.items()
-           if name in float32}
-    relaxed = {name: AUTOGRAD_SLACK * error for name, error in own.items()
-               if AUTOGRAD_SLACK * error > bounds.max_rel_l2}
-    if not any(error > bounds.max_rel_l2 for error in own.values()):
-        return None  # float32 can meet the bound here: a miss is the graph's
+    distances = {name: (rel_l2(float32[name], value, magnitudes.get(name)), cosine(float32[name], value))
+                 for name, value in precise.items() if name in float32}
+    held = {name: autograd_held(bounds, distance) for name, distance in distances.items()}
+    relaxed = {name: distances[name] for name, loosened in held.items() if loosened != bounds}
+    own = compare("float32 autograd", {name: float32[name] for name in distances}, precise, bounds, magnitudes)
+    if own.passed or not relaxed:
+        return None  # float32 can meet the bounds here: a miss is the result's
     name, batch = label_ends(report)
     label = f"{name} vs autograd in float64 (as close as float32 autograd), {batch}"
     checks = []
     for output, value in precise.items():
-        held = replace(bounds, max_rel_l2=relaxed[output]) if output in relaxed else bounds
-        checks += compare(label, {output: got[output]} if output in got else {}, {output: value}, held,
-                          magnitudes).checks
+        checks += compare(label, {output: got[output]} if output in got else {}, {output: value},
+                          held.get(output, bounds), magnitudes).checks
     third = Report(label, checks)
     if not third.passed:
         return None
     log(f"  {name} missed float64 on {batch}, where float32 autograd misses it too: held to "
         f"{AUTOGRAD_SLACK:g}x autograd's own distance from float64 ("
-        + ", ".join(f"{output} {error:.2g}" for output, error in relaxed.items()) + "), and meets it")
+        + ", ".join(f"{output} rel L2 {error:.2g}, cosine {cos:.6f}" for output, (error, cos) in relaxed.items())
+        + "), and meets it")
     return third
 
 
@@ -336,7 +360,7 @@ def verify_torch_graph(spec, weights, request: ExportRequest, graph,
             if second is not None:  # the runtimes are held to float64's outputs on this input too
                 report = second
                 item = Checked(label, batch, {k: v.astype(np.float32) for k, v in precise.items()},
-                               precise_magnitudes, exact=True)
+                               precise_magnitudes, exact=True, float32=expected)
         reports.append(report)
         checked.append(item)
         log(f"  verified the torch graph on {label} in {time.perf_counter() - started:.1f}s")
@@ -386,8 +410,10 @@ def verify_runtimes(graph: OnnxGraph, checked: list[Checked], log: Callable[[str
                 continue
         if item.label not in ties:
             ties[item.label] = exact.near_ties(item.batch)
-        reports[index] = tie_judged(reports[index], got, expected, magnitudes, bounds, ties[item.label],
-                                    log) or reports[index]
+        float32 = item.float32 if item.exact else item.expected
+        reports[index] = (tie_judged(reports[index], got, expected, magnitudes, bounds, ties[item.label], log)
+                          or as_close_as_autograd(reports[index], got, expected, magnitudes, float32, bounds, log)
+                          or reports[index])
     return reports
 
 

@@ -251,6 +251,32 @@ def test_a_runtime_that_misses_the_float32_reference_is_judged_against_float64(e
     assert not any(report.passed for report in without if " bf16 " not in report.label)
 
 
+@pytest.mark.parametrize("autograd_too", [True, False])
+def test_a_runtime_where_float32_autograd_misses_float64_too_is_held_to_its_distance(exported, small_spec,
+                                                                                     small_weights, autograd_too):
+    """The rule the torch graph has, for the runtimes: where float32 autograd is itself off float64 beyond the
+    bound (an ill-conditioned gamma on random weights), a runtime as near float64 as autograd (here: as far,
+    the same position moved) passes, held to twice autograd's distance in cosine; where autograd meets
+    float64, the same miss fails."""
+    from interactive_trt.contracts.graph import OnnxGraph
+    from interactive_trt.exporter.onnx.verification import Checked, verify_runtimes
+
+    path, manifest, request = exported
+    batch = np.random.default_rng(5).standard_normal((1, 3, 224, 256), dtype=np.float32)
+    float32 = {k: v.numpy() for k, v in AutogradReference(small_spec, small_weights)(torch.from_numpy(batch)).items()}
+    precise = {name: value.copy() for name, value in float32.items()}
+    precise["pool3.gamma"][..., 0, 0] += 0.5 * np.abs(precise["pool3.gamma"]).max()
+    item = Checked("noise", batch, precise, {}, exact=True, float32=float32 if autograd_too else precise)
+    said = []
+    reports = verify_runtimes(OnnxGraph(path, "image", manifest.output_names, "fp32"), [item], said.append,
+                              TiedJudge(0))
+    strict = [report for report in reports if " bf16 " not in report.label]
+    assert strict and all(report.passed == autograd_too for report in strict), [r.summary() for r in strict]
+    assert all(("(as close as float32 autograd)" in report.label) == autograd_too for report in strict)
+    assert sum("where float32 autograd misses it too" in line and "pool3.gamma" in line for line in said) == \
+        (len(strict) if autograd_too else 0)
+
+
 class TiedJudge:
     """A float64 judge whose forward pass has `near` near-tied maxima."""
 
