@@ -151,6 +151,44 @@ def folds_left(model) -> int:
     return sum(1 for node in model.graph.node if node.input and all(name in constants for name in node.input if name))
 
 
+# from this threshold on, softplus(x) = x + log1p(exp(-x)) rounds to x in float32 (exp(-15) = 3.1e-7 is under
+# half of x's last place), and its slope, the sigmoid, to within 3.1e-7 of 1: the thresholded form is Softplus
+SOFTPLUS_EXACT = 15.0
+
+
+def softplus_thresholds(model) -> int:
+    """torch's Softplus as the dynamo exporter writes it, Where(Greater(x, threshold), x, Softplus(x)) (torch
+    returns x above its threshold, 20 by default), as the plain Softplus it equals in float32 from
+    SOFTPLUS_EXACT on; Mish's softplus is written so too. Returns how many were rewritten."""
+    from onnx import numpy_helper
+
+    constants = {tensor.name: numpy_helper.to_array(tensor) for tensor in model.graph.initializer}
+    producer = {output: node for node in model.graph.node for output in node.output}
+    readers: dict[str, int] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            readers[name] = readers.get(name, 0) + 1
+    dropped = set()
+    for node in model.graph.node:
+        if node.op_type != "Where" or len(node.input) != 3:
+            continue
+        greater, softplus = producer.get(node.input[0]), producer.get(node.input[2])
+        if greater is None or softplus is None or greater.op_type != "Greater" or softplus.op_type != "Softplus":
+            continue
+        x, threshold = greater.input[0], constants.get(greater.input[1])
+        if node.input[1] != x or softplus.input[0] != x or threshold is None or threshold.size != 1 or \
+                float(threshold.reshape(-1)[0]) < SOFTPLUS_EXACT or readers.get(node.input[0]) != 1 or \
+                readers.get(node.input[2]) != 1:
+            continue
+        softplus.output[0] = node.output[0]
+        dropped |= {id(node), id(greater)}
+    if dropped:
+        kept = [node for node in model.graph.node if id(node) not in dropped]
+        del model.graph.node[:]
+        model.graph.node.extend(kept)
+    return len(dropped) // 2
+
+
 def group_norms_as_torch_writes_them(model) -> int:
     """ONNX's GroupNormalization (opset 18: a scale and bias per group; 21: per channel) rewritten as
     torch.onnx writes GroupNorm before it: x viewed as N x groups x rest, InstanceNormalization, viewed back,
@@ -254,6 +292,7 @@ def canonicalise(path: Path, input_size: tuple[int, int] | None = None) -> Canon
         if not count or count == left:
             break
         left = count
+    softplus_thresholds(canonical)
     try:
         canonical = shape_inference.infer_shapes(canonical)
     except Exception:  # noqa: BLE001 - shapes are a help for messages, not a requirement

@@ -383,6 +383,36 @@ def test_a_grouped_successor_after_a_channel_shuffle_exports_for_any_batch_and_s
     assert manifest.verification["passed"] is True
 
 
+@pytest.mark.parametrize("activation", ["softplus", "mish"])
+def test_softplus_and_mish_as_the_dynamo_exporter_writes_them(tmp_path, activation):
+    """torch.onnx's dynamo exporter writes torch's Softplus as Where(x > 20, x, Softplus(x)), torch's threshold:
+    the plain Softplus in float32 from 15 on; so too inside Mish as older code writes it, x * tanh(softplus(x)).
+    With threshold 10 it is another function there, and its Greater is refused by name."""
+    pytest.importorskip("onnxscript", reason="torch.onnx's dynamo exporter needs onnxscript (the dev extra has it)")
+    from interactive_trt.common.errors import OnnxImportError
+
+    def net(act):
+        return families.seeded(lambda: torch.nn.Sequential(
+            torch.nn.Conv2d(3, 8, 3, 2, 1), act(), torch.nn.Conv2d(8, 8, 3, 2, 1), act(),
+            torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 10)), 4)
+
+    class WrittenMish(torch.nn.Module):
+        def forward(self, x):
+            return x * torch.tanh(F.softplus(x))
+
+    act = torch.nn.Softplus if activation == "softplus" else WrittenMish
+    path = build.export_torch(net(act), tmp_path / "dynamo.onnx", "dynamo", size=64, opset=18)
+    assert "Greater" in {node.op_type for node in onnx.load(str(path)).graph.node}
+    imported = import_onnx(path)
+    assert [layer.activation for layer in imported.spec.layers][:2] == [activation] * 2
+    assert all(report.passed for report in verify_against_source(imported, ()))
+    if activation == "softplus":
+        path = build.export_torch(net(lambda: torch.nn.Softplus(threshold=10)), tmp_path / "ten.onnx", "dynamo",
+                                  size=64, opset=18)
+        with pytest.raises(OnnxImportError, match=r"\(Greater\)"):
+            import_onnx(path)
+
+
 def test_gelus_tanh_form_as_torch_onnx_writes_it(tmp_path, photos):
     """Before opset 20 torch.onnx spells GELU's tanh approximation out (Mul, Add, Tanh, ...): one activation."""
     path = build.export_torch(families.randomise(families.ConvNeXt(gelu="tanh")), tmp_path / "tanh.onnx", opset=17)
