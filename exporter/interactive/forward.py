@@ -99,13 +99,14 @@ def activate(layer: Layer, z: torch.Tensor, sigmoids: dict | None = None) -> tor
     return smooth[kind](z) if kind else z
 
 
-def shuffle_channels(x: torch.Tensor, groups: int, channels: int) -> torch.Tensor:
+def shuffle_channels(x: torch.Tensor, groups: int) -> torch.Tensor:
     """ShuffleNet's channel shuffle: (groups, C / groups) transposed; with C / groups it is its inverse.
-    Written as one gather of the channels in a constant order, so that the exported graph reads no size off
-    x: where ONNX cannot infer x's shape, torch.onnx falls back on the traced one and folds the batch and map
-    sizes of the sample into a view's shape (found by fuzzing the import, 2026-12-07)."""
-    order = torch.arange(channels).reshape(groups, channels // groups).t().reshape(-1)
-    return x.index_select(1, order.to(x.device))
+    Its views read x's sizes, which torch.onnx folds into constants where ONNX cannot infer x's shape (see
+    InterActiveGraph.connection_sum). Not a gather of the channels in a constant order: OpenVINO 2026.4
+    computes a network around such a Gather wrongly (forward features at cosine 0.62 against ONNX Runtime
+    and torch, on a random network of the import's fuzzer, 2026-12-07)."""
+    n, c, h, w = x.shape
+    return x.reshape(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
 
 
 def per_channel(vector: torch.Tensor) -> torch.Tensor:
@@ -203,7 +204,7 @@ def apply_layer(layer: Layer, inputs: list[torch.Tensor], params,
         y = torch.where(x > 0, x, x * per_channel(params[0]))
         return y, y
     if layer.op == "shuffle":
-        y = shuffle_channels(inputs[0], layer.groups, layer.channels)
+        y = shuffle_channels(inputs[0], layer.groups)
         return y, y
     y = torch.cat(inputs, dim=1)
     return y, y

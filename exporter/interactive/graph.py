@@ -295,7 +295,7 @@ class InterActiveGraph(nn.Module):
                 rest = spec.channels_of(source) - layer.offset - layer.channels
                 gamma = F.pad(gamma.expand(-1, layer.channels, -1, -1), (0, 0, 0, 0, layer.offset, rest))
             elif layer.op == "shuffle" and gamma.shape[1] > 1:
-                gamma = shuffle_channels(gamma, layer.channels // layer.groups, layer.channels)
+                gamma = shuffle_channels(gamma, layer.channels // layer.groups)
         return gamma
 
     def mul_input_grads(self, layer: Layer, grad: torch.Tensor, acts):
@@ -364,8 +364,10 @@ class InterActiveGraph(nn.Module):
             summed = F.conv2d(widen(layer_score), ones)
         elif groups == channels_out:
             summed = widen(layer_score)
-        else:  # each group's sum by a grouped 1x1 convolution with ones: a view's shape ONNX cannot infer
-            # (shuffle_channels says what torch.onnx then does)
+        else:  # each group's sum by a grouped 1x1 convolution with ones, not a sum over an unflattened view:
+            # ONNX infers no shape for that view, torch.onnx then takes the traced one, and a view after it (a
+            # channel shuffle on the route) got the sample's batch and map size as constants: the file failed
+            # at any other (found by fuzzing the import, 2026-12-07); the same for the spread below
             ones = torch.ones(groups, successor.channels // groups, 1, 1, dtype=torch.float32, device=layer_score.device)
             summed = F.conv2d(widen(layer_score), ones, groups=groups)
         if self.loss_scale != 1:
@@ -438,7 +440,7 @@ class InterActiveGraph(nn.Module):
             rest = self.spec.channels_of(source) - layer.offset - layer.channels
             yield source, F.pad(grad, (0, 0, 0, 0, layer.offset, rest))
         elif layer.op == "shuffle":
-            yield source, shuffle_channels(grad, layer.channels // layer.groups, layer.channels)
+            yield source, shuffle_channels(grad, layer.channels // layer.groups)
         elif layer.op == "pad":
             top, left, bottom, right = layer.pad4
             yield source, grad[:, :, top:-bottom or None, left:-right or None]

@@ -55,7 +55,7 @@ def bookkeeping(spec: ModelSpec, route):
             elif layer.op == "slice":
                 x = x[:, layer.offset:layer.offset + layer.channels]
             else:
-                x = shuffle_channels(x, layer.groups, layer.channels)
+                x = shuffle_channels(x, layer.groups)
         return x
     return along
 
