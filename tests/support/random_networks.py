@@ -1,0 +1,358 @@
+"""Random CNNs built from the blocks of issue 23's vocabulary (plain torch), for fuzzing the ONNX import end to
+end (scripts/fuzz_import.py): any order of blocks a hand-written test would not think of. Seeded: a seed
+gives the same network every time. A few blocks are ones the import refuses by name (REFUSED)."""
+from __future__ import annotations
+
+import random
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+KERNELS = [(1, 1), (3, 3), (5, 5), (1, 3), (3, 1), (1, 7), (7, 1), (2, 2)]
+ACTS = ["relu", "relu6", "silu", "hardswish", "gelu", "gelu_tanh", "leakyrelu", "elu", "mish", "sigmoid",
+        "tanh", "softplus", "hardsigmoid", "prelu", "none", "swish_written", "hardswish_written", "selu"]
+
+
+class Written(nn.Module):
+    def __init__(self, kind):
+        super().__init__()
+        self.kind = kind
+
+    def forward(self, x):
+        if self.kind == "swish_written":
+            return x * torch.sigmoid(x)
+        return x * F.relu6(x + 3) / 6
+
+
+def act(kind, c):
+    return {"relu": nn.ReLU, "relu6": nn.ReLU6, "silu": nn.SiLU, "hardswish": nn.Hardswish, "gelu": nn.GELU,
+            "gelu_tanh": lambda: nn.GELU(approximate="tanh"), "leakyrelu": lambda: nn.LeakyReLU(0.1),
+            "elu": nn.ELU, "mish": nn.Mish, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "softplus": nn.Softplus,
+            "hardsigmoid": nn.Hardsigmoid, "prelu": lambda: nn.PReLU(c, 0.2), "none": nn.Identity,
+            "swish_written": lambda: Written("swish_written"), "hardswish_written": lambda: Written("hw"),
+            "selu": nn.SELU}[kind]()
+
+
+class ConvBNAct(nn.Sequential):
+    def __init__(self, cin, cout, kernel, stride, groups, kind, bn=True):
+        pad = ((kernel[0] - 1) // 2, (kernel[1] - 1) // 2)
+        layers = [nn.Conv2d(cin, cout, kernel, stride, pad, groups=groups, bias=not bn)]
+        if bn:
+            layers.append(nn.BatchNorm2d(cout))
+        layers.append(act(kind, cout))
+        super().__init__(*layers)
+
+
+class Residual(nn.Module):
+    def __init__(self, body, post=None, scale=None):
+        super().__init__()
+        self.body, self.post = body, post or nn.Identity()
+        self.scale = nn.Parameter(torch.rand(scale) * 0.5 + 0.3) if scale else None
+
+    def forward(self, x):
+        y = self.body(x)
+        if self.scale is not None:
+            y = y * self.scale.view(1, -1, 1, 1)
+        return self.post(x + y)
+
+
+class SE(nn.Module):
+    def __init__(self, c, kind, gate, linear):
+        super().__init__()
+        r = max(2, c // 4)
+        self.linear = linear
+        if linear:
+            self.f1, self.f2 = nn.Linear(c, r), nn.Linear(r, c)
+        else:
+            self.f1, self.f2 = nn.Conv2d(c, r, 1), nn.Conv2d(r, c, 1)
+        self.a, self.g = act(kind, r), act(gate, c)
+
+    def forward(self, x):
+        if self.linear:
+            s = x.mean((2, 3))
+            s = self.g(self.f2(self.a(self.f1(s))))
+            return x * s[:, :, None, None]
+        s = F.adaptive_avg_pool2d(x, 1)
+        return x * self.g(self.f2(self.a(self.f1(s))))
+
+
+class LNLast(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.ln = nn.LayerNorm(c, eps=1e-6)
+
+    def forward(self, x):
+        return self.ln(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+class PointwiseLinear(nn.Module):
+    def __init__(self, cin, cout, kind):
+        super().__init__()
+        self.fc, self.a = nn.Linear(cin, cout), act("relu" if kind == "prelu" else kind, cout)
+
+    def forward(self, x):
+        return self.a(self.fc(x.permute(0, 2, 3, 1))).permute(0, 3, 1, 2)
+
+
+class ConvNeXtBlock(nn.Module):
+    def __init__(self, c, kind):
+        super().__init__()
+        self.dw = nn.Conv2d(c, c, 7, padding=3, groups=c)
+        self.ln = nn.LayerNorm(c, eps=1e-6)
+        self.f1, self.a, self.f2 = nn.Linear(c, 4 * c), act(kind, 4 * c), nn.Linear(4 * c, c)
+        self.gamma = nn.Parameter(torch.rand(c) * 0.4 + 0.1)
+
+    def forward(self, x):
+        y = self.dw(x).permute(0, 2, 3, 1)
+        y = self.f2(self.a(self.f1(self.ln(y)))) * self.gamma
+        return x + y.permute(0, 3, 1, 2)
+
+
+class SplitShuffle(nn.Module):
+    def __init__(self, c, kind):
+        super().__init__()
+        h = c // 2
+        self.branch = nn.Sequential(ConvBNAct(h, h, (1, 1), 1, 1, kind), ConvBNAct(h, h, (3, 3), 1, h, "none"),
+                                    ConvBNAct(h, h, (1, 1), 1, 1, kind))
+
+    def forward(self, x):
+        a, b = x.chunk(2, dim=1)
+        y = torch.cat((a, self.branch(b)), 1)
+        n, c, hh, w = y.shape
+        return y.view(n, 2, c // 2, hh, w).transpose(1, 2).reshape(n, c, hh, w)
+
+
+class Branches(nn.Module):
+    def __init__(self, cin, kind, rng):
+        super().__init__()
+        b = max(2, cin // 2)
+        self.b1 = ConvBNAct(cin, b, (1, 1), 1, 1, kind)
+        self.b2 = nn.Sequential(ConvBNAct(cin, b, (1, 1), 1, 1, kind), ConvBNAct(b, b, rng.choice(KERNELS[1:7]), 1, 1, kind))
+        pool = rng.choice(["max", "avg"])
+        self.pool = nn.MaxPool2d(3, 1, 1) if pool == "max" else nn.AvgPool2d(3, 1, 1, count_include_pad=False)
+        self.b3 = ConvBNAct(cin, b, (1, 1), 1, 1, kind)
+        self.cout = 3 * b
+
+    def forward(self, x):
+        return torch.cat((self.b1(x), self.b2(x), self.b3(self.pool(x))), 1)
+
+
+class PreAct(nn.Module):
+    def __init__(self, cin, cout, kind, norm):
+        super().__init__()
+        self.n = nn.BatchNorm2d(cin) if norm == "bn" else nn.GroupNorm(2 if cin % 2 == 0 else 1, cin)
+        self.a, self.conv = act(kind, cin), nn.Conv2d(cin, cout, 3, padding=1, bias=False)
+
+    def forward(self, x):
+        return self.conv(self.a(self.n(x)))
+
+
+class Dense(nn.Module):
+    def __init__(self, cin, kind):
+        super().__init__()
+        self.f = nn.Sequential(nn.BatchNorm2d(cin), act(kind, cin), nn.Conv2d(cin, 8, 1, bias=False),
+                               nn.BatchNorm2d(8), act(kind, 8), nn.Conv2d(8, 4, 3, padding=1, bias=False))
+
+    def forward(self, x):
+        return torch.cat((x, self.f(x)), 1)
+
+
+class Extra(nn.Module):
+    def __init__(self, kind, c, act_kind):
+        super().__init__()
+        self.kind = kind
+        self.a = act(act_kind if act_kind != "prelu" else "relu", c)
+        if kind == "pad":
+            self.conv = nn.Conv2d(c, c, 3, 2, 0)
+        elif kind in ("stride21",):
+            self.conv = nn.Conv2d(c, c, 3, (2, 1), 1)
+        elif kind == "dilated":
+            self.conv = nn.Conv2d(c, c, 3, 1, 2, dilation=2)
+        elif kind == "cbam_spatial":
+            self.conv = nn.Conv2d(2, 1, 7, padding=3)
+        elif kind == "eca":
+            self.conv = nn.Conv1d(1, 1, 3, padding=1, bias=False)
+        elif kind in ("sub", "mul_maps", "scaled_residual"):
+            self.conv = nn.Conv2d(c, c, 3, padding=1)
+            self.conv2 = nn.Conv2d(c, c, 1)
+
+    def forward(self, x):
+        k = self.kind
+        if k == "pad":
+            return self.a(self.conv(F.pad(x, (0, 1, 0, 1))))
+        if k in ("stride21", "dilated"):
+            return self.a(self.conv(x))
+        if k == "ceilpool":
+            return F.max_pool2d(x, 3, 2, ceil_mode=True)
+        if k == "avgpad":
+            return F.avg_pool2d(x, 3, 1, 1, count_include_pad=True)
+        if k == "upsample":
+            return F.interpolate(F.avg_pool2d(x, 2), scale_factor=2, mode="nearest")
+        if k == "cbam_spatial":
+            s = torch.cat((x.mean(1, keepdim=True), x.amax(1, keepdim=True)), 1)
+            return x * torch.sigmoid(self.conv(s))
+        if k == "eca":
+            y = x.mean((2, 3), keepdim=True)
+            y = self.conv(y.squeeze(-1).transpose(-1, -2)).transpose(-1, -2).unsqueeze(-1)
+            return x * torch.sigmoid(y)
+        if k == "gap_scale":
+            return x * x.mean((2, 3), keepdim=True)
+        if k == "sub":
+            return self.a(x - self.conv(x))
+        if k == "mul_maps":
+            return self.conv2(self.a(self.conv(x)) * self.conv2(x))
+        if k == "scaled_residual":
+            return x + 0.5 * self.a(self.conv(x))
+        if k == "concat_self":
+            return torch.cat((x, x), 1)
+        if k == "div":
+            return self.a(x / 2.0)
+        raise ValueError(k)
+
+
+EXTRAS = ["pad", "ceilpool", "avgpad", "cbam_spatial", "eca", "gap_scale", "sub", "mul_maps", "scaled_residual",
+          "concat_self", "div", "stride21", "dilated", "upsample"]
+# refused by name: a 2x1 stride, dilation, nearest upsampling (Resize), a map times its own pooled vector with
+# no layer between (the gate converter wants a map from the pool)
+REFUSED = {"stride21", "dilated", "upsample", "gap_scale"}
+
+
+class Net(nn.Module):
+    def __init__(self, body, head):
+        super().__init__()
+        self.body, self.head = body, head
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+
+class Head(nn.Module):
+    def __init__(self, c, kind, style, classes, rng):
+        super().__init__()
+        self.style = style
+        if style == "linear":
+            self.fc = nn.Linear(c, classes)
+        elif style == "mlp":
+            self.fc = nn.Sequential(nn.Linear(c, 2 * c), act(kind if kind != "prelu" else "relu", 2 * c),
+                                    nn.Dropout(0.2), nn.Linear(2 * c, classes))
+        elif style == "ln":
+            self.fc = nn.Sequential(nn.LayerNorm(c), nn.Linear(c, classes))
+        elif style == "conv_on_pool":
+            self.fc = nn.Conv2d(c, classes, 1)
+        elif style == "conv_head":
+            self.pre = nn.Sequential(nn.Conv2d(c, 2 * c, 1), act(kind if kind != "prelu" else "relu", 2 * c))
+            self.fc = nn.Linear(2 * c, classes)
+
+    def forward(self, x):
+        if self.style == "conv_on_pool":
+            return self.fc(F.adaptive_avg_pool2d(x, 1)).flatten(1)
+        if self.style == "conv_head":
+            x = self.pre(x)
+        return self.fc(x.mean((2, 3)))
+
+
+def random_net(seed: int):
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    c = rng.choice([8, 12, 16])
+    stride_left = 3  # 64 -> 8
+    layers = [ConvBNAct(3, c, (3, 3), 2, 1, rng.choice(ACTS))]
+    stride_left -= 1
+    described = [f"stem c{c}"]
+    for _ in range(rng.randint(3, 7)):
+        kind = rng.choice(ACTS)
+        block = rng.choice(["conv", "dw", "residual", "se", "ln", "gn", "preact", "shuffle", "branches", "pool",
+                            "pointwise", "convnext", "dense", "mbconv", "extra", "extra"])
+        if block == "conv":
+            k = rng.choice(KERNELS)
+            stride = 2 if stride_left and rng.random() < 0.4 and k[0] > 1 and k[1] > 1 else 1
+            cout = rng.choice([c, 2 * c, c + 4])
+            groups = rng.choice([1, 1, 2, 4]) if cout % 4 == 0 and c % 4 == 0 else 1
+            layers.append(ConvBNAct(c, cout, k, stride, groups, kind, bn=rng.random() < 0.8))
+            described.append(f"conv{k}s{stride}g{groups} {kind} {c}->{cout}")
+            c, stride_left = cout, stride_left - (stride == 2)
+        elif block == "dw":
+            stride = 2 if stride_left and rng.random() < 0.5 else 1
+            k = rng.choice([(3, 3), (5, 5), (1, 7), (7, 1)])
+            layers.append(ConvBNAct(c, c, k, stride, c, kind))
+            described.append(f"dw{k}s{stride} {kind}")
+            stride_left -= stride == 2
+        elif block == "residual":
+            post = act(rng.choice(["relu", "none", "silu"]), c) if rng.random() < 0.5 else None
+            body = nn.Sequential(ConvBNAct(c, c, (3, 3), 1, 1, kind), ConvBNAct(c, c, rng.choice(KERNELS[:7]), 1, 1, "none"))
+            layers.append(Residual(body, post, c if rng.random() < 0.3 else None))
+            described.append(f"residual {kind}")
+        elif block == "se":
+            gate = rng.choice(["sigmoid", "hardsigmoid", "sigmoid"])
+            layers.append(SE(c, rng.choice(["relu", "silu", "relu6"]), gate, rng.random() < 0.5))
+            described.append(f"se {gate}")
+        elif block == "ln":
+            layers.append(LNLast(c))
+            described.append("ln")
+        elif block == "gn":
+            layers += [nn.GroupNorm(rng.choice([g for g in (1, 2, 4) if c % g == 0]), c), act(kind, c)]
+            described.append(f"gn {kind}")
+        elif block == "preact":
+            cout = rng.choice([c, 2 * c])
+            layers.append(PreAct(c, cout, kind, rng.choice(["bn", "gn"])))
+            described.append(f"preact {kind} {c}->{cout}")
+            c = cout
+        elif block == "shuffle":
+            if c % 2:
+                layers.append(ConvBNAct(c, c + 1, (1, 1), 1, 1, kind))
+                c += 1
+            layers.append(SplitShuffle(c, kind))
+            described.append(f"shuffle {kind}")
+        elif block == "branches":
+            b = Branches(c, kind, rng)
+            layers.append(b)
+            described.append(f"branches {kind} {c}->{b.cout}")
+            c = b.cout
+        elif block == "pool":
+            if stride_left:
+                layers.append(rng.choice([nn.MaxPool2d(3, 2, 1), nn.AvgPool2d(2, 2), nn.MaxPool2d(2, 2)]))
+                described.append(f"pool {layers[-1]}")
+                stride_left -= 1
+        elif block == "pointwise":
+            cout = rng.choice([c, 2 * c])
+            layers.append(PointwiseLinear(c, cout, kind))
+            described.append(f"pointwise linear {kind} {c}->{cout}")
+            c = cout
+        elif block == "convnext":
+            layers.append(ConvNeXtBlock(c, rng.choice(["gelu", "gelu_tanh", "silu", "relu"])))
+            described.append("convnext")
+        elif block == "dense":
+            layers.append(Dense(c, kind))
+            described.append(f"dense {kind}")
+            c += 4
+        elif block == "mbconv":
+            e = 2 * c
+            body = nn.Sequential(ConvBNAct(c, e, (1, 1), 1, 1, kind), ConvBNAct(e, e, (3, 3), 1, e, kind),
+                                 SE(e, "silu", "sigmoid", False), ConvBNAct(e, c, (1, 1), 1, 1, "none"))
+            layers.append(Residual(body))
+            described.append(f"mbconv {kind}")
+        if block == "extra":
+            kind2 = rng.choice(EXTRAS)
+            if kind2 in ("pad", "ceilpool", "stride21") and not stride_left:
+                continue
+            if kind2 == "upsample" and stride_left == 3:
+                continue
+            layers.append(Extra(kind2, c, kind))
+            described.append(f"extra {kind2} {kind}")
+            if kind2 in ("pad", "ceilpool"):
+                stride_left -= 1
+            if kind2 == "concat_self":
+                c *= 2
+            if kind2 == "stride21":
+                stride_left -= 1
+                layers.append(nn.MaxPool2d((1, 2)))
+    while stride_left:
+        layers.append(nn.MaxPool2d(2, 2))
+        stride_left -= 1
+        described.append("pool tail")
+    style = rng.choice(["linear", "mlp", "ln", "conv_on_pool", "conv_head"])
+    hk = rng.choice(["relu", "hardswish", "gelu", "silu"])
+    described.append(f"head {style} {hk}")
+    model = Net(nn.Sequential(*layers), Head(c, hk, style, 10, rng))
+    return model, described
