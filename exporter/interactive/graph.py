@@ -368,7 +368,8 @@ class InterActiveGraph(nn.Module):
             # ONNX infers no shape for that view, torch.onnx then takes the traced one, and a view after it (a
             # channel shuffle on the route) got the sample's batch and map size as constants: the file failed
             # at any other (found by fuzzing the import, 2026-12-07); the same for the spread below
-            ones = torch.ones(groups, successor.channels // groups, 1, 1, dtype=torch.float32, device=layer_score.device)
+            ones = torch.ones(groups, successor.channels // groups, 1, 1, dtype=torch.float32,
+                              device=layer_score.device)
             summed = F.conv2d(widen(layer_score), ones, groups=groups)
         if self.loss_scale != 1:
             summed = summed * (1 / self.loss_scale)

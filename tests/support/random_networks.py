@@ -128,7 +128,8 @@ class Branches(nn.Module):
         super().__init__()
         b = max(2, cin // 2)
         self.b1 = ConvBNAct(cin, b, (1, 1), 1, 1, kind)
-        self.b2 = nn.Sequential(ConvBNAct(cin, b, (1, 1), 1, 1, kind), ConvBNAct(b, b, rng.choice(KERNELS[1:7]), 1, 1, kind))
+        self.b2 = nn.Sequential(ConvBNAct(cin, b, (1, 1), 1, 1, kind),
+                                ConvBNAct(b, b, rng.choice(KERNELS[1:7]), 1, 1, kind))
         pool = rng.choice(["max", "avg"])
         self.pool = nn.MaxPool2d(3, 1, 1) if pool == "max" else nn.AvgPool2d(3, 1, 1, count_include_pad=False)
         self.b3 = ConvBNAct(cin, b, (1, 1), 1, 1, kind)
@@ -280,7 +281,8 @@ def random_net(seed: int):
             stride_left -= stride == 2
         elif block == "residual":
             post = act(rng.choice(["relu", "none", "silu"]), c) if rng.random() < 0.5 else None
-            body = nn.Sequential(ConvBNAct(c, c, (3, 3), 1, 1, kind), ConvBNAct(c, c, rng.choice(KERNELS[:7]), 1, 1, "none"))
+            body = nn.Sequential(ConvBNAct(c, c, (3, 3), 1, 1, kind),
+                                 ConvBNAct(c, c, rng.choice(KERNELS[:7]), 1, 1, "none"))
             layers.append(Residual(body, post, c if rng.random() < 0.3 else None))
             described.append(f"residual {kind}")
         elif block == "se":

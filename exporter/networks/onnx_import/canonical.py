@@ -301,4 +301,5 @@ def canonicalise(path: Path, input_size: tuple[int, int] | None = None) -> Canon
     return Canonical(model=canonical, path=path, sha256=sha256_file(path), input_name=image.name, layout=layout,
                      native_size=(int(height), int(width)), batch=batch, output_name=model.graph.output[0].name,
                      opset=default_opset(model), producer=producer,
-                     canonicaliser=f"onnxruntime {ort.__version__} {LEVEL} without {', '.join(DISABLED)}, onnx {onnx.__version__} shape inference")
+                     canonicaliser=f"onnxruntime {ort.__version__} {LEVEL} without {', '.join(DISABLED)}, "
+                                   f"onnx {onnx.__version__} shape inference")
