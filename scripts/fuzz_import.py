@@ -25,16 +25,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def outcome(seed: int, work: Path, full: bool, dynamo: bool) -> dict:
-    import numpy as np
-    import torch
-
     import onnx_builders as build
-    from random_networks import random_net
+    from random_networks import graph_misses, random_net
     from interactive_trt.common.errors import InterActiveError, OnnxImportError, SpecError
-    from interactive_trt.exporter.interactive.graph import InterActiveGraph
-    from interactive_trt.exporter.interactive.reference import AutogradReference
     from interactive_trt.exporter.networks.onnx_import import import_onnx, verify_against_source
-    from interactive_trt.exporter.onnx.verify import rel_l2
 
     record: dict = {"seed": seed}
     model, described = random_net(seed)
@@ -52,23 +46,8 @@ def outcome(seed: int, work: Path, full: bool, dynamo: bool) -> dict:
         imported = import_onnx(path)
     except (SpecError, OnnxImportError) as exc:
         return {**record, "result": "refused", "why": str(exc).split(": ", 1)[-1][:300]}
-    spec = imported.spec
     misses = [report.summary() for report in verify_against_source(imported, ()) if not report.passed]
-    noise = torch.from_numpy(np.random.default_rng(seed).standard_normal((2, 3, 64, 64), dtype=np.float32))
-    for options in ({"config": "last", "p": 2}, {"config": "next", "p": 1}):
-        with torch.no_grad():
-            got = InterActiveGraph(spec, imported.weights, **options).eval().named_outputs(noise)
-        expected = AutogradReference(spec, imported.weights, **options)(noise)
-        exact = None
-        for key, value in expected.items():
-            if rel_l2(got[key].numpy(), value.numpy()) <= 1e-5:
-                continue
-            exact = exact or AutogradReference(spec, imported.weights, dtype=torch.float64, **options)(noise.double())
-            graph_error = rel_l2(got[key].numpy(), exact[key].numpy())
-            autograd_error = rel_l2(value.numpy(), exact[key].numpy())
-            if graph_error > max(1e-5, 2 * autograd_error):
-                misses.append(f"{options['config']} {key}: graph {graph_error:.2e}, autograd {autograd_error:.2e} "
-                              "from float64")
+    misses += graph_misses(imported.spec, imported.weights, seed)
     if full:
         from interactive_trt.exporter.onnx.export import export_model
         from interactive_trt.exporter.onnx.request import IMPORTED, ExportRequest

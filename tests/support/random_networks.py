@@ -358,3 +358,33 @@ def random_net(seed: int):
     described.append(f"head {style} {hk}")
     model = Net(nn.Sequential(*layers), Head(c, hk, style, 10, rng))
     return model, described
+
+
+def graph_misses(spec, weights, seed: int) -> list[str]:
+    """The explicit graph against autograd on noise, 'last' with p = 2 and 'next' with p = 1; an output over
+    1e-5 is judged against float64 as export verification judges it (as near as AUTOGRAD_SLACK times float32
+    autograd's own distance passes). Returns one line per output that misses."""
+    import numpy as np
+
+    from interactive_trt.exporter.interactive.graph import InterActiveGraph
+    from interactive_trt.exporter.interactive.reference import AutogradReference
+    from interactive_trt.exporter.onnx.verification import AUTOGRAD_SLACK
+    from interactive_trt.exporter.onnx.verify import rel_l2
+
+    noise = torch.from_numpy(np.random.default_rng(seed).standard_normal((2, 3, 64, 64), dtype=np.float32))
+    misses = []
+    for options in ({"config": "last", "p": 2}, {"config": "next", "p": 1}):
+        with torch.no_grad():
+            got = InterActiveGraph(spec, weights, **options).eval().named_outputs(noise)
+        expected = AutogradReference(spec, weights, **options)(noise)
+        exact = None
+        for key, value in expected.items():
+            if rel_l2(got[key].numpy(), value.numpy()) <= 1e-5:
+                continue
+            exact = exact or AutogradReference(spec, weights, dtype=torch.float64, **options)(noise.double())
+            graph_error = rel_l2(got[key].numpy(), exact[key].numpy())
+            autograd_error = rel_l2(value.numpy(), exact[key].numpy())
+            if graph_error > max(1e-5, AUTOGRAD_SLACK * autograd_error):
+                misses.append(f"{options['config']} {key}: graph {graph_error:.2e}, autograd {autograd_error:.2e} "
+                              "from float64")
+    return misses
