@@ -392,6 +392,39 @@ class SpatialGateNet(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.top(x), 1), 1))
 
 
+class PooledSelfGate(nn.Module):
+    """A map times its own pooled vector, with no layer between (a gate whose branch is the pool alone), in the
+    forms user code writes it: the mean kept 4-D or unsqueezed back, adaptive pooling, channels last, a
+    sigmoid on the pooled vector, the pool as the first factor."""
+
+    def __init__(self, form, classes=1000):
+        super().__init__()
+        self.form = form
+        self.stem = conv_bn(3, 8, 3, 2, act=nn.ReLU)
+        self.body = conv_bn(8, 16, 3, 2, act=nn.SiLU)
+        self.top = conv_bn(16, 32, 3, 2, act=nn.ReLU)
+        self.fc = nn.Linear(32, classes)
+
+    def gated(self, x):
+        form = self.form
+        if form == "mean":
+            return x * x.mean((2, 3), keepdim=True)
+        if form == "adaptive_first":
+            return F.adaptive_avg_pool2d(x, 1) * x
+        if form == "vector":
+            return x * x.mean((2, 3))[:, :, None, None]
+        if form == "sigmoid":
+            return x * torch.sigmoid(x.mean((2, 3), keepdim=True))
+        if form == "sigmoid_vector":
+            return x * torch.sigmoid(x.mean((2, 3)))[:, :, None, None]
+        last = x.permute(0, 2, 3, 1)  # "channels_last": the product on N x H x W x C
+        return (last * torch.sigmoid(last.mean((1, 2), keepdim=True))).permute(0, 3, 1, 2)
+
+    def forward(self, x):
+        x = self.gated(self.body(self.stem(x)))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.top(x), 1), 1))
+
+
 class RegNetBlock(nn.Module):
     """RegNetY's (and, without the gate, RegNetX's and ResNeXt's) bottleneck: 1x1, a grouped 3x3 (width per
     group fixed), squeeze-and-excitation with ReLU and Sigmoid (Y), 1x1, projection shortcut at stride 2."""
@@ -568,6 +601,9 @@ class EfficientChannelAttention(nn.Module):
         if self.form == "timm":  # timm's EcaModule: views instead of squeeze and transpose, the gate before the view
             y = self.conv(x.mean((2, 3)).view(x.shape[0], 1, -1))
             return x * torch.sigmoid(y).view(x.shape[0], -1, 1, 1).expand_as(x)
+        if self.form == "mean":  # the pool as a mean, the product broadcasting the gate (no expand_as)
+            y = self.conv(x.mean((2, 3), keepdim=True).squeeze(-1).transpose(-1, -2)).transpose(-1, -2).unsqueeze(-1)
+            return x * torch.sigmoid(y)
         y = self.conv(F.adaptive_avg_pool2d(x, 1).squeeze(-1).transpose(-1, -2)).transpose(-1, -2).unsqueeze(-1)
         return x * torch.sigmoid(y).expand_as(x)
 
@@ -762,6 +798,10 @@ FAMILIES = {
     "convnextv2": lambda: randomise(ConvNeXt(grn="authors")),
     "convnextv2_timm": lambda: randomise(ConvNeXt(grn="timm")),
     "eca_timm": lambda: seeded(lambda: GatedResNet(gate=EfficientChannelAttention(5, form="timm")), 100),
+    # two gates in a row: ONNX Runtime's transpose optimiser moves the first ECA's last Transpose past its
+    # Unsqueeze and Sigmoid (found by scripts/fuzz_import.py, 2026-12-07)
+    "eca_twice": lambda: seeded(lambda: GatedResNet(gate=nn.Sequential(
+        EfficientChannelAttention(5, form="mean"), EfficientChannelAttention(3, form="mean"))), 101),
     "mobile_mix": lambda: seeded(lambda: randomise_with_1d(MobileMix()), 7),
     "mobile_mix_mul": lambda: seeded(lambda: randomise_with_1d(MobileMix(squared="mul")), 8),
     "groupnorm": lambda: seeded(GroupNormNet, 9),

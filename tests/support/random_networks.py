@@ -214,9 +214,9 @@ class Extra(nn.Module):
 
 EXTRAS = ["pad", "ceilpool", "avgpad", "cbam_spatial", "eca", "gap_scale", "sub", "mul_maps", "scaled_residual",
           "concat_self", "div", "stride21", "dilated", "upsample"]
-# refused by name: a 2x1 stride, dilation, nearest upsampling (Resize), a map times its own pooled vector with
-# no layer between (the gate converter wants a map from the pool)
-REFUSED = {"stride21", "dilated", "upsample", "gap_scale"}
+# refused by name: a 2x1 stride, dilation, nearest upsampling (Resize). A map times its own pooled vector with
+# no layer between ("gap_scale") was refused until 2026-12-07 and is a gate of the pool alone since.
+REFUSED = {"stride21", "dilated", "upsample"}
 
 
 class Net(nn.Module):

@@ -332,6 +332,12 @@ class GraphContext:
             self.gaps[key] = draft.id
         return Map(self.gaps[key], "NCHW", 0)
 
+    def pooled_layout(self, name: str, value) -> str:
+        """The layout of the globally pooled tensor `name` of rank 4: "NHWC" where its last axis holds the
+        channels (N x 1 x 1 x C), else "NCHW"."""
+        shape, channels = self.shapes.get(name), self.channels_of(value.layer)
+        return "NHWC" if shape and len(shape) == 4 and shape[3] == channels != shape[1] else "NCHW"
+
     def is_pooled(self, layer: str) -> bool:
         """Whether `layer` computes on a global average pool alone (a gate's branch: 1 x 1 at every size):
         every way back from it meets a gap layer before the image or a windowed pool."""

@@ -25,6 +25,11 @@ FLOAT_MAX = 3.0e38
 
 def activate(node, ctx, kind: str, alpha: float = 0.0, beta: float = 0.0) -> None:
     value = ctx.value(node, 0)
+    if isinstance(value, Pooled) and not value.linear and value.rank in (2, 4) and \
+            ctx.feeds_gates_only(node.output[0]):  # a gate of the pool alone, x * sigmoid(mean(x))
+        gap = ctx.gap_of(node, value)
+        value = Dense(gap.layer, gap.version) if value.rank == 2 else \
+            replace(gap, layout=ctx.pooled_layout(node.input[0], value))
     if isinstance(value, Pooled) and value.linear:  # inside a head after the pool (MobileNetV3's)
         ctx.head_pooled = True
     elif not isinstance(value, (Map, Dense, GateVector)) or getattr(value, "layer", INPUT) == INPUT:

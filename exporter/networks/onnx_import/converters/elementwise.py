@@ -4,6 +4,8 @@ into the recorded preprocessing."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from interactive_trt.contracts.spec import INPUT
@@ -116,8 +118,9 @@ def mul(node, ctx) -> None:
 def gate(node, ctx) -> None:
     """A map times a factor computed in the network: a squeeze-and-excitation gate (N x C x 1 x 1, made from
     the map through a global average pool), a spatial gate (N x 1 x H x W, one factor per position, as
-    scSE's) or another map of its shape (INTERACTIVE.md, "Any CNN, part 3")."""
-    values = [ctx.value(node, index) for index in range(2)]
+    scSE's) or another map of its shape (INTERACTIVE.md, "Any CNN, part 3"). A map times its own pooled
+    vector, with no layer between (x * mean(x)), is a gate whose branch is the pool alone."""
+    values = [pooled_factor(node, ctx, index) for index in range(2)]
     if not all(isinstance(value, Map) for value in values) or values[0].layout != values[1].layout:
         raise ctx.refuse(node, "a product of " + " and ".join(describe(value) for value in values) + "; supported: "
                          "a feature map times a gate (per channel, after a global average pool) or times a map of "
@@ -136,6 +139,16 @@ def gate(node, ctx) -> None:
                           size=shapes[main][1], total_stride=max(ctx.total_stride_of(layer) for layer in layers),
                           source=node.output[0]))
     ctx.set_value(node.output[0], Map(draft.id, values[0].layout, draft.version))
+
+
+def pooled_factor(node, ctx, index: int):
+    """Input `index` of a product; a globally pooled map (N x C x 1 x 1, or N x 1 x 1 x C) times another map
+    is its gap layer, in the layout the pooled tensor has."""
+    value = ctx.value(node, index)
+    other = ctx.value(node, 1 - index)
+    if not (isinstance(value, Pooled) and value.rank == 4 and not value.linear and isinstance(other, Map)):
+        return value
+    return replace(ctx.gap_of(node, value), layout=ctx.pooled_layout(node.input[index], value))
 
 
 @converter("Sub", 7, 13, 14)

@@ -227,8 +227,7 @@ def squeeze(node, ctx) -> None:
     if isinstance(value, Pooled) and value.rank == 4 and not value.linear and axes is not None and \
             ctx.feeds_gates_only(node.output[0]):
         gate = ctx.gap_of(node, value)  # ECA's squeeze(-1) on the way to its 1-D conv across the channels
-        shape, channels = ctx.shapes.get(node.input[0]), ctx.channels_of(value.layer)
-        last = shape and len(shape) == 4 and shape[3] == channels != shape[1]
+        last = ctx.pooled_layout(node.input[0], value) == "NHWC"
         names = ("N", "1", "1", "C") if last else ("N", "C", "1", "1")
         gate_axes(node, ctx, gate, tuple(name for axis, name in enumerate(names) if axis not in {a % 4 for a in axes}))
         return
@@ -269,13 +268,14 @@ def unsqueeze(node, ctx) -> None:
 
 def gate_axes(node, ctx, value, names: tuple) -> None:
     """A gate's vector with its axes named: N x C x 1 x 1 or N x 1 x 1 x C is its 1 x 1 map again, in
-    that layout; three axes wait for the next Unsqueeze."""
+    that layout; other orders wait for the next Transpose or Unsqueeze. ONNX Runtime's transpose optimiser
+    moves ECA's last Transpose past its Unsqueeze and gate activation (N x 1 x C x 1, then a permutation)."""
     layouts = {("N", "C", "1", "1"): "NCHW", ("N", "1", "1", "C"): "NHWC"}
     if names in layouts:
         ctx.set_value(node.output[0], Map(value.layer, layouts[names], value.version))
     elif names == ("N", "C"):
         ctx.set_value(node.output[0], Dense(value.layer, value.version))
-    elif len(names) == 3 and sorted(names) == ["1", "C", "N"] and names[0] == "N":
+    elif len(names) in (3, 4) and sorted(names) == ["1"] * (len(names) - 2) + ["C", "N"] and names[0] == "N":
         ctx.set_value(node.output[0], GateVector(value.layer, value.version, names))
     else:
         raise ctx.refuse(node, f"a gate's vector viewed as {' x '.join(names)}; supported: N x C x 1 x 1 or "
