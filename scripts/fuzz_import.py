@@ -54,6 +54,10 @@ def outcome(seed: int, work: Path, full: bool, dynamo: bool) -> dict:
 
         try:
             export_model(ExportRequest(model=IMPORTED, source=path, out=work / f"export{seed}"), log=lambda line: None)
+        except SpecError as exc:  # refused in one line before any file (no default feature layer)
+            if not misses:
+                return {**record, "result": "refused", "why": f"export: {str(exc).split(': ', 1)[-1][:300]}"}
+            misses.append(f"export: {str(exc)[:400]}")
         except InterActiveError as exc:
             misses.append(f"export: {str(exc)[:400]}")
     return {**record, "result": "miss" if misses else "ok", "misses": misses}

@@ -45,6 +45,7 @@ class OutputCheck:
 class Report:
     label: str
     checks: list[OutputCheck] = field(default_factory=list)
+    note: str = ""  # why it missed, where verification can tell (said with the error)
 
     @property
     def passed(self) -> bool:
@@ -78,7 +79,9 @@ class Report:
         if self.passed:
             return
         listing = "; ".join(f"{c.name} (cosine {c.cosine:.6f}, rel L2 {c.rel_l2:.2e})" for c in self.failures)
-        raise VerificationError(f"{self.label}: {len(self.failures)} output(s) missed their bound: {listing}", self)
+        note = f". {self.note}" if self.note else ""
+        raise VerificationError(f"{self.label}: {len(self.failures)} output(s) missed their bound: {listing}{note}",
+                                self)
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:

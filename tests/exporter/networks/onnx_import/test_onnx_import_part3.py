@@ -317,6 +317,40 @@ def test_a_weight_map_that_a_layernorm_cancels_is_refused_in_last_not_in_next(fa
     assert all(rel_l2(got[key], value) <= 1e-5 for key, value in expected.items())
 
 
+def test_a_weight_map_a_layernorm_cancels_on_this_input_only_is_named_in_the_error(tmp_path):
+    """A conv, then a conv with a hardsigmoid whose inputs all lie in its linear range, then a LayerNorm (a
+    random network of the import's fuzzer): on these inputs the stem's weight map is 0 (float64 gives 1e-15),
+    which no static rule sees, and float32 gives rounding noise no bound can judge. Verification fails,
+    and its error says why and what works; --config next exports."""
+    from interactive_trt.common.errors import VerificationError
+    from interactive_trt.exporter.onnx.export import export_model
+    from interactive_trt.exporter.onnx.request import IMPORTED, ExportRequest
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, 2, 1), torch.nn.ReLU())
+            self.linear_range = torch.nn.Sequential(torch.nn.Conv2d(8, 8, 3, 1, 1), torch.nn.Hardsigmoid())
+            self.norm = torch.nn.LayerNorm(8)
+            self.top = torch.nn.Sequential(torch.nn.Conv2d(8, 16, 3, 2, 1), torch.nn.ReLU())
+            self.fc = torch.nn.Linear(16, 10)
+            with torch.no_grad():
+                self.linear_range[0].weight.mul_(0.05)  # |z| < 3 on any image: the hardsigmoid is z / 6 + 1/2
+
+        def forward(self, x):
+            x = self.norm(self.linear_range(self.stem(x)).permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+            return self.fc(self.top(x).mean((2, 3)))
+
+    path = build.export_torch(families.seeded(Net, 361), tmp_path / "cancels.onnx", size=64, opset=17)
+    stem = "/stem/stem.1/Relu_output_0"
+    with pytest.raises(VerificationError, match=f"The weight map of '{stem}' is 0 in float64 on this input.*"
+                                                "Choose other --layers, or --config next"):
+        export_model(ExportRequest(model=IMPORTED, source=path, out=tmp_path / "last", layers=(stem,)),
+                     log=lambda message: None)
+    export_model(ExportRequest(model=IMPORTED, source=path, out=tmp_path / "next", layers=(stem,), config="next"),
+                 log=lambda message: None)
+
+
 def test_a_network_with_no_default_feature_layer_is_refused_in_one_line_before_any_file(tmp_path):
     """A stem, a GroupNorm, an average pool, a LayerNorm and a max pool before a 1x1 conv classifier on the pooled
     map (a random network of the import's fuzzer): no layer but T has a weighted successor, and T's is the
