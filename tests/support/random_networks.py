@@ -9,9 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from families import CBAM, EfficientChannelAttention, GlobalResponseNorm, StarReLU
+
 KERNELS = [(1, 1), (3, 3), (5, 5), (1, 3), (3, 1), (1, 7), (7, 1), (2, 2)]
 ACTS = ["relu", "relu6", "silu", "hardswish", "gelu", "gelu_tanh", "leakyrelu", "elu", "mish", "sigmoid",
-        "tanh", "softplus", "hardsigmoid", "prelu", "none", "swish_written", "hardswish_written", "selu"]
+        "tanh", "softplus", "hardsigmoid", "prelu", "none", "swish_written", "hardswish_written", "selu", "starrelu"]
 
 
 class Written(nn.Module):
@@ -31,7 +33,7 @@ def act(kind, c):
             "elu": nn.ELU, "mish": nn.Mish, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "softplus": nn.Softplus,
             "hardsigmoid": nn.Hardsigmoid, "prelu": lambda: nn.PReLU(c, 0.2), "none": nn.Identity,
             "swish_written": lambda: Written("swish_written"), "hardswish_written": lambda: Written("hw"),
-            "selu": nn.SELU}[kind]()
+            "selu": nn.SELU, "starrelu": StarReLU}[kind]()
 
 
 class ConvBNAct(nn.Sequential):
@@ -177,6 +179,12 @@ class Extra(nn.Module):
         elif kind in ("sub", "mul_maps", "scaled_residual"):
             self.conv = nn.Conv2d(c, c, 3, padding=1)
             self.conv2 = nn.Conv2d(c, c, 1)
+        elif kind in ("grn", "grn_timm"):  # on a channels-last map (the authors'), or channels-first (timm's)
+            self.conv = GlobalResponseNorm(c, "authors" if kind == "grn" else "timm")
+        elif kind in ("cbam", "cbam_linear"):
+            self.conv = CBAM(c, 2, linear=kind == "cbam_linear")
+        elif kind == "eca_timm":
+            self.conv = EfficientChannelAttention(3, form="timm")
 
     def forward(self, x):
         k = self.kind
@@ -199,6 +207,12 @@ class Extra(nn.Module):
             return x * torch.sigmoid(y)
         if k == "gap_scale":
             return x * x.mean((2, 3), keepdim=True)
+        if k == "gap_gate":
+            return x * torch.sigmoid(x.mean((2, 3)))[:, :, None, None]
+        if k == "grn":
+            return self.conv(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        if k in ("grn_timm", "cbam", "cbam_linear", "eca_timm"):
+            return self.conv(x)
         if k == "sub":
             return self.a(x - self.conv(x))
         if k == "mul_maps":
@@ -213,7 +227,8 @@ class Extra(nn.Module):
 
 
 EXTRAS = ["pad", "ceilpool", "avgpad", "cbam_spatial", "eca", "gap_scale", "sub", "mul_maps", "scaled_residual",
-          "concat_self", "div", "stride21", "dilated", "upsample"]
+          "concat_self", "div", "stride21", "dilated", "upsample", "gap_gate", "grn", "grn_timm", "cbam",
+          "cbam_linear", "eca_timm"]
 # refused by name: a 2x1 stride, dilation, nearest upsampling (Resize). A map times its own pooled vector with
 # no layer between ("gap_scale") was refused until 2026-12-07 and is a gate of the pool alone since.
 REFUSED = {"stride21", "dilated", "upsample"}

@@ -16,10 +16,12 @@ import numpy as np
 
 from interactive_trt.exporter.networks.onnx_import.patterns import reduced_axes
 from interactive_trt.exporter.networks.onnx_import.written_norms import (
-    affine_fit, closed_region, evaluate, region_from,
+    affine_fit, closed_region, evaluate, layouts, region_from,
 )
 
-OPS = {"ReduceL2", "ReduceSum", "ReduceSumSquare", "ReduceMean", "Add", "Mul", "Div", "Pow", "Sqrt", "Reciprocal"}
+# with the Transposes ONNX Runtime's optimiser moves into a GRN written on a channels-last view of an NCHW map
+OPS = {"ReduceL2", "ReduceSum", "ReduceSumSquare", "ReduceMean", "Add", "Mul", "Div", "Pow", "Sqrt", "Reciprocal",
+       "Transpose"}
 
 
 def squared_input(g, node) -> str | None:
@@ -66,16 +68,22 @@ def response_norm_by_value(g, start):
     if x is None or not shape or None in shape[1:] or len(shape) != 4:
         return None
     region = region_from(g, x, OPS)
-    if len(region) < 5 or len(region) > 20 or region[0] is not start:
+    order = layouts(region, x, 4)
+    if len(region) < 5 or len(region) > 22 or region[0] is not start or order is None:
         return None
+
+    def axes_of_x(node):  # the axes a reduction takes, as axes of x
+        axes = reduced_axes(g, node)
+        return None if axes is None else {order[node.input[0]][axis % 4] for axis in axes}
+
     norm = start if start.op_type in ("ReduceL2", "ReduceSumSquare") else g.readers[start.output[0]][0]
-    spatial = reduced_axes(g, norm)
+    spatial = axes_of_x(norm)
     means = [node for node in region if node.op_type == "ReduceMean"]
-    channel = reduced_axes(g, means[0]) if len(means) == 1 else None
-    if spatial is None or channel is None or len(channel) != 1 or \
-            sorted({*spatial, *channel}) != [-3, -2, -1] or len(spatial) != 2:
+    channel = axes_of_x(means[0]) if len(means) == 1 else None
+    if spatial is None or channel is None or len(channel) != 1 or sorted(spatial | channel) != [1, 2, 3] or \
+            len(spatial) != 2:
         return None
-    channel, spatial = channel[0] % 4, tuple(sorted(axis % 4 for axis in spatial))
+    channel, spatial = channel.pop(), tuple(sorted(spatial))
     shape = [2 if index == 0 else size if index == channel else min(size, 4) for index, size in enumerate(shape)]
     inputs = probes(shape, channel)
     epsilons = sorted({value for node in region if node.op_type == "Add"

@@ -253,6 +253,32 @@ def test_a_global_response_norm_in_any_written_form_is_one_grn_layer(form, tmp_p
     assert_graph_equals_autograd(spec, imported.weights, batch)
 
 
+def test_a_global_response_norm_on_a_channels_last_view_of_a_conv_map(tmp_path, photos):
+    """The authors' GRN applied to x.permute(0, 2, 3, 1) of a conv's NCHW map and permuted back (a random network
+    of the import's fuzzer): ONNX Runtime's optimiser moves the permutes into it (the norms over NCHW's spatial
+    axes, a Transpose pair around the epsilon), and it is one grn layer over the channels all the same."""
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = families.conv_bn(3, 8, 3, 2, act=torch.nn.ReLU)
+            self.grn = families.GlobalResponseNorm(8)
+            self.top = families.conv_bn(8, 16, 3, 2, act=torch.nn.ReLU)
+            self.fc = torch.nn.Linear(16, 10)
+
+        def forward(self, x):
+            x = self.grn(self.stem(x).permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+            return self.fc(self.top(x).mean((2, 3)))
+
+    imported = import_onnx(build.export_torch(families.seeded(Net, 528), tmp_path / "grn.onnx", size=64, opset=16))
+    spec = imported.spec
+    assert [layer.op for layer in spec.layers].count("grn") == 1
+    assert not {"affine", "mul", "gap"} & kinds(spec), kinds(spec)
+    reports = verify_against_source(imported, ())
+    assert all(report.passed for report in reports), [report.summary() for report in reports]
+    batch = prepare(photos["chelsea"], (224, 288), spec.preprocessing)[None]
+    assert_graph_equals_autograd(spec, imported.weights, batch)
+
+
 @pytest.mark.parametrize("form", ["max", "no_identity"])
 def test_a_look_alike_of_a_global_response_norm_is_not_read_as_one(form, tmp_path):
     """The norms divided by their largest instead of their mean, or no map added back: checked by value and
