@@ -385,9 +385,7 @@ def fuse_activations(model) -> int:
                                      num_groups=int(options["groups"]), epsilon=float(options["epsilon"]))]
         elif kind == "grn":
             options = extra[0]
-            made = [helper.make_node("GlobalResponseNorm", [options["x"], *parameters(model, name, options)],
-                                     [last.output[0]], name=name, domain=FUSED, kind="grn", axis=options["axis"],
-                                     epsilon=float(options["epsilon"]))]
+            made = fused_response_norm(model, last.output[0], name, options)
         else:
             options = extra[0] if extra else {}
             made = [helper.make_node(OP_TYPES[kind], [options.get("x", members[0].input[0])], [last.output[0]],
@@ -417,6 +415,21 @@ def parameters(model, name: str, options: dict) -> list[str]:
         model.graph.initializer.append(tensor)
         inputs.append(tensor.name)
     return inputs
+
+
+def fused_response_norm(model, output: str, name: str, options: dict) -> list:
+    """The GlobalResponseNorm a written-out one becomes, then the Transpose of the map it adds back (its
+    output's layout, where the optimiser moved the model's permute into it)."""
+    from onnx import helper
+
+    perm = options.get("perm")
+    inputs = [options["x"], *parameters(model, name, options)]
+    normalised = output if perm is None else f"{name}::normalised"
+    made = [helper.make_node("GlobalResponseNorm", inputs, [normalised], name=name, domain=FUSED, kind="grn",
+                             axis=options["axis"], epsilon=float(options["epsilon"]))]
+    if perm is not None:
+        made.append(helper.make_node("Transpose", [normalised], [output], name=f"{name}::transpose", perm=perm))
+    return made
 
 
 def fused_layer_norm(model, x: str, output: str, name: str, axis: int, epsilon: float, scale, bias, perm) -> list:

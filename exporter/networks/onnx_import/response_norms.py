@@ -67,9 +67,9 @@ def response_norm_by_value(g, start):
     shape = g.shapes.get(x or "")
     if x is None or not shape or None in shape[1:] or len(shape) != 4:
         return None
-    region = region_from(g, x, OPS)
+    region = region_from(g, x, OPS)[:22]  # GRN's own nodes come first; what follows may compute from x too
     order = layouts(region, x, 4)
-    if len(region) < 5 or len(region) > 22 or region[0] is not start or order is None:
+    if len(region) < 5 or region[0] is not start or order is None:
         return None
 
     def axes_of_x(node):  # the axes a reduction takes, as axes of x
@@ -78,27 +78,35 @@ def response_norm_by_value(g, start):
 
     norm = start if start.op_type in ("ReduceL2", "ReduceSumSquare") else g.readers[start.output[0]][0]
     spatial = axes_of_x(norm)
-    means = [node for node in region if node.op_type == "ReduceMean"]
-    channel = axes_of_x(means[0]) if len(means) == 1 else None
-    if spatial is None or channel is None or len(channel) != 1 or sorted(spatial | channel) != [1, 2, 3] or \
-            len(spatial) != 2:
+    if spatial is None or len(spatial) != 2 or 0 in spatial:
         return None
-    channel, spatial = channel.pop(), tuple(sorted(spatial))
+    # the mean over the channels: the first ReduceMean over the third axis (a gate on GRN's output may follow)
+    means = [node for node in region if node.op_type == "ReduceMean" and axes_of_x(node) == {1, 2, 3} - spatial]
+    if not means:
+        return None
+    channel, spatial = min({1, 2, 3} - spatial), tuple(sorted(spatial))
     shape = [2 if index == 0 else size if index == channel else min(size, 4) for index, size in enumerate(shape)]
     inputs = probes(shape, channel)
     epsilons = sorted({value for node in region if node.op_type == "Add"
                        for name in node.input if (value := g.scalar(name)) is not None and 0 < value < 0.1})
+    views = {x}  # x and its Transposes: GRN ends adding the map back, in the layout it ends in
+    for node in region:
+        if node.op_type == "Transpose" and node.input[0] in views:
+            views.add(node.output[0])
     for last in reversed(region):
-        if last.op_type != "Add" or x not in last.input:  # GRN ends adding the map back
+        if last.op_type != "Add" or not views & set(last.input):
             continue
         members = closed_region(g, region, last.output[0])
         if members is None or members[0] is not start or means[0] not in members:
             continue
+        perm = order[last.output[0]]
         try:
             with np.errstate(all="ignore"):
                 outputs = [evaluate(g, members, x, value).get(last.output[0]) for value in inputs]
         except ValueError:  # a constant that does not broadcast per channel
             continue
+        outputs = [None if output is None or output.ndim != 4 else np.transpose(output, np.argsort(perm))
+                   for output in outputs]  # back in x's order
         if any(output is None or output.shape != value.shape for output, value in zip(outputs, inputs)):
             continue
         for epsilon in epsilons or [0.0]:
@@ -106,5 +114,5 @@ def response_norm_by_value(g, start):
             if found is not None:
                 weight, bias = found
                 return members, "grn", {"x": x, "axis": channel - 4, "epsilon": epsilon, "scale": weight,
-                                        "bias": bias}
+                                        "bias": bias, "perm": None if perm == sorted(perm) else perm}
     return None

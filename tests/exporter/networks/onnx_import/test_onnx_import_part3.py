@@ -253,26 +253,34 @@ def test_a_global_response_norm_in_any_written_form_is_one_grn_layer(form, tmp_p
     assert_graph_equals_autograd(spec, imported.weights, batch)
 
 
-def test_a_global_response_norm_on_a_channels_last_view_of_a_conv_map(tmp_path, photos):
-    """The authors' GRN applied to x.permute(0, 2, 3, 1) of a conv's NCHW map and permuted back (a random network
-    of the import's fuzzer): ONNX Runtime's optimiser moves the permutes into it (the norms over NCHW's spatial
-    axes, a Transpose pair around the epsilon), and it is one grn layer over the channels all the same."""
+@pytest.mark.parametrize("onward", ["permuted_back", "channels_last", "gated"])
+def test_a_global_response_norm_on_a_channels_last_view_of_a_conv_map(onward, tmp_path, photos):
+    """The authors' GRN applied to x.permute(0, 2, 3, 1) of a conv's NCHW map (random networks of the import's
+    fuzzer): ONNX Runtime's optimiser moves the permutes into it (the norms over NCHW's spatial axes, a
+    Transpose pair around the epsilon, the map added back transposed), and it is one grn layer over the
+    channels all the same, whether its output is permuted back, goes on channels-last into a Linear, or is
+    permuted back and times its own mean over the positions (a gate that computes from GRN's input too)."""
     class Net(torch.nn.Module):
         def __init__(self):
             super().__init__()
             self.stem = families.conv_bn(3, 8, 3, 2, act=torch.nn.ReLU)
             self.grn = families.GlobalResponseNorm(8)
+            self.linear = torch.nn.Linear(8, 8)
             self.top = families.conv_bn(8, 16, 3, 2, act=torch.nn.ReLU)
             self.fc = torch.nn.Linear(16, 10)
 
         def forward(self, x):
-            x = self.grn(self.stem(x).permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+            x = self.grn(self.stem(x).permute(0, 2, 3, 1))
+            x = self.linear(x) if onward == "channels_last" else x
+            x = x.permute(0, 3, 1, 2)
+            x = x * torch.sigmoid(x.mean((2, 3), keepdim=True)) if onward == "gated" else x
             return self.fc(self.top(x).mean((2, 3)))
 
     imported = import_onnx(build.export_torch(families.seeded(Net, 528), tmp_path / "grn.onnx", size=64, opset=16))
     spec = imported.spec
-    assert [layer.op for layer in spec.layers].count("grn") == 1
-    assert not {"affine", "mul", "gap"} & kinds(spec), kinds(spec)
+    ops = [layer.op for layer in spec.layers]
+    assert ops.count("grn") == 1 and "affine" not in ops, ops
+    assert ops.count("mul") == (onward == "gated"), ops  # the gate, and nothing of GRN's
     reports = verify_against_source(imported, ())
     assert all(report.passed for report in reports), [report.summary() for report in reports]
     batch = prepare(photos["chelsea"], (224, 288), spec.preprocessing)[None]
