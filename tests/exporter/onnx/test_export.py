@@ -301,7 +301,7 @@ def test_a_runtime_where_float32_autograd_misses_float64_too_is_held_to_its_dist
     item = Checked("noise", batch, precise, {}, exact=True, float32=float32 if autograd_too else precise)
     said = []
     reports = verify_runtimes(OnnxGraph(path, "image", manifest.output_names, "fp32"), [item], said.append,
-                              TiedJudge(0))
+                              TiedJudge(0, small_spec))
     strict = [report for report in reports if " bf16 " not in report.label]
     assert strict and all(report.passed == autograd_too for report in strict), [r.summary() for r in strict]
     assert all(("(as close as float32 autograd)" in report.label) == autograd_too for report in strict)
@@ -309,11 +309,43 @@ def test_a_runtime_where_float32_autograd_misses_float64_too_is_held_to_its_dist
         (len(strict) if autograd_too else 0)
 
 
+@pytest.mark.parametrize("autograd_off", [True, False])
+def test_a_miss_where_float32_autograd_is_far_from_float64_says_float32_cannot_compute_it(
+        exported, small_spec, small_weights, autograd_off):
+    """Where float32 autograd itself is under cosine 0.99 from float64 on the output a runtime misses (a gamma
+    whose sums nearly cancel: the import's fuzzer, our graph and autograd at 0.9887, the runtimes 0.980-0.983),
+    no float32 result can be judged: the export fails, and its error says why and what works. A miss where
+    autograd is near float64 says nothing of the kind."""
+    from interactive_trt.contracts.graph import OnnxGraph
+    from interactive_trt.exporter.onnx.verification import Checked, verify_runtimes
+
+    path, manifest, _ = exported
+    batch = np.random.default_rng(5).standard_normal((1, 3, 224, 256), dtype=np.float32)
+    float32 = {k: v.numpy() for k, v in AutogradReference(small_spec, small_weights)(torch.from_numpy(batch)).items()}
+    precise = {name: value.astype(np.float64) for name, value in float32.items()}
+    precise["pool3.gamma"].reshape(-1)[:16] += 2 * np.linalg.norm(precise["pool3.gamma"])  # far: cosine < 0.99
+    item = Checked("noise", batch, precise, {}, exact=True, float32=float32 if autograd_off else precise)
+    reports = verify_runtimes(OnnxGraph(path, "image", manifest.output_names, "fp32"), [item], lambda line: None,
+                              TiedJudge(0, small_spec))
+    strict = [report for report in reports if " bf16 " not in report.label]
+    assert strict and not any(report.passed for report in strict)
+    assert all([check.name for check in report.failures] == ["pool3.gamma"] for report in strict)
+    for report in strict:
+        if not autograd_off:
+            assert report.note == ""
+            continue
+        with pytest.raises(VerificationError, match=r"pool3.gamma \(cosine .*Float32 cannot compute this on this "
+                                                    r"input: float32 autograd itself is under cosine 0.99 from "
+                                                    r"float64 there \(pool3.gamma at cosine 0\.[0-8].*Choose "
+                                                    r"--layers other than .pool3., or export with --no-verify"):
+            report.raise_if_failed()
+
+
 class TiedJudge:
     """A float64 judge whose forward pass has `near` near-tied maxima."""
 
-    def __init__(self, near: int):
-        self.near = near
+    def __init__(self, near: int, spec):
+        self.near, self.spec = near, spec
 
     def __call__(self, batch):
         raise AssertionError("the items are float64's already")
@@ -340,7 +372,8 @@ def test_a_runtime_miss_at_near_tied_maxima_is_held_to_the_positional_bound(expo
     expected["pool3.gamma"] = gamma.astype(np.float32)
     graph = OnnxGraph(path, "image", manifest.output_names, "fp32")
     said = []
-    reports = verify_runtimes(graph, [Checked("photo", batch, expected, {}, exact=True)], said.append, TiedJudge(near))
+    reports = verify_runtimes(graph, [Checked("photo", batch, expected, {}, exact=True)], said.append,
+                              TiedJudge(near, small_spec))
     strict = [report for report in reports if " bf16 " not in report.label]
     assert strict and all(report.passed == passes for report in strict), [r.summary() for r in strict]
     assert all(("maxima within 1e-06 of a tie" in report.label) == passes for report in strict)
