@@ -388,7 +388,8 @@ def conditioning_note(spec, report: Report, precise: dict, float32: dict) -> str
     choices = ([f"--layers other than {', '.join(named)}"] if named else []) + \
         (["--head features"] if "imagenet" in layers else [])
     return (f"Float32 cannot compute this on this input: float32 autograd itself is under cosine "
-            f"{AUTOGRAD_COSINE:g} from float64 there ({listing}), sums that nearly cancel, as on random or "
+            f"{AUTOGRAD_COSINE:g} from float64 there ({listing}): float32 rounding decides it (sums that nearly "
+            "cancel, maxima tied in float32 alone), as on random or "
             f"untrained weights. Choose {' or '.join(choices)}, or export with --no-verify at your own judgement")
 
 
