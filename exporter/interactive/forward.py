@@ -121,20 +121,26 @@ def layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: f
     return centred * torch.rsqrt(variance + eps) * per_channel(weight) + per_channel(bias)
 
 
+def widened(x: torch.Tensor) -> torch.Tensor:
+    """x in float32 where it is in a reduced precision, else as it is: float64 stays float64 (the float64
+    reference judges float32's rounding of these sums, and cannot do it in float32)."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
 def global_response_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
     """ConvNeXt V2's GRN on an NCHW map, as its authors write it: each channel's L2 norm over the positions,
     divided by the channels' mean norm, gates the map, which is then added back. The norms are taken in
-    float32: the squares of a 64 x 64 map sum past fp16's largest value."""
-    wide = x if x.dtype == torch.float32 else x.float()
+    float32 at least: the squares of a 64 x 64 map sum past fp16's largest value."""
+    wide = widened(x)
     norms = torch.linalg.vector_norm(wide, dim=(2, 3), keepdim=True)
     factor = (norms / (norms.mean(dim=1, keepdim=True) + eps)).to(x.dtype)
     return x + per_channel(bias) + per_channel(weight) * (x * factor)
 
 
 def group_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, groups: int, eps: float) -> torch.Tensor:
-    """GroupNorm on an NCHW map, its statistics in float32 (a group spans every position: fp16 sums lose
-    them)."""
-    wide = x if x.dtype == torch.float32 else x.float()
+    """GroupNorm on an NCHW map, its statistics in float32 at least (a group spans every position: fp16 sums
+    lose them)."""
+    wide = widened(x)
     normalised = F.group_norm(wide, groups, eps=eps).to(x.dtype)
     return normalised * per_channel(weight) + per_channel(bias)
 

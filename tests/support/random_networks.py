@@ -185,6 +185,24 @@ class Extra(nn.Module):
             self.conv = CBAM(c, 2, linear=kind == "cbam_linear")
         elif kind == "eca_timm":
             self.conv = EfficientChannelAttention(3, form="timm")
+        elif kind == "ghost":  # GhostNet: half the channels by a conv, the rest a cheap depthwise conv of those
+            half = (c + 1) // 2
+            self.conv = nn.Sequential(nn.Conv2d(c, half, 1, bias=False), nn.BatchNorm2d(half), act(act_kind, half))
+            self.conv2 = nn.Sequential(nn.Conv2d(half, half, 3, padding=1, groups=half, bias=False),
+                                       nn.BatchNorm2d(half), act(act_kind, half))
+        elif kind == "sppf":  # YOLO's SPPF: a chain of stride-1 max pools, concatenated
+            half = max(1, c // 2)
+            self.conv = nn.Sequential(nn.Conv2d(c, half, 1), nn.SiLU())
+            self.conv2 = nn.Sequential(nn.Conv2d(4 * half, c, 1), nn.SiLU())
+        elif kind == "res2":  # Res2Net: each split part's conv reads the part plus the previous conv's output
+            self.width = c // 4 if c % 4 == 0 else c // 2 if c % 2 == 0 else c
+            self.convs = nn.ModuleList(nn.Sequential(nn.Conv2d(self.width, self.width, 3, padding=1, bias=False),
+                                                     nn.BatchNorm2d(self.width), act(act_kind, self.width))
+                                       for _ in range(c // self.width - 1))
+        elif kind == "repvgg":  # RepVGG's training form: 3x3 and 1x1 conv-BN branches and a BN alone, summed
+            self.conv = nn.Sequential(nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
+            self.conv2 = nn.Sequential(nn.Conv2d(c, c, 1, bias=False), nn.BatchNorm2d(c))
+            self.norm = nn.BatchNorm2d(c)
 
     def forward(self, x):
         k = self.kind
@@ -223,12 +241,28 @@ class Extra(nn.Module):
             return torch.cat((x, x), 1)
         if k == "div":
             return self.a(x / 2.0)
+        if k == "ghost":
+            y = self.conv(x)
+            return torch.cat((y, self.conv2(y)), 1)[:, :x.shape[1]]
+        if k == "sppf":
+            y = self.conv(x)
+            y1 = F.max_pool2d(y, 5, 1, 2)
+            y2 = F.max_pool2d(y1, 5, 1, 2)
+            return self.conv2(torch.cat((y, y1, y2, F.max_pool2d(y2, 5, 1, 2)), 1))
+        if k == "res2":
+            parts, out, y = torch.split(x, self.width, 1), [], None
+            for index, conv in enumerate(self.convs):
+                y = conv(parts[index] if y is None else parts[index] + y)
+                out.append(y)
+            return torch.cat((*out, parts[-1]), 1) + x
+        if k == "repvgg":
+            return self.a(self.conv(x) + self.conv2(x) + self.norm(x))
         raise ValueError(k)
 
 
 EXTRAS = ["pad", "ceilpool", "avgpad", "cbam_spatial", "eca", "gap_scale", "sub", "mul_maps", "scaled_residual",
           "concat_self", "div", "stride21", "dilated", "upsample", "gap_gate", "grn", "grn_timm", "cbam",
-          "cbam_linear", "eca_timm"]
+          "cbam_linear", "eca_timm", "ghost", "sppf", "res2", "repvgg"]
 # refused by name: a 2x1 stride, dilation, nearest upsampling (Resize). A map times its own pooled vector with
 # no layer between ("gap_scale") was refused until 2026-12-07 and is a gate of the pool alone since.
 REFUSED = {"stride21", "dilated", "upsample"}

@@ -188,3 +188,27 @@ def test_manifest_with_an_unknown_precision_is_refused(tmp_path):
     del data["precision"]
     manifest_path.write_text(json.dumps(data))
     assert load_manifest(manifest_path).precision == "fp32"
+
+
+@pytest.mark.parametrize("dtype, bound", [(torch.float64, 1e-13), (torch.float16, 2e-3)])
+def test_groupnorm_and_grn_sum_in_float32_at_least_and_float64_stays_float64(dtype, bound):
+    """GroupNorm's and GRN's statistics are taken in float32 where the map is fp16 (a group's sums overflow or
+    lose it), and in the map's own precision where that is wider: the float64 reference judging float32's
+    rounding took them in float32 until 2026-12-07 and called a fuzzed network's graph, 1e-6 from the true
+    float64 gradient through its GroupNorm, 3.5e-5 off. Checked against float64 formulas written here."""
+    from interactive_trt.exporter.interactive.forward import global_response_norm, group_norm
+
+    rng = np.random.default_rng(7)
+    x = torch.from_numpy(rng.standard_normal((2, 6, 40, 40)) * 3 + 5)  # an offset: float32 stats round visibly
+    weight, bias = torch.from_numpy(rng.standard_normal(6)), torch.from_numpy(rng.standard_normal(6))
+    grouped = x.reshape(2, 3, -1)
+    normalised = ((grouped - grouped.mean(-1, keepdim=True)) / torch.sqrt(grouped.var(-1, unbiased=False, keepdim=True)
+                                                                        + 1e-5)).reshape(x.shape)
+    expected_gn = normalised * weight[:, None, None] + bias[:, None, None]
+    norms = x.pow(2).sum((2, 3), keepdim=True).sqrt()
+    expected_grn = x + bias[:, None, None] + weight[:, None, None] * x * norms / (norms.mean(1, keepdim=True) + 1e-6)
+    got_gn = group_norm(x.to(dtype), weight.to(dtype), bias.to(dtype), 3, 1e-5)
+    got_grn = global_response_norm(x.to(dtype), weight.to(dtype), bias.to(dtype), 1e-6)
+    assert got_gn.dtype == dtype and got_grn.dtype == dtype
+    for got, expected in ((got_gn, expected_gn), (got_grn, expected_grn)):
+        assert float((got.double() - expected).norm() / expected.norm()) <= bound

@@ -714,3 +714,38 @@ def test_the_ops_that_were_refused_by_name_export_end_to_end(op, attrs, kind, tm
     labels = {report["label"].split(" vs ")[0] for report in manifest.verification["reports"]}
     assert {"torch graph", "onnxruntime", "rebuilt forward"} <= labels, labels
     assert manifest.verification["passed"] is True
+
+
+@pytest.mark.parametrize("block, holds", [("ghost", {"concat", "slice"}), ("sppf", {"maxpool", "concat", "silu"}),
+                                          ("res2", {"slice", "add", "concat"}), ("repvgg", {"affine", "add"})])
+@pytest.mark.parametrize("exporter", ["unfolded", "dynamo"])
+def test_blocks_of_todays_backbones_and_detectors(block, holds, exporter, tmp_path, photos):
+    """GhostNet's module (a conv's channels and a cheap depthwise conv of them, concatenated and sliced), YOLO's
+    SPPF (three stride-1 max pools chained, concatenated), Res2Net's hierarchical split and RepVGG's training
+    form (3x3 and 1x1 conv-BN branches and a BatchNorm alone, summed): read from both exporters with no new op,
+    on an odd channel count too (9: the slice is kept, Res2Net splits by halves or not at all), and the graph
+    is autograd's. Part of the import's fuzzer's vocabulary since 2026-12-07."""
+    import random_networks
+
+    class Net(torch.nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.stem = families.conv_bn(3, c, 3, 2, act=torch.nn.ReLU)
+            self.block = random_networks.Extra(block, c, "gelu")
+            self.top = families.conv_bn(c, 16, 3, 2, act=torch.nn.ReLU)
+            self.fc = torch.nn.Linear(16, 10)
+
+        def forward(self, x):
+            return self.fc(self.top(self.block(self.stem(x))).mean((2, 3)))
+
+    for c in (12, 9):
+        model = build.randomise_batchnorm(families.seeded(lambda: Net(c), 3), 3).eval()
+        imported = import_onnx(build.export_torch(model, tmp_path / f"{block}{c}.onnx", exporter, size=64, opset=17))
+        spec = imported.spec
+        expected = holds - ({"slice"} if block == "ghost" and c == 12 and exporter == "dynamo" else set()) - \
+            ({"slice", "concat"} if block == "res2" and c == 9 else set())
+        assert expected <= kinds(spec), kinds(spec)
+        reports = verify_against_source(imported, ())
+        assert all(report.passed for report in reports), [report.summary() for report in reports]
+        batch = prepare(photos["chelsea"], (224, 288), spec.preprocessing)[None]
+        assert_graph_equals_autograd(spec, imported.weights, batch)
