@@ -239,6 +239,8 @@ def canonicalise(path: Path, input_size: tuple[int, int] | None = None) -> Canon
     from onnx import shape_inference
 
     from interactive_trt.common.ort import import_onnxruntime
+    from interactive_trt.exporter.networks.onnx_import.patterns import Graph
+    from interactive_trt.exporter.networks.onnx_import.space_to_depth import space_to_depth_into_convs
 
     path = Path(path)
     model = load(path)
@@ -297,6 +299,12 @@ def canonicalise(path: Path, input_size: tuple[int, int] | None = None) -> Canon
         canonical = shape_inference.infer_shapes(canonical)
     except Exception:  # noqa: BLE001 - shapes are a help for messages, not a requirement
         pass
+    if space_to_depth_into_convs(canonical, Graph(canonical.graph)):
+        del canonical.graph.value_info[:]
+        try:
+            canonical = shape_inference.infer_shapes(canonical)
+        except Exception:  # noqa: BLE001 - as above
+            pass
     producer = " ".join(part for part in (model.producer_name, model.producer_version) if part) or "unknown"
     return Canonical(model=canonical, path=path, sha256=sha256_file(path), input_name=image.name, layout=layout,
                      native_size=(int(height), int(width)), batch=batch, output_name=model.graph.output[0].name,

@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from interactive_trt.common.errors import OnnxImportError
 from interactive_trt.common.imaging import prepare
 from interactive_trt.contracts.spec import INPUT
 from interactive_trt.exporter.interactive.graph import InterActiveGraph
@@ -749,3 +750,49 @@ def test_blocks_of_todays_backbones_and_detectors(block, holds, exporter, tmp_pa
         assert all(report.passed for report in reports), [report.summary() for report in reports]
         batch = prepare(photos["chelsea"], (224, 288), spec.preprocessing)[None]
         assert_graph_equals_autograd(spec, imported.weights, batch)
+
+
+@pytest.mark.parametrize("form, block", [("focus", 2), ("tresnet", 4), ("pixel_unshuffle", 2)])
+@pytest.mark.parametrize("exporter", ["folded", "dynamo"])
+def test_a_space_to_depth_stem_is_folded_into_its_convolution(form, block, exporter, tmp_path, photos):
+    """YOLOv5's Focus (four strided slices, concatenated: ONNX Runtime writes SpaceToDepth and a Gather),
+    TResNet's SpaceToDepth (a view to six axes, a permute, a view back) and pixel_unshuffle (its own channel
+    order) before a k x k convolution with stride s are that convolution's bk x bk, stride bs form on the
+    image: read so, the rebuilt forward equal to the file, the graph autograd's. A grouped convolution after
+    it is no such fold, and the rearrangement is refused as before."""
+    class SpaceToDepth(torch.nn.Module):
+        def forward(self, x):
+            if form == "focus":
+                return torch.cat([x[..., ::2, ::2], x[..., 1::2, ::2], x[..., ::2, 1::2], x[..., 1::2, 1::2]], 1)
+            if form == "pixel_unshuffle":
+                return F.pixel_unshuffle(x, block)
+            n, c, h, w = x.shape
+            x = x.view(n, c, h // block, block, w // block, block).permute(0, 3, 5, 1, 2, 4)
+            return x.contiguous().view(n, c * block * block, h // block, w // block)
+
+    class Net(torch.nn.Module):
+        def __init__(self, groups=1):
+            super().__init__()
+            self.rearranged = SpaceToDepth()
+            self.stem = families.conv_bn(3 * block * block, 12 * groups, 3, 2 if block == 2 else 1, groups=groups,
+                                         act=torch.nn.ReLU)
+            self.top = families.conv_bn(12 * groups, 16, 3, 2, act=torch.nn.ReLU)
+            self.fc = torch.nn.Linear(16, 10)
+
+        def forward(self, x):
+            return self.fc(self.top(self.stem(self.rearranged(x))).mean((2, 3)))
+
+    path = build.export_torch(families.seeded(Net, 5), tmp_path / "s2d.onnx", exporter, size=64, opset=17)
+    imported = import_onnx(path)
+    spec = imported.spec
+    first = spec.layers[0]
+    assert first.op == "conv" and first.inputs == (INPUT,) and first.window == (3 * block, 3 * block)
+    assert first.stride == (2 if block == 2 else 1) * block and first.in_channels == 3
+    reports = verify_against_source(imported, ())
+    assert all(report.passed for report in reports), [report.summary() for report in reports]
+    batch = prepare(photos["chelsea"], (224, 288), spec.preprocessing)[None]
+    assert_graph_equals_autograd(spec, imported.weights, batch)
+    grouped = build.export_torch(families.seeded(lambda: Net(groups=3), 5), tmp_path / "grouped.onnx", exporter,
+                                 size=64, opset=17)
+    with pytest.raises(OnnxImportError, match=r"\((SpaceToDepth|Reshape|Gather)\)"):  # the rearrangement's node
+        import_onnx(grouped)
