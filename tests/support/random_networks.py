@@ -199,6 +199,8 @@ class Extra(nn.Module):
             self.convs = nn.ModuleList(nn.Sequential(nn.Conv2d(self.width, self.width, 3, padding=1, bias=False),
                                                      nn.BatchNorm2d(self.width), act(act_kind, self.width))
                                        for _ in range(c // self.width - 1))
+        elif kind == "space_to_depth":  # SPD-Conv: each 2x2 block's positions into channels, a stride-1 conv
+            self.conv = nn.Conv2d(4 * c, c, 3, padding=1)
         elif kind == "repvgg":  # RepVGG's training form: 3x3 and 1x1 conv-BN branches and a BN alone, summed
             self.conv = nn.Sequential(nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
             self.conv2 = nn.Sequential(nn.Conv2d(c, c, 1, bias=False), nn.BatchNorm2d(c))
@@ -255,6 +257,8 @@ class Extra(nn.Module):
                 y = conv(parts[index] if y is None else parts[index] + y)
                 out.append(y)
             return torch.cat((*out, parts[-1]), 1) + x
+        if k == "space_to_depth":
+            return self.a(self.conv(F.pixel_unshuffle(x, 2)))
         if k == "repvgg":
             return self.a(self.conv(x) + self.conv2(x) + self.norm(x))
         raise ValueError(k)
@@ -262,7 +266,8 @@ class Extra(nn.Module):
 
 EXTRAS = ["pad", "ceilpool", "avgpad", "cbam_spatial", "eca", "gap_scale", "sub", "mul_maps", "scaled_residual",
           "concat_self", "div", "stride21", "dilated", "upsample", "gap_gate", "grn", "grn_timm", "cbam",
-          "cbam_linear", "eca_timm", "ghost", "sppf", "res2", "repvgg"]
+          "cbam_linear", "eca_timm", "ghost", "sppf", "res2", "repvgg",
+          "space_to_depth"]
 # refused by name: a 2x1 stride, dilation, nearest upsampling (Resize). A map times its own pooled vector with
 # no layer between ("gap_scale") was refused until 2026-12-07 and is a gate of the pool alone since.
 REFUSED = {"stride21", "dilated", "upsample"}
@@ -385,13 +390,13 @@ def random_net(seed: int):
             described.append(f"mbconv {kind}")
         if block == "extra":
             kind2 = rng.choice(EXTRAS)
-            if kind2 in ("pad", "ceilpool", "stride21") and not stride_left:
+            if kind2 in ("pad", "ceilpool", "stride21", "space_to_depth") and not stride_left:
                 continue
             if kind2 == "upsample" and stride_left == 3:
                 continue
             layers.append(Extra(kind2, c, kind))
             described.append(f"extra {kind2} {kind}")
-            if kind2 in ("pad", "ceilpool"):
+            if kind2 in ("pad", "ceilpool", "space_to_depth"):
                 stride_left -= 1
             if kind2 == "concat_self":
                 c *= 2

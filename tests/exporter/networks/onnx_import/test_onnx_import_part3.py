@@ -752,19 +752,20 @@ def test_blocks_of_todays_backbones_and_detectors(block, holds, exporter, tmp_pa
         assert_graph_equals_autograd(spec, imported.weights, batch)
 
 
-@pytest.mark.parametrize("form, block", [("focus", 2), ("tresnet", 4), ("pixel_unshuffle", 2)])
+@pytest.mark.parametrize("form, block", [("focus", 2), ("tresnet", 4), ("pixel_unshuffle", 2), ("spd_conv", 2)])
 @pytest.mark.parametrize("exporter", ["folded", "dynamo"])
 def test_a_space_to_depth_stem_is_folded_into_its_convolution(form, block, exporter, tmp_path, photos):
     """YOLOv5's Focus (four strided slices, concatenated: ONNX Runtime writes SpaceToDepth and a Gather),
     TResNet's SpaceToDepth (a view to six axes, a permute, a view back) and pixel_unshuffle (its own channel
     order) before a k x k convolution with stride s are that convolution's bk x bk, stride bs form on the
-    image: read so, the rebuilt forward equal to the file, the graph autograd's. A grouped convolution after
-    it is no such fold, and the rearrangement is refused as before."""
+    image: read so, the rebuilt forward equal to the file, the graph autograd's; also on a feature map (SPD-Conv:
+    pixel_unshuffle after a conv, then a stride-1 conv). A grouped convolution after it is no such fold, and the
+    rearrangement is refused as before."""
     class SpaceToDepth(torch.nn.Module):
         def forward(self, x):
             if form == "focus":
                 return torch.cat([x[..., ::2, ::2], x[..., 1::2, ::2], x[..., ::2, 1::2], x[..., 1::2, 1::2]], 1)
-            if form == "pixel_unshuffle":
+            if form in ("pixel_unshuffle", "spd_conv"):
                 return F.pixel_unshuffle(x, block)
             n, c, h, w = x.shape
             x = x.view(n, c, h // block, block, w // block, block).permute(0, 3, 5, 1, 2, 4)
@@ -773,6 +774,7 @@ def test_a_space_to_depth_stem_is_folded_into_its_convolution(form, block, expor
     class Net(torch.nn.Module):
         def __init__(self, groups=1):
             super().__init__()
+            self.pre = families.conv_bn(3, 3, 3, 1, act=torch.nn.ReLU) if form == "spd_conv" else torch.nn.Identity()
             self.rearranged = SpaceToDepth()
             self.stem = families.conv_bn(3 * block * block, 12 * groups, 3, 2 if block == 2 else 1, groups=groups,
                                          act=torch.nn.ReLU)
@@ -780,14 +782,16 @@ def test_a_space_to_depth_stem_is_folded_into_its_convolution(form, block, expor
             self.fc = torch.nn.Linear(16, 10)
 
         def forward(self, x):
-            return self.fc(self.top(self.stem(self.rearranged(x))).mean((2, 3)))
+            return self.fc(self.top(self.stem(self.rearranged(self.pre(x)))).mean((2, 3)))
 
     path = build.export_torch(families.seeded(Net, 5), tmp_path / "s2d.onnx", exporter, size=64, opset=17)
     imported = import_onnx(path)
     spec = imported.spec
-    first = spec.layers[0]
-    assert first.op == "conv" and first.inputs == (INPUT,) and first.window == (3 * block, 3 * block)
-    assert first.stride == (2 if block == 2 else 1) * block and first.in_channels == 3
+    first, folded = spec.layers[0], spec.layers[1 if form == "spd_conv" else 0]
+    assert first.op == "conv" and first.inputs == (INPUT,) and folded.op == "conv"
+    assert folded.inputs == ((first.name,) if form == "spd_conv" else (INPUT,))
+    assert folded.window == (3 * block, 3 * block) and folded.in_channels == 3
+    assert folded.stride == (2 if block == 2 else 1) * block
     reports = verify_against_source(imported, ())
     assert all(report.passed for report in reports), [report.summary() for report in reports]
     batch = prepare(photos["chelsea"], (224, 288), spec.preprocessing)[None]
