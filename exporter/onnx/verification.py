@@ -360,7 +360,7 @@ def unconditioned(report: Report, precise: dict, float32: dict) -> dict[str, flo
     float32 autograd itself computes under AUTOGRAD_COSINE of float64 (sums that nearly cancel: a fuzzer's
     random network on noise, a gamma at a thousandth of its neighbours' norm, float32 autograd and our graph
     both at cosine 0.9887, ONNX Runtime 0.9800, OpenVINO 0.9827); else empty. No float32 result can be
-    judged there, and none was wrong."""
+    judged there."""
     found = {}
     for check in report.failures:
         if check.name not in precise or check.name not in float32:
@@ -482,12 +482,12 @@ def verify_runtimes(graph: OnnxGraph, checked: list[Checked], log: Callable[[str
         if item.label not in ties:
             ties[item.label] = exact.near_ties(item.batch)
         float32 = item.float32 if item.exact else item.expected
-        report = (tie_judged(reports[index], got, expected, magnitudes, bounds, ties[item.label], log)
-                  or as_close_as_autograd(reports[index], got, expected, magnitudes, float32, bounds, log))
-        if report is None:
-            report = reports[index]
-            report.note = conditioning_note(exact.spec, report, expected, float32)
-        reports[index] = report
+        again = (tie_judged(reports[index], got, expected, magnitudes, bounds, ties[item.label], log)
+                 or as_close_as_autograd(reports[index], got, expected, magnitudes, float32, bounds, log))
+        if again is None:
+            reports[index].note = conditioning_note(exact.spec, reports[index], expected, float32)
+        else:
+            reports[index] = again
     return reports
 
 
