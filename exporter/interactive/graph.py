@@ -32,7 +32,7 @@ from torch import nn
 from interactive_trt.common.errors import SpecError
 from interactive_trt.exporter.interactive.forward import (
     apply_head, apply_layer, per_channel, required_layers, resolve_unary_kernels, run_forward, scored_map,
-    shared_tensor, shuffle_channels,
+    shared_tensor, shuffle_channels, widened,
 )
 from interactive_trt.contracts.outputs import CONFIGS, HEADS, output_names
 from interactive_trt.exporter.interactive.precision import torch_dtypes
@@ -70,11 +70,6 @@ def layer_score_seed(x: torch.Tensor, p: float, seed_scale: float, dtype: torch.
     mean_response = x.mean(dim=(2, 3), keepdim=True, dtype=torch.float32)
     power = mean_response if p == 2 else mean_response.clamp_min(0).pow(p - 1)
     return ((scale * p) * power).to(dtype).expand_as(x)
-
-
-def widen(x: torch.Tensor) -> torch.Tensor:
-    """float32 view of a tensor (no op at all in a float32 graph)."""
-    return x if x.dtype == torch.float32 else x.float()
 
 
 def route_to_first_argmax(grad: torch.Tensor, windows: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -311,7 +306,7 @@ class InterActiveGraph(nn.Module):
                 yield source, grad * other.to(grad.dtype)
                 continue
             # the gate's gradient is a sum over the whole map: accumulated in float32, as the seed's mean is
-            summed = (widen(grad) * widen(other)).sum(dim=axes, keepdim=True)
+            summed = (widened(grad) * widened(other)).sum(dim=axes, keepdim=True)
             yield source, summed.to(grad.dtype)
 
     def layernorm_input_grad(self, layer: Layer, x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
@@ -328,11 +323,11 @@ class InterActiveGraph(nn.Module):
         """GroupNorm's vector-Jacobian product, LayerNorm's over each group's channels and positions:
         (g - mean(g) - xhat * mean(g * xhat)) / sigma with g = G * weight, means over the group, in float32."""
         n, c, h, w = x.shape
-        grouped = widen(x).reshape(n, layer.groups, -1)
+        grouped = widened(x).reshape(n, layer.groups, -1)
         centred = grouped - grouped.mean(dim=2, keepdim=True)
         inverse_sigma = torch.rsqrt((centred * centred).mean(dim=2, keepdim=True) + layer.bn_eps)
         xhat = centred * inverse_sigma
-        g = (widen(grad) * per_channel(self.params(layer.name)[0]).float()).reshape(n, layer.groups, -1)
+        g = (widened(grad) * per_channel(self.params(layer.name)[0]).float()).reshape(n, layer.groups, -1)
         projected = g - g.mean(dim=2, keepdim=True) - xhat * (g * xhat).mean(dim=2, keepdim=True)
         return (projected * inverse_sigma).reshape(n, c, h, w).to(grad.dtype)
 
@@ -342,10 +337,10 @@ class InterActiveGraph(nn.Module):
         G (1 + w f) directly, and through the gate a = w sum_p(G x), dL/dn = a / d - mean_c(a n) / d^2,
         dL/dx = dL/dn x / n (0 where n is 0, autograd's convention for a norm at zero). Sums in float32."""
         weight = per_channel(self.params(layer.name)[0]).float()
-        wide = widen(x)
+        wide = widened(x)
         norms = torch.linalg.vector_norm(wide, dim=(2, 3), keepdim=True)
         denominator = norms.mean(dim=1, keepdim=True) + layer.bn_eps
-        gate_grad = weight * (widen(grad) * wide).sum(dim=(2, 3), keepdim=True)
+        gate_grad = weight * (widened(grad) * wide).sum(dim=(2, 3), keepdim=True)
         norm_grad = gate_grad / denominator - (gate_grad * norms).mean(dim=1, keepdim=True) / (denominator * denominator)
         per_norm = torch.where(norms > 0, norm_grad / norms, torch.zeros_like(norms))
         direct = (1 + weight * (norms / denominator)).to(grad.dtype)
@@ -361,16 +356,16 @@ class InterActiveGraph(nn.Module):
         if groups == 1:
             # as a 1x1 convolution with ones: ONNX Runtime's CPU ReduceSum over channels takes 4-5x as long
             ones = torch.ones(1, successor.channels, 1, 1, dtype=torch.float32, device=layer_score.device)
-            summed = F.conv2d(widen(layer_score), ones)
+            summed = F.conv2d(widened(layer_score), ones)
         elif groups == channels_out:
-            summed = widen(layer_score)
+            summed = widened(layer_score)
         else:  # each group's sum by a grouped 1x1 convolution with ones, not a sum over an unflattened view:
             # ONNX infers no shape for that view, torch.onnx then takes the traced one, and a view after it (a
             # channel shuffle on the route) got the sample's batch and map size as constants: the file failed
             # at any other (found by fuzzing the import, 2026-12-07); the same for the spread below
             ones = torch.ones(groups, successor.channels // groups, 1, 1, dtype=torch.float32,
                               device=layer_score.device)
-            summed = F.conv2d(widen(layer_score), ones, groups=groups)
+            summed = F.conv2d(widened(layer_score), ones, groups=groups)
         if self.loss_scale != 1:
             summed = summed * (1 / self.loss_scale)
         if successor.window != (1, 1) or successor.stride > 1 or any(successor.pad4):
@@ -416,7 +411,7 @@ class InterActiveGraph(nn.Module):
             yield source, grad  # through_activation has taken the derivative
         elif layer.op == "gap":
             x = acts[source]
-            yield source, (widen(grad) * inverse_spatial_count(x)).to(grad.dtype).expand(-1, -1, *x.shape[2:])
+            yield source, (widened(grad) * inverse_spatial_count(x)).to(grad.dtype).expand(-1, -1, *x.shape[2:])
         elif layer.op == "gmp":
             x = acts[source]
             mask = first_maximum(x.flatten(2), dim=2).reshape(x.shape)
@@ -490,7 +485,7 @@ class InterActiveGraph(nn.Module):
         if self.interactive:
             scores = (self.layer_scores_last if self.config == "last" else self.layer_scores_next)(acts, pre)
         for name in self.spec.feature_layers:
-            x = widen(acts[name])
+            x = widened(acts[name])
             if self.interactive:
                 gamma = None
                 for successor, route in self.routes[name]:
@@ -509,10 +504,10 @@ class InterActiveGraph(nn.Module):
         spec = self.spec
         params = {layer.name: self.params(layer.name) for layer in spec.head_chain() if layer.op in PARAMETRIC}
         x = acts[spec.head_input]
-        scores_orig = widen(apply_head(spec, params, x.mean(dim=(2, 3), keepdim=True))).flatten(1)
+        scores_orig = widened(apply_head(spec, params, x.mean(dim=(2, 3), keepdim=True))).flatten(1)
         if not self.interactive:
             return [scores_orig]
-        logits = widen(pre[spec.head_logits])
+        logits = widened(pre[spec.head_logits])
         grad = layer_score_seed(F.relu(logits), self.p, self.seed_scale) * (logits > 0).to(logits.dtype)
         successor = spec.head_successor()
         layer = spec.layer(spec.head_logits)
@@ -522,13 +517,13 @@ class InterActiveGraph(nn.Module):
             elif layer.op == "affine":
                 grad = grad * per_channel(self.params(layer.name)[0]).float()
             elif layer.op == "layernorm":
-                grad = self.layernorm_input_grad(layer, widen(acts[layer.inputs[0]]), grad)
+                grad = self.layernorm_input_grad(layer, widened(acts[layer.inputs[0]]), grad)
             layer = spec.layer(layer.inputs[0])
-            grad = self.through_activation(layer, widen(pre[layer.name]), widen(acts[layer.name]), grad)
+            grad = self.through_activation(layer, widened(pre[layer.name]), widened(acts[layer.name]), grad)
         gamma = grad.sum(dim=1, keepdim=True)  # the connection sum of a dense 1x1 successor
         gamma = normalised_gamma(gamma)
-        reweighted = (widen(x) * gamma).mean(dim=(2, 3), keepdim=True).to(self.dtype)
-        return [scores_orig, widen(apply_head(spec, params, reweighted)).flatten(1), gamma]
+        reweighted = (widened(x) * gamma).mean(dim=(2, 3), keepdim=True).to(self.dtype)
+        return [scores_orig, widened(apply_head(spec, params, reweighted)).flatten(1), gamma]
 
     def head_outputs(self, acts, pre) -> list[torch.Tensor]:
         """Section 4.4: re-weight fc7 by gamma^(fc7) (T = fc8, ReLU'd), then recompute fc8.
@@ -543,24 +538,24 @@ class InterActiveGraph(nn.Module):
         penultimate = acts[self.spec.head_penultimate]
         if not self.interactive:
             if logits_layer.commutes_with_mean:
-                return [self.scores_of_mean(logits_layer, widen(penultimate))]
-            return [widen(acts[logits_layer.name]).mean(dim=(2, 3))]
-        scores_orig = widen(acts[logits_layer.name]).mean(dim=(2, 3))
-        logits = widen(pre[logits_layer.name])
+                return [self.scores_of_mean(logits_layer, widened(penultimate))]
+            return [widened(acts[logits_layer.name]).mean(dim=(2, 3))]
+        scores_orig = widened(acts[logits_layer.name]).mean(dim=(2, 3))
+        logits = widened(pre[logits_layer.name])
         responses = F.relu(logits)
         layer_score = layer_score_seed(responses, self.p, self.seed_scale) * (logits > 0).to(logits.dtype)
         gamma = normalised_gamma(layer_score.sum(dim=1, keepdim=True))
         if logits_layer.commutes_with_mean:
-            return [scores_orig, self.scores_of_mean(logits_layer, widen(penultimate) * gamma), gamma]
-        reweighted_input = (widen(penultimate) * gamma).to(self.dtype)
+            return [scores_orig, self.scores_of_mean(logits_layer, widened(penultimate) * gamma), gamma]
+        reweighted_input = (widened(penultimate) * gamma).to(self.dtype)
         _, reweighted = apply_layer(logits_layer, [reweighted_input], self.params(logits_layer.name))
-        return [scores_orig, widen(reweighted).mean(dim=(2, 3)), gamma]
+        return [scores_orig, widened(reweighted).mean(dim=(2, 3)), gamma]
 
     def scores_of_mean(self, layer: Layer, x: torch.Tensor) -> torch.Tensor:
         """A classifier that commutes with the spatial mean, applied to the mean of `x` (float32)."""
         pooled = x.mean(dim=(2, 3), keepdim=True).to(self.dtype)
         _, scores = apply_layer(layer, [pooled], self.params(layer.name))
-        return widen(scores).flatten(1)
+        return widened(scores).flatten(1)
 
     def forward(self, image: torch.Tensor):
         acts, pre = self.run_forward(image.to(self.dtype))
