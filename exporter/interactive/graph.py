@@ -31,7 +31,7 @@ from torch import nn
 
 from interactive_trt.common.errors import SpecError
 from interactive_trt.exporter.interactive.forward import (
-    apply_head, apply_layer, per_channel, required_layers, resolve_unary_kernels, run_forward, scored_map,
+    apply_head, apply_layer, group_mean, per_channel, required_layers, resolve_unary_kernels, run_forward, scored_map,
     shared_tensor, shuffle_channels, widened,
 )
 from interactive_trt.contracts.outputs import CONFIGS, HEADS, output_names
@@ -321,14 +321,15 @@ class InterActiveGraph(nn.Module):
 
     def groupnorm_input_grad(self, layer: Layer, x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         """GroupNorm's vector-Jacobian product, LayerNorm's over each group's channels and positions:
-        (g - mean(g) - xhat * mean(g * xhat)) / sigma with g = G * weight, means over the group, in float32."""
+        (g - mean(g) - xhat * mean(g * xhat)) / sigma with g = G * weight, means over the group in float32,
+        taken one axis at a time (`group_mean`)."""
         n, c, h, w = x.shape
-        grouped = widened(x).reshape(n, layer.groups, -1)
-        centred = grouped - grouped.mean(dim=2, keepdim=True)
-        inverse_sigma = torch.rsqrt((centred * centred).mean(dim=2, keepdim=True) + layer.bn_eps)
+        grouped = widened(x).reshape(n, layer.groups, c // layer.groups, h, w)
+        centred = grouped - group_mean(grouped)
+        inverse_sigma = torch.rsqrt(group_mean(centred * centred) + layer.bn_eps)
         xhat = centred * inverse_sigma
-        g = (widened(grad) * per_channel(self.params(layer.name)[0]).float()).reshape(n, layer.groups, -1)
-        projected = g - g.mean(dim=2, keepdim=True) - xhat * (g * xhat).mean(dim=2, keepdim=True)
+        g = (widened(grad) * per_channel(self.params(layer.name)[0]).float()).reshape(grouped.shape)
+        projected = g - group_mean(g) - xhat * group_mean(g * xhat)
         return (projected * inverse_sigma).reshape(n, c, h, w).to(grad.dtype)
 
     def grn_input_grad(self, layer: Layer, x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
