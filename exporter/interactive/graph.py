@@ -311,26 +311,32 @@ class InterActiveGraph(nn.Module):
 
     def layernorm_input_grad(self, layer: Layer, x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         """LayerNorm's vector-Jacobian product over the channels (INTERACTIVE.md, "Any CNN, part 3"):
-        (g - mean_c(g) - xhat * mean_c(g * xhat)) / sigma, with g = G * weight."""
+        (g - mean_c(g) - xhat * mean_c(g * xhat)) / sigma, with g = G * weight, computed as (g - xhat *
+        mean_c(g * xhat)) / sigma less its own mean over the channels (the exact product's is 0): so it rounds
+        as autograd does; with mean_c(g) taken first, the weight map before a LayerNorm of sigmoids was 1.5-2.5x
+        further from float64 than autograd (test_precision.py, 2026-12-07)."""
         centred = x - x.mean(dim=1, keepdim=True)
         inverse_sigma = torch.rsqrt((centred * centred).mean(dim=1, keepdim=True) + layer.bn_eps)
         xhat = (centred * inverse_sigma).to(grad.dtype)
         g = grad * per_channel(self.params(layer.name)[0]).to(grad.dtype)
-        projected = g - g.mean(dim=1, keepdim=True) - xhat * (g * xhat).mean(dim=1, keepdim=True)
-        return projected * inverse_sigma.to(grad.dtype)
+        through = (g - xhat * (g * xhat).mean(dim=1, keepdim=True)) * inverse_sigma.to(grad.dtype)
+        return through - through.mean(dim=1, keepdim=True)
 
     def groupnorm_input_grad(self, layer: Layer, x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-        """GroupNorm's vector-Jacobian product, LayerNorm's over each group's channels and positions:
-        (g - mean(g) - xhat * mean(g * xhat)) / sigma with g = G * weight, means over the group in float32,
-        taken one axis at a time (`group_mean`)."""
+        """GroupNorm's vector-Jacobian product, LayerNorm's over each group's channels and positions, in
+        float32 with every mean taken one axis at a time (`group_mean`), with g = G * weight:
+        (g - xhat mean(g xhat)) / sigma less its own mean over the group (the exact product's is 0), as
+        LayerNorm's: in that order it rounds as autograd through the forward pass does; with mean(g) taken
+        first it put the weight map before a GroupNorm of sigmoids (mean 0.5, spread 0.04) 2-6x further
+        from float64 than autograd (tests/exporter/interactive/test_precision.py)."""
         n, c, h, w = x.shape
         grouped = widened(x).reshape(n, layer.groups, c // layer.groups, h, w)
         centred = grouped - group_mean(grouped)
         inverse_sigma = torch.rsqrt(group_mean(centred * centred) + layer.bn_eps)
-        xhat = centred * inverse_sigma
         g = (widened(grad) * per_channel(self.params(layer.name)[0]).float()).reshape(grouped.shape)
-        projected = g - group_mean(g) - xhat * group_mean(g * xhat)
-        return (projected * inverse_sigma).reshape(n, c, h, w).to(grad.dtype)
+        xhat = centred * inverse_sigma
+        through = (g - xhat * group_mean(g * xhat)) * inverse_sigma
+        return (through - group_mean(through)).reshape(n, c, h, w).to(grad.dtype)
 
     def grn_input_grad(self, layer: Layer, x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         """GRN's vector-Jacobian product (INTERACTIVE.md, "Any CNN, part 3", this project's note), for
