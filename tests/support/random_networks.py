@@ -161,6 +161,122 @@ class Dense(nn.Module):
         return torch.cat((x, self.f(x)), 1)
 
 
+class ScaledStdConv(nn.Conv2d):
+    """NFNet's convolution: its weight standardised per output channel in the forward pass, times a gain."""
+
+    def __init__(self, cin, cout, k, padding=0):
+        super().__init__(cin, cout, k, padding=padding)
+        self.gain = nn.Parameter(torch.rand(cout, 1, 1, 1) + 0.5)
+
+    def forward(self, x):
+        w = self.weight
+        mean, var = w.mean(dim=(1, 2, 3), keepdim=True), w.var(dim=(1, 2, 3), keepdim=True, unbiased=False)
+        w = self.gain * (w - mean) / torch.sqrt(var * w[0].numel() + 1e-4)
+        return F.conv2d(x, w, self.bias, self.stride, self.padding)
+
+
+class NFBlock(nn.Module):
+    """NFNet's block: scaled activations (a constant after GELU), standardised convs, a skip-init gain."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.c1, self.c2 = ScaledStdConv(c, c, 1), ScaledStdConv(c, c, 3, padding=1)
+        self.skipinit = nn.Parameter(torch.tensor(0.7))
+
+    def forward(self, x):
+        out = self.c2(F.gelu(self.c1(F.gelu(x) * 1.7015 / 1.1)) * 1.7015)
+        return x + out * 0.2 * self.skipinit
+
+
+class PartialConv(nn.Module):
+    """FasterNet's block: a 3x3 conv on a quarter of the channels (split, conv, concat), then a 1x1 MLP."""
+
+    def __init__(self, c, act_kind):
+        super().__init__()
+        self.part = max(1, c // 4)
+        self.conv = nn.Conv2d(self.part, self.part, 3, 1, 1, bias=False)
+        self.mlp = nn.Sequential(nn.Conv2d(c, 2 * c, 1, bias=False), nn.BatchNorm2d(2 * c), act(act_kind, 2 * c),
+                                 nn.Conv2d(2 * c, c, 1, bias=False))
+
+    def forward(self, x):
+        first, rest = torch.split(x, [self.part, x.shape[1] - self.part], 1)
+        return x + self.mlp(torch.cat((self.conv(first), rest), 1))
+
+
+class MixConv(nn.Module):
+    """MixNet's mixed depthwise convolution: 3x3, 5x5 and 7x7 kernels on three groups of channels."""
+
+    def __init__(self, c, act_kind):
+        super().__init__()
+        self.splits = [c // 2, c // 4, c - c // 2 - c // 4]
+        self.convs = nn.ModuleList(nn.Conv2d(n, n, k, 1, k // 2, groups=n, bias=False)
+                                   for n, k in zip(self.splits, (3, 5, 7)))
+        self.norm, self.a = nn.BatchNorm2d(c), act(act_kind, c)
+
+    def forward(self, x):
+        return self.a(self.norm(torch.cat([conv(part) for conv, part in zip(self.convs, torch.split(x, self.splits, 1))], 1)))
+
+
+class C2f(nn.Module):
+    """YOLOv8's C2f (CSPNet's cross-stage split): a 1x1 conv chunked in two, a chain of bottlenecks on the
+    second half, every part concatenated, a 1x1 conv."""
+
+    def __init__(self, c, act_kind):
+        super().__init__()
+        h = max(1, c // 2)
+        self.cv1 = nn.Sequential(nn.Conv2d(c, 2 * h, 1, bias=False), nn.BatchNorm2d(2 * h), act(act_kind, 2 * h))
+        self.m = nn.ModuleList(nn.Sequential(nn.Conv2d(h, h, 3, 1, 1), act(act_kind, h)) for _ in range(2))
+        self.cv2 = nn.Sequential(nn.Conv2d(4 * h, c, 1, bias=False), nn.BatchNorm2d(c), act(act_kind, c))
+
+    def forward(self, x):
+        parts = list(self.cv1(x).chunk(2, 1))
+        for bottleneck in self.m:
+            parts.append(parts[-1] + bottleneck(parts[-1]))
+        return self.cv2(torch.cat(parts, 1))
+
+
+class MobileOneBlock(nn.Module):
+    """MobileOne's training form: three depthwise 3x3 conv-BN branches, a depthwise 1x1 one and a BN alone."""
+
+    def __init__(self, c, act_kind):
+        super().__init__()
+        self.branches = nn.ModuleList(nn.Sequential(nn.Conv2d(c, c, 3, 1, 1, groups=c, bias=False), nn.BatchNorm2d(c))
+                                      for _ in range(3))
+        self.scale = nn.Sequential(nn.Conv2d(c, c, 1, groups=c, bias=False), nn.BatchNorm2d(c))
+        self.norm, self.a = nn.BatchNorm2d(c), act(act_kind, c)
+
+    def forward(self, x):
+        return self.a(sum(branch(x) for branch in self.branches) + self.scale(x) + self.norm(x))
+
+
+class BlurPool(nn.Module):
+    """Anti-aliased downsampling with zero padding: a fixed binomial depthwise blur, stride 2. (The
+    authors' reflect padding is refused by name: its Pad.)"""
+
+    def __init__(self, c):
+        super().__init__()
+        taps = torch.tensor([1.0, 2.0, 1.0])
+        self.register_buffer("blur", (taps[:, None] * taps[None, :] / 16).expand(c, 1, 3, 3).contiguous())
+
+    def forward(self, x):
+        return F.conv2d(x, self.blur, stride=2, padding=1, groups=x.shape[1])
+
+
+class ResNetDDown(nn.Module):
+    """ResNet-D's downsampling block: the shortcut average-pools (ceil mode, padding not counted) before its
+    1x1 conv."""
+
+    def __init__(self, c, act_kind):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(c, c, 3, 2, 1, bias=False), nn.BatchNorm2d(c), act(act_kind, c),
+                                  nn.Conv2d(c, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c))
+        self.short = nn.Sequential(nn.AvgPool2d(2, 2, ceil_mode=True, count_include_pad=False),
+                                   nn.Conv2d(c, c, 1, bias=False), nn.BatchNorm2d(c))
+
+    def forward(self, x):
+        return F.relu(self.body(x) + self.short(x))
+
+
 class Extra(nn.Module):
     def __init__(self, kind, c, act_kind):
         super().__init__()
@@ -205,6 +321,20 @@ class Extra(nn.Module):
             self.conv = nn.Sequential(nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
             self.conv2 = nn.Sequential(nn.Conv2d(c, c, 1, bias=False), nn.BatchNorm2d(c))
             self.norm = nn.BatchNorm2d(c)
+        elif kind == "nf":
+            self.conv = NFBlock(c)
+        elif kind == "pconv":
+            self.conv = PartialConv(c, act_kind)
+        elif kind == "mixconv":
+            self.conv = MixConv(c, act_kind)
+        elif kind == "c2f":
+            self.conv = C2f(c, act_kind)
+        elif kind == "mobileone":
+            self.conv = MobileOneBlock(c, act_kind)
+        elif kind == "blurpool":
+            self.conv = BlurPool(c)
+        elif kind == "resnet_d":
+            self.conv = ResNetDDown(c, act_kind)
 
     def forward(self, x):
         k = self.kind
@@ -231,7 +361,8 @@ class Extra(nn.Module):
             return x * torch.sigmoid(x.mean((2, 3)))[:, :, None, None]
         if k == "grn":
             return self.conv(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-        if k in ("grn_timm", "cbam", "cbam_linear", "eca_timm"):
+        if k in ("grn_timm", "cbam", "cbam_linear", "eca_timm", "nf", "pconv", "mixconv", "c2f", "mobileone",
+                 "blurpool", "resnet_d"):
             return self.conv(x)
         if k == "sub":
             return self.a(x - self.conv(x))
@@ -267,7 +398,8 @@ class Extra(nn.Module):
 EXTRAS = ["pad", "ceilpool", "avgpad", "cbam_spatial", "eca", "gap_scale", "sub", "mul_maps", "scaled_residual",
           "concat_self", "div", "stride21", "dilated", "upsample", "gap_gate", "grn", "grn_timm", "cbam",
           "cbam_linear", "eca_timm", "ghost", "sppf", "res2", "repvgg",
-          "space_to_depth"]
+          "space_to_depth", "nf", "pconv", "mixconv", "c2f", "mobileone", "blurpool", "resnet_d"]
+DOWNSAMPLING = ("pad", "ceilpool", "space_to_depth", "blurpool", "resnet_d")  # the extras that halve the map
 # refused by name: a 2x1 stride, dilation, nearest upsampling (Resize). A map times its own pooled vector with
 # no layer between ("gap_scale") was refused until 2026-12-07 and is a gate of the pool alone since.
 REFUSED = {"stride21", "dilated", "upsample"}
@@ -390,13 +522,13 @@ def random_net(seed: int):
             described.append(f"mbconv {kind}")
         if block == "extra":
             kind2 = rng.choice(EXTRAS)
-            if kind2 in ("pad", "ceilpool", "stride21", "space_to_depth") and not stride_left:
+            if (kind2 in DOWNSAMPLING or kind2 == "stride21") and not stride_left:
                 continue
             if kind2 == "upsample" and stride_left == 3:
                 continue
             layers.append(Extra(kind2, c, kind))
             described.append(f"extra {kind2} {kind}")
-            if kind2 in ("pad", "ceilpool", "space_to_depth"):
+            if kind2 in DOWNSAMPLING:
                 stride_left -= 1
             if kind2 == "concat_self":
                 c *= 2

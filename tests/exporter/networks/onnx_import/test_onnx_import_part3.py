@@ -752,6 +752,88 @@ def test_blocks_of_todays_backbones_and_detectors(block, holds, exporter, tmp_pa
         assert_graph_equals_autograd(spec, imported.weights, batch)
 
 
+@pytest.mark.parametrize("block, holds", [
+    ("nf", {"affine", "add"}), ("pconv", {"slice", "concat", "add"}), ("mixconv", {"slice", "concat"}),
+    ("c2f", {"slice", "concat", "add"}), ("mobileone", {"affine", "add"}), ("blurpool", {"conv"}),
+    ("resnet_d", {"avgpool", "add"})])
+@pytest.mark.parametrize("exporter", ["unfolded", "dynamo"])
+def test_more_blocks_of_todays_cnns(block, holds, exporter, tmp_path, photos):
+    """NFNet's block (weights standardised in the forward pass, which the import's constant folding makes
+    plain weights; scaled activations; a skip-init gain), FasterNet's partial conv (split, a conv on a quarter,
+    concat), MixNet's mixed 3x3/5x5/7x7 depthwise kernels on channel groups, YOLOv8's C2f, MobileOne's
+    training form, a zero-padded BlurPool and ResNet-D's average-pooled shortcut: read from both exporters
+    with no new op, on an odd channel count too, and the graph is autograd's. In the fuzzer's vocabulary
+    since 2026-12-07 (evening)."""
+    import random_networks
+
+    class Net(torch.nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.stem = families.conv_bn(3, c, 3, 2, act=torch.nn.ReLU)
+            self.block = random_networks.Extra(block, c, "gelu")
+            self.top = families.conv_bn(c, 16, 3, 2, act=torch.nn.ReLU)
+            self.fc = torch.nn.Linear(16, 10)
+
+        def forward(self, x):
+            return self.fc(self.top(self.block(self.stem(x))).mean((2, 3)))
+
+    for c in (12, 9):
+        model = build.randomise_batchnorm(families.seeded(lambda: Net(c), 3), 3).eval()
+        imported = import_onnx(build.export_torch(model, tmp_path / f"{block}{c}.onnx", exporter, size=64, opset=17))
+        spec = imported.spec
+        assert holds <= kinds(spec), kinds(spec)
+        if block == "mixconv":  # three depthwise convs, one per kernel size
+            assert {layer.window for layer in spec.layers if layer.op == "conv" and layer.groups > 1} == \
+                {(3, 3), (5, 5), (7, 7)}
+        reports = verify_against_source(imported, ())
+        assert all(report.passed for report in reports), [report.summary() for report in reports]
+        batch = prepare(photos["chelsea"], (224, 288), spec.preprocessing)[None]
+        assert_graph_equals_autograd(spec, imported.weights, batch)
+
+
+class _SliceAssigned(torch.nn.Module):
+    """FasterNet's partial conv in its 'slicing' form: the conv's output assigned into a copy of the map."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.conv = torch.nn.Conv2d(3, 8, 3, 2, 1), torch.nn.Conv2d(2, 2, 3, 1, 1)
+        self.fc = torch.nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = F.relu(self.stem(x))
+        y = x.clone()
+        y[:, :2] = self.conv(x[:, :2])
+        return self.fc(F.relu(y).mean((2, 3)))
+
+
+class _ReflectBlurPool(torch.nn.Module):
+    """Anti-aliased downsampling as its authors write it: reflect padding, then a fixed blur with stride 2."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.fc = torch.nn.Conv2d(3, 8, 3, 2, 1), torch.nn.Linear(8, 10)
+        self.register_buffer("blur", torch.full((8, 1, 3, 3), 1 / 9))
+
+    def forward(self, x):
+        x = F.pad(F.relu(self.stem(x)), (1, 1, 1, 1), mode="reflect")
+        return self.fc(F.relu(F.conv2d(x, self.blur, stride=2, groups=8)).mean((2, 3)))
+
+
+@pytest.mark.parametrize("make, pattern", [
+    (_SliceAssigned, r"\(ScatterND\): op not in the InterActive vocabulary"),
+    (_ReflectBlurPool, r"\(Pad\): reflect padding .*; supported: non-negative zero padding of the spatial axes")])
+@pytest.mark.parametrize("exporter", ["folded", "dynamo"])
+def test_slice_assignment_and_reflect_padding_are_refused_in_one_line(make, pattern, exporter, tmp_path):
+    """Two forms of blocks above that the import does not read: a map assigned into a slice of another
+    (FasterNet's 'slicing' forward; its 'split_cat' form is read) and a reflect padding (antialiased-cnns'
+    BlurPool; zero padding is read). Each is one line naming the node, its op and what is supported."""
+    model = families.seeded(make, 4).eval()
+    path = build.export_torch(model, tmp_path / "net.onnx", exporter, size=64, opset=17)
+    with pytest.raises(OnnxImportError, match=pattern) as caught:
+        import_onnx(path)
+    assert "\n" not in str(caught.value) and str(caught.value).startswith(str(path))
+
+
 @pytest.mark.parametrize("form, block", [("focus", 2), ("tresnet", 4), ("pixel_unshuffle", 2), ("spd_conv", 2)])
 @pytest.mark.parametrize("exporter", ["folded", "dynamo"])
 def test_a_space_to_depth_stem_is_folded_into_its_convolution(form, block, exporter, tmp_path, photos):
