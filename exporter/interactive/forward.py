@@ -175,7 +175,7 @@ def apply_layer(layer: Layer, inputs: list[torch.Tensor], params,
         return y, y
     if layer.op == "pad":
         top, left, bottom, right = layer.pad4
-        y = F.pad(inputs[0], (left, right, top, bottom))
+        y = F.pad(inputs[0], (left, right, top, bottom), mode=layer.pad_mode)
         return y, y
     if layer.op == "avgpool":
         y = F.avg_pool2d(inputs[0], layer.window, layer.stride, symmetric_padding(layer), ceil_mode=layer.ceil_mode,

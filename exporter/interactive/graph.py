@@ -72,6 +72,39 @@ def layer_score_seed(x: torch.Tensor, p: float, seed_scale: float, dtype: torch.
     return ((scale * p) * power).to(dtype).expand_as(x)
 
 
+def along_axis(x: torch.Tensor, axis: int, start: int | None, stop: int | None) -> torch.Tensor:
+    index = [slice(None)] * x.dim()
+    index[axis] = slice(start, stop)
+    return x[tuple(index)]
+
+
+def folded(grad: torch.Tensor, axis: int, before: int, after: int) -> torch.Tensor:
+    """The adjoint of a reflect padding along `axis`: the middle, plus each mirrored border row added back
+    onto the row it copies (padded row i < before is row before - i; the j-th row after the map is row
+    n - 2 - j), each border placed by zeros around it, so that the two borders may fold onto the same rows
+    of a small map. Every slice counts from an end and every zero block takes its shape from a slice, so
+    no size of the traced input becomes a constant of the file."""
+    middle = along_axis(grad, axis, before, -after or None)
+    if before:
+        mirrored = along_axis(grad, axis, 0, before).flip(axis)
+        middle = middle + torch.cat([torch.zeros_like(along_axis(middle, axis, 0, 1)), mirrored,
+                                     torch.zeros_like(along_axis(middle, axis, 1 + before, None))], dim=axis)
+    if after:
+        mirrored = along_axis(grad, axis, -after, None).flip(axis)
+        middle = middle + torch.cat([torch.zeros_like(along_axis(middle, axis, None, -1 - after)), mirrored,
+                                     torch.zeros_like(along_axis(middle, axis, -1, None))], dim=axis)
+    return middle
+
+
+def unpadded(grad: torch.Tensor, layer: Layer) -> torch.Tensor:
+    """The gradient of a "pad" layer's input from its output's: the middle for zeros, the middle with the
+    mirrored border folded back for "reflect" (its adjoint)."""
+    top, left, bottom, right = layer.pad4
+    if layer.pad_mode == "reflect":
+        return folded(folded(grad, 2, top, bottom), 3, left, right)
+    return grad[:, :, top:-bottom or None, left:-right or None]
+
+
 def route_to_first_argmax(grad: torch.Tensor, windows: list[torch.Tensor]) -> list[torch.Tensor]:
     """`grad` routed to the first maximum in scan order of each pooling window: one part per window slot.
 
@@ -277,9 +310,10 @@ class InterActiveGraph(nn.Module):
         return self.transpose_to_input(scaled, getattr(self, f"{layer.name}__spread"), layer, grad_out.shape[1])
 
     def back_through(self, route, gamma: torch.Tensor) -> torch.Tensor:
-        """A successor's connection sums, in its input's channels, mapped back through the channel bookkeeping
-        of the route onto t's channels (INTERACTIVE.md, "Any CNN, part 3"). One map (a dense successor)
-        stays one map unless a slice takes some of t's channels only."""
+        """A successor's connection sums, in its input's channels and positions, mapped back through the
+        bookkeeping of the route onto t's channels (INTERACTIVE.md, "Any CNN, part 3") and, through a
+        padding, onto t's positions. One map (a dense successor) stays one map unless a slice takes some of
+        t's channels only."""
         spec = self.spec
         for name, source in reversed(route):
             layer = spec.layer(name)
@@ -291,6 +325,8 @@ class InterActiveGraph(nn.Module):
                 gamma = F.pad(gamma.expand(-1, layer.channels, -1, -1), (0, 0, 0, 0, layer.offset, rest))
             elif layer.op == "shuffle" and gamma.shape[1] > 1:
                 gamma = shuffle_channels(gamma, layer.channels // layer.groups)
+            elif layer.op == "pad":
+                gamma = unpadded(gamma, layer)
         return gamma
 
     def mul_input_grads(self, layer: Layer, grad: torch.Tensor, acts):
@@ -445,8 +481,7 @@ class InterActiveGraph(nn.Module):
         elif layer.op == "shuffle":
             yield source, shuffle_channels(grad, layer.channels // layer.groups)
         elif layer.op == "pad":
-            top, left, bottom, right = layer.pad4
-            yield source, grad[:, :, top:-bottom or None, left:-right or None]
+            yield source, unpadded(grad, layer)
         elif layer.op == "conv":
             yield source, self.conv_input_grad(layer, grad)
         elif layer.op == "avgpool":

@@ -45,7 +45,7 @@ def connection_gamma(layer_t: torch.Tensor, successor: Layer, layer_score: torch
 
 def bookkeeping(spec: ModelSpec, route):
     """P of a route: what its slices, shuffles and concats do to the channels of X (zeros for a concat's
-    other inputs, which do not depend on X)."""
+    other inputs, which do not depend on X), and its paddings to the border."""
     def along(x: torch.Tensor) -> torch.Tensor:
         for name, source in route:
             layer = spec.layer(name)
@@ -54,6 +54,9 @@ def bookkeeping(spec: ModelSpec, route):
                 x = F.pad(x, (0, 0, 0, 0, offset, layer.channels - offset - x.shape[1]))
             elif layer.op == "slice":
                 x = x[:, layer.offset:layer.offset + layer.channels]
+            elif layer.op == "pad":
+                top, left, bottom, right = layer.pad4
+                x = F.pad(x, (left, right, top, bottom), mode=layer.pad_mode)
             else:
                 x = shuffle_channels(x, layer.groups)
         return x

@@ -25,9 +25,10 @@ MASK_ACTIVATIONS = ("relu", "relu6")
 SMOOTH_ACTIVATIONS = ("sigmoid", "silu", "hardsigmoid", "hardswish", "gelu", "gelu_tanh", "leakyrelu", "elu",
                       "selu", "tanh", "softplus", "mish", "swish", "softsign", "celu", "thresholdedrelu",
                       "squaredrelu")
-# Ops a layer t reaches its successors through (they enter the layer score G, not gamma); the channel
-# bookkeeping among them (BOOKKEEPING) also maps the successor's connection sums back onto t's channels.
-BOOKKEEPING = ("slice", "shuffle", "concat")
+# Ops a layer t reaches its successors through (they enter the layer score G, not gamma); the bookkeeping
+# among them (BOOKKEEPING: channels, and a padding's border) also maps the successor's connection sums back
+# onto t's channels and positions.
+BOOKKEEPING = ("slice", "shuffle", "concat", "pad")
 WEIGHT_FREE = ("act", "prelu", "mul", "affine", "layernorm", "grn", "groupnorm", *BOOKKEEPING)
 # Layers with parameters: (weight, bias) arrays, OIHW for convs, per channel for the others (a PReLU's
 # weight is its slopes, its bias unused).
@@ -54,9 +55,10 @@ class Layer:
     and bias; `bn_eps` its epsilon), "prelu" (LeakyReLU with
     a learnt slope per channel: its weight), "slice" (`channels` channels of its input from `offset` on:
     Split, Slice, Chunk) and "shuffle" (ShuffleNet's channel shuffle of `groups` groups: output channel
-    j * groups + i is input channel i * (C / groups) + j); "pad" (zeros around the map by `pads`, where a
-    max pool reads it: Keras' ResNetV2 pools its first conv's output through ZeroPadding2D, and there the
-    zeros can be a window's maximum, which a pool's own -inf padding would not give).
+    j * groups + i is input channel i * (C / groups) + j); "pad" (around the map by `pads`: zeros where a
+    max pool reads it, Keras' ResNetV2 pools its first conv's output through ZeroPadding2D, and there the
+    zeros can be a window's maximum, which a pool's own -inf padding would not give; or, `pad_mode`
+    "reflect", the map mirrored at its border, as anti-aliased downsampling pads before its blur).
     Strides are square, kernels too unless `kernel_w` gives a width; `pads` (top, left, bottom, right) are
     asymmetric where a network needs it (TensorFlow's 'same'), else `padding` on every side.
     Activation after a conv or an add: `relu`, or `relu6` (Clip 0..6), or neither (linear); `act` names
@@ -93,6 +95,7 @@ class Layer:
     beta: float = 0.0
     offset: int = 0
     kernel_w: int = 0  # a non-square window's width (Inception's 1x7 and 7x1); 0: square, `kernel` wide
+    pad_mode: str = "constant"  # a "pad" layer's: "constant" (zeros) or "reflect"
 
     @property
     def window(self) -> tuple[int, int]:
@@ -465,6 +468,10 @@ class ModelSpec:
                 continue
             if layer.op == "pad":
                 top, left, bottom, right = layer.pad4
+                if layer.pad_mode == "reflect" and (h <= max(top, bottom) or w <= max(left, right)):
+                    # a mirror needs rows to mirror: more of them than it pads, as torch and ONNX require
+                    raise SpecError(f"input size {height}x{width} is too small for {self.name} at layer "
+                                    f"{layer.name!r}: it reflect-pads a {h}x{w} map by {list(layer.pad4)}")
                 sizes[layer.name] = (h + top + bottom, w + left + right)
                 continue
             if layer.op in ("concat", "add"):

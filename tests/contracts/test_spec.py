@@ -79,3 +79,25 @@ def test_only_a_linear_pointwise_convolution_commutes_with_the_spatial_mean(chan
     """The class scores are taken on the pooled map only where mean(f(X)) = f(mean(X)) holds exactly."""
     layer = Layer(**{"name": "fc", "op": "conv", "inputs": ("x",), "channels": 10, "relu": False, **changes})
     assert layer.commutes_with_mean is commutes
+
+
+def test_a_reflect_padding_needs_more_rows_than_it_pads_and_round_trips():
+    """A mirror needs rows to mirror, more than it pads (as torch and ONNX require): a smallest size that
+    leaves a reflect padding of 1 a 1 x 1 map is refused by name; at the next size it reads 2 x 2, and the
+    padding's mode survives the manifest's dict."""
+    from interactive_trt.contracts.spec import ResizeRule
+
+    layers = [Layer("c0", "conv", ("image",), 4, kernel=3, stride=2, padding=1, in_channels=3)]
+    for index in range(1, 5):
+        layers.append(Layer(f"c{index}", "conv", (f"c{index - 1}",), 4, kernel=3, stride=2, padding=1, in_channels=4))
+    layers += [Layer("mirror", "pad", ("c4",), 4, pads=(1, 1, 1, 1), pad_mode="reflect"),
+               Layer("blur", "conv", ("mirror",), 4, kernel=3, stride=1, groups=4, in_channels=4),
+               Layer("fc", "conv", ("blur",), 10, relu=False, in_channels=4)]
+    make = lambda side: ModelSpec("mirrored", tuple(layers), feature_layers=("c4",), last_layer="blur",
+                                  head_logits="fc", resize=ResizeRule(target_side=64, multiple=32, min_side=side))
+    with pytest.raises(SpecError, match=r"32x32 is too small .* at layer 'mirror': it reflect-pads a 1x1 map by "
+                                        r"\[1, 1, 1, 1\]"):
+        make(32).spatial_sizes(64, 64)  # its smallest size is checked with any
+    spec = make(64)
+    assert spec.spatial_sizes(64, 64)["mirror"] == (4, 4)
+    assert ModelSpec.from_dict(spec.to_dict()) == spec and spec.to_dict()["layers"][5]["pad_mode"] == "reflect"

@@ -752,6 +752,51 @@ class GroupNormNet(nn.Module):
         return self.fc(self.norm(channel_shuffle(x, 4) if self.shuffled else x).mean((2, 3)))
 
 
+class AntiAliasDownsample(nn.Module):
+    """TResNet's and antialiased-cnns' downsampling: reflect padding, then a fixed binomial blur with stride 2."""
+
+    def __init__(self, channels):
+        super().__init__()
+        taps = torch.tensor([1.0, 2.0, 1.0])
+        self.register_buffer("blur", (taps[:, None] * taps[None, :] / 16).expand(channels, 1, 3, 3).contiguous())
+
+    def forward(self, x):
+        return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), self.blur, stride=2, groups=x.shape[1])
+
+
+class TResNetBlock(nn.Module):
+    """TResNet's basic block: a 3x3 conv (LeakyReLU), anti-aliased where it downsamples, a 3x3 conv, a
+    squeeze-and-excitation gate, and a shortcut that average-pools before its 1x1 conv."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        leaky = lambda: nn.LeakyReLU(1e-3)
+        self.conv1 = nn.Sequential(conv_bn(cin, cout, 3, act=leaky), *([AntiAliasDownsample(cout)] if stride == 2 else []))
+        self.conv2 = conv_bn(cout, cout, 3)
+        self.se = SqueezeExcite(cout, max(8, cout // 4), act=nn.ReLU)
+        self.short = nn.Identity() if stride == 1 and cin == cout else nn.Sequential(
+            *([nn.AvgPool2d(2, 2, ceil_mode=True, count_include_pad=False)] if stride == 2 else []), conv_bn(cin, cout, 1))
+
+    def forward(self, x):
+        return F.relu(self.se(self.conv2(self.conv1(x))) + self.short(x))
+
+
+class TResNet(nn.Module):
+    """TResNet's layout at a reduced width: a space-to-depth stem (view, permute, view), LeakyReLU blocks with
+    anti-aliased downsampling (reflect padding and a blur), SE gates, a linear classifier."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = conv_bn(48, 16, 3, act=lambda: nn.LeakyReLU(1e-2))
+        self.blocks = nn.Sequential(TResNetBlock(16, 16, 1), TResNetBlock(16, 32, 2), TResNetBlock(32, 48, 2))
+        self.fc = nn.Linear(48, 1000)
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        x = x.view(n, c, h // 4, 4, w // 4, 4).permute(0, 3, 5, 1, 2, 4).contiguous().view(n, c * 16, h // 4, w // 4)
+        return self.fc(self.blocks(self.stem(x)).mean((2, 3)))
+
+
 def randomise_with_1d(model):
     """randomise, and the BatchNorm1d layers of a head too."""
     model = randomise(model)
@@ -806,6 +851,7 @@ FAMILIES = {
     "mobile_mix_mul": lambda: seeded(lambda: randomise_with_1d(MobileMix(squared="mul")), 8),
     "groupnorm": lambda: seeded(GroupNormNet, 9),
     "groupnorm_shuffled": lambda: seeded(lambda: GroupNormNet(shuffled=True), 9),
+    "tresnet": lambda: seeded(TResNet, 10),
 }
 # at their published sizes, for the benchmark (benchmarks/part3_models.py)
 FULL_SIZE = {

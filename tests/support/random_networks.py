@@ -250,15 +250,18 @@ class MobileOneBlock(nn.Module):
 
 
 class BlurPool(nn.Module):
-    """Anti-aliased downsampling with zero padding: a fixed binomial depthwise blur, stride 2. (The
-    authors' reflect padding is refused by name: its Pad.)"""
+    """Anti-aliased downsampling: a fixed binomial depthwise blur, stride 2, after zero padding or (its
+    authors', timm's) reflect padding."""
 
-    def __init__(self, c):
+    def __init__(self, c, reflect=False):
         super().__init__()
         taps = torch.tensor([1.0, 2.0, 1.0])
         self.register_buffer("blur", (taps[:, None] * taps[None, :] / 16).expand(c, 1, 3, 3).contiguous())
+        self.reflect = reflect
 
     def forward(self, x):
+        if self.reflect:
+            return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), self.blur, stride=2, groups=x.shape[1])
         return F.conv2d(x, self.blur, stride=2, padding=1, groups=x.shape[1])
 
 
@@ -331,8 +334,8 @@ class Extra(nn.Module):
             self.conv = C2f(c, act_kind)
         elif kind == "mobileone":
             self.conv = MobileOneBlock(c, act_kind)
-        elif kind == "blurpool":
-            self.conv = BlurPool(c)
+        elif kind in ("blurpool", "blurpool_reflect"):
+            self.conv = BlurPool(c, reflect=kind == "blurpool_reflect")
         elif kind == "resnet_d":
             self.conv = ResNetDDown(c, act_kind)
 
@@ -362,7 +365,7 @@ class Extra(nn.Module):
         if k == "grn":
             return self.conv(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
         if k in ("grn_timm", "cbam", "cbam_linear", "eca_timm", "nf", "pconv", "mixconv", "c2f", "mobileone",
-                 "blurpool", "resnet_d"):
+                 "blurpool", "blurpool_reflect", "resnet_d"):
             return self.conv(x)
         if k == "sub":
             return self.a(x - self.conv(x))
@@ -398,8 +401,8 @@ class Extra(nn.Module):
 EXTRAS = ["pad", "ceilpool", "avgpad", "cbam_spatial", "eca", "gap_scale", "sub", "mul_maps", "scaled_residual",
           "concat_self", "div", "stride21", "dilated", "upsample", "gap_gate", "grn", "grn_timm", "cbam",
           "cbam_linear", "eca_timm", "ghost", "sppf", "res2", "repvgg",
-          "space_to_depth", "nf", "pconv", "mixconv", "c2f", "mobileone", "blurpool", "resnet_d"]
-DOWNSAMPLING = ("pad", "ceilpool", "space_to_depth", "blurpool", "resnet_d")  # the extras that halve the map
+          "space_to_depth", "nf", "pconv", "mixconv", "c2f", "mobileone", "blurpool", "resnet_d", "blurpool_reflect"]
+DOWNSAMPLING = ("pad", "ceilpool", "space_to_depth", "blurpool", "resnet_d", "blurpool_reflect")  # halve the map
 # refused by name: a 2x1 stride, dilation, nearest upsampling (Resize). A map times its own pooled vector with
 # no layer between ("gap_scale") was refused until 2026-12-07 and is a gate of the pool alone since.
 REFUSED = {"stride21", "dilated", "upsample"}

@@ -165,6 +165,7 @@ class Draft:
     eps: float = 1e-5  # a LayerNormalization's epsilon
     offset: int = 0  # a slice's first channel
     kernel_w: int = 0  # a non-square window's width (0: square)
+    pad_mode: str = "constant"  # a pad layer's: zeros, or "reflect"
 
 
 def node_label(node) -> str:

@@ -172,7 +172,8 @@ def default_feature_layers(spec: ModelSpec) -> tuple[str, ...]:
     ends: dict[int, str] = {}
     for layer in spec.layers:
         successors = spec.successors(layer.name)
-        if layer.name not in below or not successors or expansion(layer) or spec.cancelled_by_norm(layer.name):
+        if layer.name not in below or not successors or expansion(layer) or spec.cancelled_by_norm(layer.name) \
+                or layer.op == "pad":  # a padded copy of the map before it, which serves in its place
             continue
         if any(successor.name not in below and successor.name != target for successor in successors):
             continue  # read through weight-free ops by a layer above T (a norm and activation before the head)
@@ -256,7 +257,8 @@ def assemble(ctx: GraphContext, canonical: Canonical, head: str, options: Import
                             act=draft.activation if draft.op == "act" or draft.activation not in MASK_ACTIVATIONS
                             else "", alpha=draft.alpha, beta=draft.beta, bn_eps=draft.eps, offset=draft.offset,
                             ceil_mode=draft.ceil_mode, weight_key=draft.weight_key, in_channels=draft.in_channels,
-                            groups=draft.groups, count_include_pad=draft.count_include_pad, source=draft.source))
+                            groups=draft.groups, count_include_pad=draft.count_include_pad, source=draft.source,
+                            pad_mode=draft.pad_mode))
         if draft.op in PARAMETRIC:
             arrays[name] = (np.ascontiguousarray(draft.weight, np.float32),
                             np.ascontiguousarray(draft.bias, np.float32))

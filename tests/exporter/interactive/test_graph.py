@@ -232,3 +232,24 @@ def test_a_classifier_that_commutes_with_the_mean_scores_the_pooled_map(small_sp
     assert graph_flops(graph, 320, 352).head == 2 * channels_in * logits.channels  # one position
     dense = graph_flops(graph, 320, 352).forward - graph_flops(forward_only, 320, 352).forward
     assert dense == 2 * channels_in * logits.channels * (4 * 5 - 1)
+
+
+@pytest.mark.parametrize("pads", [(1, 1, 1, 1), (2, 1, 0, 3), (0, 0, 1, 0), (3, 2, 2, 1)])
+def test_a_reflect_paddings_gradient_folds_the_mirrored_border_back(pads):
+    """The adjoint of a reflect padding (graph.unpadded, by slices from either end) equals autograd's
+    through F.pad, for symmetric and one-sided pads, at the smallest map a reflect padding reads (one row
+    more than its widest side: both borders fold onto the same rows) and a larger one; a zero padding's is
+    the middle."""
+    from types import SimpleNamespace
+
+    from interactive_trt.exporter.interactive.graph import unpadded
+
+    top, left, bottom, right = pads
+    for height, width in ((max(top, bottom) + 1, max(left, right) + 1), (9, 7)):
+        for mode in ("reflect", "constant"):
+            x = torch.randn(2, 3, height, width, dtype=torch.float64, requires_grad=True)
+            y = F.pad(x, (left, right, top, bottom), mode=mode)
+            grad = torch.randn(y.shape, dtype=torch.float64)
+            (expected,) = torch.autograd.grad(y, x, grad)
+            got = unpadded(grad, SimpleNamespace(pad4=pads, pad_mode=mode))
+            assert got.shape == x.shape and torch.allclose(got, expected, rtol=0, atol=1e-12), (height, width, mode)

@@ -325,13 +325,23 @@ def pad(node, ctx) -> None:
         for index, axis in enumerate(axes):
             full[axis], full[axis + 4] = pads[index], pads[index + len(axes)]
         pads = full
-    if mode != "constant" or fill != 0.0 or len(pads) != 8 or min(pads) < 0:
+    reflect = mode == "reflect" and not isinstance(value, Padded)
+    if not (mode == "constant" and fill == 0.0 or reflect) or len(pads) != 8 or min(pads) < 0:
         raise ctx.refuse(node, f"{mode} padding with {fill:g}, pads {pads}; supported: non-negative zero padding "
-                               "of the spatial axes, absorbed by the Conv after it")
+                               "of the spatial axes, absorbed by the Conv after it, and reflect padding of a map")
     rows, columns = (2, 3) if value.layout == "NCHW" else (1, 2)
     if any(pads[axis] or pads[axis + 4] for axis in range(4) if axis not in (rows, columns)):
         raise ctx.refuse(node, f"pads {pads} reach the batch or channel axis; supported: spatial padding")
     spatial = (pads[rows], pads[columns], pads[rows + 4], pads[columns + 4])
+    if reflect:  # a layer of its own (anti-aliased downsampling's, before its blur): its gradient folds back
+        height, width = ctx.size_of(value.layer)
+        top, left, bottom, right = spatial
+        draft = ctx.add(Draft(id=ctx.new_id(), op="pad", inputs=(value.layer,), channels=ctx.channels_of(value.layer),
+                              size=(height + top + bottom, width + left + right),
+                              total_stride=ctx.total_stride_of(value.layer), pads=spatial, pad_mode="reflect",
+                              source=node.output[0]))
+        ctx.set_value(node.output[0], Map(draft.id, value.layout, draft.version))
+        return
     previous = value.pads if isinstance(value, Padded) else (0, 0, 0, 0)
     ctx.set_value(node.output[0], Padded(value.layer, value.layout, value.version,
                                          tuple(a + b for a, b in zip(spatial, previous))))

@@ -32,7 +32,7 @@ CASES = [("efficientnet_b0", "folded"), ("efficientnet_b0", "unfolded"), ("mobil
          ("mobilenetv3_handwritten", "unfolded"), ("convnextv2", "folded"), ("convnextv2_timm", "folded"),
          ("eca_timm", "folded"), ("eca_twice", "folded"), ("mobile_mix", "folded"), ("mobile_mix_mul", "unfolded"),
          ("groupnorm", "folded"),
-         ("groupnorm", "dynamo"), ("groupnorm_shuffled", "folded")]
+         ("groupnorm", "dynamo"), ("groupnorm_shuffled", "folded"), ("tresnet", "folded"), ("tresnet", "dynamo")]
 # what each family's graph must hold once imported: the ops of part 3 it exercises
 HOLDS = {"efficientnet_b0": {"gap", "mul", "silu", "sigmoid"},
          "mobilenetv3": {"gap", "mul", "hardswish", "hardsigmoid"},
@@ -50,7 +50,8 @@ HOLDS = {"efficientnet_b0": {"gap", "mul", "silu", "sigmoid"},
          "mobile_mix": {"squaredrelu", "affine", "add", "mul", "slice", "concat", "gelu", "layernorm"},
          "mobile_mix_mul": {"squaredrelu", "affine", "add", "mul", "slice", "concat", "gelu", "layernorm"},
          "groupnorm": {"groupnorm", "avgpool", "affine", "add", "gelu", "relu"},
-         "groupnorm_shuffled": {"groupnorm", "shuffle", "relu"}}
+         "groupnorm_shuffled": {"groupnorm", "shuffle", "relu"},
+         "tresnet": {"pad", "avgpool", "leakyrelu", "gap", "mul", "sigmoid"}}
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +116,7 @@ def test_family_imports_exactly_and_its_graph_equals_autograd(family_files, phot
 
 @pytest.mark.parametrize("name", ["efficientnet_b0", "convnext", "cbam", "regnety", "resnext", "mnasnet",
                                   "efficientnetv2", "eca", "se_linear", "cbam_reference", "googlenet", "convnextv2",
-                                  "mobile_mix", "groupnorm"])
+                                  "mobile_mix", "groupnorm", "tresnet"])
 def test_family_exports_and_verifies_on_every_installed_runtime(family_files, tmp_path, name):
     from interactive_trt.exporter.onnx.export import export_model
     from interactive_trt.exporter.onnx.request import IMPORTED, ExportRequest
@@ -132,6 +133,46 @@ def test_family_exports_and_verifies_on_every_installed_runtime(family_files, tm
 
     assert ("openvino" in labels) == ov_runtime.is_installed()
     assert all(report["passed"] for report in manifest.verification["reports"])
+
+
+def test_a_reflect_padding_on_the_way_to_a_successor_folds_its_connection_sums_back(family_files, tmp_path,
+                                                                                     photos):
+    """TResNet's anti-aliased downsampling: the LeakyReLU layer before it reaches its successor, the blur,
+    through a reflect padding (INTERACTIVE.md, this project's note). The blur's connection sums are taken on
+    the padded map and folded back, mirrored border onto the rows it copies (graph.folded), where the
+    reference takes the input gradient of <G, conv(P(X), ones)> with the padding in P, by autograd. Both
+    configurations, a photo and noise; then the export with that layer, on every runtime installed here."""
+    from dataclasses import replace
+
+    from interactive_trt.exporter.onnx.export import export_model
+    from interactive_trt.exporter.onnx.request import IMPORTED, ExportRequest
+
+    _, files = family_files
+    imported = import_onnx(files[("tresnet", "folded")])
+    spec = imported.spec
+    pads = [layer for layer in spec.layers if layer.op == "pad"]
+    assert len(pads) == 2 and all(layer.pad_mode == "reflect" for layer in pads)
+    assert not any(spec.layer(name).op == "pad" for name in spec.feature_layers)  # a padded copy is no default
+    before = [layer.inputs[0] for layer in pads]
+    routes = spec.successor_routes(before[0])
+    assert [(successor.op, [spec.layer(step).pad_mode for step, _ in route]) for successor, route in routes] == \
+        [("conv", ["reflect"])]
+    spec = replace(spec, feature_layers=tuple(before) + spec.feature_layers)
+    batch = prepare(photos["chelsea"], (224, 288), spec.preprocessing)[None]
+    noise = np.random.default_rng(2).standard_normal((2, 3, 224, 224), dtype=np.float32)
+    for image, options in ((batch, {"config": "last", "p": 2}), (noise, {"config": "next", "p": 1})):
+        graph = InterActiveGraph(spec, imported.weights, **options).eval()
+        with torch.no_grad():
+            got = {k: v.numpy() for k, v in graph.named_outputs(torch.from_numpy(image)).items()}
+        expected = AutogradReference(spec, imported.weights, **options)(torch.from_numpy(image))
+        for key, value in expected.items():
+            assert rel_l2(got[key], value.numpy()) <= 1e-5, (key, options)
+    layers = tuple(spec.layer(name).source for name in before)
+    onnx_path, manifest = export_model(ExportRequest(model=IMPORTED, source=files[("tresnet", "folded")],
+                                                     out=tmp_path, layers=layers), log=lambda line: None)
+    assert manifest.verification["passed"] is True
+    assert {report["label"].split(" vs ")[0] for report in manifest.verification["reports"]} >= \
+        {"torch graph", "onnxruntime", "rebuilt forward"}
 
 
 @pytest.mark.parametrize("name", ["mobilenetv3", "convnext", "mobilenetv3_handwritten"])
@@ -755,15 +796,16 @@ def test_blocks_of_todays_backbones_and_detectors(block, holds, exporter, tmp_pa
 @pytest.mark.parametrize("block, holds", [
     ("nf", {"affine", "add"}), ("pconv", {"slice", "concat", "add"}), ("mixconv", {"slice", "concat"}),
     ("c2f", {"slice", "concat", "add"}), ("mobileone", {"affine", "add"}), ("blurpool", {"conv"}),
+    ("blurpool_reflect", {"pad", "conv"}),
     ("resnet_d", {"avgpool", "add"})])
 @pytest.mark.parametrize("exporter", ["unfolded", "dynamo"])
 def test_more_blocks_of_todays_cnns(block, holds, exporter, tmp_path, photos):
     """NFNet's block (weights standardised in the forward pass, which the import's constant folding makes
     plain weights; scaled activations; a skip-init gain), FasterNet's partial conv (split, a conv on a quarter,
     concat), MixNet's mixed 3x3/5x5/7x7 depthwise kernels on channel groups, YOLOv8's C2f, MobileOne's
-    training form, a zero-padded BlurPool and ResNet-D's average-pooled shortcut: read from both exporters
-    with no new op, on an odd channel count too, and the graph is autograd's. In the fuzzer's vocabulary
-    since 2026-12-07 (evening)."""
+    training form, BlurPool zero- or reflect-padded and ResNet-D's average-pooled shortcut: read from both
+    exporters (a reflect padding as a "pad" layer, every other block with no new op), on an odd channel
+    count too, and the graph is autograd's. In the fuzzer's vocabulary since 2026-12-07 (evening)."""
     import random_networks
 
     class Net(torch.nn.Module):
@@ -806,8 +848,8 @@ class _SliceAssigned(torch.nn.Module):
         return self.fc(F.relu(y).mean((2, 3)))
 
 
-class _ReflectBlurPool(torch.nn.Module):
-    """Anti-aliased downsampling as its authors write it: reflect padding, then a fixed blur with stride 2."""
+class _EdgeBlurPool(torch.nn.Module):
+    """Downsampling after an edge padding (the border row repeated): not in the vocabulary, unlike reflect."""
 
     def __init__(self):
         super().__init__()
@@ -815,18 +857,19 @@ class _ReflectBlurPool(torch.nn.Module):
         self.register_buffer("blur", torch.full((8, 1, 3, 3), 1 / 9))
 
     def forward(self, x):
-        x = F.pad(F.relu(self.stem(x)), (1, 1, 1, 1), mode="reflect")
+        x = F.pad(F.relu(self.stem(x)), (1, 1, 1, 1), mode="replicate")
         return self.fc(F.relu(F.conv2d(x, self.blur, stride=2, groups=8)).mean((2, 3)))
 
 
 @pytest.mark.parametrize("make, pattern", [
     (_SliceAssigned, r"\(ScatterND\): op not in the InterActive vocabulary"),
-    (_ReflectBlurPool, r"\(Pad\): reflect padding .*; supported: non-negative zero padding of the spatial axes")])
+    (_EdgeBlurPool, r"\(Pad\): edge padding .*; supported: non-negative zero padding of the spatial axes, "
+                    r"absorbed by the Conv after it, and reflect padding of a map")])
 @pytest.mark.parametrize("exporter", ["folded", "dynamo"])
-def test_slice_assignment_and_reflect_padding_are_refused_in_one_line(make, pattern, exporter, tmp_path):
+def test_slice_assignment_and_edge_padding_are_refused_in_one_line(make, pattern, exporter, tmp_path):
     """Two forms of blocks above that the import does not read: a map assigned into a slice of another
-    (FasterNet's 'slicing' forward; its 'split_cat' form is read) and a reflect padding (antialiased-cnns'
-    BlurPool; zero padding is read). Each is one line naming the node, its op and what is supported."""
+    (FasterNet's 'slicing' forward; its 'split_cat' form is read) and an edge padding (zero and reflect
+    padding are read). Each is one line naming the node, its op and what is supported."""
     model = families.seeded(make, 4).eval()
     path = build.export_torch(model, tmp_path / "net.onnx", exporter, size=64, opset=17)
     with pytest.raises(OnnxImportError, match=pattern) as caught:
