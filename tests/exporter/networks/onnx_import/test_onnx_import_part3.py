@@ -758,19 +758,13 @@ def test_the_ops_that_were_refused_by_name_export_end_to_end(op, attrs, kind, tm
     assert manifest.verification["passed"] is True
 
 
-@pytest.mark.parametrize("block, holds", [("ghost", {"concat", "slice"}), ("sppf", {"maxpool", "concat", "silu"}),
-                                          ("res2", {"slice", "add", "concat"}), ("repvgg", {"affine", "add"})])
-@pytest.mark.parametrize("exporter", ["unfolded", "dynamo"])
-def test_blocks_of_todays_backbones_and_detectors(block, holds, exporter, tmp_path, photos):
-    """GhostNet's module (a conv's channels and a cheap depthwise conv of them, concatenated and sliced), YOLO's
-    SPPF (three stride-1 max pools chained, concatenated), Res2Net's hierarchical split and RepVGG's training
-    form (3x3 and 1x1 conv-BN branches and a BatchNorm alone, summed): read from both exporters with no new op,
-    on an odd channel count too (9: the slice is kept, Res2Net splits by halves or not at all), and the graph
-    is autograd's. Part of the import's fuzzer's vocabulary since 2026-12-07."""
+def block_alone(block: str, c: int, exporter: str, folder):
+    """One block of the fuzzer's vocabulary (random_networks.Extra) between a strided conv stem and a strided
+    conv, GAP and a Linear, at `c` channels, seeded; exported at 64 x 64."""
     import random_networks
 
     class Net(torch.nn.Module):
-        def __init__(self, c):
+        def __init__(self):
             super().__init__()
             self.stem = families.conv_bn(3, c, 3, 2, act=torch.nn.ReLU)
             self.block = random_networks.Extra(block, c, "gelu")
@@ -780,9 +774,21 @@ def test_blocks_of_todays_backbones_and_detectors(block, holds, exporter, tmp_pa
         def forward(self, x):
             return self.fc(self.top(self.block(self.stem(x))).mean((2, 3)))
 
+    model = build.randomise_batchnorm(families.seeded(Net, 3), 3).eval()
+    return build.export_torch(model, folder / f"{block}{c}.onnx", exporter, size=64, opset=17)
+
+
+@pytest.mark.parametrize("block, holds", [("ghost", {"concat", "slice"}), ("sppf", {"maxpool", "concat", "silu"}),
+                                          ("res2", {"slice", "add", "concat"}), ("repvgg", {"affine", "add"})])
+@pytest.mark.parametrize("exporter", ["unfolded", "dynamo"])
+def test_blocks_of_todays_backbones_and_detectors(block, holds, exporter, tmp_path, photos):
+    """GhostNet's module (a conv's channels and a cheap depthwise conv of them, concatenated and sliced), YOLO's
+    SPPF (three stride-1 max pools chained, concatenated), Res2Net's hierarchical split and RepVGG's training
+    form (3x3 and 1x1 conv-BN branches and a BatchNorm alone, summed): read from both exporters with no new op,
+    on an odd channel count too (9: the slice is kept, Res2Net splits by halves or not at all), and the graph
+    is autograd's. Part of the import's fuzzer's vocabulary since 2026-12-07."""
     for c in (12, 9):
-        model = build.randomise_batchnorm(families.seeded(lambda: Net(c), 3), 3).eval()
-        imported = import_onnx(build.export_torch(model, tmp_path / f"{block}{c}.onnx", exporter, size=64, opset=17))
+        imported = import_onnx(block_alone(block, c, exporter, tmp_path))
         spec = imported.spec
         expected = holds - ({"slice"} if block == "ghost" and c == 12 and exporter == "dynamo" else set()) - \
             ({"slice", "concat"} if block == "res2" and c == 9 else set())
@@ -806,22 +812,8 @@ def test_more_blocks_of_todays_cnns(block, holds, exporter, tmp_path, photos):
     training form, BlurPool zero- or reflect-padded and ResNet-D's average-pooled shortcut: read from both
     exporters (a reflect padding as a "pad" layer, every other block with no new op), on an odd channel
     count too, and the graph is autograd's. In the fuzzer's vocabulary since 2026-12-07 (evening)."""
-    import random_networks
-
-    class Net(torch.nn.Module):
-        def __init__(self, c):
-            super().__init__()
-            self.stem = families.conv_bn(3, c, 3, 2, act=torch.nn.ReLU)
-            self.block = random_networks.Extra(block, c, "gelu")
-            self.top = families.conv_bn(c, 16, 3, 2, act=torch.nn.ReLU)
-            self.fc = torch.nn.Linear(16, 10)
-
-        def forward(self, x):
-            return self.fc(self.top(self.block(self.stem(x))).mean((2, 3)))
-
     for c in (12, 9):
-        model = build.randomise_batchnorm(families.seeded(lambda: Net(c), 3), 3).eval()
-        imported = import_onnx(build.export_torch(model, tmp_path / f"{block}{c}.onnx", exporter, size=64, opset=17))
+        imported = import_onnx(block_alone(block, c, exporter, tmp_path))
         spec = imported.spec
         assert holds <= kinds(spec), kinds(spec)
         if block == "mixconv":  # three depthwise convs, one per kernel size
