@@ -54,8 +54,11 @@ def symmetric_padding(layer: Layer):
 
 
 def pad_input(layer: Layer, x: torch.Tensor, value: float = 0.0) -> torch.Tensor:
-    """Asymmetric padding as its own op (TensorFlow's 'same'); symmetric padding stays in the conv/pool."""
+    """Asymmetric padding as its own op (TensorFlow's 'same'; symmetric padding stays in the conv/pool), and
+    a "pad" layer's padding, with `value` or mirrored where its `pad_mode` is "reflect"."""
     top, left, bottom, right = layer.pad4
+    if layer.pad_mode == "reflect":
+        return F.pad(x, (left, right, top, bottom), mode="reflect")
     return F.pad(x, (left, right, top, bottom), value=value)
 
 
@@ -174,8 +177,7 @@ def apply_layer(layer: Layer, inputs: list[torch.Tensor], params,
         y = F.max_pool2d(x, layer.window, layer.stride, padding or 0, ceil_mode=layer.ceil_mode)
         return y, y
     if layer.op == "pad":
-        top, left, bottom, right = layer.pad4
-        y = F.pad(inputs[0], (left, right, top, bottom), mode=layer.pad_mode)
+        y = pad_input(layer, inputs[0])
         return y, y
     if layer.op == "avgpool":
         y = F.avg_pool2d(inputs[0], layer.window, layer.stride, symmetric_padding(layer), ceil_mode=layer.ceil_mode,

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from interactive_trt.exporter.interactive.forward import (
-    apply_head, apply_layer, resolve_unary_kernels, run_forward, shuffle_channels, weight_tensors,
+    apply_head, apply_layer, pad_input, resolve_unary_kernels, run_forward, shuffle_channels, weight_tensors,
 )
 from interactive_trt.contracts.outputs import output_names
 from interactive_trt.contracts.spec import Layer, ModelSpec
@@ -55,8 +55,7 @@ def bookkeeping(spec: ModelSpec, route):
             elif layer.op == "slice":
                 x = x[:, layer.offset:layer.offset + layer.channels]
             elif layer.op == "pad":
-                top, left, bottom, right = layer.pad4
-                x = F.pad(x, (left, right, top, bottom), mode=layer.pad_mode)
+                x = pad_input(layer, x)
             else:
                 x = shuffle_channels(x, layer.groups)
         return x

@@ -300,6 +300,16 @@ class GraphContext:
     def new_id(self) -> str:
         return f"L{len(self.order)}"
 
+    def padded(self, value, pads: tuple[int, int, int, int], source: str, mode: str = "constant") -> "Map":
+        """`value`'s map padded by `pads` (top, left, bottom, right) as a "pad" layer of its own."""
+        height, width = self.size_of(value.layer)
+        top, left, bottom, right = pads
+        draft = self.add(Draft(id=self.new_id(), op="pad", inputs=(value.layer,), channels=self.channels_of(value.layer),
+                               size=(height + top + bottom, width + left + right),
+                               total_stride=self.total_stride_of(value.layer), pads=tuple(pads), pad_mode=mode,
+                               source=source))
+        return Map(draft.id, value.layout, draft.version)
+
     def windowed(self, node, op: str, source: str, channels: int, kernel, stride: int,
                  pads: tuple[int, int, int, int], ceil_mode: bool = False, **fields) -> Draft:
         """A conv or pool layer, with its output size at the native size; `kernel` is a side or (height,

@@ -37,12 +37,7 @@ def max_pool(node, ctx) -> None:
         # maximum is 0 the routed gradient reaches a ReLU output of 0, whose mask stops it either way
         extra, value = value.pads, Map(value.layer, value.layout, value.version)
     elif isinstance(value, Padded):  # (ResNetV2's, before any activation) the zeros can be a maximum: a layer
-        height, width = ctx.size_of(value.layer)
-        top, left, bottom, right = value.pads
-        draft = ctx.add(Draft(id=ctx.new_id(), op="pad", inputs=(value.layer,), channels=ctx.channels_of(value.layer),
-                              size=(height + top + bottom, width + left + right),
-                              total_stride=ctx.total_stride_of(value.layer), pads=value.pads, source=node.input[0]))
-        value = Map(draft.id, value.layout, draft.version)
+        value = ctx.padded(value, value.pads, node.input[0])
     if len(node.output) > 1 and node.output[1] and (ctx.consumers.get(node.output[1]) or node.output[1] in ctx.outputs):
         raise ctx.refuse(node, "its Indices output is used; supported: max pooling alone")
     attrs = attributes(node)

@@ -334,13 +334,7 @@ def pad(node, ctx) -> None:
         raise ctx.refuse(node, f"pads {pads} reach the batch or channel axis; supported: spatial padding")
     spatial = (pads[rows], pads[columns], pads[rows + 4], pads[columns + 4])
     if reflect:  # a layer of its own (anti-aliased downsampling's, before its blur): its gradient folds back
-        height, width = ctx.size_of(value.layer)
-        top, left, bottom, right = spatial
-        draft = ctx.add(Draft(id=ctx.new_id(), op="pad", inputs=(value.layer,), channels=ctx.channels_of(value.layer),
-                              size=(height + top + bottom, width + left + right),
-                              total_stride=ctx.total_stride_of(value.layer), pads=spatial, pad_mode="reflect",
-                              source=node.output[0]))
-        ctx.set_value(node.output[0], Map(draft.id, value.layout, draft.version))
+        ctx.set_value(node.output[0], ctx.padded(value, spatial, node.output[0], "reflect"))
         return
     previous = value.pads if isinstance(value, Padded) else (0, 0, 0, 0)
     ctx.set_value(node.output[0], Padded(value.layer, value.layout, value.version,
