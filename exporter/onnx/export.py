@@ -7,7 +7,6 @@ verification on torch and on every runtime (verification.py), the manifest and t
 
 from __future__ import annotations
 
-import gc
 import os
 import platform
 import time
@@ -18,6 +17,7 @@ from typing import Callable
 
 from interactive_trt import __version__
 from interactive_trt.common.errors import SpecError
+from interactive_trt.common.memory import return_freed_memory
 from interactive_trt.contracts.graph import OnnxGraph
 from interactive_trt.contracts.manifest import Manifest, manifest_path_for, sha256_file, temporary_beside
 from interactive_trt.contracts.outputs import output_layer, output_shape
@@ -236,7 +236,7 @@ def export_model(request: ExportRequest, log: Callable[[str], None] = log_defaul
     exported = export_graph(spec, weights, request, log)
     if not request.trt:
         del weights  # the torch objects are gone too (export_graph): the runtimes are verified without them
-    gc.collect()
+    return_freed_memory()
     onnx_path, reports = exported.onnx_path, exported.reports
     if request.verify:
         # the float64 judge of a runtime's miss loads the weights again only then (issue 24's memory)

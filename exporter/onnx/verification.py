@@ -12,7 +12,6 @@ judged once more where the float64 forward pass has maxima within float32's erro
 
 from __future__ import annotations
 
-import gc
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 
 from interactive_trt.common.errors import VerificationError
 from interactive_trt.common.imaging import bucket_for, prepare, sample_photo
+from interactive_trt.common.memory import return_freed_memory
 from interactive_trt.contracts.graph import OnnxGraph
 from interactive_trt.contracts.spec import ModelSpec
 from interactive_trt.exporter.onnx.request import ExportRequest, log_default
@@ -475,7 +475,7 @@ def verify_runtimes(graph: OnnxGraph, checked: list[Checked], log: Callable[[str
                     missed.append((len(reports), item, got, bounds))
                 reports.append(report)
         del runner
-        gc.collect()
+        return_freed_memory()
         log(f"  verified {name} on {len(checked)} inputs in {time.perf_counter() - started:.1f}s")
     precise, ties = {}, {}
     for index, item, got, bounds in missed:

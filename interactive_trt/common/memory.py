@@ -9,11 +9,13 @@ system time per EfficientNet-B0 InterActive pass at 512x512, and the torch backe
 
 from __future__ import annotations
 
+import functools
 import os
 
 KEEP_BYTES = 1 << 30  # glibc's mmap and trim thresholds when freed memory is kept
 # glibc's own variables for the same thresholds: where the user set either, their choice stands
 GLIBC_VARIABLES = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+kept = False  # keep_freed_memory took: return_freed_memory leaves the process as it is
 
 
 def keep_freed_memory() -> bool:
@@ -21,19 +23,39 @@ def keep_freed_memory() -> bool:
     system; True where it took. Process-wide and not undone: memory a torch call freed stays for the next
     one (the process's size stays at its largest call's), which is what a runner called again needs. Not
     glibc (macOS, musl), or the user's own MALLOC_* thresholds set: nothing is changed."""
-    setter = mallopt()
+    global kept
+    setter = c_function("mallopt")
     if setter is None or any(name in os.environ for name in GLIBC_VARIABLES):
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3  # malloc.h
-    return bool(setter(m_mmap_threshold, KEEP_BYTES)) and bool(setter(m_trim_threshold, KEEP_BYTES))
+    kept = bool(setter(m_mmap_threshold, KEEP_BYTES)) and bool(setter(m_trim_threshold, KEEP_BYTES))
+    return kept
 
 
-def mallopt():
-    """glibc's mallopt, or None where the C library is another (macOS, musl, Windows)."""
+def return_freed_memory(collect: bool = True) -> None:
+    """Have glibc return the free pages it holds to the system (after a garbage collection, unless
+    `collect` is False: where what was freed is known to be gone, a collection of a large process costs
+    tenths of a second): between the stages of an export, each of which frees what the next does not need.
+    glibc keeps what a stage frees in blocks under its mmap threshold, and trims its heaps only from the
+    top, so without this a VGG-19 export carried 0.8 GiB of its torch stage into each runtime's (issue 24).
+    Nothing where the C library is another, or where freed memory is kept on purpose (keep_freed_memory)."""
+    if collect:
+        import gc
+
+        gc.collect()
+    trim = c_function("malloc_trim")
+    if trim is not None and not kept:
+        trim(0)
+
+
+@functools.cache
+def c_function(name: str):
+    """glibc's function `name`, or None where the C library is another (macOS, musl, Windows). Cached:
+    finding the C library may run ldconfig."""
     import ctypes
     import ctypes.util
 
     try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+        return getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)
     except (OSError, AttributeError):
         return None

@@ -27,6 +27,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from interactive_trt.common.memory import return_freed_memory
 from interactive_trt.forms.rewrite import (
     attributes_of, pointwise_stride_one, replace_nodes, transposed_as_convolutions,
 )
@@ -194,6 +195,7 @@ def written(rewrite: Callable[[], tuple[onnx.ModelProto, dict[str, int]]], path)
     """
     with tempfile.TemporaryDirectory(prefix="interactive-form-") as folder:
         target, counts = save_rewritten(rewrite, Path(folder))
+        return_freed_memory(collect=False)  # the proto's, before the session takes its own
         yield str(target or path), counts
 
 

@@ -50,7 +50,7 @@ def faults(allocator: str) -> tuple[bool, int]:
 def test_kept_memory_spares_a_torch_pass_its_page_faults():
     """Without it every 64 MiB map is faulted in anew on each call; with it the pages are reused, as the
     runtimes reuse their arenas."""
-    if memory.mallopt() is None:
+    if memory.c_function("mallopt") is None:
         pytest.skip("this C library has no mallopt (not glibc): the system's allocator stays as it is")
     kept, with_keep = faults("keep")
     assert kept
@@ -80,7 +80,52 @@ def test_the_torch_backend_keeps_memory_on_the_cpu_unless_told_otherwise(small_m
     done = subprocess.run([sys.executable, "-c", PROBE, str(small_model), str(int(keep))], capture_output=True,
                           text=True, timeout=300, env=environment)
     assert done.returncode == 0, done.stderr[-2000:]
-    if expected and memory.mallopt() is None:
+    if expected and memory.c_function("mallopt") is None:
         pytest.skip("this C library has no mallopt (not glibc): nothing to keep")
     assert done.stdout.split()[-1] == str(int(expected))
 
+
+
+RETURNED = """
+import ctypes, sys
+from interactive_trt.common import memory
+
+
+def anonymous_mib():
+    for line in open("/proc/self/status"):
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) / 1024
+
+
+if sys.argv[1] == "keep":
+    assert memory.keep_freed_memory()
+malloc = ctypes.CDLL("libc.so.6").malloc
+malloc.restype = ctypes.c_void_p
+free = ctypes.CDLL("libc.so.6").free
+free.argtypes = [ctypes.c_void_p]
+blocks = [malloc(64 << 10) for _ in range(4096)]  # 256 MiB in blocks under glibc's mmap threshold
+for block in blocks:
+    ctypes.memset(block, 1, 64 << 10)
+top = malloc(64 << 10)  # a live block above them, from the heap's top: glibc's own trimming stops at it
+for block in blocks:
+    free(block)
+before = anonymous_mib()
+memory.return_freed_memory()
+print(before - anonymous_mib())
+"""
+
+
+@pytest.mark.parametrize("allocator", ["system", "keep"])
+def test_freed_memory_goes_back_between_stages_unless_kept(allocator):
+    """What an export stage frees goes back to the system before the next stage (issue 24's peak), except
+    where the process keeps freed memory on purpose."""
+    if memory.c_function("malloc_trim") is None:
+        pytest.skip("this C library has no malloc_trim (not glibc)")
+    done = subprocess.run([sys.executable, "-c", RETURNED, allocator], capture_output=True, text=True, timeout=120,
+                          env=clean_environment())
+    assert done.returncode == 0, done.stderr[-2000:]
+    returned = float(done.stdout.split()[-1])
+    if allocator == "system":
+        assert returned > 200, f"{returned} MiB returned of 256 freed"
+    else:
+        assert returned < 16, f"{returned} MiB returned where freed memory is kept"
