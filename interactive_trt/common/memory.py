@@ -1,11 +1,14 @@
-"""Freed memory kept in the process for eager PyTorch on the CPU.
+"""Freed memory: kept in the process for eager PyTorch on the CPU, returned to the system between the
+stages of an export.
 
 Eager PyTorch on the CPU has no caching allocator. glibc's malloc serves every block over its mmap
 threshold (at most 32 MiB) with a fresh mapping and unmaps it on free, so each call of a torch graph
 faults every page of its large tensors in again, where ONNX Runtime and OpenVINO reuse their arenas. On
 this project's VM (a Firecracker guest, 2 cores) that cost the plain-autograd peer 0.05 to 1.9 s of
 system time per EfficientNet-B0 InterActive pass at 512x512, and the torch backend 13-19% of its pass
-(2026-12-06, docs/benchmarks.md)."""
+(2026-12-06, docs/benchmarks.md). An export is the other case: each stage (the torch graph, then one
+runtime after another) frees what the next does not need, and what glibc keeps of it adds to the next
+stage's peak (issue 24)."""
 
 from __future__ import annotations
 
