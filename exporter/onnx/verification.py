@@ -275,6 +275,12 @@ AUTOGRAD_SLACK = 2.0  # how much further from float64 than float32 autograd a fl
 AUTOGRAD_COSINE = 0.99
 
 
+def autograd_distances(precise: dict, float32: dict, magnitudes: dict) -> dict[str, tuple[float, float]]:
+    """Float32 autograd's own (rel L2, cosine) from float64, per output."""
+    return {name: (rel_l2(float32[name], value, magnitudes.get(name)), cosine(float32[name], value))
+            for name, value in precise.items() if name in float32}
+
+
 def autograd_held(bounds: Bounds, distance: tuple[float, float]) -> Bounds:
     """`bounds`, each loosened to AUTOGRAD_SLACK times float32 autograd's own (rel L2, 1 - cosine) from
     float64 where that is the larger, and autograd is within AUTOGRAD_COSINE of float64."""
@@ -305,8 +311,7 @@ def as_close_as_autograd(report: Report, got: dict, precise: dict, magnitudes: d
     sign: rel L2 of order 1). None where the result misses that too or nothing is relaxed."""
     if not float32:
         return None
-    distances = {name: (rel_l2(float32[name], value, magnitudes.get(name)), cosine(float32[name], value))
-                 for name, value in precise.items() if name in float32}
+    distances = autograd_distances(precise, float32, magnitudes)
     held = {name: autograd_held(bounds, distance) for name, distance in distances.items()}
     relaxed = {name: distances[name] for name, loosened in held.items() if loosened != bounds}
     own = compare("float32 autograd", {name: float32[name] for name in distances}, precise, bounds, magnitudes)
@@ -359,11 +364,10 @@ def as_near_as_autograd(got: dict, precise: dict, float32: dict, bounds: Bounds,
     """The outputs of `got` that `as_close_as_autograd` would pass, one by one: within AUTOGRAD_SLACK times
     float32 autograd's own distance from float64, where that rule loosens their bounds."""
     near = set()
-    for name, value in precise.items():
-        if name not in got or name not in (float32 or {}):
-            continue
-        held = autograd_held(bounds, (rel_l2(float32[name], value, magnitudes.get(name)), cosine(float32[name], value)))
-        if held != bounds and compare("", {name: got[name]}, {name: value}, held, magnitudes).passed:
+    for name, distance in autograd_distances(precise, float32 or {}, magnitudes).items():
+        held = autograd_held(bounds, distance)
+        if name in got and held != bounds and compare("", {name: got[name]}, {name: precise[name]}, held,
+                                                      magnitudes).passed:
             near.add(name)
     return near
 
