@@ -364,7 +364,7 @@ def as_near_as_autograd(got: dict, precise: dict, float32: dict, bounds: Bounds,
     """The outputs of `got` that `as_close_as_autograd` would pass, one by one: within AUTOGRAD_SLACK times
     float32 autograd's own distance from float64, where that rule loosens their bounds."""
     near = set()
-    for name, distance in autograd_distances(precise, float32 or {}, magnitudes).items():
+    for name, distance in autograd_distances(precise, float32, magnitudes).items():
         held = autograd_held(bounds, distance)
         if name in got and held != bounds and compare("", {name: got[name]}, {name: precise[name]}, held,
                                                       magnitudes).passed:
@@ -404,13 +404,16 @@ def unconditioned(report: Report, precise: dict, float32: dict, near: set[str] =
     return found
 
 
-def conditioning_note(spec, report: Report, precise: dict, float32: dict, near: set[str] = frozenset()) -> str:
-    """What a miss that no float32 computation could avoid on this input says, and what works; "" for
-    any other miss. `near`: the outputs as near float64 as float32 autograd (`as_near_as_autograd`)."""
+def conditioning_note(spec, report: Report, got: dict, precise: dict, float32: dict, bounds: Bounds,
+                      magnitudes: dict) -> str:
+    """What a miss of `got` that no float32 computation could avoid on this input says, and what works; ""
+    for any other miss. Outputs as near float64 as float32 autograd (`as_near_as_autograd`) are named as
+    such and leave the others to decide."""
     if not float32:
         return ""
     if cancelled := cancelled_layers(report, precise, float32):
         return cancelled_note(spec, cancelled)
+    near = as_near_as_autograd(got, precise, float32, bounds, magnitudes)
     found = unconditioned(report, precise, float32, near)
     if not found:
         return ""
@@ -472,8 +475,7 @@ def verify_torch_graph(spec, weights, request: ExportRequest, graph,
                 item = Checked(label, batch, {k: v.astype(np.float32) for k, v in precise.items()},
                                precise_magnitudes, exact=True, float32=expected)
             else:
-                report.note = conditioning_note(spec, report, precise, expected, as_near_as_autograd(
-                    explicit, precise, expected, bounds, precise_magnitudes))
+                report.note = conditioning_note(spec, report, explicit, precise, expected, bounds, precise_magnitudes)
         reports.append(report)
         checked.append(item)
         log(f"  verified the torch graph on {label} in {time.perf_counter() - started:.1f}s")
@@ -527,8 +529,8 @@ def verify_runtimes(graph: OnnxGraph, checked: list[Checked], log: Callable[[str
         again = (tie_judged(reports[index], got, expected, magnitudes, bounds, ties[item.label], log)
                  or as_close_as_autograd(reports[index], got, expected, magnitudes, float32, bounds, log))
         if again is None:
-            reports[index].note = conditioning_note(exact.spec, reports[index], expected, float32,
-                                                    as_near_as_autograd(got, expected, float32, bounds, magnitudes))
+            reports[index].note = conditioning_note(exact.spec, reports[index], got, expected, float32, bounds,
+                                                    magnitudes)
         else:
             reports[index] = again
     return reports
