@@ -6,9 +6,13 @@ threshold (at most 32 MiB) with a fresh mapping and unmaps it on free, so each c
 faults every page of its large tensors in again, where ONNX Runtime and OpenVINO reuse their arenas. On
 this project's VM (a Firecracker guest, 2 cores) that cost the plain-autograd peer 0.05 to 1.9 s of
 system time per EfficientNet-B0 InterActive pass at 512x512, and the torch backend 13-19% of its pass
-(2026-12-06, docs/benchmarks.md). An export is the other case: each stage (the torch graph, then one
-runtime after another) frees what the next does not need, and what glibc keeps of it adds to the next
-stage's peak (issue 24)."""
+(2026-12-06, docs/benchmarks.md). The thresholds alone did not keep the large blocks of other threads:
+a thread's own glibc arena grows in heaps of 64 MiB, and a block that does not fit in one (a 64-channel
+map at 512x512) is mapped and unmapped whatever the thresholds say, so a torch pass called from a worker
+thread (a server's pool) faulted its large maps in again on every call. Kept memory also puts threads on
+the main arena. An export is the other case: each stage (the torch graph, then one runtime after
+another) frees what the next does not need, and what glibc keeps of it adds to the next stage's peak
+(issue 24)."""
 
 from __future__ import annotations
 
@@ -18,20 +22,25 @@ import os
 KEEP_BYTES = 1 << 30  # glibc's mmap and trim thresholds when freed memory is kept
 # glibc's own variables for the same thresholds: where the user set either, their choice stands
 GLIBC_VARIABLES = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+ARENAS_VARIABLE = "MALLOC_ARENA_MAX"  # glibc's own for the number of arenas: the user's choice stands too
 kept = False  # keep_freed_memory took: return_freed_memory leaves the process as it is
 
 
 def keep_freed_memory() -> bool:
     """Make glibc keep freed blocks of up to KEEP_BYTES in the process instead of returning them to the
     system; True where it took. Process-wide and not undone: memory a torch call freed stays for the next
-    one (the process's size stays at its largest call's), which is what a runner called again needs. Not
-    glibc (macOS, musl), or the user's own MALLOC_* thresholds set: nothing is changed."""
+    one (the process's size stays at its largest call's), which is what a runner called again needs.
+    A thread that has not allocated yet will allocate from the main arena (unless the user set
+    MALLOC_ARENA_MAX), where a large block is kept as well. Not glibc (macOS, musl), or the user's own
+    MALLOC_* thresholds set: nothing is changed."""
     global kept
     setter = c_function("mallopt")
     if setter is None or any(name in os.environ for name in GLIBC_VARIABLES):
         return False
-    m_trim_threshold, m_mmap_threshold = -1, -3  # malloc.h
+    m_trim_threshold, m_mmap_threshold, m_arena_max = -1, -3, -8  # malloc.h
     kept = bool(setter(m_mmap_threshold, KEEP_BYTES)) and bool(setter(m_trim_threshold, KEEP_BYTES))
+    if kept and ARENAS_VARIABLE not in os.environ:
+        setter(m_arena_max, 1)
     return kept
 
 
