@@ -105,7 +105,9 @@ def rel_l2(candidate: np.ndarray, reference: np.ndarray, magnitude: np.ndarray |
 
 
 def topk_agreement(candidate: np.ndarray, reference: np.ndarray, k: int = 5) -> tuple[float, float]:
-    """Fraction of images with the same top-1 class, and mean overlap of the top-k sets."""
+    """Fraction of images with the same top-1 class, and mean overlap of the top-k sets; k is at most the
+    number of classes (a two-class classifier's top-5 is its two classes, which always overlap wholly)."""
+    k = min(k, candidate.shape[1])
     top_c = np.argsort(-candidate, axis=1)[:, :k]
     top_r = np.argsort(-reference, axis=1)[:, :k]
     top1 = float(np.mean(top_c[:, 0] == top_r[:, 0]))

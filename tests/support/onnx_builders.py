@@ -454,3 +454,40 @@ def keras_convnext_like(form: str, seed: int = 0) -> onnx.ModelProto:
     x = written_layer_norm(g, x, 32, -1, form, "convnext/head_layernorm")
     out = g.one("Add", [g.one("MatMul", [x, g.weight(32, 1000)]), g.bias(1000)], name="predictions/BiasAdd")
     return g.model("input_1", [1, 224, 224, 3], out, 13)
+
+
+def paddle_like(seed: int = 0, classes: int = 2) -> onnx.ModelProto:
+    """A graph as paddle2onnx writes one (PaddleOCR's direction classifier, a MobileNetV3): every dynamic
+    size as -1 in the input and the output, BatchNormalization nodes, Hardswish as x * Clip(x + 3, 0, 6) / 6,
+    a squeeze-and-excitation gate with HardSigmoid, the flatten before the classifier as Reshape(x,
+    Concat(Cast(Slice(Cast(Shape(x)), 0:1)), Cast([-1]))), MatMul + Add, Softmax and an Identity; two classes
+    by default."""
+    g = GraphWriter(seed)
+
+    def bn(x, channels):
+        gamma = g.const(g.rng.uniform(0.5, 1.5, channels).astype(np.float32), "gamma")
+        mean = g.const((g.rng.standard_normal(channels) * 0.1).astype(np.float32), "mean")
+        var = g.const(g.rng.uniform(0.5, 2.0, channels).astype(np.float32), "var")
+        return g.one("BatchNormalization", [x, gamma, g.bias(channels), mean, var], epsilon=1e-5)
+
+    def hardswish(x):
+        clipped = g.one("Clip", [g.one("Add", [x, g.const(np.float32(3.0))]), g.const(np.float32(0.0)),
+                                 g.const(np.float32(6.0))])
+        return g.one("Div", [g.one("Mul", [x, clipped]), g.const(np.float32(6.0))])
+
+    x = hardswish(bn(g.conv("x", 3, 8, 3, 2, pads=(1, 1, 1, 1), bias=False, name="conv1"), 8))
+    y = g.one("Relu", [bn(g.conv(x, 8, 8, 3, 2, pads=(1, 1, 1, 1), groups=8, bias=False, name="conv2_dw"), 8)])
+    gate = g.one("Relu", [g.conv(g.one("GlobalAveragePool", [y]), 8, 4, 1, name="conv2_se_1")])
+    gate = g.one("HardSigmoid", [g.conv(gate, 4, 8, 1, name="conv2_se_2")], alpha=0.2, beta=0.5)
+    y = bn(g.conv(g.one("Mul", [y, gate]), 8, 16, 1, bias=False, name="conv2_linear"), 16)
+    x = hardswish(bn(g.conv(y, 16, 32, 1, bias=False, name="conv_last"), 32))
+    x = g.one("MaxPool", [x], kernel_shape=[2, 2], strides=[2, 2], pads=[0, 0, 0, 0])
+    x = g.one("GlobalAveragePool", [x], name="pool2d_10")
+    shape = g.one("Cast", [g.one("Shape", [x])], to=TensorProto.INT32)
+    batch = g.one("Slice", [shape, g.const(np.array([0], np.int64)), g.const(np.array([1], np.int64)),
+                            g.const(np.array([0], np.int64)), g.const(np.array([1], np.int64))])
+    rest = g.one("Cast", [g.const(np.array([-1], np.int32))], to=TensorProto.INT64)
+    x = g.one("Reshape", [x, g.one("Concat", [g.one("Cast", [batch], to=TensorProto.INT64), rest], axis=-1)])
+    x = g.one("Add", [g.one("MatMul", [x, g.weight(32, classes)]), g.bias(classes)], name="linear_1")
+    out = g.one("Identity", [g.one("Softmax", [x], axis=1)])
+    return g.model("x", [-1, 3, -1, -1], out, 11, producer="PaddlePaddle", output_shape=(-1, classes))

@@ -51,8 +51,10 @@ class Canonical:
 
 
 def _dims(value_info) -> list:
+    """The sizes of a graph input, None where dynamic: a dim_param, no value, or a value under 1 (paddle2onnx
+    writes a dynamic batch as -1)."""
     shape = value_info.type.tensor_type.shape
-    return [dim.dim_value if dim.HasField("dim_value") else None for dim in shape.dim]
+    return [dim.dim_value if dim.HasField("dim_value") and dim.dim_value > 0 else None for dim in shape.dim]
 
 
 def default_opset(model) -> int:

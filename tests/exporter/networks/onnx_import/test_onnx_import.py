@@ -256,6 +256,28 @@ def test_a_dynamic_input_size_needs_the_native_size(torch_files, tmp_path):
     assert_verified(imported)
 
 
+def test_a_paddle2onnx_classifier_of_two_classes_exports_on_every_runtime(tmp_path):
+    """paddle2onnx writes a dynamic size as -1, which was taken for a size (the batch fixed at -1, no shape
+    inferred past it, and the flatten's Shape left unfolded); and a classifier of fewer than five classes
+    failed every bf16 verification on its top-5 overlap. Every report passes now, bf16's where it runs."""
+    from interactive_trt.common.errors import OnnxImportError
+    from interactive_trt.exporter.onnx.export import export_model
+    from interactive_trt.exporter.onnx.request import IMPORTED, ExportRequest
+
+    path = build.save(build.paddle_like(), tmp_path / "paddle.onnx")
+    with pytest.raises(OnnxImportError, match=r"paddle.onnx: input 'x' has a dynamic size \[None, 3, None, None\]"):
+        import_onnx(path)
+    imported = import_onnx(path, ImportOptions(input_size=(64, 64)))
+    assert imported.canonical.batch is None and imported.spec.layer(imported.spec.head_logits).channels == 2
+    assert_verified(imported)
+    _, manifest = export_model(ExportRequest(model=IMPORTED, source=path, out=tmp_path / "out", input_size=(64, 64)),
+                               log=lambda line: None)
+    reports = manifest.verification["reports"]
+    assert {"torch graph", "onnxruntime", "rebuilt forward"} <= {report["label"].split(" vs ")[0] for report in reports}
+    assert all(report["passed"] for report in reports), [r["label"] for r in reports if not r["passed"]]
+    assert not manifest.verification["refused_precisions"]
+
+
 def test_a_whole_map_average_pool_is_the_global_one(tmp_path):
     """Old torchvision ResNets pool with AvgPool2d(7): at the native size that is the global average pool, so
     the classifier becomes the 1x1 conv over layer4 and the network runs at every size."""
