@@ -162,6 +162,30 @@ def group_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, groups
     return normalised * per_channel(weight) + per_channel(bias)
 
 
+def channel_window_sum(x: torch.Tensor, size: int) -> torch.Tensor:
+    """S(x): at each channel, the sum over the `size` channels centred on it (an odd size; zeros past the
+    first and last), as a padding and `size` slices: plain ops every runtime has, and S is its own
+    transpose, which the backward pass uses."""
+    reach, channels = (size - 1) // 2, x.shape[1]
+    padded = F.pad(x, (0, 0, 0, 0, reach, reach))
+    total = padded[:, 0:channels]
+    for start in range(1, size):
+        total = total + padded[:, start:start + channels]
+    return total
+
+
+def lrn_denominator(layer: Layer, x: torch.Tensor) -> torch.Tensor:
+    """d = k + alpha / size * S(x^2) of a local response normalisation (k its `bn_eps`), in float32 at
+    least: the squares of AlexNet's first layer pass fp16's largest value."""
+    wide = widened(x)
+    return layer.bn_eps + (layer.alpha / layer.channel_window) * channel_window_sum(wide * wide, layer.channel_window)
+
+
+def local_response_norm(layer: Layer, x: torch.Tensor) -> torch.Tensor:
+    """x / d^beta (ONNX's LRN, torch's LocalResponseNorm at odd sizes)."""
+    return (widened(x) * torch.pow(lrn_denominator(layer, x), -layer.beta)).to(x.dtype)
+
+
 def apply_layer(layer: Layer, inputs: list[torch.Tensor], params,
                 sigmoids: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Returns (pre-activation, output); they are the same tensor for pools, concats and linear layers."""
@@ -217,6 +241,9 @@ def apply_layer(layer: Layer, inputs: list[torch.Tensor], params,
         return y, y
     if layer.op == "groupnorm":
         y = group_norm(inputs[0], *params, layer.groups, layer.bn_eps)
+        return y, y
+    if layer.op == "lrn":
+        y = local_response_norm(layer, inputs[0])
         return y, y
     if layer.op == "slice":
         y = inputs[0][:, layer.offset:layer.offset + layer.channels]

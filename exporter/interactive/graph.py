@@ -31,8 +31,8 @@ from torch import nn
 
 from interactive_trt.common.errors import SpecError
 from interactive_trt.exporter.interactive.forward import (
-    apply_head, apply_layer, group_mean, per_channel, required_layers, resolve_unary_kernels, run_forward, scored_map,
-    shared_tensor, shuffle_channels, widened,
+    apply_head, apply_layer, channel_window_sum, group_mean, lrn_denominator, per_channel, required_layers,
+    resolve_unary_kernels, run_forward, scored_map, shared_tensor, shuffle_channels, widened,
 )
 from interactive_trt.contracts.outputs import CONFIGS, HEADS, output_names
 from interactive_trt.exporter.interactive.precision import torch_dtypes
@@ -358,6 +358,17 @@ class InterActiveGraph(nn.Module):
         through = (g - xhat * (g * xhat).mean(dim=1, keepdim=True)) * inverse_sigma.to(grad.dtype)
         return through - through.mean(dim=1, keepdim=True)
 
+    def lrn_input_grad(self, layer: Layer, x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        """Local response normalisation's vector-Jacobian product (docs/INTERACTIVE.md, this project's note):
+        for y = x d^-beta with d = k + (alpha / n) S(x^2), G d^-beta - (2 alpha beta / n) x S(G x d^-beta / d),
+        S the channel window's sum, which is its own transpose (an odd window, centred). In float32 at
+        least, as the forward pass's d."""
+        d = lrn_denominator(layer, x)
+        wide, g = widened(x), widened(grad)
+        scaled = g * torch.pow(d, -layer.beta)
+        through = channel_window_sum(scaled * wide / d, layer.channel_window)
+        return (scaled - (2.0 * layer.alpha * layer.beta / layer.channel_window) * wide * through).to(grad.dtype)
+
     def groupnorm_input_grad(self, layer: Layer, x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         """GroupNorm's vector-Jacobian product, LayerNorm's over each group's channels and positions, in
         float32 with every mean taken one axis at a time (`group_mean`), with g = G * weight:
@@ -472,6 +483,8 @@ class InterActiveGraph(nn.Module):
             yield source, self.grn_input_grad(layer, acts[source], grad)
         elif layer.op == "groupnorm":
             yield source, self.groupnorm_input_grad(layer, acts[source], grad)
+        elif layer.op == "lrn":
+            yield source, self.lrn_input_grad(layer, acts[source], grad)
         elif layer.op == "prelu":
             slope = per_channel(self.params(layer.name)[0]).to(grad.dtype)
             yield source, grad * torch.where(acts[source] > 0, torch.ones_like(slope), slope)

@@ -17,7 +17,7 @@ from interactive_trt.common.errors import SpecError
 
 INPUT = "image"
 OPS = ("conv", "maxpool", "avgpool", "add", "concat", "act", "gap", "mul", "affine", "layernorm", "slice", "shuffle",
-       "prelu", "gmp", "channel_mean", "channel_max", "pad", "grn", "groupnorm")
+       "prelu", "gmp", "channel_mean", "channel_max", "pad", "grn", "groupnorm", "lrn")
 GLOBAL_POOLS = ("gap", "gmp")  # N x C x 1 x 1 at every input size: what a gate's branch starts from
 # Activations whose gradient is a mask read off the layer's output; every other one needs its input z
 # (INTERACTIVE.md, "Any CNN, part 3": SiLU's derivative cannot be read from its output).
@@ -29,7 +29,7 @@ SMOOTH_ACTIVATIONS = ("sigmoid", "silu", "hardsigmoid", "hardswish", "gelu", "ge
 # among them (BOOKKEEPING: channels, and a padding's border) also maps the successor's connection sums back
 # onto t's channels and positions.
 BOOKKEEPING = ("slice", "shuffle", "concat", "pad")
-WEIGHT_FREE = ("act", "prelu", "mul", "affine", "layernorm", "grn", "groupnorm", *BOOKKEEPING)
+WEIGHT_FREE = ("act", "prelu", "mul", "affine", "layernorm", "grn", "groupnorm", "lrn", *BOOKKEEPING)
 # Layers with parameters: (weight, bias) arrays, OIHW for convs, per channel for the others (a PReLU's
 # weight is its slopes, its bias unused).
 PARAMETRIC = ("conv", "affine", "layernorm", "prelu", "grn", "groupnorm")
@@ -52,7 +52,9 @@ class Layer:
     Global Response Normalization, x + bias + weight * x * n / (mean_c(n) + bn_eps) with n each channel's L2
     norm over the positions: a per-channel gate computed from the map, plus the map), "groupnorm" (GroupNorm:
     `groups` groups of channels, each normalised over its channels and positions, then a per-channel weight
-    and bias; `bn_eps` its epsilon), "prelu" (LeakyReLU with
+    and bias; `bn_eps` its epsilon), "lrn" (local response normalisation across channels, as AlexNet and
+    GoogLeNet have it: x / (bn_eps + alpha / n * S(x^2))^beta, S the sum over the n = `channel_window`
+    channels centred on each, an odd number), "prelu" (LeakyReLU with
     a learnt slope per channel: its weight), "slice" (`channels` channels of its input from `offset` on:
     Split, Slice, Chunk) and "shuffle" (ShuffleNet's channel shuffle of `groups` groups: output channel
     j * groups + i is input channel i * (C / groups) + j); "pad" (around the map by `pads`: zeros where a
@@ -96,6 +98,7 @@ class Layer:
     offset: int = 0
     kernel_w: int = 0  # a non-square window's width (Inception's 1x7 and 7x1); 0: square, `kernel` wide
     pad_mode: str = "constant"  # a "pad" layer's: "constant" (zeros) or "reflect"
+    channel_window: int = 0  # an "lrn" layer's window across the channels (odd, centred on each)
 
     @property
     def window(self) -> tuple[int, int]:
@@ -385,6 +388,10 @@ class ModelSpec:
             if layer.op == "groupnorm" and (layer.groups < 1 or layer.channels % layer.groups):
                 raise SpecError(f"model {self.name!r}: groupnorm {layer.name!r} of {layer.channels} channels in "
                                 f"{layer.groups} groups")
+            if layer.op == "lrn" and (layer.channel_window < 1 or layer.channel_window % 2 == 0 or layer.alpha < 0
+                                      or layer.bn_eps <= 0):
+                raise SpecError(f"model {self.name!r}: lrn {layer.name!r} of size {layer.channel_window}, alpha "
+                                f"{layer.alpha}, bias {layer.bn_eps}: expected an odd size, alpha >= 0 and bias > 0")
             if layer.op == "shuffle" and (layer.channels != self.channels_of(layer.inputs[0])
                                           or layer.groups < 1 or layer.channels % layer.groups):
                 raise SpecError(f"model {self.name!r}: shuffle {layer.name!r} of {layer.channels} channels in "

@@ -491,3 +491,26 @@ def paddle_like(seed: int = 0, classes: int = 2) -> onnx.ModelProto:
     x = g.one("Add", [g.one("MatMul", [x, g.weight(32, classes)]), g.bias(classes)], name="linear_1")
     out = g.one("Identity", [g.one("Softmax", [x], axis=1)])
     return g.model("x", [-1, 3, -1, -1], out, 11, producer="PaddlePaddle", output_shape=(-1, classes))
+
+
+def zoo_lrn_like(opset: int = 9, seed: int = 0, classes: int = 1000) -> onnx.ModelProto:
+    """The ONNX model zoo's GoogLeNet (bvlc_googlenet) stem, small: conv 7x7 / 2, ReLU, max pool, the LRN op,
+    1x1 and 3x3 convs, LRN again after a ReLU, max pool; an Inception-style concat, the global pool, Gemm
+    and Softmax."""
+    g = GraphWriter(seed)
+    lrn = {"size": 5, "alpha": 1e-4, "beta": 0.75, "bias": 1.0}
+    x = g.one("Relu", [g.conv("data_0", 3, 16, 7, 2, pads=(3, 3, 3, 3), name="conv1_7x7_s2")])
+    x = g.one("MaxPool", [x], name="pool1_3x3_s2", kernel_shape=[3, 3], strides=[2, 2], pads=[0, 0, 1, 1])
+    x = g.one("LRN", [x], name="pool1_norm1", **lrn)
+    x = g.one("Relu", [g.conv(x, 16, 16, 1, name="conv2_3x3_reduce")])
+    x = g.one("Relu", [g.conv(x, 16, 24, 3, pads=(1, 1, 1, 1), name="conv2_3x3")])
+    x = g.one("LRN", [x], name="conv2_norm2", **{**lrn, "alpha": 0.5, "bias": 2.0, "size": 3})  # not near 1
+    x = g.one("MaxPool", [x], name="pool2_3x3_s2", kernel_shape=[3, 3], strides=[2, 2], pads=[0, 0, 1, 1])
+    a = g.one("Relu", [g.conv(x, 24, 8, 1, name="inception_3a_1x1")])
+    b = g.one("Relu", [g.conv(x, 24, 8, 3, pads=(1, 1, 1, 1), name="inception_3a_3x3")])
+    x = g.one("Concat", [a, b], name="inception_3a_output", axis=1)
+    x = g.one("GlobalAveragePool", [x], name="pool5_7x7_s1")
+    x = g.one("Flatten", [x], name="flatten", axis=1)
+    x = g.one("Gemm", [x, g.weight(classes, 16), g.bias(classes)], name="loss3_classifier", transB=1)
+    out = g.one("Softmax", [x], name="prob_1", axis=1)
+    return g.model("data_0", [1, 3, 224, 224], out, opset, producer="model zoo", output_shape=(1, classes))

@@ -166,6 +166,7 @@ class Draft:
     offset: int = 0  # a slice's first channel
     kernel_w: int = 0  # a non-square window's width (0: square)
     pad_mode: str = "constant"  # a pad layer's: zeros, or "reflect"
+    channel_window: int = 0  # an lrn layer's window across the channels
 
 
 def node_label(node) -> str:

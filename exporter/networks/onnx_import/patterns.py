@@ -322,6 +322,76 @@ def group_norm_written(g: Graph, norm):
                                   "scale": weight.astype(np.float32), "bias": bias.astype(np.float32)}
 
 
+def through(g: Graph, name: str, op_types: tuple[str, ...]):
+    """The one reader of `name` when it is of one of `op_types`."""
+    reader = g.only_reader(name)
+    return reader if reader is not None and reader.op_type in op_types else None
+
+
+def lrn_written(g: Graph, pool):
+    """Local response normalisation as torch.onnx writes torch's LocalResponseNorm (and pytorchcv its own):
+    x * x viewed as N x 1 x C x H x W, padded along C (a Pad, or the pool's own pads), a `size` x 1 x 1
+    average pool counting the padding, viewed back (Squeeze, maybe a Reshape), times alpha, plus k, to the
+    power beta, and x divided by that: ONNX's LRN at odd sizes."""
+    from onnx import helper
+
+    attrs = {a.name: helper.get_attribute_value(a) for a in pool.attribute}
+    kernel = list(attrs.get("kernel_shape", []))
+    if len(kernel) != 3 or kernel[1:] != [1, 1] or kernel[0] % 2 == 0 or not attrs.get("count_include_pad", 0) or \
+            any(stride != 1 for stride in attrs.get("strides", [1, 1, 1])):
+        return None
+    size, reach = int(kernel[0]), int(kernel[0]) // 2
+    pads = list(attrs.get("pads", [0] * 6))
+    members, start = [pool], g.producer.get(pool.input[0])
+    if start is not None and start.op_type == "Pad" and not any(pads):
+        constant = g.array(start.input[1]) if len(start.input) > 1 else None
+        mode = {a.name: helper.get_attribute_value(a) for a in start.attribute}.get("mode", b"constant")
+        fill = g.scalar(start.input[2]) if len(start.input) > 2 and start.input[2] else 0.0
+        if constant is None or mode not in (b"constant", "constant") or fill != 0.0 or \
+                g.only_reader(start.output[0]) is not pool:
+            return None
+        pads = [int(v) for v in constant.reshape(-1)]
+        pads = pads[2:5] + pads[7:10]  # the 5-D Pad's begins and ends, past N and the new axis
+        members.insert(0, start)
+        start = g.producer.get(start.input[0])
+    if pads != [reach, 0, 0, reach, 0, 0] or start is None or start.op_type not in ("Reshape", "Unsqueeze") or \
+            g.only_reader(start.output[0]) is not members[0]:
+        return None
+    square = g.producer.get(start.input[0])
+    if square is None or g.only_reader(square.output[0]) is not start or not (
+            square.op_type == "Mul" and square.input[0] == square.input[1]
+            or square.op_type == "Pow" and g.scalar(square.input[1]) == 2.0):
+        return None
+    x = square.input[0]
+    members = [square, start, *members]
+    last = through(g, pool.output[0], ("Squeeze", "Reshape"))
+    if last is None:
+        return None
+    members.append(last)
+    view = through(g, last.output[0], ("Reshape",))
+    if view is not None:
+        members.append(view)
+        last = view
+    shape = g.shapes.get(x)
+    if shape is None or g.shapes.get(last.output[0]) not in (shape, None):
+        return None
+    values = {}
+    for op_type in ("Mul", "Add", "Pow"):
+        step = through(g, last.output[0], (op_type,))
+        value = g.scalar(g.other_input(step, last.output[0]) or "") if step is not None else None
+        if value is None or op_type == "Pow" and step.input[0] != last.output[0]:
+            return None
+        values[op_type] = value
+        members.append(step)
+        last = step
+    divide = through(g, last.output[0], ("Div",))
+    if divide is None or divide.input[0] != x or divide.input[1] != last.output[0]:
+        return None
+    members.append(divide)
+    return members, "lrn", {"x": x, "size": size, "alpha": values["Mul"], "bias": values["Add"],
+                            "beta": values["Pow"]}
+
+
 def matches(g: Graph, node):
     if node.op_type == "Sigmoid":
         return product_with_input(g, node, "silu") or scaled_swish(g, node)
@@ -343,6 +413,8 @@ def matches(g: Graph, node):
         return squared_relu(g, node)
     if node.op_type == "InstanceNormalization":
         return group_norm_written(g, node)
+    if node.op_type == "AveragePool":
+        return lrn_written(g, node)
     if node.op_type == "ReduceMean":
         from interactive_trt.exporter.networks.onnx_import.written_norms import layer_norm_by_value
 
@@ -372,9 +444,10 @@ def fuse_activations(model) -> int:
         last = members[-1]
         named = [member.name for member in reversed(members) if member.name]
         name = named[0] if named else last.output[0]
-        if kind in ("layernorm", "grn", "groupnorm"):
+        if kind in ("layernorm", "grn", "groupnorm", "lrn"):
             scope = os.path.commonprefix([member.name for member in members])
-            label = {"layernorm": "LayerNorm", "grn": "GlobalResponseNorm", "groupnorm": "GroupNorm"}[kind]
+            label = {"layernorm": "LayerNorm", "grn": "GlobalResponseNorm", "groupnorm": "GroupNorm",
+                     "lrn": "LocalResponseNorm"}[kind]
             name = f"{scope[:scope.rfind('/') + 1]}{label}" if "/" in scope else name
         if kind == "layernorm":
             made = fused_layer_norm(model, members[0].input[0], last.output[0], name, **extra[0])
@@ -386,6 +459,10 @@ def fuse_activations(model) -> int:
         elif kind == "grn":
             options = extra[0]
             made = fused_response_norm(model, last.output[0], name, options)
+        elif kind == "lrn":  # ONNX's own op, read by its converter
+            options = extra[0]
+            made = [helper.make_node("LRN", [options["x"]], [last.output[0]], name=name, size=int(options["size"]),
+                                     **{key: float(options[key]) for key in ("alpha", "beta", "bias")})]
         else:
             options = extra[0] if extra else {}
             made = [helper.make_node(OP_TYPES[kind], [options.get("x", members[0].input[0])], [last.output[0]],

@@ -1,7 +1,8 @@
 """LayerNormalization over the channels at each position (ConvNeXt's blocks, written channels-last by
 torch.onnx: Transpose to NHWC, LayerNormalization over the last axis; or written out, patterns.py), kept as a layer with its per-channel
 weight and bias and back-propagated by its exact vector-Jacobian product (INTERACTIVE.md, "Any CNN, part 3");
-and ConvNeXt V2's Global Response Normalization (response_norms.py), the same way."""
+ConvNeXt V2's Global Response Normalization (response_norms.py), the same way; and local response
+normalisation across the channels."""
 
 from __future__ import annotations
 
@@ -88,6 +89,26 @@ def group_normalization(node, ctx) -> None:
     if groups < 1 or channels % groups:
         raise ctx.refuse(node, f"{groups} groups of {channels} channels; supported: groups that divide the channels")
     draft = norm_layer(node, ctx, value.layer, attrs, "groupnorm", groups=groups)
+    ctx.set_value(node.output[0], Map(draft.id, value.layout, draft.version))
+
+
+@converter("LRN", 1, 13)
+def local_response_normalization(node, ctx) -> None:
+    """Local response normalisation across the channels (AlexNet, GoogLeNet and CaffeNet of the ONNX model
+    zoo; torch's LocalResponseNorm, which torch.onnx writes out and patterns.py makes this op again): a layer
+    of its own, weight-free on the way to the successors, with its exact vector-Jacobian product."""
+    value = ctx.value(node, 0)
+    attrs = attributes(node)
+    if not isinstance(value, Map) or value.layer == "image" or value.layout != "NCHW":
+        where = f"an {value.layout} map" if isinstance(value, Map) and value.layer != "image" else describe(value)
+        raise ctx.refuse(node, f"a local response normalisation of {where}; supported: across the channels of a "
+                               "channels-first feature map")
+    size, alpha = int(attrs["size"]), float(attrs.get("alpha", 1e-4))
+    beta, bias = float(attrs.get("beta", 0.75)), float(attrs.get("bias", 1.0))
+    if size < 1 or size % 2 == 0 or alpha < 0 or bias <= 0:
+        raise ctx.refuse(node, f"size {size}, alpha {alpha}, bias {bias}; supported: an odd size (a window centred on "
+                               "each channel), alpha >= 0 and bias > 0")
+    draft = ctx.follow(value.layer, node, "lrn", channel_window=size, alpha=alpha, beta=beta, eps=bias)
     ctx.set_value(node.output[0], Map(draft.id, value.layout, draft.version))
 
 

@@ -26,7 +26,6 @@ REASONS = {
     **{op: "resampling has no connection sets of equations (8)-(9)" for op in ("Resize", "Upsample",
                                                                                 "ConvTranspose", "DepthToSpace",
                                                                                 "SpaceToDepth")},
-    "LRN": "local response normalisation is not in the vocabulary",
     "LogSoftmax": "a log-softmax of the class scores (supported as the output: the scores themselves or their "
                   "Softmax; export the model without its final log_softmax)",
     "InstanceNormalization": "a normalisation over space that is not GroupNorm as torch.onnx writes it (x viewed "

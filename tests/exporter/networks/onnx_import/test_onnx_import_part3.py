@@ -917,3 +917,74 @@ def test_a_space_to_depth_stem_is_folded_into_its_convolution(form, block, expor
                                  size=64, opset=17)
     with pytest.raises(OnnxImportError, match=r"\((SpaceToDepth|Reshape|Gather)\)"):  # the rearrangement's node
         import_onnx(grouped)
+
+
+class AlexNetLike(torch.nn.Module):
+    """AlexNet's local response normalisations as torch writes them (nn.LocalResponseNorm), after the first two
+    convs' ReLUs and before their pools; the second, with a strong alpha, lies on the way from the first
+    pool's successor (conv2) down from the top, so that its vector-Jacobian product enters the weight map."""
+
+    def __init__(self):
+        super().__init__()
+        conv = torch.nn.Conv2d
+        self.features = torch.nn.Sequential(
+            conv(3, 16, 11, 4, 2), torch.nn.ReLU(), torch.nn.LocalResponseNorm(5, alpha=1e-2, beta=0.75, k=2.0),
+            torch.nn.MaxPool2d(3, 2), conv(16, 24, 5, padding=2), torch.nn.ReLU(),
+            torch.nn.LocalResponseNorm(3, alpha=0.5, beta=0.6, k=1.0), torch.nn.MaxPool2d(3, 2),
+            conv(24, 32, 3, padding=1), torch.nn.ReLU())
+        self.classifier = torch.nn.Linear(32, 1000)
+
+    def forward(self, x):
+        return self.classifier(self.features(x).mean(dim=(2, 3)))
+
+
+@pytest.mark.parametrize("exporter", ["folded", "dynamo"])
+def test_local_response_norm_as_torch_writes_it_is_one_lrn_layer(exporter, tmp_path, photos):
+    """torch.onnx writes LocalResponseNorm out (x * x viewed 5-D, padded along the channels, a size x 1 x 1
+    average pool, alpha, k, beta, a division): one lrn layer each, exact against the file and autograd."""
+    if exporter == "dynamo":
+        pytest.importorskip("onnxscript", reason="torch.onnx's dynamo exporter needs onnxscript (the dev extra has it)")
+    torch.manual_seed(3)
+    path = build.export_torch(AlexNetLike().eval(), tmp_path / f"alexnet-{exporter}.onnx", exporter, opset=17)
+    imported = import_onnx(path)
+    lrns = [layer for layer in imported.spec.layers if layer.op == "lrn"]
+    assert [(layer.channel_window, layer.alpha, layer.beta, layer.bn_eps) for layer in lrns] == \
+        [(5, pytest.approx(1e-2), 0.75, 2.0), (3, 0.5, pytest.approx(0.6), 1.0)]
+    assert all(report.passed for report in verify_against_source(imported, ()))
+    batch = prepare(photos["chelsea"], (224, 288), imported.spec.preprocessing)[None]
+    assert_graph_equals_autograd(imported.spec, imported.weights, batch)
+
+
+def test_the_lrn_op_of_the_model_zoo_exports_on_every_runtime(tmp_path, photos):
+    """bvlc_googlenet's LRN op (after a pool, and after a ReLU with sizes 5 and 3): one lrn layer each, the
+    layer before it reaching its successor through it (weight-free, as LayerNorm), exact against autograd on
+    a photo and noise, and the export verified on every runtime installed here."""
+    from interactive_trt.exporter.onnx.export import export_model
+    from interactive_trt.exporter.onnx.request import IMPORTED, ExportRequest
+
+    path = build.save(build.zoo_lrn_like(), tmp_path / "googlenet-lrn.onnx")
+    imported = import_onnx(path)
+    spec = imported.spec
+    assert [layer.channel_window for layer in spec.layers if layer.op == "lrn"] == [5, 3]
+    assert spec.feature_layers[0] == "pool1_3x3_s2_0"  # its successor is the conv after the LRN
+    assert [successor.source for successor in spec.successors("pool1_3x3_s2_0")] == ["Relu_6:0"]
+    for batch in (prepare(photos["chelsea"], (224, 288), spec.preprocessing)[None],
+                  np.random.default_rng(5).standard_normal((2, 3, 224, 224), dtype=np.float32)):
+        assert_graph_equals_autograd(spec, imported.weights, batch)
+    _, manifest = export_model(ExportRequest(model=IMPORTED, source=path, out=tmp_path / "out"), log=lambda line: None)
+    labels = {report["label"].split(" vs ")[0] for report in manifest.verification["reports"]}
+    assert {"torch graph", "onnxruntime", "rebuilt forward"} <= labels
+    assert manifest.verification["passed"] is True
+
+
+def test_an_lrn_of_even_size_is_refused_in_one_line(tmp_path):
+    """An even window is not centred on its channel (ONNX and torch place its extra channel on opposite
+    sides): ONNX Runtime refuses to load it, in one line naming the file (the converter would too)."""
+    model = build.zoo_lrn_like()
+    for node in model.graph.node:
+        if node.op_type == "LRN":
+            next(a for a in node.attribute if a.name == "size").i = 4
+    path = build.save(model, tmp_path / "even.onnx")
+    with pytest.raises(OnnxImportError, match=r"even.onnx: ONNX Runtime cannot load the model: .*size") as error:
+        import_onnx(path)
+    assert "\n" not in str(error.value)
