@@ -1,5 +1,5 @@
 """Activations. ReLU and ReLU6 (Clip 0..6, its bounds as attributes before opset 11, as inputs since)
-back-propagate as masks; Sigmoid, SiLU (the op is not in ONNX: Mul(x, Sigmoid(x))), HardSigmoid, HardSwish
+back-propagate as masks; Clip 0..1 is HardSigmoid of slope 1 and offset 0; Sigmoid, SiLU (the op is not in ONNX: Mul(x, Sigmoid(x))), HardSigmoid, HardSwish
 (the op, or Mul(x, HardSigmoid(x)) with 1/6 and 1/2), GELU (the op, or its Erf and tanh forms: the last
 three as patterns.py fuses them), LeakyReLU, PReLU, ELU, SELU, CELU, Tanh, Softplus, Softsign, Mish,
 ThresholdedReLU and Swish (ONNX's op of opset 24, as ONNX Runtime expands it: patterns.py) with their
@@ -73,8 +73,11 @@ def clip(node, ctx) -> None:
         activate(node, ctx, "relu6")
     elif low == 0 and high >= FLOAT_MAX:
         activate(node, ctx, "relu")
+    elif low == 0 and high == 1:  # GhostNet's gate as pytorchcv writes it, clamp(x, 0, 1)
+        activate(node, ctx, "hardsigmoid", 1.0, 0.0)
     else:
-        raise ctx.refuse(node, f"Clip({low:g}, {high:g}); supported: Clip(0, 6) (ReLU6) and Clip(0, inf) (ReLU)")
+        raise ctx.refuse(node, f"Clip({low:g}, {high:g}); supported: Clip(0, 6) (ReLU6), Clip(0, inf) (ReLU) and "
+                               "Clip(0, 1) (HardSigmoid of slope 1 and offset 0)")
 
 
 @converter("Sigmoid", 6, 13)

@@ -988,3 +988,42 @@ def test_an_lrn_of_even_size_is_refused_in_one_line(tmp_path):
     with pytest.raises(OnnxImportError, match=r"even.onnx: ONNX Runtime cannot load the model: .*size") as error:
         import_onnx(path)
     assert "\n" not in str(error.value)
+
+
+class GhostGate(torch.nn.Module):
+    """GhostNet's squeeze-and-excitation as pytorchcv writes it: the gate is clamp(x, 0, 1), a HardSigmoid of
+    slope 1 and offset 0 (the first conv's successor gets its gradient through the gate's branch too); and
+    a clamp to other bounds, which stays refused."""
+
+    def __init__(self, high: float = 1.0):
+        super().__init__()
+        self.high = high
+        self.stem = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, 2, 1), torch.nn.ReLU(), torch.nn.Conv2d(8, 16, 3, 1, 1),
+                                        torch.nn.ReLU())
+        self.squeeze, self.excite = torch.nn.Conv2d(16, 4, 1), torch.nn.Conv2d(4, 16, 1)
+        self.top = torch.nn.Sequential(torch.nn.Conv2d(16, 24, 3, 2, 1), torch.nn.ReLU())
+        self.fc = torch.nn.Linear(24, 1000)
+
+    def forward(self, x):
+        x = self.stem(x)
+        gate = torch.clamp(self.excite(torch.relu(self.squeeze(x.mean(dim=(2, 3), keepdim=True)))), 0.0, self.high)
+        return self.fc(self.top(x * gate).mean(dim=(2, 3)))
+
+
+def test_a_gate_clamped_to_0_1_is_a_hardsigmoid(tmp_path, photos):
+    from dataclasses import replace
+
+    torch.manual_seed(4)
+    path = build.export_torch(GhostGate().eval(), tmp_path / "ghost.onnx", "folded", opset=17)
+    imported = import_onnx(path)
+    spec = imported.spec
+    gates = [layer for layer in spec.layers if layer.activation == "hardsigmoid"]
+    assert [(layer.alpha, layer.beta) for layer in gates] == [(1.0, 0.0)]
+    assert all(report.passed for report in verify_against_source(imported, ()))
+    spec = replace(spec, feature_layers=(spec.layers[0].name, *spec.feature_layers))
+    batch = prepare(photos["chelsea"], (224, 288), spec.preprocessing)[None]
+    assert_graph_equals_autograd(spec, imported.weights, batch)
+    other = build.export_torch(GhostGate(high=2.0).eval(), tmp_path / "clamp2.onnx", "folded", opset=17)
+    with pytest.raises(OnnxImportError, match=r"\(Clip\): Clip\(0, 2\); supported: Clip\(0, 6\) \(ReLU6\), Clip\(0, "
+                                              r"inf\) \(ReLU\) and Clip\(0, 1\)"):
+        import_onnx(other)
