@@ -71,11 +71,12 @@ class Graph:
             return numpy_helper.to_array(value) if hasattr(value, "dims") else np.asarray(value)
         return numpy_helper.to_array(item)
 
-    def only_reader(self, name: str, op_type: str | None = None):
-        """The one node that reads `name`, when it is of `op_type` (any, where None) and `name` is no graph
-        output."""
+    def only_reader(self, name: str, op_type: str | tuple[str, ...] | None = None):
+        """The one node that reads `name`, when it is of `op_type` (or one of them; any, where None) and
+        `name` is no graph output."""
         readers = self.readers.get(name, [])
-        if name in self.outputs or len(readers) != 1 or op_type is not None and readers[0].op_type != op_type:
+        kinds = (op_type,) if isinstance(op_type, str) else op_type
+        if name in self.outputs or len(readers) != 1 or kinds is not None and readers[0].op_type not in kinds:
             return None
         return readers[0]
 
@@ -322,12 +323,6 @@ def group_norm_written(g: Graph, norm):
                                   "scale": weight.astype(np.float32), "bias": bias.astype(np.float32)}
 
 
-def through(g: Graph, name: str, op_types: tuple[str, ...]):
-    """The one reader of `name` when it is of one of `op_types`."""
-    reader = g.only_reader(name)
-    return reader if reader is not None and reader.op_type in op_types else None
-
-
 def lrn_written(g: Graph, pool):
     """Local response normalisation as torch.onnx writes torch's LocalResponseNorm (and pytorchcv its own):
     x * x viewed as N x 1 x C x H x W, padded along C (a Pad, or the pool's own pads), a `size` x 1 x 1
@@ -364,11 +359,11 @@ def lrn_written(g: Graph, pool):
         return None
     x = square.input[0]
     members = [square, start, *members]
-    last = through(g, pool.output[0], ("Squeeze", "Reshape"))
+    last = g.only_reader(pool.output[0], ("Squeeze", "Reshape"))
     if last is None:
         return None
     members.append(last)
-    view = through(g, last.output[0], ("Reshape",))
+    view = g.only_reader(last.output[0], "Reshape")
     if view is not None:
         members.append(view)
         last = view
@@ -377,14 +372,14 @@ def lrn_written(g: Graph, pool):
         return None
     values = {}
     for op_type in ("Mul", "Add", "Pow"):
-        step = through(g, last.output[0], (op_type,))
+        step = g.only_reader(last.output[0], op_type)
         value = g.scalar(g.other_input(step, last.output[0]) or "") if step is not None else None
         if value is None or op_type == "Pow" and step.input[0] != last.output[0]:
             return None
         values[op_type] = value
         members.append(step)
         last = step
-    divide = through(g, last.output[0], ("Div",))
+    divide = g.only_reader(last.output[0], "Div")
     if divide is None or divide.input[0] != x or divide.input[1] != last.output[0]:
         return None
     members.append(divide)

@@ -1,12 +1,12 @@
 """Activations. ReLU and ReLU6 (Clip 0..6, its bounds as attributes before opset 11, as inputs since)
-back-propagate as masks; Clip 0..1 is HardSigmoid of slope 1 and offset 0; Sigmoid, SiLU (the op is not in ONNX: Mul(x, Sigmoid(x))), HardSigmoid, HardSwish
-(the op, or Mul(x, HardSigmoid(x)) with 1/6 and 1/2), GELU (the op, or its Erf and tanh forms: the last
-three as patterns.py fuses them), LeakyReLU, PReLU, ELU, SELU, CELU, Tanh, Softplus, Softsign, Mish,
-ThresholdedReLU and Swish (ONNX's op of opset 24, as ONNX Runtime expands it: patterns.py) with their
-exact derivatives
-(INTERACTIVE.md, "Any CNN, part 3"). An activation merges into the conv, fully connected layer or add
-before it where that layer's pre-activation is read by nothing else; anywhere else (and PReLU, whose
-slopes are parameters, always) it is an activation layer of its own."""
+back-propagate as masks; Clip 0..1 is HardSigmoid of slope 1 and offset 0; Sigmoid, SiLU (the op is not in
+ONNX: Mul(x, Sigmoid(x))), HardSigmoid, HardSwish (the op, or Mul(x, HardSigmoid(x)) with 1/6 and 1/2), GELU
+(the op, or its Erf and tanh forms: the last three as patterns.py fuses them), LeakyReLU, PReLU, ELU, SELU,
+CELU, Tanh, Softplus, Softsign, Mish, ThresholdedReLU and Swish (ONNX's op of opset 24, as ONNX Runtime
+expands it: patterns.py) with their exact derivatives (INTERACTIVE.md, "Any CNN, part 3"). An activation
+merges into the conv, fully connected layer or add before it where that layer's pre-activation is read by
+nothing else; anywhere else (and PReLU, whose slopes are parameters, always) it is an activation layer of
+its own."""
 
 from __future__ import annotations
 
