@@ -204,6 +204,14 @@ class GraphWriter:
         return self.one("Conv", inputs, name=name, kernel_shape=[kernel, kernel], strides=[stride, stride],
                         group=groups, **attrs)
 
+    def batch_norm(self, x: str, channels: int, epsilon: float = 1e-3) -> str:
+        """A BatchNormalization node with random statistics, as a model zoo's or paddle2onnx's graph keeps it."""
+        gamma = self.const(self.rng.uniform(0.5, 1.5, channels).astype(np.float32), "gamma")
+        beta = self.bias(channels)
+        mean = self.const((self.rng.standard_normal(channels) * 0.1).astype(np.float32), "mean")
+        var = self.const(self.rng.uniform(0.5, 2.0, channels).astype(np.float32), "var")
+        return self.one("BatchNormalization", [x, gamma, beta, mean, var], epsilon=epsilon)
+
     def model(self, x_name: str, input_shape, output: str, opset: int, producer: str = "tf2onnx",
               extra_inputs=(), output_shape=("N", 1000)) -> onnx.ModelProto:
         graph = helper.make_graph(
@@ -303,20 +311,13 @@ def zoo_style(opset: int = 9, seed: int = 0, conv_head: bool = False) -> onnx.Mo
     Softmax, Flatten and an Identity making the output."""
     g = GraphWriter(seed)
 
-    def bn(x, channels):
-        gamma = g.const(g.rng.uniform(0.5, 1.5, channels).astype(np.float32), "gamma")
-        beta = g.bias(channels)
-        mean = g.const((g.rng.standard_normal(channels) * 0.1).astype(np.float32), "mean")
-        var = g.const(g.rng.uniform(0.5, 2.0, channels).astype(np.float32), "var")
-        return g.one("BatchNormalization", [x, gamma, beta, mean, var], epsilon=1e-3)
-
     if opset >= 10:  # SqueezeNet's stem: 224 -> 111 -> 55 through a ceil-mode pool that tiles exactly
         x = g.conv("data", 3, 16, 3, 2, pads=(0, 0, 0, 0), bias=False, name="conv0")
-        x = clip6(g, bn(x, 16), opset)
+        x = clip6(g, g.batch_norm(x, 16), opset)
         x = g.one("MaxPool", [x], name="pool0", kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1)
     else:
         x = g.conv("data", 3, 16, 3, 2, pads=(1, 1, 1, 1), bias=False, name="conv0")
-        x = clip6(g, bn(x, 16), opset)
+        x = clip6(g, g.batch_norm(x, 16), opset)
         x = g.one("MaxPool", [x], name="pool0", kernel_shape=[3, 3], strides=[2, 2], pads=[0, 0, 1, 1])
     squeeze = g.one("Relu", [g.conv(x, 16, 8, 1, name="fire_squeeze")])
     x = g.one("Concat", [g.one("Relu", [g.conv(squeeze, 8, 8, 1, name="fire_expand1x1")]),
@@ -325,9 +326,10 @@ def zoo_style(opset: int = 9, seed: int = 0, conv_head: bool = False) -> onnx.Mo
     strides = (2, 2, 2)
     channels = 16
     for stage, (cout, stride) in enumerate(zip((24, 32, 48), strides), start=1):
-        a = g.one("Relu", [bn(g.conv(x, channels, cout, 3, stride, pads=(1, 1, 1, 1), bias=False), cout)])
-        a = bn(g.conv(a, cout, cout, 3, 1, pads=(1, 1, 1, 1), bias=False), cout)
-        b = bn(g.conv(x, channels, cout, 1, stride, bias=False), cout)
+        a = g.one("Relu", [g.batch_norm(g.conv(x, channels, cout, 3, stride, pads=(1, 1, 1, 1), bias=False),
+                                        cout)])
+        a = g.batch_norm(g.conv(a, cout, cout, 3, 1, pads=(1, 1, 1, 1), bias=False), cout)
+        b = g.batch_norm(g.conv(x, channels, cout, 1, stride, bias=False), cout)
         x = g.one("Relu", [g.one("Sum", [a, b], name=f"stage{stage}_sum")])
         channels = cout
     x = g.one("AveragePool", [x], name="pool1", kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1],
@@ -464,16 +466,13 @@ def paddle_like(seed: int = 0, classes: int = 2) -> onnx.ModelProto:
     by default."""
     g = GraphWriter(seed)
 
-    def bn(x, channels):
-        gamma = g.const(g.rng.uniform(0.5, 1.5, channels).astype(np.float32), "gamma")
-        mean = g.const((g.rng.standard_normal(channels) * 0.1).astype(np.float32), "mean")
-        var = g.const(g.rng.uniform(0.5, 2.0, channels).astype(np.float32), "var")
-        return g.one("BatchNormalization", [x, gamma, g.bias(channels), mean, var], epsilon=1e-5)
-
     def hardswish(x):
         clipped = g.one("Clip", [g.one("Add", [x, g.const(np.float32(3.0))]), g.const(np.float32(0.0)),
                                  g.const(np.float32(6.0))])
         return g.one("Div", [g.one("Mul", [x, clipped]), g.const(np.float32(6.0))])
+
+    def bn(x, channels):
+        return g.batch_norm(x, channels, epsilon=1e-5)
 
     x = hardswish(bn(g.conv("x", 3, 8, 3, 2, pads=(1, 1, 1, 1), bias=False, name="conv1"), 8))
     y = g.one("Relu", [bn(g.conv(x, 8, 8, 3, 2, pads=(1, 1, 1, 1), groups=8, bias=False, name="conv2_dw"), 8)])
