@@ -55,11 +55,14 @@ def symmetric_padding(layer: Layer):
 
 def pad_input(layer: Layer, x: torch.Tensor, value: float = 0.0) -> torch.Tensor:
     """Asymmetric padding as its own op (TensorFlow's 'same'; symmetric padding stays in the conv/pool), and
-    a "pad" layer's padding, with `value` or mirrored where its `pad_mode` is "reflect"."""
+    a "pad" layer's padding, with `value` or mirrored where its `pad_mode` is "reflect", and its zero
+    channels."""
     top, left, bottom, right = layer.pad4
     if layer.pad_mode == "reflect":
         return F.pad(x, (left, right, top, bottom), mode="reflect")
-    return F.pad(x, (left, right, top, bottom), value=value)
+    before, after = layer.channel_pads
+    return F.pad(x, (left, right, top, bottom, before, after) if before or after else (left, right, top, bottom),
+                 value=value)
 
 
 def activate(layer: Layer, z: torch.Tensor, sigmoids: dict | None = None) -> torch.Tensor:

@@ -98,11 +98,13 @@ def folded(grad: torch.Tensor, axis: int, before: int, after: int) -> torch.Tens
 
 def unpadded(grad: torch.Tensor, layer: Layer) -> torch.Tensor:
     """The gradient of a "pad" layer's input from its output's: the middle for zeros, the middle with the
-    mirrored border folded back for "reflect" (its adjoint)."""
+    mirrored border folded back for "reflect" (its adjoint). Padded channels are dropped, unless `grad` is
+    one map that every channel shares (a dense successor's connection sums)."""
     top, left, bottom, right = layer.pad4
     if layer.pad_mode == "reflect":
         return folded(folded(grad, 2, top, bottom), 3, left, right)
-    return grad[:, :, top:-bottom or None, left:-right or None]
+    before, after = layer.channel_pads if grad.shape[1] > 1 else (0, 0)
+    return grad[:, before:-after or None, top:-bottom or None, left:-right or None]
 
 
 def route_to_first_argmax(grad: torch.Tensor, windows: list[torch.Tensor]) -> list[torch.Tensor]:

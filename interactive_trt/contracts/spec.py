@@ -60,7 +60,9 @@ class Layer:
     j * groups + i is input channel i * (C / groups) + j); "pad" (around the map by `pads`: zeros where a
     max pool reads it, Keras' ResNetV2 pools its first conv's output through ZeroPadding2D, and there the
     zeros can be a window's maximum, which a pool's own -inf padding would not give; or, `pad_mode`
-    "reflect", the map mirrored at its border, as anti-aliased downsampling pads before its blur).
+    "reflect", the map mirrored at its border, as anti-aliased downsampling pads before its blur; with
+    `in_channels` set, zero channels too: `offset` of them before the input's, the rest of `channels` after,
+    as PyramidNet widens its shortcut to the wider block it joins).
     Strides are square, kernels too unless `kernel_w` gives a width; `pads` (top, left, bottom, right) are
     asymmetric where a network needs it (TensorFlow's 'same'), else `padding` on every side.
     Activation after a conv or an add: `relu`, or `relu6` (Clip 0..6), or neither (linear); `act` names
@@ -104,6 +106,13 @@ class Layer:
     def window(self) -> tuple[int, int]:
         """(height, width) of the kernel or pooling window."""
         return (self.kernel, self.kernel_w or self.kernel)
+
+    @property
+    def channel_pads(self) -> tuple[int, int]:
+        """A "pad" layer's zero channels (before, after) its input's; (0, 0) for every other layer."""
+        if self.op != "pad" or not self.in_channels:
+            return (0, 0)
+        return (self.offset, self.channels - self.offset - self.in_channels)
 
     @property
     def pad4(self) -> tuple[int, int, int, int]:
@@ -179,7 +188,8 @@ def upstream(targets, inputs_of) -> set[str]:
 
 # ops whose input gradient sums to 0 over the channels at each position wherever their output gradient does:
 # a residual sum, average pooling and zero padding (the same spatial weights for every channel), a channel
-# shuffle (a permutation) and a channel slice (the rest is 0). A max pool routes each channel its own way.
+# shuffle (a permutation) and a channel slice (the rest is 0). A max pool routes each channel its own way,
+# and zero channels padded on drop theirs.
 CHANNEL_BLIND = frozenset({"add", "avgpool", "pad", "shuffle", "slice"})
 
 
@@ -292,7 +302,8 @@ class ModelSpec:
                     continue
                 if reader.op == "layernorm":
                     norms.add(reader.name)
-                elif reader.op in CHANNEL_BLIND and not reader.activation and sums.get(reader.name) is not None:
+                elif reader.op in CHANNEL_BLIND and not reader.activation and not any(reader.channel_pads) \
+                        and sums.get(reader.name) is not None:
                     norms |= sums[reader.name]
                 else:
                     norms = None
@@ -385,6 +396,12 @@ class ModelSpec:
                                         > self.channels_of(layer.inputs[0])):
                 raise SpecError(f"model {self.name!r}: slice {layer.name!r} takes channels {layer.offset} to "
                                 f"{layer.offset + layer.channels} of {self.channels_of(layer.inputs[0])}")
+            if layer.op == "pad" and layer.in_channels and (
+                    layer.in_channels != self.channels_of(layer.inputs[0]) or min(layer.channel_pads) < 0
+                    or layer.pad_mode != "constant"):
+                raise SpecError(f"model {self.name!r}: pad {layer.name!r} puts {layer.in_channels} channels at "
+                                f"{layer.offset} of {layer.channels} ({layer.pad_mode}); its input has "
+                                f"{self.channels_of(layer.inputs[0])}, and only zeros widen a map")
             if layer.op == "groupnorm" and (layer.groups < 1 or layer.channels % layer.groups):
                 raise SpecError(f"model {self.name!r}: groupnorm {layer.name!r} of {layer.channels} channels in "
                                 f"{layer.groups} groups")

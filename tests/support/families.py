@@ -797,6 +797,91 @@ class TResNet(nn.Module):
         return self.fc(self.blocks(self.stem(x)).mean((2, 3)))
 
 
+class InstanceBatchNorm(nn.Module):
+    """IBN-Net's IBN-a: InstanceNorm with an affine on the first half of the channels, BatchNorm on the rest."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.half = channels // 2
+        self.instance, self.batch = nn.InstanceNorm2d(self.half, affine=True), nn.BatchNorm2d(channels - self.half)
+
+    def forward(self, x):
+        first, rest = torch.split(x, [self.half, x.shape[1] - self.half], 1)
+        return torch.cat((self.instance(first), self.batch(rest)), 1)
+
+
+class IBNBlock(nn.Module):
+    """IBN-ResNet's bottleneck: IBN-a after its first conv; IBN-b's InstanceNorm without an affine after the
+    residual sum, before the ReLU, where `after_sum`."""
+
+    def __init__(self, cin, cout, stride, after_sum=False):
+        super().__init__()
+        middle = cout // 2
+        self.body = nn.Sequential(nn.Conv2d(cin, middle, 1, bias=False), InstanceBatchNorm(middle), nn.ReLU(),
+                                  conv_bn(middle, middle, 3, stride, act=nn.ReLU), conv_bn(middle, cout, 1))
+        self.short = nn.Identity() if stride == 1 and cin == cout else conv_bn(cin, cout, 1, stride)
+        self.norm = nn.InstanceNorm2d(cout) if after_sum else nn.Identity()
+
+    def forward(self, x):
+        return torch.relu(self.norm(self.body(x) + self.short(x)))
+
+
+class IBNResNet(nn.Module):
+    """IBN-ResNet's layout at a reduced width: a conv stem, IBN-a bottlenecks, one IBN-b sum, a classifier."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(conv_bn(3, 16, 3, 2, act=nn.ReLU), nn.MaxPool2d(3, 2, 1))
+        self.blocks = nn.Sequential(IBNBlock(16, 32, 1), IBNBlock(32, 48, 2, after_sum=True), IBNBlock(48, 64, 2))
+        self.fc = nn.Linear(64, 1000)
+
+    def forward(self, x):
+        return self.fc(self.blocks(self.stem(x)).mean((2, 3)))
+
+
+class PyramidBlock(nn.Module):
+    """PyramidNet's basic block: BN, conv, BN, ReLU, conv, BN and no ReLU after the sum. Its shortcut
+    average-pools where the block strides and widens the map with zero channels to the block's width:
+    F.pad over the channels (pytorchcv), or torch.cat with zeros after the map (the authors' code) or,
+    `zeros` "before", ahead of it."""
+
+    def __init__(self, cin, cout, stride, zeros="pad"):
+        super().__init__()
+        self.body = nn.Sequential(nn.BatchNorm2d(cin), nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
+                                  nn.BatchNorm2d(cout), nn.ReLU(), nn.Conv2d(cout, cout, 3, 1, 1, bias=False),
+                                  nn.BatchNorm2d(cout))
+        self.pool = nn.AvgPool2d(2) if stride == 2 else nn.Identity()
+        self.extra, self.zeros = cout - cin, zeros
+
+    def forward(self, x):
+        short = self.pool(x)
+        if self.zeros == "pad":
+            short = F.pad(short, (0, 0, 0, 0, 0, self.extra))
+        else:
+            n, _, height, width = short.shape
+            zeros = short.new_zeros(n, self.extra, height, width)
+            short = torch.cat((zeros, short) if self.zeros == "before" else (short, zeros), 1)
+        return self.body(x) + short
+
+
+class PyramidNet(nn.Module):
+    """PyramidNet's layout at a reduced width: most blocks a few channels wider than the last, the zero
+    channels padded onto each shortcut in the three ways `PyramidBlock` reads (and a Pad of no channels,
+    where a block is as wide as the last, as pytorchcv writes it); BN and ReLU before the pool."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = conv_bn(3, 16, 3, 2)
+        self.blocks = nn.Sequential(PyramidBlock(16, 20, 1), PyramidBlock(20, 20, 1),
+                                    PyramidBlock(20, 24, 2, zeros="after"),
+                                    PyramidBlock(24, 28, 1, zeros="before"), PyramidBlock(28, 32, 2))
+        self.top = nn.Sequential(nn.BatchNorm2d(32), nn.ReLU())
+        self.fc = nn.Linear(32, 1000)
+
+    def forward(self, x):
+        return self.fc(self.top(self.blocks(self.stem(x))).mean((2, 3)))
+
+
 def randomise_with_1d(model):
     """randomise, and the BatchNorm1d layers of a head too."""
     model = randomise(model)
@@ -852,6 +937,8 @@ FAMILIES = {
     "groupnorm": lambda: seeded(GroupNormNet, 9),
     "groupnorm_shuffled": lambda: seeded(lambda: GroupNormNet(shuffled=True), 9),
     "tresnet": lambda: seeded(TResNet, 10),
+    "ibn": lambda: seeded(IBNResNet, 11),
+    "pyramidnet": lambda: seeded(PyramidNet, 12),
 }
 # at their published sizes, for the benchmark (benchmarks/part3_models.py)
 FULL_SIZE = {

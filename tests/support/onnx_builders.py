@@ -101,13 +101,14 @@ def torch_flatten(x):
 
 def randomise_batchnorm(model, seed: int = 0):
     """Real BatchNorm layers with randomised statistics, so that folding is exercised (and LayerNorms and
-    GroupNorms with random affines, as trained networks hold them)."""
+    GroupNorms and affine InstanceNorms with random affines, as trained networks hold them)."""
     import torch
     from torch import nn
 
     torch.manual_seed(seed)
     for module in model.modules():
-        if isinstance(module, (nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)):
+        if isinstance(module, (nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm2d)) and \
+                module.weight is not None:
             module.weight.data.uniform_(0.5, 1.5)
             module.bias.data.normal_(0, 0.1)
         if isinstance(module, nn.BatchNorm2d):

@@ -301,14 +301,18 @@ class GraphContext:
     def new_id(self) -> str:
         return f"L{len(self.order)}"
 
-    def padded(self, value, pads: tuple[int, int, int, int], source: str, mode: str = "constant") -> "Map":
-        """`value`'s map padded by `pads` (top, left, bottom, right) as a "pad" layer of its own."""
+    def padded(self, value, pads: tuple[int, int, int, int], source: str, mode: str = "constant",
+               channel_pads: tuple[int, int] = (0, 0)) -> "Map":
+        """`value`'s map padded by `pads` (top, left, bottom, right), and by `channel_pads` zero channels
+        (before, after), as a "pad" layer of its own."""
         height, width = self.size_of(value.layer)
         top, left, bottom, right = pads
-        draft = self.add(Draft(id=self.new_id(), op="pad", inputs=(value.layer,), channels=self.channels_of(value.layer),
+        channels = self.channels_of(value.layer)
+        widened = dict(in_channels=channels, offset=channel_pads[0]) if any(channel_pads) else {}
+        draft = self.add(Draft(id=self.new_id(), op="pad", inputs=(value.layer,), channels=channels + sum(channel_pads),
                                size=(height + top + bottom, width + left + right),
                                total_stride=self.total_stride_of(value.layer), pads=tuple(pads), pad_mode=mode,
-                               source=source))
+                               source=source, **widened))
         return Map(draft.id, value.layout, draft.version)
 
     def windowed(self, node, op: str, source: str, channels: int, kernel, stride: int,

@@ -323,6 +323,21 @@ def group_norm_written(g: Graph, norm):
                                   "scale": weight.astype(np.float32), "bias": bias.astype(np.float32)}
 
 
+def instance_norm(g: Graph, norm):
+    """InstanceNorm of a map (IBN-Net's, style networks'): GroupNorm of one group per channel, whose scale
+    and bias are per channel already."""
+    from onnx import helper
+
+    shape, scale, shift = g.shapes.get(norm.input[0]), g.array(norm.input[1]), g.array(norm.input[2])
+    if not shape or len(shape) != 4 or not shape[1] or scale is None or shift is None or \
+            scale.size != shape[1] or shift.size != shape[1]:
+        return None
+    epsilon = float(helper.get_attribute_value(norm.attribute[0])) if norm.attribute else 1e-5
+    return [norm], "groupnorm", {"x": norm.input[0], "groups": shape[1], "epsilon": epsilon,
+                                 "scale": np.asarray(scale, np.float32).reshape(-1),
+                                 "bias": np.asarray(shift, np.float32).reshape(-1)}
+
+
 def lrn_written(g: Graph, pool):
     """Local response normalisation as torch.onnx writes torch's LocalResponseNorm (and pytorchcv its own):
     x * x viewed as N x 1 x C x H x W, padded along C (a Pad, or the pool's own pads), a `size` x 1 x 1
@@ -407,7 +422,7 @@ def matches(g: Graph, node):
     if node.op_type == "Relu":
         return squared_relu(g, node)
     if node.op_type == "InstanceNormalization":
-        return group_norm_written(g, node)
+        return group_norm_written(g, node) or instance_norm(g, node)
     if node.op_type == "AveragePool":
         return lrn_written(g, node)
     if node.op_type == "ReduceMean":
@@ -439,7 +454,7 @@ def fuse_activations(model) -> int:
         last = members[-1]
         named = [member.name for member in reversed(members) if member.name]
         name = named[0] if named else last.output[0]
-        if kind in ("layernorm", "grn", "groupnorm", "lrn"):
+        if kind in ("layernorm", "grn", "groupnorm", "lrn") and len(members) > 1:  # a norm written out
             scope = os.path.commonprefix([member.name for member in members])
             label = {"layernorm": "LayerNorm", "grn": "GlobalResponseNorm", "groupnorm": "GroupNorm",
                      "lrn": "LocalResponseNorm"}[kind]

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from interactive_trt.exporter.interactive.graph import InterActiveGraph, route_to_first_argmax
 from interactive_trt.exporter.interactive.reference import AutogradReference, connection_gamma
-from interactive_trt.contracts.spec import Layer
+from interactive_trt.contracts.spec import INPUT, Layer
 from interactive_trt.exporter.onnx.verify import rel_l2
 
 REL_L2 = 1e-5  # fp32, same arithmetic order on both sides except the backward pass itself
@@ -239,17 +239,20 @@ def test_a_reflect_paddings_gradient_folds_the_mirrored_border_back(pads):
     """The adjoint of a reflect padding (graph.unpadded, by slices from either end) equals autograd's
     through F.pad, for symmetric and one-sided pads, at the smallest map a reflect padding reads (one row
     more than its widest side: both borders fold onto the same rows) and a larger one; a zero padding's is
-    the middle."""
-    from types import SimpleNamespace
-
+    the middle, also of a padding that adds zero channels (one before the map's three, two after)."""
     from interactive_trt.exporter.interactive.graph import unpadded
 
     top, left, bottom, right = pads
     for height, width in ((max(top, bottom) + 1, max(left, right) + 1), (9, 7)):
-        for mode in ("reflect", "constant"):
+        for mode in ("reflect", "constant", "channels"):
             x = torch.randn(2, 3, height, width, dtype=torch.float64, requires_grad=True)
-            y = F.pad(x, (left, right, top, bottom), mode=mode)
+            widened = (1, 2) if mode == "channels" else (0, 0)
+            y = F.pad(x, (left, right, top, bottom, *widened), mode="reflect" if mode == "reflect" else "constant")
             grad = torch.randn(y.shape, dtype=torch.float64)
             (expected,) = torch.autograd.grad(y, x, grad)
-            got = unpadded(grad, SimpleNamespace(pad4=pads, pad_mode=mode))
+            layer = Layer(name="padded", op="pad", inputs=(INPUT,), channels=y.shape[1], pads=pads,
+                          pad_mode="reflect" if mode == "reflect" else "constant",
+                          in_channels=3 if mode == "channels" else 0, offset=widened[0])
+            assert layer.channel_pads == widened
+            got = unpadded(grad, layer)
             assert got.shape == x.shape and torch.allclose(got, expected, rtol=0, atol=1e-12), (height, width, mode)

@@ -213,8 +213,38 @@ def image_again(node, ctx, values) -> None:
     ctx.set_value(node.output[0], image)
 
 
+def zero_channels(node, ctx):
+    """(the map, (before, after)): how many zero channels the constant inputs of a Concat along the channels
+    put around the one map among them (`torch.cat((x, zeros), 1)`, PyramidNet's widened shortcut); None
+    where no input is constant. Constants elsewhere, or not zero, are refused."""
+    constants = [ctx.const(name) for name in node.input]
+    if all(array is None for array in constants):
+        return None
+    maps = [index for index, array in enumerate(constants) if array is None]
+    if len(maps) != 1 or any(array.ndim != 4 or np.any(array) for array in constants if array is not None):
+        raise ctx.refuse(node, "a concatenation with constants; supported: zeros before or after one feature map's "
+                               "channels (a widened shortcut)")
+    value = ctx.value(node, maps[0])
+    if not isinstance(value, Map) or value.layer == INPUT:
+        raise ctx.refuse(node, f"zeros concatenated to {describe(value)}; supported: to a feature map's channels")
+    axis = int(attributes(node).get("axis", 1)) % 4
+    rows, channel = (2, 1) if value.layout == "NCHW" else (1, 3)
+    size = ctx.size_of(value.layer)
+    if axis != channel or any(tuple(array.shape[rows:rows + 2]) != size or array.shape[0] not in (1, ctx.batch)
+                              for array in constants if array is not None):
+        raise ctx.refuse(node, f"zeros concatenated along axis {axis} of an {value.layout} map of size "
+                               f"{size[0]}x{size[1]}; supported: zero channels of the map's size")
+    return value, (sum(array.shape[channel] for array in constants[:maps[0]]),
+                   sum(array.shape[channel] for array in constants[maps[0] + 1:]))
+
+
 @converter("Concat", 4, 11, 13)
 def concat(node, ctx) -> None:
+    widened = zero_channels(node, ctx)
+    if widened is not None:
+        value, channel_pads = widened
+        ctx.set_value(node.output[0], ctx.padded(value, (0, 0, 0, 0), node.output[0], channel_pads=channel_pads))
+        return
     values = [ctx.value(node, index) for index in range(len(node.input))]
     if any(isinstance(value, ImageChannels) for value in values):
         image_again(node, ctx, values)

@@ -28,8 +28,9 @@ REASONS = {
                                                                                 "SpaceToDepth")},
     "LogSoftmax": "a log-softmax of the class scores (supported as the output: the scores themselves or their "
                   "Softmax; export the model without its final log_softmax)",
-    "InstanceNormalization": "a normalisation over space that is not GroupNorm as torch.onnx writes it (x viewed "
-                             "as N x groups x rest, InstanceNormalization, viewed back), not in the vocabulary",
+    "InstanceNormalization": "a normalisation over space of neither a feature map (InstanceNorm, with a scale and "
+                             "bias per channel) nor GroupNorm as torch.onnx writes it (x viewed as N x groups x "
+                             "rest, InstanceNormalization, viewed back), not in the vocabulary",
 }
 
 

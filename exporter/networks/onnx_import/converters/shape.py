@@ -325,18 +325,28 @@ def pad(node, ctx) -> None:
         for index, axis in enumerate(axes):
             full[axis], full[axis + 4] = pads[index], pads[index + len(axes)]
         pads = full
+    if len(pads) == 8 and not any(pads):  # pytorchcv's PyramidNet pads each shortcut, by 0 where no channel is added
+        ctx.set_value(node.output[0], value)
+        return
     reflect = mode == "reflect" and not isinstance(value, Padded)
     if not (mode == "constant" and fill == 0.0 or reflect) or len(pads) != 8 or min(pads) < 0:
         raise ctx.refuse(node, f"{mode} padding with {fill:g}, pads {pads}; supported: non-negative zero padding "
-                               "of the spatial axes, absorbed by the Conv after it, and reflect padding of a map")
+                               "of the spatial axes (absorbed by the Conv after it) or of the channels, and reflect "
+                               "padding of a map")
     rows, columns = (2, 3) if value.layout == "NCHW" else (1, 2)
-    if any(pads[axis] or pads[axis + 4] for axis in range(4) if axis not in (rows, columns)):
-        raise ctx.refuse(node, f"pads {pads} reach the batch or channel axis; supported: spatial padding")
+    channel = 1 if value.layout == "NCHW" else 3
+    if pads[0] or pads[4] or reflect and (pads[channel] or pads[channel + 4]):
+        raise ctx.refuse(node, f"{mode} pads {pads} reach the batch axis or mirror channels; supported: spatial "
+                               "padding, and zero channels before or after a map's")
     spatial = (pads[rows], pads[columns], pads[rows + 4], pads[columns + 4])
     if reflect:  # a layer of its own (anti-aliased downsampling's, before its blur): its gradient folds back
         ctx.set_value(node.output[0], ctx.padded(value, spatial, node.output[0], "reflect"))
         return
     previous = value.pads if isinstance(value, Padded) else (0, 0, 0, 0)
+    if pads[channel] or pads[channel + 4]:  # zero channels (PyramidNet's shortcut): a layer of its own
+        ctx.set_value(node.output[0], ctx.padded(value, tuple(a + b for a, b in zip(spatial, previous)), node.output[0],
+                                                 channel_pads=(pads[channel], pads[channel + 4])))
+        return
     ctx.set_value(node.output[0], Padded(value.layer, value.layout, value.version,
                                          tuple(a + b for a, b in zip(spatial, previous))))
 

@@ -32,7 +32,8 @@ CASES = [("efficientnet_b0", "folded"), ("efficientnet_b0", "unfolded"), ("mobil
          ("mobilenetv3_handwritten", "unfolded"), ("convnextv2", "folded"), ("convnextv2_timm", "folded"),
          ("eca_timm", "folded"), ("eca_twice", "folded"), ("mobile_mix", "folded"), ("mobile_mix_mul", "unfolded"),
          ("groupnorm", "folded"),
-         ("groupnorm", "dynamo"), ("groupnorm_shuffled", "folded"), ("tresnet", "folded"), ("tresnet", "dynamo")]
+         ("groupnorm", "dynamo"), ("groupnorm_shuffled", "folded"), ("tresnet", "folded"), ("tresnet", "dynamo"),
+         ("ibn", "folded"), ("ibn", "dynamo"), ("pyramidnet", "folded"), ("pyramidnet", "dynamo")]
 # what each family's graph must hold once imported: the ops of part 3 it exercises
 HOLDS = {"efficientnet_b0": {"gap", "mul", "silu", "sigmoid"},
          "mobilenetv3": {"gap", "mul", "hardswish", "hardsigmoid"},
@@ -51,7 +52,9 @@ HOLDS = {"efficientnet_b0": {"gap", "mul", "silu", "sigmoid"},
          "mobile_mix_mul": {"squaredrelu", "affine", "add", "mul", "slice", "concat", "gelu", "layernorm"},
          "groupnorm": {"groupnorm", "avgpool", "affine", "add", "gelu", "relu"},
          "groupnorm_shuffled": {"groupnorm", "shuffle", "relu"},
-         "tresnet": {"pad", "avgpool", "leakyrelu", "gap", "mul", "sigmoid"}}
+         "tresnet": {"pad", "avgpool", "leakyrelu", "gap", "mul", "sigmoid"},
+         "ibn": {"groupnorm", "slice", "concat", "affine", "add", "relu"},
+         "pyramidnet": {"channel-pad", "affine", "avgpool", "add", "relu"}}
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +88,8 @@ def kinds(spec) -> set[str]:
             found.add("grouped")
         if layer.op == "maxpool" and layer.pad4[2:] != layer.pad4[:2]:
             found.add("ceil-mode")  # read as -inf padding at the end
+        if any(layer.channel_pads):
+            found.add("channel-pad")
     return found
 
 
@@ -116,7 +121,7 @@ def test_family_imports_exactly_and_its_graph_equals_autograd(family_files, phot
 
 @pytest.mark.parametrize("name", ["efficientnet_b0", "convnext", "cbam", "regnety", "resnext", "mnasnet",
                                   "efficientnetv2", "eca", "se_linear", "cbam_reference", "googlenet", "convnextv2",
-                                  "mobile_mix", "groupnorm", "tresnet"])
+                                  "mobile_mix", "groupnorm", "tresnet", "ibn", "pyramidnet"])
 def test_family_exports_and_verifies_on_every_installed_runtime(family_files, tmp_path, name):
     from interactive_trt.exporter.onnx.export import export_model
     from interactive_trt.exporter.onnx.request import IMPORTED, ExportRequest
@@ -173,6 +178,104 @@ def test_a_reflect_padding_on_the_way_to_a_successor_folds_its_connection_sums_b
     assert manifest.verification["passed"] is True
     assert {report["label"].split(" vs ")[0] for report in manifest.verification["reports"]} >= \
         {"torch graph", "onnxruntime", "rebuilt forward"}
+
+
+@pytest.mark.parametrize("exporter", ["folded", "dynamo"])
+def test_zero_channels_padded_onto_a_shortcut_are_bookkeeping_on_the_way_to_successors(family_files, tmp_path,
+                                                                                       photos, exporter):
+    """PyramidNet widens each shortcut with zero channels: F.pad over the channels, torch.cat with zeros after
+    the map or before it. The layer score of a layer before a padding comes back through it with the padded
+    channels dropped (graph.unpadded); every such layer is made a feature layer; both configurations, a
+    photo and noise, against autograd; then the export on every runtime."""
+    from dataclasses import replace
+
+    from interactive_trt.exporter.onnx.export import export_model
+    from interactive_trt.exporter.onnx.request import IMPORTED, ExportRequest
+
+    _, files = family_files
+    imported = import_onnx(files[("pyramidnet", exporter)])
+    spec = imported.spec
+    pads = [layer for layer in spec.layers if layer.op == "pad"]
+    assert [layer.channel_pads for layer in pads] == [(0, 4), (0, 4), (4, 0), (0, 4)]
+    before = [layer.inputs[0] for layer in pads if spec.layer(layer.inputs[0]).op != "avgpool"]
+    assert len(before) == 2
+    spec = replace(spec, feature_layers=tuple(before) + spec.feature_layers)
+    batch = prepare(photos["chelsea"], (224, 288), spec.preprocessing)[None]
+    noise = np.random.default_rng(3).standard_normal((2, 3, 224, 224), dtype=np.float32)
+    for image, options in ((batch, {"config": "last", "p": 2}), (noise, {"config": "next", "p": 1})):
+        graph = InterActiveGraph(spec, imported.weights, **options).eval()
+        with torch.no_grad():
+            got = {k: v.numpy() for k, v in graph.named_outputs(torch.from_numpy(image)).items()}
+        expected = AutogradReference(spec, imported.weights, **options)(torch.from_numpy(image))
+        for key, value in expected.items():
+            assert rel_l2(got[key], value.numpy()) <= 1e-5, (key, options)
+    if exporter == "folded":
+        layers = tuple(spec.layer(name).source for name in before)
+        onnx_path, manifest = export_model(ExportRequest(model=IMPORTED, source=files[("pyramidnet", exporter)],
+                                                         out=tmp_path, layers=layers), log=lambda line: None)
+        assert manifest.verification["passed"] is True
+
+
+class ZeroWidened(torch.nn.Module):
+    """Zero channels on both sides of a map that a dense and a depthwise conv then read: its successors are
+    reached through the padding, their connection sums taken on the wider map (one map for the dense one,
+    a map per channel for the depthwise one) and the padded channels dropped on the way back."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3, 2, 1)
+        self.dense, self.depthwise = torch.nn.Conv2d(12, 16, 3, 2, 1), torch.nn.Conv2d(12, 12, 3, 1, 1, groups=12)
+        self.down, self.fc = torch.nn.Conv2d(12, 16, 3, 2, 1), torch.nn.Linear(16, 1000)
+
+    def forward(self, x):
+        wide = F.pad(torch.relu(self.conv(x)), (0, 0, 0, 0, 1, 3))
+        other = torch.relu(self.down(torch.relu(self.depthwise(wide))))
+        return self.fc((torch.relu(self.dense(wide)) + other).mean((2, 3)))
+
+
+def test_successors_reached_through_zero_channels_get_their_connection_sums_back(tmp_path, photos):
+    torch.manual_seed(5)
+    path = build.export_torch(ZeroWidened().eval(), tmp_path / "widened.onnx", "folded", opset=17)
+    imported = import_onnx(path)
+    spec = imported.spec
+    assert spec.feature_layers[0] == spec.layers[0].name
+    routes = spec.successor_routes(spec.layers[0].name)
+    assert [(successor.groups, [spec.layer(step).channel_pads for step, _ in route]) for successor, route in routes] \
+        == [(1, [(1, 3)]), (12, [(1, 3)])]
+    assert spec.gamma_channels(spec.layers[0].name) == 8
+    assert all(report.passed for report in verify_against_source(imported, ()))
+    batch = prepare(photos["chelsea"], (224, 288), spec.preprocessing)[None]
+    noise = np.random.default_rng(4).standard_normal((2, 3, 224, 224), dtype=np.float32)
+    for image, options in ((batch, {"config": "last", "p": 2}), (noise, {"config": "next", "p": 1})):
+        graph = InterActiveGraph(spec, imported.weights, **options).eval()
+        with torch.no_grad():
+            got = {k: v.numpy() for k, v in graph.named_outputs(torch.from_numpy(image)).items()}
+        expected = AutogradReference(spec, imported.weights, **options)(torch.from_numpy(image))
+        for key, value in expected.items():
+            assert rel_l2(got[key], value.numpy()) <= 1e-5, (key, options)
+
+
+def test_a_channel_padding_that_is_not_zeros_is_refused(tmp_path):
+    """Only zero channels widen a map: a Concat with a constant of ones, and a Pad of the channels with a value,
+    are refused in one line naming the node."""
+    class Widened(torch.nn.Module):
+        def __init__(self, how):
+            super().__init__()
+            self.how, self.conv, self.fc = how, torch.nn.Conv2d(3, 8, 3, 2, 1), torch.nn.Linear(12, 10)
+
+        def forward(self, x):
+            x = self.conv(x)
+            if self.how == "ones":
+                x = torch.cat((x, torch.ones(1, 4, x.shape[2], x.shape[3])), 1)
+            else:
+                x = F.pad(x, (0, 0, 0, 0, 0, 4), value=1.0)
+            return self.fc(x.relu().mean((2, 3)))
+
+    for how, message in (("ones", r"\(Concat\): a concatenation with constants; supported: zeros before or after"),
+                         ("value", r"\(Pad\): constant padding with 1, pads .*; supported: non-negative zero padding")):
+        path = build.export_torch(Widened(how).eval(), tmp_path / f"{how}.onnx", "folded", opset=17)
+        with pytest.raises(OnnxImportError, match=message):
+            import_onnx(path)
 
 
 @pytest.mark.parametrize("name", ["mobilenetv3", "convnext", "mobilenetv3_handwritten"])
@@ -855,8 +958,8 @@ class _EdgeBlurPool(torch.nn.Module):
 
 @pytest.mark.parametrize("make, pattern", [
     (_SliceAssigned, r"\(ScatterND\): op not in the InterActive vocabulary"),
-    (_EdgeBlurPool, r"\(Pad\): edge padding .*; supported: non-negative zero padding of the spatial axes, "
-                    r"absorbed by the Conv after it, and reflect padding of a map")])
+    (_EdgeBlurPool, r"\(Pad\): edge padding .*; supported: non-negative zero padding of the spatial axes "
+                    r"\(absorbed by the Conv after it\) or of the channels, and reflect padding of a map")])
 @pytest.mark.parametrize("exporter", ["folded", "dynamo"])
 def test_slice_assignment_and_edge_padding_are_refused_in_one_line(make, pattern, exporter, tmp_path):
     """Two forms of blocks above that the import does not read: a map assigned into a slice of another

@@ -120,9 +120,12 @@ def group_norm(g, x):
 
 
 def instance_norm(g, x):
-    """InstanceNormalization of the map itself: each channel normalised over its positions."""
-    scale, shift = g.const(np.ones(8, np.float32)), g.const(np.zeros(8, np.float32))
-    return g.one("InstanceNormalization", [x, scale, shift], name="instance_norm", epsilon=1e-5), 8
+    """InstanceNormalization of the map viewed as 16 rows of half a channel each: each half normalised over its
+    positions (an InstanceNorm of the map itself is GroupNorm of one group per channel, and read)."""
+    halves = g.one("Reshape", [x, g.const(np.array([1, 16, -1], np.int64))])
+    scale, shift = g.const(np.ones(16, np.float32)), g.const(np.zeros(16, np.float32))
+    normed = g.one("InstanceNormalization", [halves, scale, shift], name="instance_norm", epsilon=1e-5)
+    return g.one("Reshape", [normed, g.const(np.array([1, 8, 112, 112], np.int64))]), 8
 
 
 def ceil_average_pool(g, x):
@@ -158,8 +161,8 @@ def split_dropping_the_axis(g, x):
     (dilated_channel_conv, False, False, r"node 'eca_conv' \(Conv\): a convolution with weight \[1, 1, 3\] of a "
                                          r"gate's vector viewed as N x 1 x C; supported: one 1-D filter along the "
                                          r"channels, N x 1 x C, stride and dilation 1"),
-    (instance_norm, False, False, r"node 'instance_norm' \(InstanceNormalization\): a normalisation over space that "
-                                  r"is not GroupNorm as torch.onnx writes it"),
+    (instance_norm, False, False, r"node 'instance_norm' \(InstanceNormalization\): a normalisation over space of "
+                                  r"neither a feature map .* nor GroupNorm as torch.onnx writes it"),
     (ceil_average_pool, False, False, r"node 'avg_down' \(AveragePool\): a ceil-mode average pool whose last window "
                                       r"runs past its 112x112 map at the native size 224x224"),
     (split_dropping_the_axis, False, False, r"node 'split' \(SplitToSequence\): it removes the channel axis "
