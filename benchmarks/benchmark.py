@@ -202,17 +202,17 @@ class PlainAutograd(TorchPeer):
 
     def spread(self, score, successor, x):
         """The score summed over each group's output channels and spread back over its windows (grouped,
-        strided and 'same'-padded successors: rows no window reaches get zero, extra ones are cut)."""
+        strided, dilated and 'same'-padded successors: rows no window reaches get zero, extra ones are cut)."""
         torch, F = self.torch, self.torch.nn.functional
         groups, window = successor.groups, successor.window
         summed = score.unflatten(1, (groups, score.shape[1] // groups)).sum(dim=2)
         top, left, _, _ = successor.pad4
         ones = torch.ones(groups, 1, *window, device=x.device)
         stride = successor.stride
-        natural = [stride * (n - 1) + k - 2 * pad for n, k, pad in zip(summed.shape[2:], window, (top, left))]
+        natural = [stride * (n - 1) + k - 2 * pad for n, k, pad in zip(summed.shape[2:], successor.extent, (top, left))]
         extra = [min(max(size - n, 0), stride - 1) for size, n in zip(x.shape[2:], natural)]
         gamma = F.conv_transpose2d(summed, ones, stride=stride, padding=(top, left), output_padding=extra,
-                                   groups=groups)
+                                   groups=groups, dilation=successor.dilation)
         gamma = F.pad(gamma, (0, x.shape[3] - gamma.shape[3], 0, x.shape[2] - gamma.shape[2]))
         if 1 < groups < x.shape[1]:
             gamma = gamma.repeat_interleave(x.shape[1] // groups, dim=1)

@@ -196,7 +196,8 @@ def apply_layer(layer: Layer, inputs: list[torch.Tensor], params,
         weight, bias = params
         padding = symmetric_padding(layer)
         x = inputs[0] if padding is not None else pad_input(layer, inputs[0])
-        z = F.conv2d(x, weight, bias, stride=layer.stride, padding=padding or 0, groups=layer.groups)
+        z = F.conv2d(x, weight, bias, stride=layer.stride, padding=padding or 0, dilation=layer.dilation,
+                     groups=layer.groups)
         return z, activate(layer, z, sigmoids)
     if layer.op == "maxpool":
         padding = symmetric_padding(layer)

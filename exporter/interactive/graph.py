@@ -233,7 +233,7 @@ class InterActiveGraph(nn.Module):
         extra = tuple(max(d, 0) for d in delta)
         fits = all(e < layer.stride for e in extra)
         y = F.conv_transpose2d(grad, weight, stride=layer.stride, padding=(top, left),
-                               output_padding=extra if fits else 0, groups=groups)
+                               output_padding=extra if fits else 0, groups=groups, dilation=layer.dilation)
         if not fits:
             y = F.pad(y, (0, extra[1], 0, extra[0]))
         if delta[0] < 0 or delta[1] < 0:

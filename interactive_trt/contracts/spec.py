@@ -63,8 +63,9 @@ class Layer:
     "reflect", the map mirrored at its border, as anti-aliased downsampling pads before its blur; with
     `in_channels` set, zero channels too: `offset` of them before the input's, the rest of `channels` after,
     as PyramidNet widens its shortcut to the wider block it joins).
-    Strides are square, kernels too unless `kernel_w` gives a width; `pads` (top, left, bottom, right) are
-    asymmetric where a network needs it (TensorFlow's 'same'), else `padding` on every side.
+    Strides are square, kernels too unless `kernel_w` gives a width, and a conv's taps are `dilation`
+    apart; `pads` (top, left, bottom, right) are asymmetric where a network needs it (TensorFlow's 'same'),
+    else `padding` on every side.
     Activation after a conv or an add: `relu`, or `relu6` (Clip 0..6), or neither (linear); `act` names
     any other (SMOOTH_ACTIVATIONS, with `alpha` and `beta` as ONNX stores them: HardSigmoid's slope and
     offset, LeakyReLU's, ELU's, CELU's and Swish's alpha, ThresholdedReLU's threshold, SELU's alpha and its
@@ -101,6 +102,7 @@ class Layer:
     kernel_w: int = 0  # a non-square window's width (Inception's 1x7 and 7x1); 0: square, `kernel` wide
     pad_mode: str = "constant"  # a "pad" layer's: "constant" (zeros) or "reflect"
     channel_window: int = 0  # an "lrn" layer's window across the channels (odd, centred on each)
+    dilation: int = 1  # a conv's, square: its taps `dilation` apart (DRN's and DeepLab's atrous convolutions)
 
     @property
     def window(self) -> tuple[int, int]:
@@ -113,6 +115,11 @@ class Layer:
         if self.op != "pad" or not self.in_channels:
             return (0, 0)
         return (self.offset, self.channels - self.offset - self.in_channels)
+
+    @property
+    def extent(self) -> tuple[int, int]:
+        """(height, width) of the input a window spans: the window, its taps spread by the dilation."""
+        return tuple(self.dilation * (side - 1) + 1 for side in self.window)
 
     @property
     def pad4(self) -> tuple[int, int, int, int]:
@@ -419,6 +426,9 @@ class ModelSpec:
                                        or layer.channels % layer.groups):
                 raise SpecError(f"model {self.name!r}: conv {layer.name!r} has {layer.groups} groups, which do not "
                                 f"divide its {layer.in_channels} input and {layer.channels} output channels")
+            if layer.dilation < 1 or layer.dilation > 1 and layer.op != "conv":
+                raise SpecError(f"model {self.name!r}: layer {layer.name!r} ({layer.op}) has dilation "
+                                f"{layer.dilation}; only convs are dilated, by 1 or more")
             if len(layer.pads) not in (0, 4) or min(layer.pad4) < 0:
                 raise SpecError(f"model {self.name!r}: layer {layer.name!r} pads {layer.pads}: expected "
                                 "(top, left, bottom, right), none negative")
@@ -507,7 +517,7 @@ class ModelSpec:
                 continue
             top, left, bottom, right = layer.pad4
             out, rest = [], []
-            for side, before, after, kernel in ((h, top, bottom, layer.window[0]), (w, left, right, layer.window[1])):
+            for side, before, after, kernel in ((h, top, bottom, layer.extent[0]), (w, left, right, layer.extent[1])):
                 span = side + before + after - kernel
                 if span < 0:
                     raise SpecError(

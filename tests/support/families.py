@@ -882,6 +882,54 @@ class PyramidNet(nn.Module):
         return self.fc(self.top(self.blocks(self.stem(x))).mean((2, 3)))
 
 
+class DilatedBlock(nn.Module):
+    """DRN's residual block: two 3x3 convs whose taps are `dilation` apart (padded by as much, so the map keeps
+    its size), the first maybe strided as well (a dilated conv with stride 2); a 1x1 shortcut where the
+    shape changes."""
+
+    def __init__(self, cin, cout, dilation, stride=1):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, cout, 3, stride, dilation, dilation=dilation, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
+            nn.Conv2d(cout, cout, 3, 1, dilation, dilation=dilation, bias=False), nn.BatchNorm2d(cout))
+        self.short = nn.Identity() if stride == 1 and cin == cout else conv_bn(cin, cout, 1, stride)
+
+    def forward(self, x):
+        return torch.relu(self.body(x) + self.short(x))
+
+
+class DilatedPyramid(nn.Module):
+    """ESPNet's and DeepLab's spatial pyramid: a 1x1 reduction, then depthwise and dense 3x3 convs dilated by
+    1, 2 and 4 on it side by side, concatenated (ASPP without its image pool, which needs a Resize)."""
+
+    def __init__(self, cin, branch):
+        super().__init__()
+        self.reduce = conv_bn(cin, branch, 1, act=nn.ReLU)
+        self.branches = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(branch, branch, 3, 1, rate, dilation=rate, groups=branch if rate == 2 else 1,
+                                    bias=False), nn.BatchNorm2d(branch), nn.ReLU()) for rate in (1, 2, 4))
+
+    def forward(self, x):
+        x = self.reduce(x)
+        return torch.cat([branch(x) for branch in self.branches], 1)
+
+
+class DilatedResNet(nn.Module):
+    """DRN-C's layout at a reduced width: a strided stem and stage, then stages that dilate instead of
+    striding (by 2, by 4, one of them strided too), a dilated pyramid, a classifier on the pooled map."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(conv_bn(3, 16, 7, 2, act=nn.ReLU), DilatedBlock(16, 16, 1))
+        self.stages = nn.Sequential(DilatedBlock(16, 24, 1, stride=2), DilatedBlock(24, 32, 2, stride=2),
+                                    DilatedBlock(32, 32, 2), DilatedBlock(32, 48, 4))
+        self.pyramid = DilatedPyramid(48, 16)
+        self.fc = nn.Linear(48, 1000)
+
+    def forward(self, x):
+        return self.fc(self.pyramid(self.stages(self.stem(x))).mean((2, 3)))
+
+
 def randomise_with_1d(model):
     """randomise, and the BatchNorm1d layers of a head too."""
     model = randomise(model)
@@ -939,6 +987,7 @@ FAMILIES = {
     "tresnet": lambda: seeded(TResNet, 10),
     "ibn": lambda: seeded(IBNResNet, 11),
     "pyramidnet": lambda: seeded(PyramidNet, 12),
+    "dilated": lambda: seeded(DilatedResNet, 13),
 }
 # at their published sizes, for the benchmark (benchmarks/part3_models.py)
 FULL_SIZE = {

@@ -403,9 +403,10 @@ EXTRAS = ["pad", "ceilpool", "avgpad", "cbam_spatial", "eca", "gap_scale", "sub"
           "cbam_linear", "eca_timm", "ghost", "sppf", "res2", "repvgg",
           "space_to_depth", "nf", "pconv", "mixconv", "c2f", "mobileone", "blurpool", "resnet_d", "blurpool_reflect"]
 DOWNSAMPLING = ("pad", "ceilpool", "space_to_depth", "blurpool", "resnet_d", "blurpool_reflect")  # halve the map
-# refused by name: a 2x1 stride, dilation, nearest upsampling (Resize). A map times its own pooled vector with
-# no layer between ("gap_scale") was refused until 2026-12-07 and is a gate of the pool alone since.
-REFUSED = {"stride21", "dilated", "upsample"}
+# refused by name: a 2x1 stride, nearest upsampling (Resize). A map times its own pooled vector with no layer
+# between ("gap_scale") was refused until 2026-12-07 and is a gate of the pool alone since; dilation was
+# refused until that night.
+REFUSED = {"stride21", "upsample"}
 
 
 class Net(nn.Module):

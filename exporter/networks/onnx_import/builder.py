@@ -167,6 +167,7 @@ class Draft:
     kernel_w: int = 0  # a non-square window's width (0: square)
     pad_mode: str = "constant"  # a pad layer's: zeros, or "reflect"
     channel_window: int = 0  # an lrn layer's window across the channels
+    dilation: int = 1  # a conv's (square)
 
 
 def node_label(node) -> str:
@@ -321,8 +322,10 @@ class GraphContext:
         width)."""
         height, width = self.size_of(source)
         k_h, k_w = (kernel, kernel) if isinstance(kernel, int) else kernel
+        dilation = fields.get("dilation", 1)
         out = []
-        for side, before, after, extent in ((height, pads[0], pads[2], k_h), (width, pads[1], pads[3], k_w)):
+        for side, before, after, extent in ((height, pads[0], pads[2], dilation * (k_h - 1) + 1),
+                                            (width, pads[1], pads[3], dilation * (k_w - 1) + 1)):
             span = side + before + after - extent
             if span < 0:
                 raise self.refuse(node, f"its {k_h}x{k_w} window does not fit the {height}x{width} map")

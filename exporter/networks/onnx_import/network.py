@@ -258,7 +258,7 @@ def assemble(ctx: GraphContext, canonical: Canonical, head: str, options: Import
                             else "", alpha=draft.alpha, beta=draft.beta, bn_eps=draft.eps, offset=draft.offset,
                             ceil_mode=draft.ceil_mode, weight_key=draft.weight_key, in_channels=draft.in_channels,
                             groups=draft.groups, count_include_pad=draft.count_include_pad, source=draft.source,
-                            pad_mode=draft.pad_mode, channel_window=draft.channel_window))
+                            pad_mode=draft.pad_mode, channel_window=draft.channel_window, dilation=draft.dilation))
         if draft.op in PARAMETRIC:
             arrays[name] = (np.ascontiguousarray(draft.weight, np.float32),
                             np.ascontiguousarray(draft.bias, np.float32))

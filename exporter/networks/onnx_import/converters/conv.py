@@ -25,26 +25,31 @@ def square(ctx, node, values, what: str) -> int:
     return values[0]
 
 
-def window(ctx, node, attrs: dict, kernel_default=None) -> tuple[tuple[int, int], int, tuple[int, int, int, int]]:
+def window(ctx, node, attrs: dict, kernel_default=None, dilated: bool = False):
     """Kernel (height, width: Inception's 1x7 and 7x1 are not square), stride (square) and (top, left,
-    bottom, right) pads, ONNX defaults spelled out (strides 1, pads 0, dilations 1, auto_pad NOTSET)."""
+    bottom, right) pads, ONNX defaults spelled out (strides 1, pads 0, dilations 1, auto_pad NOTSET); and,
+    where `dilated` (a Conv's), the dilation (square) after them."""
     kernel = tuple(int(v) for v in attrs.get("kernel_shape", kernel_default))
     if len(kernel) != 2:
         raise ctx.refuse(node, f"kernel {list(kernel)}: supported: 2-D windows")
     stride = square(ctx, node, attrs.get("strides", (1, 1)), "stride")
     dilations = tuple(int(d) for d in attrs.get("dilations", (1, 1)))
-    if any(d != 1 for d in dilations):
-        raise ctx.refuse(node, f"dilation {'x'.join(map(str, dilations))}; supported: dilation 1 (dilated "
-                               "convolutions are refused until someone needs them)")
+    if not dilated and any(d != 1 for d in dilations):
+        raise ctx.refuse(node, f"dilation {'x'.join(map(str, dilations))}; supported: dilation 1 (a dilated "
+                               "convolution is read, a dilated pool is not)")
+    dilation = square(ctx, node, dilations, "dilation")
+    if dilation < 1:
+        raise ctx.refuse(node, f"dilation {dilation}; supported: 1 or more")
+    extent = tuple(dilation * (k - 1) + 1 for k in kernel)
     mode = attrs.get("auto_pad", "NOTSET")
     if mode in ("SAME_UPPER", "SAME_LOWER"):
         source = ctx.value(node).layer
-        pads = auto_pads(mode, ctx.size_of(source), kernel, stride)
+        pads = auto_pads(mode, ctx.size_of(source), extent, stride)
     else:
         pads = tuple(int(p) for p in attrs.get("pads", (0, 0, 0, 0))) if mode == "NOTSET" else (0, 0, 0, 0)
     if len(pads) != 4 or min(pads) < 0:
         raise ctx.refuse(node, f"pads {list(pads)}; supported: four non-negative pads (top, left, bottom, right)")
-    return kernel, stride, pads
+    return (kernel, stride, pads, dilation) if dilated else (kernel, stride, pads)
 
 
 @converter("Conv", 1, 11, 22)
@@ -72,7 +77,7 @@ def convolution(node, ctx) -> None:
         raise ctx.refuse(node, f"a {weight.ndim - 2}-D convolution; supported: 2-D convolutions")
     bias = ctx.optional_const(node, 2, "bias")
     attrs = attributes(node)
-    kernel, stride, pads = window(ctx, node, attrs, kernel_default=weight.shape[2:])
+    kernel, stride, pads, dilation = window(ctx, node, attrs, kernel_default=weight.shape[2:], dilated=True)
     if tuple(weight.shape[2:]) != kernel:
         raise ctx.refuse(node, f"kernel_shape {kernel[0]}x{kernel[1]} differs from its weight {list(weight.shape)}")
     groups = int(attrs.get("group", 1))
@@ -88,7 +93,7 @@ def convolution(node, ctx) -> None:
         raise ctx.refuse(node, f"bias of shape {list(bias.shape)} for {channels} output channels")
     draft = ctx.windowed(node, "conv", value.layer, channels, kernel, stride, pads, groups=groups,
                          weight=np.asarray(weight, np.float64), bias=bias, in_channels=in_channels,
-                         weight_key=node.input[1])
+                         weight_key=node.input[1], dilation=dilation)
     ctx.set_value(node.output[0], Map(draft.id, "NCHW", draft.version))
 
 

@@ -33,7 +33,8 @@ CASES = [("efficientnet_b0", "folded"), ("efficientnet_b0", "unfolded"), ("mobil
          ("eca_timm", "folded"), ("eca_twice", "folded"), ("mobile_mix", "folded"), ("mobile_mix_mul", "unfolded"),
          ("groupnorm", "folded"),
          ("groupnorm", "dynamo"), ("groupnorm_shuffled", "folded"), ("tresnet", "folded"), ("tresnet", "dynamo"),
-         ("ibn", "folded"), ("ibn", "dynamo"), ("pyramidnet", "folded"), ("pyramidnet", "dynamo")]
+         ("ibn", "folded"), ("ibn", "dynamo"), ("pyramidnet", "folded"), ("pyramidnet", "dynamo"),
+         ("dilated", "folded"), ("dilated", "dynamo")]
 # what each family's graph must hold once imported: the ops of part 3 it exercises
 HOLDS = {"efficientnet_b0": {"gap", "mul", "silu", "sigmoid"},
          "mobilenetv3": {"gap", "mul", "hardswish", "hardsigmoid"},
@@ -54,7 +55,8 @@ HOLDS = {"efficientnet_b0": {"gap", "mul", "silu", "sigmoid"},
          "groupnorm_shuffled": {"groupnorm", "shuffle", "relu"},
          "tresnet": {"pad", "avgpool", "leakyrelu", "gap", "mul", "sigmoid"},
          "ibn": {"groupnorm", "slice", "concat", "affine", "add", "relu"},
-         "pyramidnet": {"channel-pad", "affine", "avgpool", "add", "relu"}}
+         "pyramidnet": {"channel-pad", "affine", "avgpool", "add", "relu"},
+         "dilated": {"dilated", "grouped-dilated", "concat", "add", "relu"}}
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +92,8 @@ def kinds(spec) -> set[str]:
             found.add("ceil-mode")  # read as -inf padding at the end
         if any(layer.channel_pads):
             found.add("channel-pad")
+        if layer.dilation > 1:
+            found.add("dilated" if layer.groups == 1 else "grouped-dilated")
     return found
 
 
@@ -121,7 +125,7 @@ def test_family_imports_exactly_and_its_graph_equals_autograd(family_files, phot
 
 @pytest.mark.parametrize("name", ["efficientnet_b0", "convnext", "cbam", "regnety", "resnext", "mnasnet",
                                   "efficientnetv2", "eca", "se_linear", "cbam_reference", "googlenet", "convnextv2",
-                                  "mobile_mix", "groupnorm", "tresnet", "ibn", "pyramidnet"])
+                                  "mobile_mix", "groupnorm", "tresnet", "ibn", "pyramidnet", "dilated"])
 def test_family_exports_and_verifies_on_every_installed_runtime(family_files, tmp_path, name):
     from interactive_trt.exporter.onnx.export import export_model
     from interactive_trt.exporter.onnx.request import IMPORTED, ExportRequest
@@ -214,6 +218,33 @@ def test_zero_channels_padded_onto_a_shortcut_are_bookkeeping_on_the_way_to_succ
         onnx_path, manifest = export_model(ExportRequest(model=IMPORTED, source=files[("pyramidnet", exporter)],
                                                          out=tmp_path, layers=layers), log=lambda line: None)
         assert manifest.verification["passed"] is True
+
+
+@pytest.mark.parametrize("exporter", ["folded", "dynamo"])
+def test_successors_with_dilated_taps_connect_a_dilated_window(family_files, photos, exporter):
+    """A DRN layout: dense and depthwise convs dilated by 2 and 4, one strided too. Every layer that a dilated
+    conv reads is made a feature layer, so gamma's connection sums are spread over the dilated windows
+    (a transposed conv of ones with the successor's dilation), where the reference takes the input gradient
+    of <G, conv(P(X), ones)> with that dilation by autograd; both configurations, a photo and noise."""
+    from dataclasses import replace
+
+    _, files = family_files
+    imported = import_onnx(files[("dilated", exporter)])
+    spec = imported.spec
+    dilated = [layer for layer in spec.layers if layer.dilation > 1]
+    assert sorted({(layer.dilation, layer.stride, layer.groups > 1) for layer in dilated}) == \
+        [(2, 1, False), (2, 1, True), (2, 2, False), (4, 1, False)]
+    readers = tuple(dict.fromkeys(layer.inputs[0] for layer in dilated))
+    spec = replace(spec, feature_layers=readers + tuple(n for n in spec.feature_layers if n not in readers))
+    batch = prepare(photos["chelsea"], (224, 288), spec.preprocessing)[None]
+    noise = np.random.default_rng(5).standard_normal((2, 3, 224, 224), dtype=np.float32)
+    for image, options in ((batch, {"config": "last", "p": 2}), (noise, {"config": "next", "p": 1})):
+        graph = InterActiveGraph(spec, imported.weights, **options).eval()
+        with torch.no_grad():
+            got = {k: v.numpy() for k, v in graph.named_outputs(torch.from_numpy(image)).items()}
+        expected = AutogradReference(spec, imported.weights, **options)(torch.from_numpy(image))
+        for key, value in expected.items():
+            assert rel_l2(got[key], value.numpy()) <= 1e-5, (key, options)
 
 
 class ZeroWidened(torch.nn.Module):

@@ -1,4 +1,4 @@
-"""Mapping is exact or refused: an op outside the vocabulary, a dilation, a non-constant weight, a second
+"""Mapping is exact or refused: an op outside the vocabulary, a dilated pool, a non-constant weight, a second
 input, an activation without a derivative in the graph, a product of maps that is no gate, a norm over more
 than the channels. One line naming the node, its op and what is supported; the command exits 1 and writes
 nothing. What part 3 of Any CNN made importable (a Sigmoid, a BatchNorm after a pool, a product of two maps)
@@ -55,7 +55,8 @@ def resize(g, x):
 
 
 def dilated(g, x):
-    return g.conv(x, 8, 8, 3, 1, pads=(2, 2, 2, 2), name="dilated", dilations=[2, 2]), 8
+    """A max pool whose window's taps are 2 apart: a dilated conv is read, a dilated pool is not."""
+    return g.one("MaxPool", [x], name="dilated", kernel_shape=[3, 3], pads=[2, 2, 2, 2], dilations=[2, 2]), 8
 
 
 def sigmoid(g, x):
@@ -144,7 +145,8 @@ def split_dropping_the_axis(g, x):
 @pytest.mark.parametrize("middle, weight_input, second_input, pattern", [
     (lstm, False, False, r"node 'lstm' \(LSTM\): a recurrent layer, not a CNN layer" + SUPPORTED),
     (resize, False, False, r"node 'upsample' \(Resize\): resampling has no connection sets" + ".*" + SUPPORTED),
-    (dilated, False, False, r"node 'dilated' \(Conv\): dilation 2x2; supported: dilation 1"),
+    (dilated, False, False, r"node 'dilated' \(MaxPool\): dilation 2x2; supported: dilation 1 \(a dilated "
+                           r"convolution is read, a dilated pool is not\)"),
     (shrink, False, False, r"node 'shrink' \(Shrink\): an activation without a derivative in the InterActive graph"
                          + ".*" + SUPPORTED),
     (mismatched_product, False, False, r"node 'gating' \(Mul\): a product of maps of shapes \[\(8, 112, 112\), "
