@@ -36,7 +36,7 @@ def calls(count):  # from the main thread, or from a worker thread as a server's
         worker.join()
 
 
-calls(2)
+calls(3)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 calls(5)
 print(int(kept), resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
@@ -62,7 +62,9 @@ def test_kept_memory_spares_a_torch_pass_its_page_faults(caller):
     runtimes reuse their arenas. From a worker thread too, and from the main thread while torch's own
     threads allocate some of the maps: the thresholds alone left those to a thread's arena, which maps
     each 64 MiB block anew (every call from a worker thread; one or two maps in five calls from the main
-    thread, under load)."""
+    thread, under load). With it, a heap that still grows by fragmentation under a full suite's load has
+    faulted up to 2.25 maps' pages in five calls from the main thread (36,864 of 663,560, 2026-12-07):
+    three calls warm it up, and 10% of the faults without it are allowed; a regression faults them all."""
     if memory.c_function("mallopt") is None:
         pytest.skip("this C library has no mallopt (not glibc): the system's allocator stays as it is")
     kept, with_keep = faults("keep", caller)
@@ -70,7 +72,7 @@ def test_kept_memory_spares_a_torch_pass_its_page_faults(caller):
     _, with_system = faults("system", caller)
     pages_per_map = (64 << 20) // 4096
     assert with_system >= 5 * pages_per_map
-    assert with_keep <= 0.05 * with_system
+    assert with_keep <= 0.10 * with_system
 
 
 PROBE = """
