@@ -291,6 +291,14 @@ class Extra(nn.Module):
             self.conv = nn.Conv2d(c, c, 3, (2, 1), 1)
         elif kind == "dilated":
             self.conv = nn.Conv2d(c, c, 3, 1, 2, dilation=2)
+        elif kind == "dilated_dw":
+            self.conv = nn.Conv2d(c, c, 3, 1, 3, dilation=3, groups=c)
+        elif kind == "ibn":  # IBN-a on half the channels, then an InstanceNorm on a residual conv
+            self.half = c // 2
+            self.instance, self.batch = nn.InstanceNorm2d(self.half, affine=True), nn.BatchNorm2d(c - self.half)
+            self.conv, self.norm = nn.Conv2d(c, c, 3, 1, 1), nn.InstanceNorm2d(c)
+        elif kind in ("widen_pad", "widen_cat"):  # PyramidNet: zero channels padded onto the shortcut
+            self.conv, self.conv2 = nn.Conv2d(c, c + 4, 3, 1, 1), nn.Conv2d(c + 4, c, 1)
         elif kind == "cbam_spatial":
             self.conv = nn.Conv2d(2, 1, 7, padding=3)
         elif kind == "eca":
@@ -343,8 +351,18 @@ class Extra(nn.Module):
         k = self.kind
         if k == "pad":
             return self.a(self.conv(F.pad(x, (0, 1, 0, 1))))
-        if k in ("stride21", "dilated"):
+        if k in ("stride21", "dilated", "dilated_dw"):
             return self.a(self.conv(x))
+        if k == "ibn":
+            first, rest = torch.split(x, [self.half, x.shape[1] - self.half], 1)
+            y = self.a(torch.cat((self.instance(first), self.batch(rest)), 1))
+            return self.a(x + self.norm(self.conv(y)))  # normed before the sum: TorchScript's exporter needs
+            # the channels of what it normalises, and loses them after some blocks
+        if k == "widen_pad":
+            return self.conv2(self.a(self.conv(x) + F.pad(x, (0, 0, 0, 0, 0, 4))))
+        if k == "widen_cat":
+            n, _, height, width = x.shape
+            return self.conv2(self.a(self.conv(x) + torch.cat((x.new_zeros(n, 4, height, width), x), 1)))
         if k == "ceilpool":
             return F.max_pool2d(x, 3, 2, ceil_mode=True)
         if k == "avgpad":
@@ -401,7 +419,8 @@ class Extra(nn.Module):
 EXTRAS = ["pad", "ceilpool", "avgpad", "cbam_spatial", "eca", "gap_scale", "sub", "mul_maps", "scaled_residual",
           "concat_self", "div", "stride21", "dilated", "upsample", "gap_gate", "grn", "grn_timm", "cbam",
           "cbam_linear", "eca_timm", "ghost", "sppf", "res2", "repvgg",
-          "space_to_depth", "nf", "pconv", "mixconv", "c2f", "mobileone", "blurpool", "resnet_d", "blurpool_reflect"]
+          "space_to_depth", "nf", "pconv", "mixconv", "c2f", "mobileone", "blurpool", "resnet_d", "blurpool_reflect",
+          "dilated_dw", "ibn", "widen_pad", "widen_cat"]
 DOWNSAMPLING = ("pad", "ceilpool", "space_to_depth", "blurpool", "resnet_d", "blurpool_reflect")  # halve the map
 # refused by name: a 2x1 stride, nearest upsampling (Resize). A map times its own pooled vector with no layer
 # between ("gap_scale") was refused until 2026-12-07 and is a gate of the pool alone since; dilation was
