@@ -35,6 +35,11 @@ WEIGHT_FREE = ("act", "prelu", "mul", "affine", "layernorm", "grn", "groupnorm",
 PARAMETRIC = ("conv", "affine", "layernorm", "prelu", "grn", "groupnorm")
 
 
+def dilated_extent(side: int, dilation: int) -> int:
+    """The rows (or columns) of input a window of `side` taps spans when they are `dilation` apart."""
+    return dilation * (side - 1) + 1
+
+
 @dataclass(frozen=True)
 class Layer:
     """One node of the network.
@@ -119,7 +124,7 @@ class Layer:
     @property
     def extent(self) -> tuple[int, int]:
         """(height, width) of the input a window spans: the window, its taps spread by the dilation."""
-        return tuple(self.dilation * (side - 1) + 1 for side in self.window)
+        return tuple(dilated_extent(side, self.dilation) for side in self.window)
 
     @property
     def pad4(self) -> tuple[int, int, int, int]:

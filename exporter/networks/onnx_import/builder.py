@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from interactive_trt.common.errors import OnnxImportError
-from interactive_trt.contracts.spec import GLOBAL_POOLS, INPUT
+from interactive_trt.contracts.spec import GLOBAL_POOLS, INPUT, dilated_extent
 
 
 @dataclass(frozen=True)
@@ -324,8 +324,8 @@ class GraphContext:
         k_h, k_w = (kernel, kernel) if isinstance(kernel, int) else kernel
         dilation = fields.get("dilation", 1)
         out = []
-        for side, before, after, extent in ((height, pads[0], pads[2], dilation * (k_h - 1) + 1),
-                                            (width, pads[1], pads[3], dilation * (k_w - 1) + 1)):
+        for side, before, after, extent in ((height, pads[0], pads[2], dilated_extent(k_h, dilation)),
+                                            (width, pads[1], pads[3], dilated_extent(k_w, dilation))):
             span = side + before + after - extent
             if span < 0:
                 raise self.refuse(node, f"its {k_h}x{k_w} window does not fit the {height}x{width} map")

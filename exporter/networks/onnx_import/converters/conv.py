@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from interactive_trt.contracts.spec import INPUT
+from interactive_trt.contracts.spec import INPUT, dilated_extent
 from interactive_trt.exporter.networks.onnx_import.builder import (
     Dense, GateVector, ImageChannels, Map, Padded, Pooled, auto_pads, describe,
 )
@@ -26,9 +26,9 @@ def square(ctx, node, values, what: str) -> int:
 
 
 def window(ctx, node, attrs: dict, kernel_default=None, dilated: bool = False):
-    """Kernel (height, width: Inception's 1x7 and 7x1 are not square), stride (square) and (top, left,
-    bottom, right) pads, ONNX defaults spelled out (strides 1, pads 0, dilations 1, auto_pad NOTSET); and,
-    where `dilated` (a Conv's), the dilation (square) after them."""
+    """Kernel (height, width: Inception's 1x7 and 7x1 are not square), stride (square), (top, left, bottom,
+    right) pads and dilation (square; more than 1 only where `dilated`, a Conv's), ONNX defaults spelled out
+    (strides 1, pads 0, dilations 1, auto_pad NOTSET)."""
     kernel = tuple(int(v) for v in attrs.get("kernel_shape", kernel_default))
     if len(kernel) != 2:
         raise ctx.refuse(node, f"kernel {list(kernel)}: supported: 2-D windows")
@@ -40,7 +40,7 @@ def window(ctx, node, attrs: dict, kernel_default=None, dilated: bool = False):
     dilation = square(ctx, node, dilations, "dilation")
     if dilation < 1:
         raise ctx.refuse(node, f"dilation {dilation}; supported: 1 or more")
-    extent = tuple(dilation * (k - 1) + 1 for k in kernel)
+    extent = tuple(dilated_extent(side, dilation) for side in kernel)
     mode = attrs.get("auto_pad", "NOTSET")
     if mode in ("SAME_UPPER", "SAME_LOWER"):
         source = ctx.value(node).layer
@@ -49,7 +49,7 @@ def window(ctx, node, attrs: dict, kernel_default=None, dilated: bool = False):
         pads = tuple(int(p) for p in attrs.get("pads", (0, 0, 0, 0))) if mode == "NOTSET" else (0, 0, 0, 0)
     if len(pads) != 4 or min(pads) < 0:
         raise ctx.refuse(node, f"pads {list(pads)}; supported: four non-negative pads (top, left, bottom, right)")
-    return (kernel, stride, pads, dilation) if dilated else (kernel, stride, pads)
+    return kernel, stride, pads, dilation
 
 
 @converter("Conv", 1, 11, 22)

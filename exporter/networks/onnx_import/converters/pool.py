@@ -41,7 +41,7 @@ def max_pool(node, ctx) -> None:
     if len(node.output) > 1 and node.output[1] and (ctx.consumers.get(node.output[1]) or node.output[1] in ctx.outputs):
         raise ctx.refuse(node, "its Indices output is used; supported: max pooling alone")
     attrs = attributes(node)
-    kernel, stride, pads = window(ctx, node, attrs)
+    kernel, stride, pads, _ = window(ctx, node, attrs)
     pads = tuple(a + b for a, b in zip(pads, extra))
     if not any(pads) and ctx.size_of(value.layer) == kernel and ctx.feeds_gates_only(node.output[0]):
         # a gate's global max pool at every size, not a window fixed at this one
@@ -70,7 +70,7 @@ def max_pool(node, ctx) -> None:
 def average_pool(node, ctx) -> None:
     value = ctx.map_of(node)
     attrs = attributes(node)
-    kernel, stride, pads = window(ctx, node, attrs)
+    kernel, stride, pads, _ = window(ctx, node, attrs)
     if not any(pads) and ctx.size_of(value.layer) == kernel:
         ctx.set_value(node.output[0], Pooled(value.layer, value.version, rank=4, linear=False))
         return

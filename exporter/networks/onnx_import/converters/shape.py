@@ -343,12 +343,12 @@ def pad(node, ctx) -> None:
         ctx.set_value(node.output[0], ctx.padded(value, spatial, node.output[0], "reflect"))
         return
     previous = value.pads if isinstance(value, Padded) else (0, 0, 0, 0)
+    total = tuple(a + b for a, b in zip(spatial, previous))
     if pads[channel] or pads[channel + 4]:  # zero channels (PyramidNet's shortcut): a layer of its own
-        ctx.set_value(node.output[0], ctx.padded(value, tuple(a + b for a, b in zip(spatial, previous)), node.output[0],
+        ctx.set_value(node.output[0], ctx.padded(value, total, node.output[0],
                                                  channel_pads=(pads[channel], pads[channel + 4])))
         return
-    ctx.set_value(node.output[0], Padded(value.layer, value.layout, value.version,
-                                         tuple(a + b for a, b in zip(spatial, previous))))
+    ctx.set_value(node.output[0], Padded(value.layer, value.layout, value.version, total))
 
 
 def channel_slice(node, ctx, value, start: int, end: int, output: str) -> None:

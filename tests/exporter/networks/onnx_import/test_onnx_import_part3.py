@@ -79,6 +79,18 @@ def assert_graph_equals_autograd(spec, weights, batch: np.ndarray) -> None:
         assert rel_l2(got[key], value) <= 1e-5, key
 
 
+def assert_both_configurations_equal_autograd(spec, weights, photo: np.ndarray, noise: np.ndarray) -> None:
+    """The explicit graph against the autograd reference in 'last' with p = 2 on a photo and in 'next' with
+    p = 1 on noise, every output within relative L2 1e-5."""
+    for image, options in ((photo, {"config": "last", "p": 2}), (noise, {"config": "next", "p": 1})):
+        graph = InterActiveGraph(spec, weights, **options).eval()
+        with torch.no_grad():
+            got = {k: v.numpy() for k, v in graph.named_outputs(torch.from_numpy(image)).items()}
+        expected = AutogradReference(spec, weights, **options)(torch.from_numpy(image))
+        for key, value in expected.items():
+            assert rel_l2(got[key], value.numpy()) <= 1e-5, (key, options)
+
+
 def kinds(spec) -> set[str]:
     found = set()
     for layer in spec.layers:
@@ -113,14 +125,7 @@ def test_family_imports_exactly_and_its_graph_equals_autograd(family_files, phot
     assert torch.argmax(theirs) == torch.argmax(ours)
     assert np.abs((ours - theirs).numpy()).max() <= 1e-4 * np.abs(theirs.numpy()).max()
     noise = np.random.default_rng(1).standard_normal((2, 3, 224, 224), dtype=np.float32)
-    for image, options in ((batch, {"config": "last", "p": 2}), (noise, {"config": "next", "p": 1})):
-        graph = InterActiveGraph(spec, imported.weights, **options).eval()
-        with torch.no_grad():
-            got = {k: v.numpy() for k, v in graph.named_outputs(torch.from_numpy(image)).items()}
-        expected = {k: v.numpy() for k, v in AutogradReference(spec, imported.weights, **options)(
-            torch.from_numpy(image)).items()}
-        for key, value in expected.items():
-            assert rel_l2(got[key], value) <= 1e-5, (key, options)
+    assert_both_configurations_equal_autograd(spec, imported.weights, batch, noise)
 
 
 @pytest.mark.parametrize("name", ["efficientnet_b0", "convnext", "cbam", "regnety", "resnext", "mnasnet",
@@ -169,13 +174,7 @@ def test_a_reflect_padding_on_the_way_to_a_successor_folds_its_connection_sums_b
     spec = replace(spec, feature_layers=tuple(before) + spec.feature_layers)
     batch = prepare(photos["chelsea"], (224, 288), spec.preprocessing)[None]
     noise = np.random.default_rng(2).standard_normal((2, 3, 224, 224), dtype=np.float32)
-    for image, options in ((batch, {"config": "last", "p": 2}), (noise, {"config": "next", "p": 1})):
-        graph = InterActiveGraph(spec, imported.weights, **options).eval()
-        with torch.no_grad():
-            got = {k: v.numpy() for k, v in graph.named_outputs(torch.from_numpy(image)).items()}
-        expected = AutogradReference(spec, imported.weights, **options)(torch.from_numpy(image))
-        for key, value in expected.items():
-            assert rel_l2(got[key], value.numpy()) <= 1e-5, (key, options)
+    assert_both_configurations_equal_autograd(spec, imported.weights, batch, noise)
     layers = tuple(spec.layer(name).source for name in before)
     onnx_path, manifest = export_model(ExportRequest(model=IMPORTED, source=files[("tresnet", "folded")],
                                                      out=tmp_path, layers=layers), log=lambda line: None)
@@ -206,13 +205,7 @@ def test_zero_channels_padded_onto_a_shortcut_are_bookkeeping_on_the_way_to_succ
     spec = replace(spec, feature_layers=tuple(before) + spec.feature_layers)
     batch = prepare(photos["chelsea"], (224, 288), spec.preprocessing)[None]
     noise = np.random.default_rng(3).standard_normal((2, 3, 224, 224), dtype=np.float32)
-    for image, options in ((batch, {"config": "last", "p": 2}), (noise, {"config": "next", "p": 1})):
-        graph = InterActiveGraph(spec, imported.weights, **options).eval()
-        with torch.no_grad():
-            got = {k: v.numpy() for k, v in graph.named_outputs(torch.from_numpy(image)).items()}
-        expected = AutogradReference(spec, imported.weights, **options)(torch.from_numpy(image))
-        for key, value in expected.items():
-            assert rel_l2(got[key], value.numpy()) <= 1e-5, (key, options)
+    assert_both_configurations_equal_autograd(spec, imported.weights, batch, noise)
     if exporter == "folded":
         layers = tuple(spec.layer(name).source for name in before)
         onnx_path, manifest = export_model(ExportRequest(model=IMPORTED, source=files[("pyramidnet", exporter)],
@@ -238,13 +231,7 @@ def test_successors_with_dilated_taps_connect_a_dilated_window(family_files, pho
     spec = replace(spec, feature_layers=readers + tuple(n for n in spec.feature_layers if n not in readers))
     batch = prepare(photos["chelsea"], (224, 288), spec.preprocessing)[None]
     noise = np.random.default_rng(5).standard_normal((2, 3, 224, 224), dtype=np.float32)
-    for image, options in ((batch, {"config": "last", "p": 2}), (noise, {"config": "next", "p": 1})):
-        graph = InterActiveGraph(spec, imported.weights, **options).eval()
-        with torch.no_grad():
-            got = {k: v.numpy() for k, v in graph.named_outputs(torch.from_numpy(image)).items()}
-        expected = AutogradReference(spec, imported.weights, **options)(torch.from_numpy(image))
-        for key, value in expected.items():
-            assert rel_l2(got[key], value.numpy()) <= 1e-5, (key, options)
+    assert_both_configurations_equal_autograd(spec, imported.weights, batch, noise)
 
 
 class ZeroWidened(torch.nn.Module):
@@ -277,13 +264,7 @@ def test_successors_reached_through_zero_channels_get_their_connection_sums_back
     assert all(report.passed for report in verify_against_source(imported, ()))
     batch = prepare(photos["chelsea"], (224, 288), spec.preprocessing)[None]
     noise = np.random.default_rng(4).standard_normal((2, 3, 224, 224), dtype=np.float32)
-    for image, options in ((batch, {"config": "last", "p": 2}), (noise, {"config": "next", "p": 1})):
-        graph = InterActiveGraph(spec, imported.weights, **options).eval()
-        with torch.no_grad():
-            got = {k: v.numpy() for k, v in graph.named_outputs(torch.from_numpy(image)).items()}
-        expected = AutogradReference(spec, imported.weights, **options)(torch.from_numpy(image))
-        for key, value in expected.items():
-            assert rel_l2(got[key], value.numpy()) <= 1e-5, (key, options)
+    assert_both_configurations_equal_autograd(spec, imported.weights, batch, noise)
 
 
 def test_a_channel_padding_that_is_not_zeros_is_refused(tmp_path):
