@@ -208,10 +208,11 @@ class PlainAutograd(TorchPeer):
         summed = score.unflatten(1, (groups, score.shape[1] // groups)).sum(dim=2)
         top, left, _, _ = successor.pad4
         ones = torch.ones(groups, 1, *window, device=x.device)
-        stride = successor.stride
-        natural = [stride * (n - 1) + k - 2 * pad for n, k, pad in zip(summed.shape[2:], successor.extent, (top, left))]
-        extra = [min(max(size - n, 0), stride - 1) for size, n in zip(x.shape[2:], natural)]
-        gamma = F.conv_transpose2d(summed, ones, stride=stride, padding=(top, left), output_padding=extra,
+        strides = successor.strides
+        natural = [step * (n - 1) + k - 2 * pad
+                   for n, k, pad, step in zip(summed.shape[2:], successor.extent, (top, left), strides)]
+        extra = [min(max(size - n, 0), step - 1) for size, n, step in zip(x.shape[2:], natural, strides)]
+        gamma = F.conv_transpose2d(summed, ones, stride=strides, padding=(top, left), output_padding=extra,
                                    groups=groups, dilation=successor.dilation)
         gamma = F.pad(gamma, (0, x.shape[3] - gamma.shape[3], 0, x.shape[2] - gamma.shape[2]))
         if 1 < groups < x.shape[1]:

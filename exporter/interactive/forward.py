@@ -196,19 +196,19 @@ def apply_layer(layer: Layer, inputs: list[torch.Tensor], params,
         weight, bias = params
         padding = symmetric_padding(layer)
         x = inputs[0] if padding is not None else pad_input(layer, inputs[0])
-        z = F.conv2d(x, weight, bias, stride=layer.stride, padding=padding or 0, dilation=layer.dilation,
+        z = F.conv2d(x, weight, bias, stride=layer.strides, padding=padding or 0, dilation=layer.dilation,
                      groups=layer.groups)
         return z, activate(layer, z, sigmoids)
     if layer.op == "maxpool":
         padding = symmetric_padding(layer)
         x = inputs[0] if padding is not None else pad_input(layer, inputs[0], float("-inf"))
-        y = F.max_pool2d(x, layer.window, layer.stride, padding or 0, ceil_mode=layer.ceil_mode)
+        y = F.max_pool2d(x, layer.window, layer.strides, padding or 0, ceil_mode=layer.ceil_mode)
         return y, y
     if layer.op == "pad":
         y = pad_input(layer, inputs[0])
         return y, y
     if layer.op == "avgpool":
-        y = F.avg_pool2d(inputs[0], layer.window, layer.stride, symmetric_padding(layer), ceil_mode=layer.ceil_mode,
+        y = F.avg_pool2d(inputs[0], layer.window, layer.strides, symmetric_padding(layer), ceil_mode=layer.ceil_mode,
                          count_include_pad=layer.count_include_pad)
         return y, y
     if layer.op == "add":

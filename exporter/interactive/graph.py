@@ -231,8 +231,8 @@ class InterActiveGraph(nn.Module):
         residue_h, residue_w = self.residues[layer.name]
         delta = (residue_h + top - bottom, residue_w + left - right)
         extra = tuple(max(d, 0) for d in delta)
-        fits = all(e < layer.stride for e in extra)
-        y = F.conv_transpose2d(grad, weight, stride=layer.stride, padding=(top, left),
+        fits = all(e < step for e, step in zip(extra, layer.strides))
+        y = F.conv_transpose2d(grad, weight, stride=layer.strides, padding=(top, left),
                                output_padding=extra if fits else 0, groups=groups, dilation=layer.dilation)
         if not fits:
             y = F.pad(y, (0, extra[1], 0, extra[0]))
@@ -274,7 +274,7 @@ class InterActiveGraph(nn.Module):
         Rows and columns that no window reaches (a floor-mode pool that does not tile its input) are
         cut before the windows are taken and get zero gradient.
         """
-        (k_h, k_w), s = layer.window, layer.stride
+        (k_h, k_w), (s_h, s_w) = layer.window, layer.strides
         top, left, bottom, right = layer.pad4
         residue_h, residue_w = self.residues[layer.name]
         if any(layer.pad4):
@@ -285,13 +285,13 @@ class InterActiveGraph(nn.Module):
         for i in range(k_h):
             for j in range(k_w):
                 end_i, end_j = (-(k_h - 1 - i) or None), (-(k_w - 1 - j) or None)
-                windows.append(x[:, :, i:end_i:s, j:end_j:s])
+                windows.append(x[:, :, i:end_i:s_h, j:end_j:s_w])
         routed = route_to_first_argmax(grad_out, windows)
         stacked = torch.stack(routed, dim=2).flatten(1, 2)
-        if k_h == k_w == s:
-            spread = F.pixel_shuffle(stacked, s)
+        if k_h == k_w == s_h == s_w:
+            spread = F.pixel_shuffle(stacked, s_h)
         else:
-            spread = F.conv_transpose2d(stacked, getattr(self, f"{layer.name}__scatter"), stride=s,
+            spread = F.conv_transpose2d(stacked, getattr(self, f"{layer.name}__scatter"), stride=(s_h, s_w),
                                         groups=grad_out.shape[1])
         if residue_h or residue_w:
             spread = F.pad(spread, (0, residue_w, 0, residue_h))
@@ -307,7 +307,8 @@ class InterActiveGraph(nn.Module):
         else:
             top, left, bottom, right = layer.pad4
             ones = F.pad(torch.ones_like(x[:, :1]), (left, right, top, bottom))
-            count = F.conv2d(ones, torch.ones(1, 1, k_h, k_w, dtype=x.dtype, device=x.device), stride=layer.stride)
+            count = F.conv2d(ones, torch.ones(1, 1, k_h, k_w, dtype=x.dtype, device=x.device),
+                             stride=layer.strides)
             scaled = grad_out / count.to(grad_out.dtype)
         return self.transpose_to_input(scaled, getattr(self, f"{layer.name}__spread"), layer, grad_out.shape[1])
 
@@ -424,7 +425,7 @@ class InterActiveGraph(nn.Module):
             summed = F.conv2d(widened(layer_score), ones, groups=groups)
         if self.loss_scale != 1:
             summed = summed * (1 / self.loss_scale)
-        if successor.window != (1, 1) or successor.stride > 1 or any(successor.pad4):
+        if successor.window != (1, 1) or successor.strides != (1, 1) or any(successor.pad4):
             ones = torch.ones(groups, 1, *successor.window, dtype=summed.dtype, device=summed.device)
             summed = self.transpose_to_input(summed, ones, successor, groups)
         channels_in = successor.in_channels

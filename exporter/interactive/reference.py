@@ -38,7 +38,7 @@ def connection_gamma(layer_t: torch.Tensor, successor: Layer, layer_score: torch
     channels_out, groups = layer_score.shape[1], successor.groups
     ones = torch.ones(channels_out, placed.shape[1] // groups, *successor.window, dtype=x.dtype, device=x.device)
     top, left, bottom, right = successor.pad4
-    connected = F.conv2d(F.pad(placed, (left, right, top, bottom)), ones, stride=successor.stride,
+    connected = F.conv2d(F.pad(placed, (left, right, top, bottom)), ones, stride=successor.strides,
                          dilation=successor.dilation, groups=groups)
     (grad,) = torch.autograd.grad((connected * layer_score.detach()).sum(), x)
     return grad[:, :1] if (groups == 1 if one_map is None else one_map) else grad

@@ -199,11 +199,11 @@ class Float64Reference:
             x = acts[layer.inputs[0]]
             if layer.op == "maxpool":
                 top, left, bottom, right = layer.pad4
-                (k_h, k_w), stride = layer.window, layer.stride
+                (k_h, k_w), (s_h, s_w) = layer.window, layer.strides
                 x = F.pad(x, (left, right, top, bottom), value=float("-inf"))
-                rows, columns = F.max_pool2d(x, (k_h, k_w), stride, ceil_mode=layer.ceil_mode).shape[-2:]
-                x = F.pad(x, (0, stride, 0, stride), value=float("-inf"))  # room for ceil mode's last window
-                windows = x.unfold(2, k_h, stride).unfold(3, k_w, stride)[:, :, :rows, :columns].flatten(-2)
+                rows, columns = F.max_pool2d(x, (k_h, k_w), (s_h, s_w), ceil_mode=layer.ceil_mode).shape[-2:]
+                x = F.pad(x, (0, s_w, 0, s_h), value=float("-inf"))  # room for ceil mode's last window
+                windows = x.unfold(2, k_h, s_h).unfold(3, k_w, s_w)[:, :, :rows, :columns].flatten(-2)
             else:
                 windows = x.flatten(2) if layer.op == "gmp" else x.movedim(1, -1)
             if windows.shape[-1] < 2:

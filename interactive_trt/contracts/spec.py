@@ -68,9 +68,10 @@ class Layer:
     "reflect", the map mirrored at its border, as anti-aliased downsampling pads before its blur; with
     `in_channels` set, zero channels too: `offset` of them before the input's, the rest of `channels` after,
     as PyramidNet widens its shortcut to the wider block it joins).
-    Strides are square, kernels too unless `kernel_w` gives a width, and a conv's taps are `dilation`
-    apart; `pads` (top, left, bottom, right) are asymmetric where a network needs it (TensorFlow's 'same'),
-    else `padding` on every side.
+    Kernels and strides are square unless `kernel_w` and `stride_w` give a width (Inception's 1x7, text
+    recognisers' 2x1 strides that keep a line's width), and a conv's taps are `dilation` apart; `pads`
+    (top, left, bottom, right) are asymmetric where a network needs it (TensorFlow's 'same'), else
+    `padding` on every side.
     Activation after a conv or an add: `relu`, or `relu6` (Clip 0..6), or neither (linear); `act` names
     any other (SMOOTH_ACTIVATIONS, with `alpha` and `beta` as ONNX stores them: HardSigmoid's slope and
     offset, LeakyReLU's, ELU's, CELU's and Swish's alpha, ThresholdedReLU's threshold, SELU's alpha and its
@@ -108,11 +109,17 @@ class Layer:
     pad_mode: str = "constant"  # a "pad" layer's: "constant" (zeros) or "reflect"
     channel_window: int = 0  # an "lrn" layer's window across the channels (odd, centred on each)
     dilation: int = 1  # a conv's, square: its taps `dilation` apart (DRN's and DeepLab's atrous convolutions)
+    stride_w: int = 0  # a non-square stride's width (PaddleOCR's and CRNN's 2x1); 0: square, `stride` wide
 
     @property
     def window(self) -> tuple[int, int]:
         """(height, width) of the kernel or pooling window."""
         return (self.kernel, self.kernel_w or self.kernel)
+
+    @property
+    def strides(self) -> tuple[int, int]:
+        """(height, width) of the step between windows."""
+        return (self.stride, self.stride_w or self.stride)
 
     @property
     def channel_pads(self) -> tuple[int, int]:
@@ -136,7 +143,7 @@ class Layer:
         """A 1x1, stride-1, unpadded convolution with no activation: the spatial mean of its output is the
         layer applied to the mean of its input, so class scores can be taken at one position, not at H x W
         (EfficientNet-B0's classifier at 512x512 costs 0.65 GFLOP as a score map, 15% of its forward pass)."""
-        return (self.op == "conv" and self.window == (1, 1) and self.stride == 1 and not any(self.pad4)
+        return (self.op == "conv" and self.window == (1, 1) and self.strides == (1, 1) and not any(self.pad4)
                 and not self.activation)
 
     @property
@@ -434,6 +441,9 @@ class ModelSpec:
             if layer.dilation < 1 or layer.dilation > 1 and layer.op != "conv":
                 raise SpecError(f"model {self.name!r}: layer {layer.name!r} ({layer.op}) has dilation "
                                 f"{layer.dilation}; only convs are dilated, by 1 or more")
+            if min(layer.strides) < 1 or layer.stride_w < 0:
+                raise SpecError(f"model {self.name!r}: layer {layer.name!r} has strides {layer.strides}; expected "
+                                "1 or more")
             if len(layer.pads) not in (0, 4) or min(layer.pad4) < 0:
                 raise SpecError(f"model {self.name!r}: layer {layer.name!r} pads {layer.pads}: expected "
                                 "(top, left, bottom, right), none negative")
@@ -454,7 +464,8 @@ class ModelSpec:
                     "so it has no successor t+1 and no InterActive weight map"
                 )
         head = self.layer(self.head_logits)
-        if head.op != "conv" or head.window != (1, 1) or head.groups != 1 or head.stride != 1 or any(head.pad4):
+        if head.op != "conv" or head.window != (1, 1) or head.groups != 1 or head.strides != (1, 1) \
+                or any(head.pad4):
             raise SpecError(f"model {self.name!r}: head layer {self.head_logits!r} must be a dense 1x1 conv "
                             "(a fully connected classifier applied at every position)")
         if self.head_pooled:
@@ -469,7 +480,7 @@ class ModelSpec:
                                 f"({self.last_layer!r}) through a chain of layers")
             layer = self.layer(name)
             if len(layer.inputs) != 1 or layer.op not in ("conv", "act", "affine", "layernorm") or \
-                    layer.window != (1, 1) or layer.stride != 1 or layer.groups != 1 or any(layer.pad4):
+                    layer.window != (1, 1) or layer.strides != (1, 1) or layer.groups != 1 or any(layer.pad4):
                 raise SpecError(f"model {self.name!r}: head layer {name!r} ({layer.op}) is not a per-position layer "
                                 "of one input (1x1 conv, activation, affine map, LayerNorm)")
             name = layer.inputs[0]
@@ -522,19 +533,20 @@ class ModelSpec:
                 continue
             top, left, bottom, right = layer.pad4
             out, rest = [], []
-            for side, before, after, kernel in ((h, top, bottom, layer.extent[0]), (w, left, right, layer.extent[1])):
+            for side, before, after, kernel, step in zip((h, w), (top, left), (bottom, right), layer.extent,
+                                                         layer.strides):
                 span = side + before + after - kernel
                 if span < 0:
                     raise SpecError(
                         f"input size {height}x{width} is too small for {self.name} at layer {layer.name!r}"
                     )
-                if layer.ceil_mode and span % layer.stride:
+                if layer.ceil_mode and span % step:
                     raise SpecError(
                         f"input size {height}x{width} for {self.name}: ceil-mode pool {layer.name!r} does not "
                         f"tile its {h}x{w} input exactly"
                     )
-                out.append(span // layer.stride + 1)
-                rest.append(span % layer.stride)
+                out.append(span // step + 1)
+                rest.append(span % step)
             sizes[layer.name] = (out[0], out[1])
             residues[layer.name] = (rest[0], rest[1])
         return sizes, residues

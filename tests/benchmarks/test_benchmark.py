@@ -49,10 +49,11 @@ def test_plain_autograd_peer_equals_the_reference(network, small_spec, small_wei
         assert list(forward.infer({"image": batch})) == output_names(small_spec, "both", False)
 
 
-@pytest.mark.parametrize("family", ["efficientnet_b0", "convnext"])
+@pytest.mark.parametrize("family", ["efficientnet_b0", "convnext", "textline"])
 def test_the_peer_serves_the_part3_rows(family, tmp_path, photo_batches):
     """Issue 23's speed rows: SiLU and gates (EfficientNet-B0), LayerNorm, GELU and a head after the pool
-    (ConvNeXt-T), from ONNX files as the benchmark takes them; the peer still equals the reference."""
+    (ConvNeXt-T), from ONNX files as the benchmark takes them; the peer still equals the reference. And 2x1
+    strides (a text line's), whose connection sums the peer spreads back at each axis' own stride."""
     import families
     import onnx_builders as build
 

@@ -71,6 +71,7 @@ def test_layers_out_of_order_are_refused():
     ({"kernel": 3}, False),
     ({"kernel": 1, "kernel_w": 3}, False),
     ({"stride": 2}, False),
+    ({"stride": 1, "stride_w": 2}, False),
     ({"padding": 1}, False),
     ({"pads": (0, 0, 1, 0)}, False),
     ({"op": "avgpool"}, False),
@@ -101,3 +102,24 @@ def test_a_reflect_padding_needs_more_rows_than_it_pads_and_round_trips():
     spec = make(64)
     assert spec.spatial_sizes(64, 64)["mirror"] == (4, 4)
     assert ModelSpec.from_dict(spec.to_dict()) == spec and spec.to_dict()["layers"][5]["pad_mode"] == "reflect"
+
+
+def test_non_square_strides_walk_each_axis_and_round_trip():
+    """A 2x1 stride (a text line's) halves the rows only: the size walk takes each axis' stride, and so does
+    the rule that every served size leaves a layer the residue the graph was built for (a 3x3 max pool at 2x1
+    leaves one of 16 rows over, and no column). A stride under 1 is refused by name."""
+    from interactive_trt.contracts.spec import ResizeRule
+
+    layers = (Layer("c0", "conv", ("image",), 4, kernel=3, stride=2, stride_w=1, padding=1, in_channels=3),
+              Layer("pool", "maxpool", ("c0",), 4, kernel=3, stride=2, stride_w=1),
+              Layer("c1", "conv", ("pool",), 4, kernel=3, stride=1, stride_w=2, padding=1, in_channels=4),
+              Layer("fc", "conv", ("c1",), 10, relu=False, in_channels=4))
+    spec = ModelSpec("line", layers, feature_layers=("pool",), last_layer="c1", head_logits="fc",
+                     resize=ResizeRule(target_side=64, multiple=4, min_side=32))
+    sizes = spec.spatial_sizes(32, 64)
+    assert (sizes["c0"], sizes["pool"], sizes["c1"]) == ((16, 64), (7, 62), (7, 31))
+    assert spec.reference_residues["pool"] == (1, 0)
+    assert ModelSpec.from_dict(spec.to_dict()) == spec and spec.layer("c1").strides == (1, 2)
+    with pytest.raises(SpecError, match=r"layer 'c1' has strides \(1, -1\); expected 1 or more"):
+        ModelSpec("line", layers[:2] + (Layer("c1", "conv", ("pool",), 4, stride=1, stride_w=-1, in_channels=4),
+                                        layers[3]), feature_layers=("pool",), last_layer="c1", head_logits="fc")

@@ -930,6 +930,42 @@ class DilatedResNet(nn.Module):
         return self.fc(self.pyramid(self.stages(self.stem(x))).mean((2, 3)))
 
 
+class TextLineBlock(nn.Module):
+    """PaddleOCR's ResNet-vd block where a text recogniser halves the height only: a 3x3 conv at stride 2x1,
+    then a 3x3; the shortcut an average pool of a 2x1 window at stride 2x1 (ceil mode) and a 1x1 conv."""
+
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, cout, 3, (2, 1), 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
+            nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout))
+        self.short = nn.Sequential(nn.AvgPool2d((2, 1), (2, 1), ceil_mode=True), conv_bn(cin, cout, 1))
+
+    def forward(self, x):
+        return torch.relu(self.body(x) + self.short(x))
+
+
+class TextLineNet(nn.Module):
+    """The strides of text-line networks (PaddleOCR's direction classifier and recognisers, CRNN), which keep
+    a line's width: a strided stem, a depthwise conv at stride 2x1 (PaddleOCR's MobileNetV3), CRNN's 2x2 max
+    pool at stride 2x1 with a column of padding each side, a ResNet-vd block at 2x1, and a 1x3 conv at
+    stride 1x2; a classifier on the pooled map."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = conv_bn(3, 16, 3, 2, act=nn.Hardswish)
+        self.depthwise = nn.Sequential(nn.Conv2d(16, 16, 3, (2, 1), 1, groups=16, bias=False), nn.BatchNorm2d(16),
+                                       nn.Hardswish(), conv_bn(16, 24, 1, act=nn.Hardswish))
+        self.crnn = nn.Sequential(nn.Conv2d(24, 32, 3, 1, 1), nn.ReLU(), nn.MaxPool2d(2, (2, 1), (0, 1)))
+        self.block = TextLineBlock(32, 48)
+        self.wide = nn.Sequential(nn.Conv2d(48, 48, (1, 3), (1, 2), (0, 1), bias=False), nn.BatchNorm2d(48),
+                                  nn.ReLU())
+        self.fc = nn.Linear(48, 1000)
+
+    def forward(self, x):
+        return self.fc(self.wide(self.block(self.crnn(self.depthwise(self.stem(x))))).mean((2, 3)))
+
+
 def randomise_with_1d(model):
     """randomise, and the BatchNorm1d layers of a head too."""
     model = randomise(model)
@@ -988,6 +1024,7 @@ FAMILIES = {
     "ibn": lambda: seeded(IBNResNet, 11),
     "pyramidnet": lambda: seeded(PyramidNet, 12),
     "dilated": lambda: seeded(DilatedResNet, 13),
+    "textline": lambda: seeded(TextLineNet, 14),
 }
 # at their published sizes, for the benchmark (benchmarks/part3_models.py)
 FULL_SIZE = {

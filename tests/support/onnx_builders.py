@@ -493,6 +493,25 @@ def paddle_like(seed: int = 0, classes: int = 2) -> onnx.ModelProto:
     return g.model("x", [-1, 3, -1, -1], out, 11, producer="PaddlePaddle", output_shape=(-1, classes))
 
 
+def same_padded_text_line(seed: int = 0, classes: int = 10) -> onnx.ModelProto:
+    """Text-line strides as a TensorFlow graph writes them: convs and a max pool with auto_pad SAME_UPPER at
+    strides 2x1 and 1x2, so 'same' pads each axis by what its own stride leaves (here top 0, bottom 1 and
+    left 1, right 1 on the 2x1 conv); the global pool, Gemm and Softmax."""
+    g = GraphWriter(seed)
+
+    def conv(x, cin, cout, strides, name):
+        return g.one("Relu", [g.one("Conv", [x, g.weight(cout, cin, 3, 3), g.bias(cout)], name=name,
+                                    kernel_shape=[3, 3], strides=list(strides), auto_pad="SAME_UPPER")])
+
+    x = conv("input", 3, 8, (2, 2), "conv1")
+    x = conv(x, 8, 16, (2, 1), "conv2")
+    x = g.one("MaxPool", [x], name="pool2", kernel_shape=[2, 2], strides=[2, 1], auto_pad="SAME_UPPER")
+    x = conv(x, 16, 24, (1, 2), "conv3")
+    x = g.one("Flatten", [g.one("GlobalAveragePool", [x])])
+    x = g.one("Gemm", [x, g.weight(classes, 24), g.bias(classes)], name="logits", transB=1)
+    return g.model("input", [1, 3, 64, 64], g.one("Softmax", [x], axis=1), 13, output_shape=(1, classes))
+
+
 def zoo_lrn_like(opset: int = 9, seed: int = 0, classes: int = 1000) -> onnx.ModelProto:
     """The ONNX model zoo's GoogLeNet (bvlc_googlenet) stem, small: conv 7x7 / 2, ReLU, max pool, the LRN op,
     1x1 and 3x3 convs, LRN again after a ReLU, max pool; an Inception-style concat, the global pool, Gemm

@@ -422,10 +422,10 @@ EXTRAS = ["pad", "ceilpool", "avgpad", "cbam_spatial", "eca", "gap_scale", "sub"
           "space_to_depth", "nf", "pconv", "mixconv", "c2f", "mobileone", "blurpool", "resnet_d", "blurpool_reflect",
           "dilated_dw", "ibn", "widen_pad", "widen_cat"]
 DOWNSAMPLING = ("pad", "ceilpool", "space_to_depth", "blurpool", "resnet_d", "blurpool_reflect")  # halve the map
-# refused by name: a 2x1 stride, nearest upsampling (Resize). A map times its own pooled vector with no layer
-# between ("gap_scale") was refused until 2026-12-07 and is a gate of the pool alone since; dilation was
-# refused until that night.
-REFUSED = {"stride21", "upsample"}
+# refused by name: nearest upsampling (Resize). A map times its own pooled vector with no layer between
+# ("gap_scale") was refused until 2026-12-07 and is a gate of the pool alone since; dilation was refused until
+# that night, a 2x1 stride (and the 1x2 pool after it) until 2026-12-08.
+REFUSED = {"upsample"}
 
 
 class Net(nn.Module):

@@ -145,9 +145,9 @@ class Draft:
     inputs: tuple[str, ...]
     channels: int
     size: tuple[int, int]  # output height and width at the native size
-    total_stride: int
+    total_stride: tuple[int, int]  # (height, width): the product of the strides from the image
     kernel: int = 1
-    stride: int = 1
+    strides: tuple[int, int] = (1, 1)
     pads: tuple[int, int, int, int] = (0, 0, 0, 0)
     groups: int = 1
     activation: str = ""
@@ -291,8 +291,10 @@ class GraphContext:
     def channels_of(self, layer: str) -> int:
         return 3 if layer == INPUT else self.drafts[layer].channels
 
-    def total_stride_of(self, layer: str) -> int:
-        return 1 if layer == INPUT else self.drafts[layer].total_stride
+    def total_stride_of(self, *layers: str) -> tuple[int, int]:
+        """(height, width); of several layers (the inputs of a sum or a product), the larger on each axis."""
+        strides = [(1, 1) if layer == INPUT else self.drafts[layer].total_stride for layer in layers]
+        return (max(s[0] for s in strides), max(s[1] for s in strides))
 
     def add(self, draft: Draft) -> Draft:
         self.drafts[draft.id] = draft
@@ -316,23 +318,25 @@ class GraphContext:
                                source=source, **widened))
         return Map(draft.id, value.layout, draft.version)
 
-    def windowed(self, node, op: str, source: str, channels: int, kernel, stride: int,
+    def windowed(self, node, op: str, source: str, channels: int, kernel, strides,
                  pads: tuple[int, int, int, int], ceil_mode: bool = False, **fields) -> Draft:
-        """A conv or pool layer, with its output size at the native size; `kernel` is a side or (height,
-        width)."""
+        """A conv or pool layer, with its output size at the native size; `kernel` and `strides` are each a
+        side or (height, width)."""
         height, width = self.size_of(source)
         k_h, k_w = (kernel, kernel) if isinstance(kernel, int) else kernel
+        strides = (strides, strides) if isinstance(strides, int) else tuple(strides)
         dilation = fields.get("dilation", 1)
         out = []
-        for side, before, after, extent in ((height, pads[0], pads[2], dilated_extent(k_h, dilation)),
-                                            (width, pads[1], pads[3], dilated_extent(k_w, dilation))):
+        for side, before, after, extent, step in ((height, pads[0], pads[2], dilated_extent(k_h, dilation), strides[0]),
+                                                  (width, pads[1], pads[3], dilated_extent(k_w, dilation), strides[1])):
             span = side + before + after - extent
             if span < 0:
                 raise self.refuse(node, f"its {k_h}x{k_w} window does not fit the {height}x{width} map")
-            out.append(-(-span // stride) + 1 if ceil_mode else span // stride + 1)
+            out.append(-(-span // step) + 1 if ceil_mode else span // step + 1)
+        below = self.total_stride_of(source)
         return self.add(Draft(id=self.new_id(), op=op, inputs=(source,), channels=channels, size=(out[0], out[1]),
-                              total_stride=self.total_stride_of(source) * stride, kernel=k_h,
-                              kernel_w=k_w if k_w != k_h else 0, stride=stride,
+                              total_stride=(below[0] * strides[0], below[1] * strides[1]), kernel=k_h,
+                              kernel_w=k_w if k_w != k_h else 0, strides=strides,
                               pads=tuple(int(p) for p in pads), ceil_mode=ceil_mode, source=node.output[0], **fields))
 
     def follow(self, layer: str, node, op: str, **fields) -> Draft:
@@ -424,13 +428,14 @@ def describe(value) -> str:
     return kinds.get(type(value), "a constant")
 
 
-def auto_pads(mode: str, size: tuple[int, int], kernel: tuple[int, int], stride: int) -> tuple[int, int, int, int]:
+def auto_pads(mode: str, size: tuple[int, int], kernel: tuple[int, int],
+              strides: tuple[int, int]) -> tuple[int, int, int, int]:
     """ONNX auto_pad at the native size: SAME_UPPER puts the odd pixel at the end (TensorFlow's 'same')."""
     if mode in ("NOTSET", "VALID"):
         return (0, 0, 0, 0)
     before, after = [], []
-    for side, extent in zip(size, kernel):
-        total = max((-(-side // stride) - 1) * stride + extent - side, 0)
+    for side, extent, step in zip(size, kernel, strides):
+        total = max((-(-side // step) - 1) * step + extent - side, 0)
         small, large = total // 2, total - total // 2
         before.append(small if mode == "SAME_UPPER" else large)
         after.append(large if mode == "SAME_UPPER" else small)

@@ -14,6 +14,7 @@ The choices INTERACTIVE.md ("Any CNN") leaves to a network table are made here f
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from dataclasses import dataclass, field, replace
@@ -100,7 +101,7 @@ class ImportedNetwork:
                 continue
             height, width = sizes[layer.name]
             rows.append({"tensor": layer.source, "layer": layer.name, "op": layer.op, "channels": layer.channels,
-                         "stride": strides[layer.name], "shape": f"{layer.channels}x{height}x{width}",
+                         "stride": stride_label(strides[layer.name]), "shape": f"{layer.channels}x{height}x{width}",
                          "role": ", ".join(role)})
         return rows
 
@@ -127,11 +128,19 @@ def sanitise(name: str) -> str:
     return f"t_{cleaned}" if cleaned[0].isdigit() else cleaned
 
 
-def total_strides(spec: ModelSpec) -> dict[str, int]:
-    strides = {INPUT: 1}
+def total_strides(spec: ModelSpec) -> dict[str, tuple[int, int]]:
+    """Each layer's (height, width) product of the strides from the image (at a sum, its inputs' larger)."""
+    strides = {INPUT: (1, 1)}
     for layer in spec.layers:
-        strides[layer.name] = max(strides[source] for source in layer.inputs) * layer.stride
+        step_h, step_w = layer.strides
+        strides[layer.name] = (max(strides[source][0] for source in layer.inputs) * step_h,
+                               max(strides[source][1] for source in layer.inputs) * step_w)
     return strides
+
+
+def stride_label(stride: tuple[int, int]) -> int | str:
+    """A square total stride as its side (what --list-layers has always shown), else "height x width"."""
+    return stride[0] if stride[0] == stride[1] else f"{stride[0]}x{stride[1]}"
 
 
 def needed(drafts: dict, head: str) -> set[str]:
@@ -166,10 +175,10 @@ def default_feature_layers(spec: ModelSpec) -> tuple[str, ...]:
     def expansion(layer: Layer) -> bool:
         readers = spec.consumers(layer.name)
         source = by_name.get(layer.inputs[0])
-        return (layer.op == "conv" and bool(readers) and all(r.op == "conv" and r.stride > 1 for r in readers)
+        return (layer.op == "conv" and bool(readers) and all(r.op == "conv" and max(r.strides) > 1 for r in readers)
                 and source is not None and source.op in ("conv", "add") and not source.activation)
 
-    ends: dict[int, str] = {}
+    ends: dict[tuple[int, int], str] = {}
     for layer in spec.layers:
         successors = spec.successors(layer.name)
         if layer.name not in below or not successors or expansion(layer) or spec.cancelled_by_norm(layer.name) \
@@ -216,7 +225,7 @@ def import_onnx(path: Path, options: ImportOptions = ImportOptions()) -> Importe
     head = ctx.drafts[scores.layer]
     if head.version != scores.version:
         raise OnnxImportError(f"{path}: output {output!r} is a value its layer no longer holds")
-    if head.op != "conv" or head.kernel != 1 or head.kernel_w > 1 or head.groups != 1 or head.stride != 1 \
+    if head.op != "conv" or head.kernel != 1 or head.kernel_w > 1 or head.groups != 1 or head.strides != (1, 1) \
             or any(head.pads):
         what = (f"reads a flattened {head.kernel}x{head.kernel} map directly" if head.dense and head.kernel > 1
                 else f"is a {head.op} layer")
@@ -251,8 +260,8 @@ def assemble(ctx: GraphContext, canonical: Canonical, head: str, options: Import
         draft = ctx.drafts[draft_id]
         name = names[draft_id]
         layers.append(Layer(name=name, op=draft.op, inputs=tuple(names[i] for i in draft.inputs),
-                            channels=draft.channels, kernel=draft.kernel, kernel_w=draft.kernel_w, stride=draft.stride,
-                            pads=draft.pads,
+                            channels=draft.channels, kernel=draft.kernel, kernel_w=draft.kernel_w, stride=draft.strides[0],
+                            stride_w=draft.strides[1] if draft.strides[1] != draft.strides[0] else 0, pads=draft.pads,
                             relu=bool(draft.activation), relu6=draft.activation == "relu6",
                             act=draft.activation if draft.op == "act" or draft.activation not in MASK_ACTIVATIONS
                             else "", alpha=draft.alpha, beta=draft.beta, bn_eps=draft.eps, offset=draft.offset,
@@ -273,13 +282,15 @@ def assemble(ctx: GraphContext, canonical: Canonical, head: str, options: Import
                                 std=tuple(float(v) for v in std / scale))
     head_name = names[head]
     last = names[ctx.head_map if ctx.head_pooled else ctx.drafts[head].inputs[0]]
-    total_stride = max(ctx.drafts[i].total_stride for i in keep)
+    # one rule serves both sides: a multiple of each axis' total stride (2x1 strides leave the width's smaller)
+    total_stride = math.lcm(*ctx.total_stride_of(*keep))
     height, width = canonical.native_size
     if height % total_stride != width % total_stride:
+        up = [-(-side // total_stride) * total_stride for side in (height, width)]
         raise OnnxImportError(f"{path}: the native size {height}x{width} leaves its two sides different remainders "
                               f"modulo the network's total stride {total_stride}; InterActive graphs serve sizes of "
                               "one class, multiples of the stride plus one offset (give another --input-size if "
-                              "the file's input is dynamic)")
+                              f"the file's input is dynamic, such as {up[0]}x{up[1]})")
     resize = ResizeRule(target_side=512, multiple=total_stride, min_side=min(height, width),
                         offset=height % total_stride)
     name = network_name(path, options.name)

@@ -26,13 +26,15 @@ def square(ctx, node, values, what: str) -> int:
 
 
 def window(ctx, node, attrs: dict, kernel_default=None, dilated: bool = False):
-    """Kernel (height, width: Inception's 1x7 and 7x1 are not square), stride (square), (top, left, bottom,
-    right) pads and dilation (square; more than 1 only where `dilated`, a Conv's), ONNX defaults spelled out
-    (strides 1, pads 0, dilations 1, auto_pad NOTSET)."""
+    """Kernel and strides (height, width: Inception's 1x7 and 7x1 kernels, a text recogniser's 2x1 strides
+    are not square), (top, left, bottom, right) pads and dilation (square; more than 1 only where `dilated`,
+    a Conv's), ONNX defaults spelled out (strides 1, pads 0, dilations 1, auto_pad NOTSET)."""
     kernel = tuple(int(v) for v in attrs.get("kernel_shape", kernel_default))
     if len(kernel) != 2:
         raise ctx.refuse(node, f"kernel {list(kernel)}: supported: 2-D windows")
-    stride = square(ctx, node, attrs.get("strides", (1, 1)), "stride")
+    strides = tuple(int(s) for s in attrs.get("strides", (1, 1)))
+    if len(strides) != 2 or min(strides) < 1:
+        raise ctx.refuse(node, f"strides {list(strides)}; supported: two strides of 1 or more")
     dilations = tuple(int(d) for d in attrs.get("dilations", (1, 1)))
     if not dilated and any(d != 1 for d in dilations):
         raise ctx.refuse(node, f"dilation {'x'.join(map(str, dilations))}; supported: dilation 1 (a dilated "
@@ -44,12 +46,12 @@ def window(ctx, node, attrs: dict, kernel_default=None, dilated: bool = False):
     mode = attrs.get("auto_pad", "NOTSET")
     if mode in ("SAME_UPPER", "SAME_LOWER"):
         source = ctx.value(node).layer
-        pads = auto_pads(mode, ctx.size_of(source), extent, stride)
+        pads = auto_pads(mode, ctx.size_of(source), extent, strides)
     else:
         pads = tuple(int(p) for p in attrs.get("pads", (0, 0, 0, 0))) if mode == "NOTSET" else (0, 0, 0, 0)
     if len(pads) != 4 or min(pads) < 0:
         raise ctx.refuse(node, f"pads {list(pads)}; supported: four non-negative pads (top, left, bottom, right)")
-    return kernel, stride, pads, dilation
+    return kernel, strides, pads, dilation
 
 
 @converter("Conv", 1, 11, 22)
@@ -77,7 +79,7 @@ def convolution(node, ctx) -> None:
         raise ctx.refuse(node, f"a {weight.ndim - 2}-D convolution; supported: 2-D convolutions")
     bias = ctx.optional_const(node, 2, "bias")
     attrs = attributes(node)
-    kernel, stride, pads, dilation = window(ctx, node, attrs, kernel_default=weight.shape[2:], dilated=True)
+    kernel, strides, pads, dilation = window(ctx, node, attrs, kernel_default=weight.shape[2:], dilated=True)
     if tuple(weight.shape[2:]) != kernel:
         raise ctx.refuse(node, f"kernel_shape {kernel[0]}x{kernel[1]} differs from its weight {list(weight.shape)}")
     groups = int(attrs.get("group", 1))
@@ -91,7 +93,7 @@ def convolution(node, ctx) -> None:
     bias = np.zeros(channels) if bias is None else np.asarray(bias, np.float64).reshape(-1)
     if bias.shape != (channels,):
         raise ctx.refuse(node, f"bias of shape {list(bias.shape)} for {channels} output channels")
-    draft = ctx.windowed(node, "conv", value.layer, channels, kernel, stride, pads, groups=groups,
+    draft = ctx.windowed(node, "conv", value.layer, channels, kernel, strides, pads, groups=groups,
                          weight=np.asarray(weight, np.float64), bias=bias, in_channels=in_channels,
                          weight_key=node.input[1], dilation=dilation)
     ctx.set_value(node.output[0], Map(draft.id, "NCHW", draft.version))

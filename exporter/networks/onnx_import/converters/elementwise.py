@@ -40,7 +40,7 @@ def sum_of_maps(node, ctx, values=None) -> None:
         raise ctx.refuse(node, f"a sum of maps of shapes {sorted(shapes)}; supported: equal shapes (no broadcasting)")
     channels, height, width = shapes.pop()
     draft = ctx.add(Draft(id=ctx.new_id(), op="add", inputs=tuple(layers), channels=channels, size=(height, width),
-                          total_stride=max(ctx.total_stride_of(layer) for layer in layers), source=node.output[0]))
+                          total_stride=ctx.total_stride_of(*layers), source=node.output[0]))
     first = values[0]
     result = Map(draft.id, first.layout, draft.version) if isinstance(first, Map) else Dense(draft.id, draft.version)
     ctx.set_value(node.output[0], result)
@@ -136,7 +136,7 @@ def gate(node, ctx) -> None:
                                "one-channel map of its size (a gate per position)")
     main = max(full, key=lambda index: shapes[index][0]) if full else 0
     draft = ctx.add(Draft(id=ctx.new_id(), op="mul", inputs=tuple(layers), channels=shapes[main][0],
-                          size=shapes[main][1], total_stride=max(ctx.total_stride_of(layer) for layer in layers),
+                          size=shapes[main][1], total_stride=ctx.total_stride_of(*layers),
                           source=node.output[0]))
     ctx.set_value(node.output[0], Map(draft.id, values[0].layout, draft.version))
 
@@ -262,5 +262,5 @@ def concat(node, ctx) -> None:
         raise ctx.refuse(node, f"a concatenation of maps of sizes {sorted(sizes)}; supported: equal sizes")
     draft = ctx.add(Draft(id=ctx.new_id(), op="concat", inputs=tuple(layers),
                           channels=sum(ctx.channels_of(layer) for layer in layers), size=sizes.pop(),
-                          total_stride=max(ctx.total_stride_of(layer) for layer in layers), source=node.output[0]))
+                          total_stride=ctx.total_stride_of(*layers), source=node.output[0]))
     ctx.set_value(node.output[0], Map(draft.id, layout, draft.version))

@@ -41,7 +41,7 @@ def max_pool(node, ctx) -> None:
     if len(node.output) > 1 and node.output[1] and (ctx.consumers.get(node.output[1]) or node.output[1] in ctx.outputs):
         raise ctx.refuse(node, "its Indices output is used; supported: max pooling alone")
     attrs = attributes(node)
-    kernel, stride, pads, _ = window(ctx, node, attrs)
+    kernel, strides, pads, _ = window(ctx, node, attrs)
     pads = tuple(a + b for a, b in zip(pads, extra))
     if not any(pads) and ctx.size_of(value.layer) == kernel and ctx.feeds_gates_only(node.output[0]):
         # a gate's global max pool at every size, not a window fixed at this one
@@ -54,14 +54,14 @@ def max_pool(node, ctx) -> None:
     if ceil_mode:  # a last window past the end (GoogLeNet's pools): the same as that much more -inf padding
         height, width = ctx.size_of(value.layer)
         extra = []
-        for side, before, after, extent in ((height, top, bottom, kernel[0]), (width, left, right, kernel[1])):
-            windows = -(-(side + before + after - extent) // stride) + 1
-            if (windows - 1) * stride >= side + before:  # a window may not start in the padding at the end
+        for side, before, after, extent, step in zip((height, width), (top, left), (bottom, right), kernel, strides):
+            windows = -(-(side + before + after - extent) // step) + 1
+            if (windows - 1) * step >= side + before:  # a window may not start in the padding at the end
                 windows -= 1
-            extra.append(max(0, (windows - 1) * stride + extent - (side + before + after)))
+            extra.append(max(0, (windows - 1) * step + extent - (side + before + after)))
         if any(extra):  # (one that tiles the map stays as it is)
             pads, ceil_mode = (top, left, bottom + extra[0], right + extra[1]), False
-    draft = ctx.windowed(node, "maxpool", value.layer, ctx.channels_of(value.layer), kernel, stride, pads,
+    draft = ctx.windowed(node, "maxpool", value.layer, ctx.channels_of(value.layer), kernel, strides, pads,
                          ceil_mode=ceil_mode)
     ctx.set_value(node.output[0], Map(draft.id, "NCHW", draft.version))
 
@@ -70,7 +70,7 @@ def max_pool(node, ctx) -> None:
 def average_pool(node, ctx) -> None:
     value = ctx.map_of(node)
     attrs = attributes(node)
-    kernel, stride, pads, _ = window(ctx, node, attrs)
+    kernel, strides, pads, _ = window(ctx, node, attrs)
     if not any(pads) and ctx.size_of(value.layer) == kernel:
         ctx.set_value(node.output[0], Pooled(value.layer, value.version, rank=4, linear=False))
         return
@@ -80,13 +80,13 @@ def average_pool(node, ctx) -> None:
     if top > kernel[0] // 2 or left > kernel[1] // 2:
         raise ctx.refuse(node, f"pads {list(pads)} wider than half its {kernel[0]}x{kernel[1]} window")
     size = ctx.size_of(value.layer)
-    if attrs.get("ceil_mode", 0) and any((side + 2 * pad - extent) % stride
-                                         for side, pad, extent in zip(size, (top, left), kernel)):
+    if attrs.get("ceil_mode", 0) and any((side + 2 * pad - extent) % step
+                                         for side, pad, extent, step in zip(size, (top, left), kernel, strides)):
         raise ctx.refuse(node, f"a ceil-mode average pool whose last window runs past its {size[0]}x{size[1]} map at "
                                f"the native size {ctx.native_size[0]}x{ctx.native_size[1]}; supported: ceil-mode "
                                "average pools whose windows tile the map (export the file at a size where they do, "
                                "as a multiple of 32)")
-    draft = ctx.windowed(node, "avgpool", value.layer, ctx.channels_of(value.layer), kernel, stride, pads,
+    draft = ctx.windowed(node, "avgpool", value.layer, ctx.channels_of(value.layer), kernel, strides, pads,
                          ceil_mode=bool(attrs.get("ceil_mode", 0)),
                          count_include_pad=bool(attrs.get("count_include_pad", 0)))
     ctx.set_value(node.output[0], Map(draft.id, "NCHW", draft.version))

@@ -34,7 +34,7 @@ CASES = [("efficientnet_b0", "folded"), ("efficientnet_b0", "unfolded"), ("mobil
          ("groupnorm", "folded"),
          ("groupnorm", "dynamo"), ("groupnorm_shuffled", "folded"), ("tresnet", "folded"), ("tresnet", "dynamo"),
          ("ibn", "folded"), ("ibn", "dynamo"), ("pyramidnet", "folded"), ("pyramidnet", "dynamo"),
-         ("dilated", "folded"), ("dilated", "dynamo")]
+         ("dilated", "folded"), ("dilated", "dynamo"), ("textline", "folded"), ("textline", "dynamo")]
 # what each family's graph must hold once imported: the ops of part 3 it exercises
 HOLDS = {"efficientnet_b0": {"gap", "mul", "silu", "sigmoid"},
          "mobilenetv3": {"gap", "mul", "hardswish", "hardsigmoid"},
@@ -56,7 +56,8 @@ HOLDS = {"efficientnet_b0": {"gap", "mul", "silu", "sigmoid"},
          "tresnet": {"pad", "avgpool", "leakyrelu", "gap", "mul", "sigmoid"},
          "ibn": {"groupnorm", "slice", "concat", "affine", "add", "relu"},
          "pyramidnet": {"channel-pad", "affine", "avgpool", "add", "relu"},
-         "dilated": {"dilated", "grouped-dilated", "concat", "add", "relu"}}
+         "dilated": {"dilated", "grouped-dilated", "concat", "add", "relu"},
+         "textline": {"conv-2x1", "depthwise-2x1", "maxpool-2x1", "avgpool-2x1", "conv-1x2", "hardswish", "add"}}
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +107,9 @@ def kinds(spec) -> set[str]:
             found.add("channel-pad")
         if layer.dilation > 1:
             found.add("dilated" if layer.groups == 1 else "grouped-dilated")
+        if layer.strides[0] != layer.strides[1]:
+            what = "depthwise" if layer.op == "conv" and layer.groups == layer.in_channels > 1 else layer.op
+            found.add(f"{what}-{layer.strides[0]}x{layer.strides[1]}")
     return found
 
 
@@ -130,7 +134,7 @@ def test_family_imports_exactly_and_its_graph_equals_autograd(family_files, phot
 
 @pytest.mark.parametrize("name", ["efficientnet_b0", "convnext", "cbam", "regnety", "resnext", "mnasnet",
                                   "efficientnetv2", "eca", "se_linear", "cbam_reference", "googlenet", "convnextv2",
-                                  "mobile_mix", "groupnorm", "tresnet", "ibn", "pyramidnet", "dilated"])
+                                  "mobile_mix", "groupnorm", "tresnet", "ibn", "pyramidnet", "dilated", "textline"])
 def test_family_exports_and_verifies_on_every_installed_runtime(family_files, tmp_path, name):
     from interactive_trt.exporter.onnx.export import export_model
     from interactive_trt.exporter.onnx.request import IMPORTED, ExportRequest
@@ -231,6 +235,45 @@ def test_successors_with_dilated_taps_connect_a_dilated_window(family_files, pho
     spec = replace(spec, feature_layers=readers + tuple(n for n in spec.feature_layers if n not in readers))
     batch = prepare(photos["chelsea"], (224, 288), spec.preprocessing)[None]
     noise = np.random.default_rng(5).standard_normal((2, 3, 224, 224), dtype=np.float32)
+    assert_both_configurations_equal_autograd(spec, imported.weights, batch, noise)
+
+
+@pytest.mark.parametrize("exporter", ["folded", "dynamo"])
+def test_successors_with_non_square_strides_connect_their_windows(family_files, photos, exporter):
+    """A text-line layout: a depthwise and a dense conv at stride 2x1, a 1x3 conv at 1x2, max and average
+    pools at 2x1. Every layer such a layer reads is made a feature layer, so gamma's connection sums are
+    spread back at the successor's own stride on each axis (the rows it steps over, not its columns), and
+    the pools route their gradients back the same way; both configurations, a photo and noise."""
+    from dataclasses import replace
+
+    _, files = family_files
+    imported = import_onnx(files[("textline", exporter)])
+    spec = imported.spec
+    uneven = [layer for layer in spec.layers if layer.strides[0] != layer.strides[1]]
+    assert sorted((layer.op, layer.strides) for layer in uneven) == \
+        [("avgpool", (2, 1)), ("conv", (1, 2)), ("conv", (2, 1)), ("conv", (2, 1)), ("maxpool", (2, 1))]
+    readers = tuple(dict.fromkeys(layer.inputs[0] for layer in uneven if layer.op == "conv"))
+    spec = replace(spec, feature_layers=readers + tuple(n for n in spec.feature_layers if n not in readers))
+    batch = prepare(photos["chelsea"], (224, 288), spec.preprocessing)[None]
+    noise = np.random.default_rng(6).standard_normal((2, 3, 224, 224), dtype=np.float32)
+    assert_both_configurations_equal_autograd(spec, imported.weights, batch, noise)
+
+
+def test_same_padding_is_taken_per_axis_at_non_square_strides(tmp_path, photos):
+    """auto_pad SAME_UPPER at strides 2x1 and 1x2 (TensorFlow's 'same'): each axis is padded by what its own
+    stride leaves, so the 2x1 conv on a 32x32 map pads rows 0 and 1, columns 1 and 1 (taking the height's
+    stride for both axes would pad the columns 0 and 1 and give the map one column fewer)."""
+    path = build.save(build.same_padded_text_line(), tmp_path / "same.onnx")
+    imported = import_onnx(path)
+    spec = imported.spec
+    convs = [layer for layer in spec.layers if layer.op in ("conv", "maxpool") and layer.name != spec.head_logits]
+    assert [(layer.strides, layer.pad4) for layer in convs] == [
+        ((2, 2), (0, 0, 1, 1)), ((2, 1), (0, 1, 1, 1)), ((2, 1), (0, 0, 0, 1)), ((1, 2), (1, 0, 1, 1))]
+    assert {row["stride"] for row in imported.layer_rows()} == {2, "8x2", "8x4"}
+    assert all(report.passed for report in verify_against_source(imported, ())), \
+        [report.summary() for report in verify_against_source(imported, ())]
+    batch = prepare(photos["chelsea"], (64, 96), spec.preprocessing)[None]
+    noise = np.random.default_rng(7).standard_normal((2, 3, 64, 64), dtype=np.float32)
     assert_both_configurations_equal_autograd(spec, imported.weights, batch, noise)
 
 
