@@ -144,8 +144,7 @@ def export_graph(spec: ModelSpec, weights: Weights, request: ExportRequest, log:
                                  loss_scale=calibration.loss_scale).eval()
     onnx_path = Path(request.out) / f"{request.stem}.onnx"
     step = time.perf_counter()
-    side = spec.resize.min_side
-    export_onnx(graph, onnx_path, torch.zeros(1, 3, side, side))
+    export_onnx(graph, onnx_path, torch.zeros(1, 3, *spec.resize.smallest))
     log(f"exported {onnx_path} ({onnx_path.stat().st_size / 2**20:.1f} MiB) in {time.perf_counter() - step:.1f}s")
     reports, checked = verify_torch_graph(spec, weights, request, graph, log) if request.verify else ([], [])
     return Exported(onnx_path, list(graph.output_names), graph.loss_scale, calibration, reports, checked)

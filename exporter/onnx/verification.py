@@ -68,12 +68,13 @@ def bounds_for(precision: str, candidate: str) -> Bounds:
 
 
 def verification_inputs(spec: ModelSpec, images: tuple[Path, ...] = ()) -> list[tuple[str, np.ndarray]]:
-    """Noise at the smallest square bucket (batch 2) and real photos at their own, non-square bucket."""
+    """Noise at the smallest bucket (batch 2; square unless the rule's axes differ) and real photos at their
+    own, non-square bucket."""
     from interactive_trt.common.imaging import load_rgb
 
     rng = np.random.default_rng(1234)
-    side = spec.resize.min_side
-    batches = [(f"noise 2x{side}x{side}", rng.standard_normal((2, 3, side, side), dtype=np.float32))]
+    height, width = spec.resize.smallest
+    batches = [(f"noise 2x{height}x{width}", rng.standard_normal((2, 3, height, width), dtype=np.float32))]
     photos = [(str(path), load_rgb(path)) for path in images] or [("scikit-image chelsea", sample_photo("chelsea"))]
     for label, rgb in photos:
         size = bucket_for(*rgb.shape[:2], spec.resize)

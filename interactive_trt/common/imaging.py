@@ -28,16 +28,16 @@ def bucket_for(height: int, width: int, rule: ResizeRule = ResizeRule()) -> tupl
     if height <= 0 or width <= 0:
         raise ImageError(f"image size {height}x{width} is empty")
     area, aspect = float(rule.target_side) ** 2, width / height
-    out_h = rule.side(math.sqrt(area / aspect))
-    out_w = rule.side(math.sqrt(area * aspect))
-    longest = rule.side(area / rule.min_side)
-    return min(out_h, longest), min(out_w, longest)
+    out_h = rule.side(math.sqrt(area / aspect), 0)
+    out_w = rule.side(math.sqrt(area * aspect), 1)
+    longest = area / rule.min_side
+    return min(out_h, rule.side(longest, 0)), min(out_w, rule.side(longest, 1))
 
 
 def shorter_side_size(height: int, width: int, shorter: int, rule: ResizeRule = ResizeRule()) -> tuple[int, int]:
     """Size for dense evaluation at scale Q: shorter side Q, aspect kept, sides multiples of 32 (the rule's)."""
     scale = shorter / min(height, width)
-    return rule.side(height * scale), rule.side(width * scale)
+    return rule.side(height * scale, 0), rule.side(width * scale, 1)
 
 
 def load_rgb(path: str | Path) -> np.ndarray:

@@ -174,23 +174,51 @@ class ResizeRule:
 
     `offset`: sides are `offset` plus a multiple instead, for a network imported at a native size that is
     not a multiple of its total stride (Inception's 299, with unpadded convolutions): every size of that
-    class leaves each layer the same uncovered rows and columns as the native one."""
+    class leaves each layer the same uncovered rows and columns as the native one. `multiple_w` and
+    `offset_w` are the width's where they differ from the height's: a network whose strides are not square
+    (a text line's 2x1) has a total stride per axis, and its native width may sit elsewhere in its class
+    (PaddleOCR's 48x192 with total strides 64 and 4)."""
 
     target_side: int = 512
     multiple: int = 32
     min_side: int = 224
     offset: int = 0
+    multiple_w: int = 0  # 0: `multiple`
+    offset_w: int = -1  # -1: `offset`
 
-    def side(self, value: float) -> int:
-        """The side of this rule nearest to `value`, at least `min_side`."""
-        steps = max(1, int(round((value - self.offset) / self.multiple)))
-        return max(self.min_side, self.offset + steps * self.multiple)
+    def axis(self, axis: int) -> tuple[int, int]:
+        """(multiple, offset) of the height (axis 0) or the width (axis 1)."""
+        if axis == 0:
+            return self.multiple, self.offset
+        return self.multiple_w or self.multiple, self.offset if self.offset_w < 0 else self.offset_w
 
-    def fits(self, side: int) -> bool:
-        return (side - self.offset) % self.multiple == 0
+    @property
+    def square(self) -> bool:
+        return self.axis(0) == self.axis(1)
+
+    def side(self, value: float, axis: int = 0) -> int:
+        """The side of this rule nearest to `value` on that axis, at least `min_side`."""
+        multiple, offset = self.axis(axis)
+        side = offset + int(round((value - offset) / multiple)) * multiple
+        if side < self.min_side:  # the smallest of the axis' class from min_side on (the offset itself, for
+            # a native side shorter than the total stride: PaddleOCR's 48 rows at 64)
+            side = offset + -(-(self.min_side - offset) // multiple) * multiple
+        return side
+
+    @property
+    def smallest(self) -> tuple[int, int]:
+        """The smallest input of the rule, (height, width): square unless the axes' classes differ."""
+        return self.side(self.min_side, 0), self.side(self.min_side, 1)
+
+    def fits(self, side: int, axis: int = 0) -> bool:
+        multiple, offset = self.axis(axis)
+        return (side - offset) % multiple == 0
 
     def describe(self) -> str:
-        return f"multiples of {self.multiple}" + (f" plus {self.offset}" if self.offset else "")
+        def one(axis):
+            multiple, offset = self.axis(axis)
+            return f"multiples of {multiple}" + (f" plus {offset}" if offset else "")
+        return one(0) if self.square else f"{one(0)} in height and {one(1)} in width"
 
 
 def upstream(targets, inputs_of) -> set[str]:
@@ -553,20 +581,19 @@ class ModelSpec:
 
     @property
     def reference_residues(self) -> dict[str, tuple[int, int]]:
-        """Residues at the smallest square input; the exported graph is built for these."""
-        side = self.resize.min_side
-        return self._walk(side, side)[1]
+        """Residues at the rule's smallest input; the exported graph is built for these."""
+        return self._walk(*self.resize.smallest)[1]
 
     def spatial_sizes(self, height: int, width: int) -> dict[str, tuple[int, int]]:
         """Every layer's output size for one input size; refuses sizes the graph cannot serve.
 
         The backward pass restores each windowed layer's exact input size with static output padding
         (ONNX attributes), so every served size must leave the same uncovered rows and columns as the
-        sizes the graph was built for; the input size rule (multiples of 32, plus the rule's offset)
-        guarantees it.
+        sizes the graph was built for; the input size rule (multiples of 32, plus the rule's offset; each
+        axis' own where they differ) guarantees it.
         """
         rule = self.resize
-        if not (rule.fits(height) and rule.fits(width)):
+        if not (rule.fits(height, 0) and rule.fits(width, 1)):
             raise SpecError(f"input size {height}x{width} for {self.name}: sides must be {rule.describe()}")
         if min(height, width) < rule.min_side:
             raise SpecError(

@@ -127,7 +127,7 @@ def evaluate_imagenet(engine: Path, val: Path, options: ImagenetOptions = Imagen
     try:
         dataset = read_validation(model, val, options)
         for q in scales:
-            manifest.model.spatial_sizes(*(manifest.model.resize.side(q),) * 2)
+            manifest.model.spatial_sizes(manifest.model.resize.side(q, 0), manifest.model.resize.side(q, 1))
         log = ResultsLog(out / "results.jsonl", {"onnx_sha256": manifest.onnx_sha256, "scales": scales, "flips": flips},
                          overwrite=options.overwrite)
         order = np.random.default_rng(SELECTION_SEED).permutation(len(dataset.images))

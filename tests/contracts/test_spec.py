@@ -1,3 +1,6 @@
+import json
+from dataclasses import asdict
+
 import pytest
 
 from interactive_trt.common.errors import SpecError
@@ -123,3 +126,24 @@ def test_non_square_strides_walk_each_axis_and_round_trip():
     with pytest.raises(SpecError, match=r"layer 'c1' has strides \(1, -1\); expected 1 or more"):
         ModelSpec("line", layers[:2] + (Layer("c1", "conv", ("pool",), 4, stride=1, stride_w=-1, in_channels=4),
                                         layers[3]), feature_layers=("pool",), last_layer="c1", head_logits="fc")
+
+
+def test_a_rule_per_axis_keeps_each_side_in_its_own_class():
+    """A text line's rule: heights 48 + 64 k, widths 4 k. Every size it picks, for a bucket or a dense scale,
+    is of its axis' class and none under the minimum; a square rule (no width of its own) is the rule it
+    always was; both survive the manifest's dict."""
+    from interactive_trt.common.imaging import bucket_for, shorter_side_size
+    from interactive_trt.contracts.spec import ResizeRule
+
+    rule = ResizeRule(target_side=512, multiple=64, min_side=48, offset=48, multiple_w=4, offset_w=0)
+    assert not rule.square and rule.smallest == (48, 48)
+    assert rule.describe() == "multiples of 64 plus 48 in height and multiples of 4 in width"
+    for height, width in ((48, 192), (32, 320), (1000, 100), (640, 480)):
+        for size in (bucket_for(height, width, rule), shorter_side_size(height, width, 256, rule)):
+            assert rule.fits(size[0], 0) and rule.fits(size[1], 1) and min(size) >= 48, size
+    assert bucket_for(48, 192, rule) == (240, 1024)
+    assert ResizeRule(**json.loads(json.dumps(asdict(rule)))) == rule
+    wide = ResizeRule(multiple=32, min_side=200, offset=8, multiple_w=32, offset_w=0)
+    assert wide.smallest == (200, 224) and wide.side(100, 1) == 224  # never under the minimum, always of its class
+    square = ResizeRule(multiple=32, min_side=224)
+    assert square.square and square.describe() == "multiples of 32" and square.side(500, 1) == 512

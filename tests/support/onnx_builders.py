@@ -142,12 +142,12 @@ def lite0_with_real_weights():
     return model.eval()
 
 
-def export_torch(model, path: Path, exporter: str = "folded", size: int = 224, opset: int = 13) -> Path:
+def export_torch(model, path: Path, exporter: str = "folded", size=224, opset: int = 13) -> Path:
     """exporter: 'folded' (TorchScript, BatchNorm folded into the convs), 'unfolded' (TorchScript keeping the
-    BatchNormalization nodes) or 'dynamo' (torch.export; needs onnxscript)."""
+    BatchNormalization nodes) or 'dynamo' (torch.export; needs onnxscript); `size` a side or (height, width)."""
     import torch
 
-    sample = torch.zeros(1, 3, size, size)
+    sample = torch.zeros(1, 3, *((size, size) if isinstance(size, int) else size))
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         if exporter == "dynamo":

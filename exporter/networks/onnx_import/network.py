@@ -14,7 +14,6 @@ The choices INTERACTIVE.md ("Any CNN") leaves to a network table are made here f
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from dataclasses import dataclass, field, replace
@@ -282,17 +281,14 @@ def assemble(ctx: GraphContext, canonical: Canonical, head: str, options: Import
                                 std=tuple(float(v) for v in std / scale))
     head_name = names[head]
     last = names[ctx.head_map if ctx.head_pooled else ctx.drafts[head].inputs[0]]
-    # one rule serves both sides: a multiple of each axis' total stride (2x1 strides leave the width's smaller)
-    total_stride = math.lcm(*ctx.total_stride_of(*keep))
+    # each axis' sides: multiples of its total stride (2x1 strides leave the width's smaller), plus what the
+    # native size leaves over
+    stride_h, stride_w = ctx.total_stride_of(*keep)
     height, width = canonical.native_size
-    if height % total_stride != width % total_stride:
-        up = [-(-side // total_stride) * total_stride for side in (height, width)]
-        raise OnnxImportError(f"{path}: the native size {height}x{width} leaves its two sides different remainders "
-                              f"modulo the network's total stride {total_stride}; InterActive graphs serve sizes of "
-                              "one class, multiples of the stride plus one offset (give another --input-size if "
-                              f"the file's input is dynamic, such as {up[0]}x{up[1]})")
-    resize = ResizeRule(target_side=512, multiple=total_stride, min_side=min(height, width),
-                        offset=height % total_stride)
+    offset_h, offset_w = height % stride_h, width % stride_w
+    resize = ResizeRule(target_side=512, multiple=stride_h, min_side=min(height, width), offset=offset_h,
+                        **({} if (stride_w, offset_w) == (stride_h, offset_h)
+                           else {"multiple_w": stride_w, "offset_w": offset_w}))
     name = network_name(path, options.name)
     provisional = ModelSpec(name=name, layers=tuple(layers), feature_layers=(), last_layer=last,
                             head_logits=head_name, preprocessing=preprocessing, resize=resize,

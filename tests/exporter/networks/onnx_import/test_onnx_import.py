@@ -243,9 +243,11 @@ def test_a_dynamic_input_size_needs_the_native_size(torch_files, tmp_path):
     with pytest.raises(OnnxImportError, match=r"dynamic.onnx: input 'x' has a dynamic size \[None, 3, None, None\]: "
                                               r"give the size the network was trained at with --input-size HxW"):
         import_onnx(path)
-    with pytest.raises(OnnxImportError, match=r"the native size 200x224 leaves its two sides different remainders "
-                                              r"modulo the network's total stride 32.* such as 224x224\)"):
-        import_onnx(path, ImportOptions(input_size=(200, 224)))
+    spec = import_onnx(path, ImportOptions(input_size=(200, 224))).spec  # each side keeps its own remainder
+    assert (spec.resize.axis(0), spec.resize.axis(1), spec.resize.smallest) == ((32, 8), (32, 0), (200, 224))
+    assert spec.spatial_sizes(264, 288)[spec.last_layer] == (9, 9)
+    with pytest.raises(SpecError, match="sides must be multiples of 32 plus 8 in height and multiples of 32 in width$"):
+        spec.spatial_sizes(232, 232)
     spec = import_onnx(path, ImportOptions(input_size=(200, 200))).spec  # served at 200 + 32 k
     assert (spec.resize.offset, spec.resize.min_side) == (8, 200)
     spec.spatial_sizes(232, 264)

@@ -259,6 +259,32 @@ def test_successors_with_non_square_strides_connect_their_windows(family_files, 
     assert_both_configurations_equal_autograd(spec, imported.weights, batch, noise)
 
 
+def test_a_text_line_network_is_served_at_its_native_size(family_files, tmp_path):
+    """A text-line network at a native 48x190: total strides 16 down and 4 across leave the height none over
+    and the width 2, so each axis keeps its own class of sides (16 k rows, 4 k + 2 columns), where one rule
+    for both would want both sides alike modulo 16 and refuse the native size (as PaddleOCR's classifier's
+    48x192 with total strides 64 and 4). The export verifies at the rule's smallest input, 48x50, and on a
+    photo at its own bucket, and every default TensorRT bucket is a size the graph serves."""
+    from interactive_trt.exporter.onnx.export import export_model
+    from interactive_trt.exporter.onnx.request import IMPORTED, ExportRequest
+    from interactive_trt.exporter.tensorrt.build import default_buckets
+
+    models, _ = family_files
+    path = build.export_torch(models["textline"], tmp_path / "line.onnx", size=(48, 190), opset=17)
+    spec = import_onnx(path).spec
+    rule = spec.resize
+    assert (rule.axis(0), rule.axis(1), rule.min_side, rule.smallest) == ((16, 0), (4, 2), 48, (48, 50))
+    assert spec.spatial_sizes(48, 190)[spec.last_layer] == (3, 48)
+    buckets = default_buckets(spec)
+    assert all(rule.fits(h, 0) and rule.fits(w, 1) and spec.spatial_sizes(h, w) for h, w in buckets), buckets
+    _, manifest = export_model(ExportRequest(model=IMPORTED, source=path, out=tmp_path / "out"),
+                               log=lambda line: None)
+    reports = manifest.verification["reports"]
+    assert any("noise 2x48x50" in report["label"] for report in reports)
+    assert all(report["passed"] for report in reports), [r["label"] for r in reports if not r["passed"]]
+    assert manifest.model.resize == rule
+
+
 def test_same_padding_is_taken_per_axis_at_non_square_strides(tmp_path, photos):
     """auto_pad SAME_UPPER at strides 2x1 and 1x2 (TensorFlow's 'same'): each axis is padded by what its own
     stride leaves, so the 2x1 conv on a 32x32 map pads rows 0 and 1, columns 1 and 1 (taking the height's
