@@ -555,9 +555,11 @@ def random_net(seed: int):
                 stride_left -= 1
             if kind2 == "concat_self":
                 c *= 2
-            if kind2 == "stride21":
-                stride_left -= 1
-                layers.append(nn.MaxPool2d((1, 2)))
+            if kind2 == "stride21":  # the width halved too by a 1x2 pool, or left whole: a text line's total
+                stride_left -= 1  # strides differ per axis, and so does the size rule (since 2026-12-08)
+                if rng.random() < 0.5:
+                    layers.append(nn.MaxPool2d((1, 2)))
+                    described.append("pool 1x2")
     while stride_left:
         layers.append(nn.MaxPool2d(2, 2))
         stride_left -= 1
