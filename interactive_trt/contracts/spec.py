@@ -194,6 +194,7 @@ class ResizeRule:
 
     @property
     def square(self) -> bool:
+        """One class of sides for both axes (every built-in, and most imports)."""
         return self.axis(0) == self.axis(1)
 
     def side(self, value: float, axis: int = 0) -> int:
@@ -469,7 +470,7 @@ class ModelSpec:
             if layer.dilation < 1 or layer.dilation > 1 and layer.op != "conv":
                 raise SpecError(f"model {self.name!r}: layer {layer.name!r} ({layer.op}) has dilation "
                                 f"{layer.dilation}; only convs are dilated, by 1 or more")
-            if min(layer.strides) < 1 or layer.stride_w < 0:
+            if min(layer.strides) < 1:
                 raise SpecError(f"model {self.name!r}: layer {layer.name!r} has strides {layer.strides}; expected "
                                 "1 or more")
             if len(layer.pads) not in (0, 4) or min(layer.pad4) < 0:

@@ -327,8 +327,8 @@ class GraphContext:
         strides = (strides, strides) if isinstance(strides, int) else tuple(strides)
         dilation = fields.get("dilation", 1)
         out = []
-        for side, before, after, extent, step in ((height, pads[0], pads[2], dilated_extent(k_h, dilation), strides[0]),
-                                                  (width, pads[1], pads[3], dilated_extent(k_w, dilation), strides[1])):
+        extents = (dilated_extent(k_h, dilation), dilated_extent(k_w, dilation))
+        for side, before, after, extent, step in zip((height, width), pads[:2], pads[2:], extents, strides):
             span = side + before + after - extent
             if span < 0:
                 raise self.refuse(node, f"its {k_h}x{k_w} window does not fit the {height}x{width} map")
